@@ -1,0 +1,22 @@
+# biospike: raw EMG/EEG/ECG -> spiking networks, privacy-hardened, attacked, costed on edge hardware.
+# Entry point: `snakemake --cores N` runs the embedded demo; see README.md and config/README.md.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/ingest.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

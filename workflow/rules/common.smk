@@ -1,0 +1,44 @@
+# Helpers shared by all rules: paths, per-dataset settings, rule parameters, code versions.
+import hashlib
+import json
+import shlex
+from pathlib import Path
+
+from biospike.config import deep_merge, stage_config
+
+RESULTS = config["results_dir"]
+DATASETS = list(config["datasets"])
+SRC = Path(workflow.basedir) / "src" / "biospike"
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS) if DATASETS else "__none__",
+
+
+def code_version(*modules):
+    """Hash of the package source files a rule runs, so editing them reruns the rule
+    (Snakemake does not see edits inside an imported package)."""
+    digest = hashlib.sha256()
+    for module in sorted(set(("store.py", "config.py", "cliutil.py", "errors.py") + modules)):
+        for path in sorted((SRC / module).rglob("*.py")) if (SRC / module).is_dir() else [SRC / module]:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def rule_params(stage, dataset=None, **extra):
+    """The JSON a rule hands to `biospike <stage> --params`: the stage's effective settings for
+    the dataset, the root seed, and anything extra; shell-quoted."""
+    params = stage_config(config, stage, dataset) if stage else {}
+    params = deep_merge(params, {"seed": config["seed"], **extra})
+    return shlex.quote(json.dumps(params, sort_keys=True))
+
+
+def dataset_spec(dataset):
+    return config["datasets"][dataset]
+
+
+def all_targets():
+    targets = []
+    for ds in DATASETS:
+        targets.append(f"{RESULTS}/{ds}/windows.h5")
+    return targets
