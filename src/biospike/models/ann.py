@@ -1,0 +1,63 @@
+"""Non-spiking baseline of the same size as the SNN.
+
+Same Linear layers, same time steps and input; the spiking LIF unit is replaced by a leaky
+integrator followed by a ReLU (a rate-coded unit), the readout is the same leaky integrator.
+Weights and per-step multiply-accumulates equal the SNN's, so the comparison isolates spiking.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+
+@dataclasses.dataclass
+class ANNArch:
+    n_in: int
+    n_hidden: list[int]
+    n_out: int
+    dt_s: float = 1e-3
+    tau_mem_s: float = 20e-3
+    readout_tau_mem_s: float = 20e-3
+    input_scale: float = 1.0
+    bias: bool = True
+    kind: str = "ann"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ANNArch:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in fields} | {"n_hidden": list(d["n_hidden"])})
+
+
+def _leaky(current: torch.Tensor, decay: float) -> torch.Tensor:
+    """h_t = decay * h_{t-1} + (1 - decay) * current_t over the time axis of (B, T, H)."""
+    state = current.new_zeros(current.shape[0], current.shape[2])
+    out = []
+    for t in range(current.shape[1]):
+        state = decay * state + (1.0 - decay) * current[:, t]
+        out.append(state)
+    return torch.stack(out, dim=1)
+
+
+class ANN(nn.Module):
+    def __init__(self, arch: ANNArch) -> None:
+        super().__init__()
+        self.arch = arch
+        sizes = [arch.n_in, *arch.n_hidden]
+        self.fc = nn.ModuleList(nn.Linear(a, b, bias=arch.bias) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        self.out = nn.Linear(sizes[-1], arch.n_out, bias=arch.bias)
+        self.decay = float(torch.exp(torch.tensor(-arch.dt_s / arch.tau_mem_s)))
+        self.readout_decay = float(torch.exp(torch.tensor(-arch.dt_s / arch.readout_tau_mem_s)))
+
+    def forward_trace(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        h = x * self.arch.input_scale
+        acts = []
+        for fc in self.fc:
+            h = torch.relu(_leaky(fc(h), self.decay))
+            acts.append(h)
+        return _leaky(self.out(h), self.readout_decay), acts
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_trace(x)[0].mean(dim=1)

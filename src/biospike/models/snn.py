@@ -1,0 +1,127 @@
+"""Spiking classifier built from ``torch.nn.Linear`` layers and parameter-free norse LIF/LI dynamics.
+
+Layout is batch-first, time second: ``x`` is (B, T, C). Each feed-forward Linear runs over all
+time steps in one call, (B, T, C) -> (B, T, H); only the neuron recurrence steps over T. This is
+cheaper, and it is what makes Opacus' per-sample gradients right: the Linear sees one sample as
+one row of the batch axis, so clipping is per sample, never per (sample, step) (DESIGN.md traps).
+Optional recurrence is an explicit ``nn.Linear`` on the previous step's spikes (norse's recurrent
+cells own weights Opacus cannot see).
+
+The neuron update is norse's ``lif_feed_forward_step`` / ``li_feed_forward_step`` semantics:
+current jump first, then Euler steps of v and i with the jumped current, spike on v > v_th, reset
+to v_reset. The NIR export and the edge simulator reproduce exactly this order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import torch
+from norse.torch.functional.leaky_integrator import LIParameters, LIState, li_feed_forward_step
+from norse.torch.functional.lif import LIFFeedForwardState, LIFParameters, lif_feed_forward_step
+from torch import nn
+
+
+@dataclasses.dataclass
+class SNNArch:
+    """Everything needed to rebuild the network; stored in every checkpoint."""
+
+    n_in: int
+    n_hidden: list[int]
+    n_out: int
+    dt_s: float = 1e-3
+    tau_mem_s: float = 20e-3
+    tau_syn_s: float = 5e-3
+    v_th: float = 1.0
+    v_reset: float = 0.0
+    v_leak: float = 0.0
+    readout_tau_mem_s: float = 20e-3
+    readout_tau_syn_s: float = 5e-3
+    recurrent: bool = False
+    surrogate: str = "super"
+    surrogate_alpha: float = 100.0
+    input_scale: float = 1.0  # multiplies input spike counts before the first Linear
+    bias: bool = True
+    kind: str = "snn"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SNNArch:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - fields
+        if unknown:
+            raise ValueError(f"unknown SNN architecture keys: {sorted(unknown)}")
+        return cls(**{**d, "n_hidden": list(d["n_hidden"])})
+
+
+class SNN(nn.Module):
+    """Linear -> LIF (xL, optional recurrent Linear) -> Linear -> LI readout; logits = mean_t v_out."""
+
+    def __init__(self, arch: SNNArch) -> None:
+        super().__init__()
+        self.arch = arch
+        sizes = [arch.n_in, *arch.n_hidden]
+        self.fc = nn.ModuleList(nn.Linear(a, b, bias=arch.bias) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        self.rec = nn.ModuleList(nn.Linear(h, h, bias=False) for h in arch.n_hidden) if arch.recurrent else None
+        self.out = nn.Linear(sizes[-1], arch.n_out, bias=arch.bias)
+        self.lif_p = LIFParameters(
+            tau_syn_inv=torch.as_tensor(1.0 / arch.tau_syn_s),
+            tau_mem_inv=torch.as_tensor(1.0 / arch.tau_mem_s),
+            v_leak=torch.as_tensor(arch.v_leak),
+            v_th=torch.as_tensor(arch.v_th),
+            v_reset=torch.as_tensor(arch.v_reset),
+            method=arch.surrogate,
+            alpha=torch.as_tensor(arch.surrogate_alpha),
+        )
+        self.li_p = LIParameters(
+            tau_syn_inv=torch.as_tensor(1.0 / arch.readout_tau_syn_s),
+            tau_mem_inv=torch.as_tensor(1.0 / arch.readout_tau_mem_s),
+            v_leak=torch.as_tensor(0.0),
+        )
+
+    def lif_layer(self, current: torch.Tensor, layer: int) -> torch.Tensor:
+        """LIF dynamics over time for one layer: input current (B, T, H) -> spikes (B, T, H)."""
+        batch, steps, width = current.shape
+        zeros = current.new_zeros(batch, width)
+        state = LIFFeedForwardState(v=zeros + self.arch.v_leak, i=zeros)
+        spikes = []
+        z = zeros
+        for t in range(steps):
+            inp = current[:, t]
+            if self.rec is not None:
+                inp = inp + self.rec[layer](z)
+            z, state = lif_feed_forward_step(inp, state, self.lif_p, self.arch.dt_s)
+            spikes.append(z)
+        return torch.stack(spikes, dim=1)
+
+    def readout(self, current: torch.Tensor) -> torch.Tensor:
+        """LI readout over time: current (B, T, O) -> membrane voltage (B, T, O)."""
+        batch, steps, width = current.shape
+        zeros = current.new_zeros(batch, width)
+        state = LIState(v=zeros, i=zeros)
+        volts = []
+        for t in range(steps):
+            v, state = li_feed_forward_step(current[:, t], state, self.li_p, self.arch.dt_s)
+            volts.append(v)
+        return torch.stack(volts, dim=1)
+
+    def forward_trace(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Readout voltages (B, T, O) and every hidden layer's spikes [(B, T, H), ...]."""
+        h = x * self.arch.input_scale
+        hidden_spikes = []
+        for layer, fc in enumerate(self.fc):
+            h = self.lif_layer(fc(h), layer)
+            hidden_spikes.append(h)
+        return self.readout(self.out(h)), hidden_spikes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        volts, _ = self.forward_trace(x)
+        return volts.mean(dim=1)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def hidden_sizes(model: SNN) -> Sequence[int]:
+    return model.arch.n_hidden
