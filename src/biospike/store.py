@@ -70,7 +70,7 @@ def provenance(config: Mapping[str, Any], inputs: Sequence[str | Path] = (), see
         "versions": package_versions(),
         "inputs": {str(p): sha256_file(p) for p in inputs if Path(p).is_file()},
         "git_commit": _git_commit(),
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
 
 
