@@ -11,15 +11,6 @@ from tests.workflow.helpers import compare_result_trees, run_snakemake
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """One complete local run of the tiny config with 2 cores (shared by the tests here and the
-    SLURM comparison)."""
-    workdir = tmp_path_factory.mktemp("tiny_local")
-    proc = run_snakemake(workdir, "--cores", "2")
-    return workdir, proc
-
-
 def test_tiny_workflow_produces_every_stage(tiny_run):
     workdir, _ = tiny_run
     results = workdir / "results"
