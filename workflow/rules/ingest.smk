@@ -19,7 +19,7 @@ rule ingest:
     output:
         f"{RESULTS}/{{dataset}}/windows.h5",
     params:
-        cfg=lambda w: shlex.quote(json.dumps({**dataset_spec(w.dataset), "splits": config["splits"], "seed": config["seed"], "dataset": w.dataset}, sort_keys=True)),
+        cfg=lambda w: shlex.quote(json.dumps({**dataset_spec(w.dataset), "splits": config["splits"], "seed": config["seed"], "dataset": w.dataset, "data_root": config["data_root"]}, sort_keys=True)),
         code=code_version("ingest.py", "io", "signals.py"),
     log:
         f"{RESULTS}/logs/ingest/{{dataset}}.log",
