@@ -1,0 +1,986 @@
+"""The report: one summary table with every number traced to its source, and the figures.
+
+Inputs are the per-stage result files (layout in DESIGN.md); what must exist is decided by a
+*plan* (which datasets, encodings, trained targets, attacked targets, deployed targets x
+hardware, T sweeps) that the workflow derives from the config (``workflow/rules/report.smk``).
+A stage that is disabled has no entries in the plan and hence no rows or figures; a file the
+plan names that is missing is an error naming the file. Without a plan (CLI use on an existing
+results tree) the plan is discovered from the files present.
+
+Traceability: ``summary.json`` holds ``rows`` (one per dataset x encoding x model) and a
+parallel ``sources`` list: ``sources[i][column]`` is ``{"file": ..., "pointer": ...}`` (an RFC
+6901 JSON pointer into that file) for every number in ``rows[i][column]``; deploy numbers sit
+under ``rows[i]["deploy"][hardware][column]`` with the same nesting in ``sources``.
+:func:`resolve_source` follows one; the tests check every cell that way.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from biospike.errors import BiospikeError
+from biospike.store import atomic_path, provenance, read_json, write_json
+
+NON_PRIVATE = ("snn", "ann", "classical")
+DP_PREFIX = "dpsnn_eps"
+FIGURE_FORMATS = ("png", "svg")
+
+# Figure kinds, in report order; each is one file per dataset: {figures}/{dataset}/{kind}.{fmt}
+FIGURE_KINDS = ("signals", "training", "confusion", "privacy_utility", "roc", "attack_vs_T",
+                "energy", "latency_accuracy")
+
+DEFAULT_CFG: dict[str, Any] = {
+    "formats": list(FIGURE_FORMATS),
+    "dpi": 200,
+    "example_split": "test",
+    "example_index": 0,
+    "signal_channels": 3,
+    "best_attack_by": "tpr_at_1pct_fpr",
+    "attack_level": "record",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# targets and the plan
+# ---------------------------------------------------------------------------------------------
+
+
+def dp_epsilon(target: str) -> float | None:
+    """The target epsilon written in a DP target's name (``dpsnn_eps0.5`` -> 0.5), else None."""
+    if not target.startswith(DP_PREFIX):
+        return None
+    try:
+        return float(target[len(DP_PREFIX):])
+    except ValueError:
+        return None
+
+
+def target_order(target: str) -> tuple:
+    """snn, the DP-SNNs by increasing epsilon, ann, classical, then anything else by name."""
+    eps = dp_epsilon(target)
+    if target == "snn":
+        return (0, 0.0, target)
+    if eps is not None:
+        return (1, eps, target)
+    if target == "ann":
+        return (2, 0.0, target)
+    if target == "classical":
+        return (3, 0.0, target)
+    return (4, 0.0, target)
+
+
+def sort_targets(targets: Iterable[str]) -> list[str]:
+    return sorted(set(targets), key=target_order)
+
+
+@dataclasses.dataclass
+class DatasetPlan:
+    """What the workflow produced for one dataset (and so what the report must find)."""
+
+    encodings: list[str]
+    targets: list[str]  # trained: metrics.json + curve.csv (+ privacy.json for dpsnn_eps*)
+    attacked: list[str] = dataclasses.field(default_factory=list)  # attack/summary.json
+    deployed: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # target -> hardware
+    t_sweep: list[str] = dataclasses.field(default_factory=list)  # encodings with t_sweep.json
+
+    def __post_init__(self) -> None:
+        self.targets = sort_targets(self.targets)
+        self.attacked = sort_targets(self.attacked)
+        self.deployed = {t: list(self.deployed[t]) for t in sort_targets(self.deployed)}
+        unknown = (set(self.attacked) | set(self.deployed)) - set(self.targets)
+        if unknown:
+            raise BiospikeError(f"report plan: attacked/deployed targets {sorted(unknown)} are not trained targets")
+
+    @property
+    def hardware(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for hws in self.deployed.values():
+            seen.update(dict.fromkeys(hws))
+        return list(seen)
+
+
+Plan = dict[str, DatasetPlan]
+
+
+def plan_from_params(raw: Mapping[str, Any]) -> Plan:
+    """``{"dataset": {"encodings": [...], "targets": [...], "attacked": [...],
+    "deployed": {target: [hardware, ...]}, "t_sweep": [encoding, ...]}}`` -> Plan."""
+    plan: Plan = {}
+    for ds, spec in raw.items():
+        try:
+            plan[ds] = DatasetPlan(
+                encodings=list(spec["encodings"]), targets=list(spec["targets"]),
+                attacked=list(spec.get("attacked", [])), deployed=dict(spec.get("deployed", {})),
+                t_sweep=list(spec.get("t_sweep", [])),
+            )
+        except (KeyError, TypeError) as exc:
+            raise BiospikeError(f"report plan for dataset {ds!r} is malformed ({exc!r})") from None
+    return plan
+
+
+def discover_plan(results: str | Path) -> Plan:
+    """The plan implied by the files present under ``results`` (for CLI use without a config)."""
+    results = Path(results)
+    plan: Plan = {}
+    for windows in sorted(results.glob("*/windows.h5")):
+        ds_dir = windows.parent
+        encodings = sorted(p.parent.name for p in ds_dir.glob("*/spikes.h5"))
+        targets: set[str] = set()
+        attacked: set[str] = set()
+        deployed: dict[str, set[str]] = {}
+        t_sweep = []
+        for enc in encodings:
+            enc_dir = ds_dir / enc
+            if (enc_dir / "t_sweep.json").is_file():
+                t_sweep.append(enc)
+            for metrics in enc_dir.glob("*/metrics.json"):
+                tgt = metrics.parent.name
+                targets.add(tgt)
+                if (metrics.parent / "attack" / "summary.json").is_file():
+                    attacked.add(tgt)
+                for hw_json in (metrics.parent / "deploy").glob("*.json"):
+                    deployed.setdefault(tgt, set()).add(hw_json.stem)
+        if encodings:
+            plan[ds_dir.name] = DatasetPlan(encodings, sorted(targets), sorted(attacked),
+                                            {t: sorted(h) for t, h in deployed.items()}, t_sweep)
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------
+# paths
+# ---------------------------------------------------------------------------------------------
+
+
+def target_dir(results: Path, ds: str, enc: str, target: str) -> Path:
+    return Path(results) / ds / enc / target
+
+
+def summary_inputs(plan: Plan, results: str | Path) -> list[Path]:
+    """Every file the summary reads, in a stable order."""
+    results = Path(results)
+    paths: list[Path] = []
+    for ds, dp in plan.items():
+        for enc in dp.encodings:
+            for tgt in dp.targets:
+                tdir = target_dir(results, ds, enc, tgt)
+                paths.append(tdir / "metrics.json")
+                if dp_epsilon(tgt) is not None:
+                    paths.append(tdir / "privacy.json")
+                if tgt in dp.attacked:
+                    paths.append(tdir / "attack" / "summary.json")
+                for hw in dp.deployed.get(tgt, []):
+                    paths.append(tdir / "deploy" / f"{hw}.json")
+    return paths
+
+
+def figure_kinds(dp: DatasetPlan) -> list[str]:
+    """The figures a dataset gets: a disabled stage has none."""
+    kinds = ["signals", "training", "confusion"]
+    if any(dp_epsilon(t) is not None for t in dp.targets):
+        kinds.append("privacy_utility")
+    if dp.attacked:
+        kinds.append("roc")
+    if dp.t_sweep:
+        kinds.append("attack_vs_T")
+    if dp.deployed:
+        kinds += ["energy", "latency_accuracy"]
+    return kinds
+
+
+def figure_inputs(plan: Plan, results: str | Path, kind: str, ds: str) -> list[Path]:
+    """The files one figure reads (the figure rule's inputs)."""
+    results = Path(results)
+    dp = plan[ds]
+    tdirs = [(enc, t, target_dir(results, ds, enc, t)) for enc in dp.encodings for t in dp.targets]
+    if kind == "signals":
+        return [results / ds / "windows.h5"] + [results / ds / enc / "spikes.h5" for enc in dp.encodings]
+    if kind == "training":
+        return [d / "curve.csv" for _, t, d in tdirs]
+    if kind == "confusion":
+        return [d / "metrics.json" for _, t, d in tdirs]
+    if kind == "privacy_utility":
+        return [d / "metrics.json" for _, t, d in tdirs if t in ("snn", "ann") or dp_epsilon(t) is not None] + \
+               [d / "privacy.json" for _, t, d in tdirs if dp_epsilon(t) is not None]
+    if kind == "roc":
+        return [d / "attack" / "summary.json" for _, t, d in tdirs if t in dp.attacked] + \
+               [d / "privacy.json" for _, t, d in tdirs if t in dp.attacked and dp_epsilon(t) is not None]
+    if kind == "attack_vs_T":
+        return [results / ds / enc / "t_sweep.json" for enc in dp.t_sweep]
+    if kind in ("energy", "latency_accuracy"):
+        return [d / "deploy" / f"{hw}.json" for _, t, d in tdirs for hw in dp.deployed.get(t, [])]
+    raise BiospikeError(f"unknown figure kind {kind!r} (known: {', '.join(FIGURE_KINDS)})")
+
+
+def figure_paths(fig_dir: str | Path, ds: str, kind: str, formats: Sequence[str] = FIGURE_FORMATS) -> list[Path]:
+    return [Path(fig_dir) / ds / f"{kind}.{fmt}" for fmt in formats]
+
+
+def report_outputs(plan: Plan, results: str | Path, fig_dir: str | Path | None = None,
+                   formats: Sequence[str] = FIGURE_FORMATS) -> list[Path]:
+    """Everything the report writes for ``plan`` (summary files and every figure)."""
+    results = Path(results)
+    fig_dir = Path(fig_dir) if fig_dir is not None else results / "figures"
+    out = [results / "summary.json", results / "summary.md", results / "summary.html"]
+    for ds, dp in plan.items():
+        for kind in figure_kinds(dp):
+            out += figure_paths(fig_dir, ds, kind, formats)
+    return out
+
+
+def require_files(paths: Iterable[Path]) -> None:
+    """Raise naming the first missing file (and how many others are missing)."""
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        more = f" (and {len(missing) - 1} more missing file(s))" if len(missing) > 1 else ""
+        raise BiospikeError(f"file not found: the report plan requires it{more}", missing[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# reading per-stage files, with the source of every value
+# ---------------------------------------------------------------------------------------------
+
+
+def _pointer_escape(key: str) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+def make_pointer(*keys: str | int) -> str:
+    return "".join("/" + _pointer_escape(str(k)) for k in keys)
+
+
+def resolve_pointer(data: Any, pointer: str) -> Any:
+    """RFC 6901: ``/a/0/b`` -> data["a"][0]["b"]; KeyError/IndexError if absent."""
+    if pointer == "":
+        return data
+    if not pointer.startswith("/"):
+        raise KeyError(pointer)
+    for raw in pointer[1:].split("/"):
+        key = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(data, list):
+            data = data[int(key)]
+        elif isinstance(data, dict):
+            data = data[key]
+        else:
+            raise KeyError(pointer)
+    return data
+
+
+def resolve_source(source: Mapping[str, str], base: str | Path = ".") -> Any:
+    """The value a ``sources`` entry points at (``file`` relative to ``base`` unless absolute)."""
+    path = Path(source["file"])
+    if not path.is_absolute():
+        path = Path(base) / path
+    if path.suffix == ".csv":
+        return _csv_source_value(path, source["pointer"])
+    return resolve_pointer(read_json(path), source["pointer"])
+
+
+def _csv_source_value(path: Path, pointer: str) -> float:
+    """CSV sources use ``/<row>/<column>``."""
+    _, row, column = pointer.split("/", 2)
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    return float(rows[int(row)][column])
+
+
+@dataclasses.dataclass
+class Doc:
+    """A JSON file and the name it is reported under."""
+
+    path: Path
+    data: Any
+
+    @classmethod
+    def load(cls, path: str | Path) -> Doc:
+        return cls(Path(path), read_json(path))
+
+    def find(self, *pointers: str) -> tuple[Any, str] | None:
+        for ptr in pointers:
+            try:
+                return resolve_pointer(self.data, ptr), ptr
+            except (KeyError, IndexError, ValueError, TypeError):
+                continue
+        return None
+
+    def get(self, *pointers: str, required: bool = True, what: str = "") -> tuple[Any, str] | None:
+        found = self.find(*pointers)
+        if found is None and required:
+            raise BiospikeError(f"no {what or 'value'} in this file (looked for {', '.join(pointers)})", self.path)
+        return found
+
+    def source(self, pointer: str) -> dict[str, str]:
+        return {"file": str(self.path), "pointer": pointer}
+
+
+class Row:
+    """One summary row and its parallel sources."""
+
+    def __init__(self, **keys: str) -> None:
+        self.values: dict[str, Any] = dict(keys)
+        self.sources: dict[str, Any] = {}
+
+    def put(self, column: str, doc: Doc, found: tuple[Any, str] | None, sub: str | None = None,
+            transform=None) -> None:
+        values, sources = self.values, self.sources
+        if sub is not None:
+            values = values.setdefault("deploy", {}).setdefault(sub, {})
+            sources = sources.setdefault("deploy", {}).setdefault(sub, {})
+        if found is None:
+            values[column] = None
+            return
+        value, ptr = found
+        values[column] = transform(value) if transform else _plain(value)
+        sources[column] = doc.source(ptr)
+
+
+def as_number(value: Any) -> float | None:
+    """A finite float, or None for null / NaN / strings such as "not estimable"."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# Where each number lives in the per-stage files. Pointers are tried in order; the first present
+# wins. Kept in one place so a change of an upstream format is a one-line change here.
+METRICS_TEST = ("/test", "/splits/test", "")
+METRIC_KEYS = {
+    "balanced_accuracy": ("balanced_accuracy",),
+    "macro_f1": ("macro_f1",),
+    "accuracy": ("accuracy",),
+}
+SPIKES_PER_INFERENCE = ("/spikes_per_inference/total",)  # input + hidden spikes (SNNs; null otherwise)
+PRIVACY_KEYS = {
+    "epsilon": ("/epsilon",),
+    "delta": ("/delta",),
+    "privacy_unit": ("/privacy_unit", "/unit"),
+}
+DEPLOY_KEYS = {
+    "fits": ("/fits",),
+    "energy_per_inference_j": ("/energy_per_inference_j", "/energy/per_inference_j"),
+    "latency_s": ("/latency_s", "/latency/per_inference_s"),
+    "power_w": ("/power_w", "/power/average_w"),
+    "quantized_balanced_accuracy": ("/quantized/balanced_accuracy", "/quantized_balanced_accuracy"),
+}
+
+
+def metric_pointers(metric: str) -> tuple[str, ...]:
+    return tuple(base + "/" + key for base in METRICS_TEST for key in METRIC_KEYS[metric])
+
+
+def read_test_metric(doc: Doc, metric: str, required: bool = True) -> tuple[Any, str] | None:
+    return doc.get(*metric_pointers(metric), required=required, what=f"test {metric}")
+
+
+def confusion_of(doc: Doc) -> tuple[list[list[float]], list[str] | None]:
+    found = doc.get("/test/confusion", "/splits/test/confusion", "/confusion", what="test confusion matrix")
+    names = doc.find("/class_names", "/test/class_names")
+    return found[0], (names[0] if names else None)
+
+
+# --- attacks ---------------------------------------------------------------------------------
+
+ATTACK_METRICS = {
+    "auc": ("auc", "roc_auc"),
+    "tpr_at_1pct_fpr": ("tpr_at_1pct_fpr", "tpr@1%fpr", "tpr_at_fpr_0.01"),
+}
+
+
+@dataclasses.dataclass
+class AttackResult:
+    name: str
+    level: str
+    auc: float | None
+    tpr_at_1pct_fpr: float | None
+    auc_ptr: str | None
+    tpr_ptr: str | None
+    roc_csv: Path | None
+
+
+def _metric_in(entry: Mapping[str, Any], metric: str) -> tuple[Any, str] | None:
+    for key in ATTACK_METRICS[metric]:
+        if key in entry:
+            val = entry[key]
+            if isinstance(val, Mapping):  # {"value": .., "ci": [..]} or {"estimate": ..}
+                for inner in ("value", "estimate", "mean"):
+                    if inner in val:
+                        return val[inner], make_pointer(key, inner)
+                return None
+            return val, make_pointer(key)
+    return None
+
+
+def attack_results(doc: Doc, level: str) -> list[AttackResult]:
+    """Every attack at ``level`` in an attack/summary.json.
+
+    Accepted layouts: ``{"attacks": {name: {level: {metrics}}}}``, ``{"attacks": {name:
+    {metrics}}}`` (single level), or ``{"attacks": [{"attack": name, "level": .., metrics}]}``.
+    """
+    attacks = doc.data.get("attacks") if isinstance(doc.data, Mapping) else None
+    if attacks is None:
+        raise BiospikeError("no 'attacks' in this attack summary", doc.path)
+    out: list[AttackResult] = []
+    entries: list[tuple[str, str, Mapping[str, Any], str]] = []
+    if isinstance(attacks, list):
+        for i, e in enumerate(attacks):
+            entries.append((str(e.get("attack", e.get("name", i))), str(e.get("level", level)), e, make_pointer("attacks", i)))
+    else:
+        for name, e in attacks.items():
+            if isinstance(e, Mapping) and level in e and isinstance(e[level], Mapping):
+                entries.append((name, level, e[level], make_pointer("attacks", name, level)))
+            elif isinstance(e, Mapping) and not any(isinstance(v, Mapping) and "auc" in v for v in e.values()):
+                entries.append((name, str(e.get("level", level)), e, make_pointer("attacks", name)))
+    for name, lvl, entry, base in entries:
+        if lvl != level:
+            continue
+        auc = _metric_in(entry, "auc")
+        tpr = _metric_in(entry, "tpr_at_1pct_fpr")
+        roc = entry.get("roc_csv")
+        out.append(AttackResult(
+            name=name, level=lvl,
+            auc=None if auc is None else auc[0], tpr_at_1pct_fpr=None if tpr is None else tpr[0],
+            auc_ptr=None if auc is None else base + auc[1], tpr_ptr=None if tpr is None else base + tpr[1],
+            roc_csv=(doc.path.parent / roc) if roc else None,
+        ))
+    return out
+
+
+def best_attack(results: list[AttackResult], by: str = "tpr_at_1pct_fpr") -> AttackResult | None:
+    """The strongest attack: highest ``by`` (tpr_at_1pct_fpr or auc), ties broken by the other."""
+    other = "auc" if by == "tpr_at_1pct_fpr" else "tpr_at_1pct_fpr"
+
+    def key(r: AttackResult) -> tuple[float, float, str]:
+        a, b = as_number(getattr(r, by)), as_number(getattr(r, other))
+        return (-1.0 if a is None else a, -1.0 if b is None else b, r.name)
+
+    usable = [r for r in results if as_number(r.auc) is not None or as_number(r.tpr_at_1pct_fpr) is not None]
+    return max(usable, key=key) if usable else None
+
+
+def read_roc(path: str | Path) -> tuple[list[float], list[float]]:
+    """fpr, tpr columns of an attack ROC CSV."""
+    path = Path(path)
+    if not path.is_file():
+        raise BiospikeError("file not found (ROC curve named by the attack summary)", path)
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    if not rows or "fpr" not in rows[0] or "tpr" not in rows[0]:
+        raise BiospikeError("ROC CSV needs 'fpr' and 'tpr' columns", path)
+    return [float(r["fpr"]) for r in rows], [float(r["tpr"]) for r in rows]
+
+
+def find_roc_csv(attack_dir: Path, attack: AttackResult) -> Path:
+    if attack.roc_csv is not None:
+        return attack.roc_csv
+    for name in (f"{attack.name}_{attack.level}_roc.csv", f"{attack.name}_roc.csv"):
+        if (attack_dir / name).is_file():
+            return attack_dir / name
+    return attack_dir / f"{attack.name}_roc.csv"
+
+
+# ---------------------------------------------------------------------------------------------
+# curves and sweeps
+# ---------------------------------------------------------------------------------------------
+
+
+def read_curve(path: str | Path) -> dict[str, list[float]]:
+    """A training curve CSV as column -> values (non-numeric cells become NaN)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BiospikeError("file not found (training curve)", path)
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    if not rows:
+        return {}
+    out: dict[str, list[float]] = {}
+    for col in rows[0]:
+        vals = []
+        for r in rows:
+            try:
+                vals.append(float(r[col]))
+            except (TypeError, ValueError):
+                vals.append(float("nan"))
+        out[col] = vals
+    return out
+
+
+def read_t_sweep(path: str | Path) -> dict[str, list[float]]:
+    """t_sweep.json -> {"T": [...], "auc": [...], "tpr_at_1pct_fpr": [...]} (sorted by T).
+
+    Accepted: ``{"rows": [{"T":.., "auc":.., "tpr_at_1pct_fpr":..}]}``, a bare list of such rows,
+    or column form ``{"T": [...], "auc": [...], ...}``.
+    """
+    doc = Doc.load(path)
+    data = doc.data
+    rows = data.get("rows", data.get("sweep")) if isinstance(data, Mapping) else data
+    if isinstance(rows, list):
+        cols: dict[str, list[float]] = {"T": [], "auc": [], "tpr_at_1pct_fpr": []}
+        for r in rows:
+            t = r.get("T", r.get("time_steps"))
+            best = r.get("best", r)
+            auc = _metric_in(best, "auc")
+            tpr = _metric_in(best, "tpr_at_1pct_fpr")
+            cols["T"].append(float(t))
+            cols["auc"].append(float("nan") if auc is None or auc[0] is None else float(auc[0]))
+            cols["tpr_at_1pct_fpr"].append(float("nan") if tpr is None or tpr[0] is None else float(tpr[0]))
+    elif isinstance(data, Mapping) and "T" in data:
+        cols = {"T": [float(v) for v in data["T"]]}
+        for metric in ("auc", "tpr_at_1pct_fpr"):
+            found = _metric_in(data, metric)
+            cols[metric] = [float("nan") if v is None else float(v) for v in (found[0] if found else [None] * len(cols["T"]))]
+    else:
+        raise BiospikeError("unrecognised T-sweep layout (want rows with T, auc, tpr_at_1pct_fpr)", path)
+    order = sorted(range(len(cols["T"])), key=lambda i: cols["T"][i])
+    return {k: [v[i] for i in order] for k, v in cols.items()}
+
+
+def accuracy_vs_steps(doc: Doc) -> tuple[list[float], list[float], float | None] | None:
+    """(elapsed steps, accuracy, dt_s) from a deploy JSON, if it has the curve."""
+    found = doc.find("/accuracy_vs_steps", "/accuracy_vs_time_steps", "/latency_accuracy")
+    if found is None or not found[0]:
+        return None
+    curve = found[0]
+    if isinstance(curve, Mapping):
+        steps = curve.get("steps", curve.get("time_steps", curve.get("T")))
+        acc = curve.get("accuracy", curve.get("balanced_accuracy"))
+    else:  # list of [step, acc] pairs or {"step":..,"accuracy":..}
+        steps = [p[0] if isinstance(p, Sequence) else p.get("step", p.get("steps")) for p in curve]
+        acc = [p[1] if isinstance(p, Sequence) else p.get("accuracy") for p in curve]
+    if not steps or acc is None:
+        return None
+    dt = doc.find("/dt_s", "/timing/dt_s")
+    return [float(s) for s in steps], [float(a) for a in acc], (float(dt[0]) if dt else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# the summary
+# ---------------------------------------------------------------------------------------------
+
+ROW_COLUMNS = ("balanced_accuracy", "macro_f1", "accuracy", "epsilon", "delta", "privacy_unit",
+               "attack", "attack_auc", "attack_tpr_at_1pct_fpr", "spikes_per_inference")
+DEPLOY_COLUMNS = tuple(DEPLOY_KEYS)
+
+
+def build_summary(plan: Plan, results: str | Path, cfg: Mapping[str, Any] | None = None) -> dict:
+    """Rows per dataset x encoding x model with a parallel ``sources`` list (module docstring)."""
+    cfg = {**DEFAULT_CFG, **(cfg or {})}
+    results = Path(results)
+    require_files(summary_inputs(plan, results))
+    rows: list[Row] = []
+    for ds, dp in plan.items():
+        for enc in dp.encodings:
+            for tgt in dp.targets:
+                tdir = target_dir(results, ds, enc, tgt)
+                row = Row(dataset=ds, encoding=enc, model=tgt)
+                metrics = Doc.load(tdir / "metrics.json")
+                row.put("balanced_accuracy", metrics, read_test_metric(metrics, "balanced_accuracy"))
+                row.put("macro_f1", metrics, read_test_metric(metrics, "macro_f1"))
+                row.put("accuracy", metrics, read_test_metric(metrics, "accuracy", required=False))
+                row.put("spikes_per_inference", metrics, metrics.find(*SPIKES_PER_INFERENCE))
+                if dp_epsilon(tgt) is not None:
+                    priv = Doc.load(tdir / "privacy.json")
+                    row.put("epsilon", priv, priv.get(*PRIVACY_KEYS["epsilon"], what="epsilon"))
+                    row.put("delta", priv, priv.get(*PRIVACY_KEYS["delta"], what="delta"))
+                    row.put("privacy_unit", priv, priv.find(*PRIVACY_KEYS["privacy_unit"]))
+                else:
+                    row.values.update(epsilon=None, delta=None, privacy_unit=None)
+                row.values.update(attack=None, attack_auc=None, attack_tpr_at_1pct_fpr=None)
+                if tgt in dp.attacked:
+                    att = Doc.load(tdir / "attack" / "summary.json")
+                    best = best_attack(attack_results(att, cfg["attack_level"]), cfg["best_attack_by"])
+                    if best is None:
+                        raise BiospikeError(f"no attack with an AUC or TPR at level {cfg['attack_level']!r}", att.path)
+                    row.values["attack"] = best.name
+                    row.sources["attack"] = att.source(make_pointer("attacks"))
+                    row.put("attack_auc", att, None if best.auc_ptr is None else (best.auc, best.auc_ptr))
+                    row.put("attack_tpr_at_1pct_fpr", att,
+                            None if best.tpr_ptr is None else (best.tpr_at_1pct_fpr, best.tpr_ptr))
+                for hw in dp.deployed.get(tgt, []):
+                    dep = Doc.load(tdir / "deploy" / f"{hw}.json")
+                    for column, ptrs in DEPLOY_KEYS.items():
+                        row.put(column, dep, dep.find(*ptrs), sub=hw)
+                    if row.values["deploy"][hw]["fits"] is None:
+                        raise BiospikeError("deploy result has no 'fits' field", dep.path)
+                rows.append(row)
+    return {
+        "columns": list(ROW_COLUMNS),
+        "deploy_columns": list(DEPLOY_COLUMNS),
+        "units": {"energy_per_inference_j": "J", "latency_s": "s", "power_w": "W",
+                  "spikes_per_inference": "spikes", "epsilon": "", "delta": ""},
+        "best_attack_by": cfg["best_attack_by"],
+        "attack_level": cfg["attack_level"],
+        "rows": [r.values for r in rows],
+        "sources": [r.sources for r in rows],
+    }
+
+
+# --- markdown / html -------------------------------------------------------------------------
+
+_SI = ((1e-12, "p"), (1e-9, "n"), (1e-6, "µ"), (1e-3, "m"), (1.0, ""))
+
+
+def fmt_si(value: Any, unit: str) -> str:
+    """1.23e-6, "J" -> "1.23 µJ"; None -> "–"."""
+    if value is None:
+        return "–"
+    v = float(value)
+    if v == 0:
+        return f"0 {unit}"
+    scale, prefix = _SI[0]
+    for s, p in _SI:
+        if abs(v) >= s:
+            scale, prefix = s, p
+    return f"{v / scale:.3g} {prefix}{unit}"
+
+
+def fmt_num(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if abs(value) >= 10 ** -digits or value == 0 else f"{value:.2g}"
+    return str(value)
+
+
+def model_label(target: str) -> str:
+    eps = dp_epsilon(target)
+    if eps is not None:
+        return f"DP-SNN ε={target[len(DP_PREFIX):]}"
+    return {"snn": "SNN", "ann": "ANN", "classical": "classical"}.get(target, target)
+
+
+def _main_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    head = ["dataset", "encoding", "model", "bal. acc.", "macro-F1", "ε (δ, unit)", "best attack",
+            "attack AUC", "TPR@1%FPR", "spikes/inference"]
+    body = []
+    for r in summary["rows"]:
+        eps = "–" if r["epsilon"] is None else f"{fmt_num(r['epsilon'], 2)} ({r['delta']:.0e}, {r['privacy_unit'] or '?'})"
+        body.append([r["dataset"], r["encoding"], model_label(r["model"]), fmt_num(r["balanced_accuracy"]),
+                     fmt_num(r["macro_f1"]), eps, r["attack"] or "–", fmt_num(r["attack_auc"]),
+                     fmt_num(r["attack_tpr_at_1pct_fpr"]), fmt_num(r["spikes_per_inference"], 1)])
+    return head, body
+
+
+def _deploy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    head = ["dataset", "encoding", "model", "target", "fits", "energy/inference", "latency", "power",
+            "quantized bal. acc."]
+    body = []
+    for r in summary["rows"]:
+        for hw, d in (r.get("deploy") or {}).items():
+            body.append([r["dataset"], r["encoding"], model_label(r["model"]), hw, fmt_num(d["fits"]),
+                         fmt_si(d["energy_per_inference_j"], "J"), fmt_si(d["latency_s"], "s"),
+                         fmt_si(d["power_w"], "W"), fmt_num(d["quantized_balanced_accuracy"])])
+    return head, body
+
+
+def _md_table(head: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def summary_markdown(summary: Mapping[str, Any]) -> str:
+    by = "TPR at 1% FPR" if summary["best_attack_by"] == "tpr_at_1pct_fpr" else "AUC"
+    parts = [
+        "# biospike summary",
+        "",
+        "Test-split scores per dataset, encoding and model; privacy from each DP model's accountant; "
+        f"the strongest membership-inference attack (by {by}, {summary['attack_level']}-level membership); "
+        "spikes per inference on the test split. Every number is copied from a per-stage JSON file: "
+        "`summary.json` lists, for each cell, the file and the JSON pointer it came from.",
+        "",
+        "## Utility, privacy and leakage",
+        "",
+        _md_table(*_main_table(summary)),
+    ]
+    head, body = _deploy_table(summary)
+    if body:
+        parts += ["", "## Edge targets", "",
+                  "Energy per inference (dynamic + static), latency per inference and average power at "
+                  "real-time rate, from the simulator's per-target JSON.", "", _md_table(head, body)]
+    return "\n".join(parts) + "\n"
+
+
+def summary_html(summary: Mapping[str, Any]) -> str:
+    """The same tables as a small self-contained HTML page (shown in the Snakemake report)."""
+    import html
+
+    def table(head: list[str], body: list[list[str]]) -> str:
+        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+        return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+    md = summary_markdown(summary).split("\n\n")
+    intro = html.escape(md[1])
+    style = ("body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
+             "table{border-collapse:collapse;font-size:13px;margin-bottom:2em}"
+             "th,td{border-bottom:1px solid #ddd;padding:4px 10px;text-align:right;white-space:nowrap}"
+             "th{background:#f3f3f3;position:sticky;top:0}"
+             "td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}"
+             "tr:hover td{background:#f7fbff}")
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>biospike summary</title><style>{style}</style></head><body>",
+             "<h1>biospike summary</h1>", f"<p>{intro}</p>", "<h2>Utility, privacy and leakage</h2>",
+             table(*_main_table(summary))]
+    head, body = _deploy_table(summary)
+    if body:
+        parts += ["<h2>Edge targets</h2>", table(head, body)]
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# figures (plotting lives in biospike.figures; here: gather the data for one figure)
+# ---------------------------------------------------------------------------------------------
+
+
+def make_figure(kind: str, ds: str, plan: Plan, results: str | Path, fig_dir: str | Path,
+                cfg: Mapping[str, Any] | None = None) -> list[Path]:
+    """Draw one figure of one dataset; returns the files written."""
+    from biospike import figures
+
+    cfg = {**DEFAULT_CFG, **(cfg or {})}
+    results = Path(results)
+    if ds not in plan:
+        raise BiospikeError(f"dataset {ds!r} is not in the report plan (have: {', '.join(plan)})")
+    dp = plan[ds]
+    if kind not in figure_kinds(dp):
+        raise BiospikeError(f"figure {kind!r} has no data for dataset {ds!r} (stage disabled in the plan)")
+    require_files(figure_inputs(plan, results, kind, ds))
+    data = _FIGURE_DATA[kind](ds, dp, results, cfg)
+    fig = getattr(figures, f"plot_{kind}")(data)
+    paths = figure_paths(fig_dir, ds, kind, cfg["formats"])
+    figures.save(fig, paths, dpi=cfg["dpi"])
+    return paths
+
+
+def _signals_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:
+    import numpy as np
+
+    from biospike.store import read_spikes, read_windows
+
+    win = read_windows(results / ds / "windows.h5")
+    split = cfg["example_split"]
+    pool = win.splits.get(split)
+    if pool is None or len(pool) == 0:
+        pool = np.arange(len(win.labels))
+    idx = int(pool[min(int(cfg["example_index"]), len(pool) - 1)])
+    n_ch = min(int(cfg["signal_channels"]), len(win.channel_names))
+    encodings = {}
+    for enc in dp.encodings:
+        sp = read_spikes(results / ds / enc / "spikes.h5")
+        if len(sp.labels) != len(win.labels):
+            raise BiospikeError(f"spikes.h5 has {len(sp.labels)} windows, windows.h5 has {len(win.labels)}",
+                                results / ds / enc / "spikes.h5")
+        encodings[enc] = {"spikes": sp.spikes[idx], "dt_s": sp.dt_s, "channel_names": sp.channel_names,
+                          "encoder": sp.encoder}
+    return {
+        "dataset": ds, "signal": win.signals[idx, :n_ch], "fs_hz": win.fs_hz,
+        "channel_names": win.channel_names[:n_ch], "label": win.class_names[int(win.labels[idx])],
+        "modality": win.modality, "window_index": idx, "encodings": encodings,
+    }
+
+
+def _training_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:  # noqa: ARG001
+    curves = {enc: {t: read_curve(target_dir(results, ds, enc, t) / "curve.csv") for t in dp.targets}
+              for enc in dp.encodings}
+    return {"dataset": ds, "curves": curves}
+
+
+def _confusion_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:  # noqa: ARG001
+    mats = {}
+    class_names = None
+    for enc in dp.encodings:
+        for t in dp.targets:
+            doc = Doc.load(target_dir(results, ds, enc, t) / "metrics.json")
+            mat, names = confusion_of(doc)
+            class_names = class_names or names
+            bal = read_test_metric(doc, "balanced_accuracy")[0]
+            mats[(enc, t)] = {"confusion": mat, "balanced_accuracy": bal}
+    if class_names is None:
+        from biospike.store import read_spikes
+
+        class_names = read_spikes(results / ds / dp.encodings[0] / "spikes.h5").class_names
+    return {"dataset": ds, "encodings": dp.encodings, "targets": dp.targets, "matrices": mats,
+            "class_names": class_names}
+
+
+def _privacy_utility_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:  # noqa: ARG001
+    out: dict[str, Any] = {"dataset": ds, "encodings": {}}
+    for enc in dp.encodings:
+        points = []
+        lines = {}
+        unit = None
+        for t in dp.targets:
+            tdir = target_dir(results, ds, enc, t)
+            if dp_epsilon(t) is not None:
+                bal = read_test_metric(Doc.load(tdir / "metrics.json"), "balanced_accuracy")[0]
+                priv = Doc.load(tdir / "privacy.json")
+                eps = priv.get(*PRIVACY_KEYS["epsilon"], what="epsilon")[0]
+                found_unit = priv.find(*PRIVACY_KEYS["privacy_unit"])
+                unit = unit or (found_unit[0] if found_unit else None)
+                points.append({"target": t, "epsilon": eps, "balanced_accuracy": bal})
+            elif t in ("snn", "ann"):
+                lines[t] = read_test_metric(Doc.load(tdir / "metrics.json"), "balanced_accuracy")[0]
+        out["encodings"][enc] = {"points": sorted(points, key=lambda p: p["epsilon"]), "lines": lines, "unit": unit}
+    return out
+
+
+def _roc_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:
+    out: dict[str, Any] = {"dataset": ds, "level": cfg["attack_level"], "encodings": {}}
+    for enc in dp.encodings:
+        curves = {}
+        for t in dp.attacked:
+            tdir = target_dir(results, ds, enc, t)
+            att = Doc.load(tdir / "attack" / "summary.json")
+            best = best_attack(attack_results(att, cfg["attack_level"]), cfg["best_attack_by"])
+            if best is None:
+                continue
+            fpr, tpr = read_roc(find_roc_csv(tdir / "attack", best))
+            ceiling = None
+            if dp_epsilon(t) is not None:
+                priv = Doc.load(tdir / "privacy.json")
+                ceiling = (priv.get(*PRIVACY_KEYS["epsilon"], what="epsilon")[0],
+                           priv.get(*PRIVACY_KEYS["delta"], what="delta")[0])
+            curves[t] = {"attack": best.name, "fpr": fpr, "tpr": tpr, "auc": best.auc, "ceiling": ceiling}
+        out["encodings"][enc] = curves
+    return out
+
+
+def _attack_vs_T_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:  # noqa: ARG001, N802
+    return {"dataset": ds, "sweeps": {enc: read_t_sweep(results / ds / enc / "t_sweep.json") for enc in dp.t_sweep}}
+
+
+def _deploy_docs(ds: str, dp: DatasetPlan, results: Path) -> dict[tuple[str, str, str], Doc]:
+    return {(enc, t, hw): Doc.load(target_dir(results, ds, enc, t) / "deploy" / f"{hw}.json")
+            for enc in dp.encodings for t, hws in dp.deployed.items() for hw in hws}
+
+
+def _energy_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:  # noqa: ARG001
+    bars = []
+    for (enc, t, hw), doc in _deploy_docs(ds, dp, results).items():
+        fits = doc.get(*DEPLOY_KEYS["fits"], what="fits")[0]
+        energy = doc.find(*DEPLOY_KEYS["energy_per_inference_j"])
+        reason = doc.find("/reason", "/reasons", "/fit_reasons")
+        bars.append({"encoding": enc, "target": t, "hardware": hw, "fits": bool(fits),
+                     "energy_j": None if energy is None else energy[0],
+                     "reason": None if reason is None else reason[0]})
+    return {"dataset": ds, "encodings": dp.encodings, "hardware": dp.hardware, "bars": bars}
+
+
+def _latency_accuracy_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:  # noqa: ARG001
+    curves = []
+    for (enc, t, hw), doc in _deploy_docs(ds, dp, results).items():
+        found = accuracy_vs_steps(doc)
+        if found is None:
+            continue
+        steps, acc, dt_s = found
+        curves.append({"encoding": enc, "target": t, "hardware": hw, "steps": steps, "accuracy": acc, "dt_s": dt_s})
+    return {"dataset": ds, "encodings": dp.encodings, "curves": curves}
+
+
+_FIGURE_DATA = {
+    "signals": _signals_data,
+    "training": _training_data,
+    "confusion": _confusion_data,
+    "privacy_utility": _privacy_utility_data,
+    "roc": _roc_data,
+    "attack_vs_T": _attack_vs_T_data,
+    "energy": _energy_data,
+    "latency_accuracy": _latency_accuracy_data,
+}
+
+
+def make_figures(plan: Plan, results: str | Path, fig_dir: str | Path, cfg: Mapping[str, Any] | None = None,
+                 kinds: Sequence[str] | None = None, datasets: Sequence[str] | None = None) -> list[Path]:
+    written: list[Path] = []
+    for ds in datasets or list(plan):
+        for kind in figure_kinds(plan[ds]):
+            if kinds is None or kind in kinds:
+                written += make_figure(kind, ds, plan, results, fig_dir, cfg)
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+
+
+def write_summary(plan: Plan, results: str | Path, output_json: str | Path, output_md: str | Path | None = None,
+                  output_html: str | Path | None = None, cfg: Mapping[str, Any] | None = None,
+                  params: Mapping[str, Any] | None = None) -> dict:
+    summary = build_summary(plan, results, cfg)
+    summary["provenance"] = provenance(params or {}, inputs=summary_inputs(plan, results),
+                                       seed=(params or {}).get("seed"))
+    write_json(output_json, summary)
+    if output_md is not None:
+        write_text(output_md, summary_markdown(summary))
+    if output_html is not None:
+        write_text(output_html, summary_html(summary))
+    return summary
+
+
+def cli(argv: list[str], prog: str = "biospike report") -> int:
+    from biospike.cliutil import load_params, stage_parser
+
+    parser = stage_parser(prog, "Summary tables (JSON, Markdown, HTML) and figures from a results tree.")
+    parser.add_argument("--results", required=True, help="results directory (config results_dir)")
+    parser.add_argument("--output-json", help="summary.json to write")
+    parser.add_argument("--output-md", help="summary.md to write")
+    parser.add_argument("--output-html", help="summary.html to write (a table for the Snakemake report)")
+    parser.add_argument("--figures", help="figure directory: {figures}/{dataset}/{kind}.{png,svg}")
+    parser.add_argument("--only", action="append", choices=FIGURE_KINDS, metavar="KIND",
+                        help=f"draw only this figure kind (repeatable; {', '.join(FIGURE_KINDS)})")
+    parser.add_argument("--dataset", action="append", help="draw figures of this dataset only (repeatable)")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    cfg = {**DEFAULT_CFG, **params.get("report", {}), **{k: v for k, v in params.items() if k in DEFAULT_CFG}}
+    plan = plan_from_params(params["plan"]) if "plan" in params else discover_plan(args.results)
+    if not plan:
+        raise BiospikeError("nothing to report: no dataset with windows.h5 and spikes.h5", args.results)
+    if not (args.output_json or args.figures):
+        parser.error("give --output-json and/or --figures")
+    if args.output_json:
+        write_summary(plan, args.results, args.output_json, args.output_md, args.output_html, cfg, params)
+    if args.figures:
+        if args.dataset:
+            unknown = sorted(set(args.dataset) - set(plan))
+            if unknown:
+                raise BiospikeError(f"dataset(s) {unknown} not in the report plan (have: {', '.join(plan)})")
+        if args.only and args.dataset:
+            # a figure rule: exactly these figures, an error if the plan has no data for them
+            for ds in args.dataset:
+                for kind in args.only:
+                    make_figure(kind, ds, plan, args.results, args.figures, cfg)
+        else:
+            make_figures(plan, args.results, args.figures, cfg, kinds=args.only, datasets=args.dataset)
+    return 0
+
+
+def _jsonable_plan(plan: Plan) -> dict:
+    return {ds: dataclasses.asdict(dp) for ds, dp in plan.items()}
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps(_jsonable_plan(plan), sort_keys=True)
+
+

@@ -1,0 +1,304 @@
+"""The report: summary numbers equal the per-stage files, every figure is drawn, missing inputs
+are named, disabled stages simply have no rows/figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biospike import report
+from biospike.cli import main as biospike_main
+from biospike.errors import BiospikeError
+from biospike.store import Spikes, Windows, write_json, write_spikes, write_windows
+
+CLASSES = ["rest", "fist", "flex"]
+CHANNELS = ["C3", "Cz", "C4", "Pz"]
+EPSILONS = ["1", "8"]
+HARDWARE = ["loihi", "xylo"]
+T_STEPS = 50
+DT_S = 0.004
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def _roc(rng: np.random.Generator, strength: float, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    fpr = np.r_[0.0, np.sort(rng.uniform(0, 1, n - 2)), 1.0]
+    tpr = np.clip(fpr ** (1 / (1 + strength)), 0, 1)
+    return fpr, tpr
+
+
+def build_plan(attacks: bool = True, deploy: bool = True, dp: bool = True, sweep: bool = True) -> dict:
+    targets = ["snn", "ann", "classical"] + ([f"dpsnn_eps{e}" for e in EPSILONS] if dp else [])
+    spec = {
+        "encodings": ["delta", "population"],
+        "targets": targets,
+        "attacked": [t for t in targets if t != "classical"] if attacks else [],
+        "deployed": ({t: HARDWARE for t in targets if t.startswith(("snn", "dpsnn"))} | {"ann": ["mcu"]}) if deploy else {},
+        "t_sweep": ["delta"] if (attacks and sweep) else [],
+    }
+    return {"ds_a": spec, "ds_b": json.loads(json.dumps(spec))}
+
+
+def build_fake_results(root: Path, plan_raw: dict, seed: int = 0) -> Path:
+    """A results tree in the documented per-stage formats, filled with random numbers."""
+    rng = np.random.default_rng(seed)
+    results = root / "results"
+    n, fs_hz, length = 24, 250.0, 200
+    for ds, spec in plan_raw.items():
+        t = np.arange(length) / fs_hz
+        signals = np.stack([np.stack([np.sin(2 * np.pi * (5 + c) * t + i) + 0.1 * rng.standard_normal(length)
+                                      for c in range(len(CHANNELS))]) for i in range(n)]).astype(np.float32)
+        labels = np.arange(n) % len(CLASSES)
+        subject = np.array([f"s{i // 4}" for i in range(n)])
+        splits = {"train": np.arange(0, 12), "val": np.arange(12, 16), "test": np.arange(16, 24)}
+        write_windows(results / ds / "windows.h5", Windows(
+            signals=signals, labels=labels, subject=subject, record=subject, fs_hz=fs_hz,
+            channel_names=CHANNELS, class_names=CLASSES, modality="emg", preprocessing={}, splits=splits))
+        for enc in spec["encodings"]:
+            if enc == "delta":
+                names = [f"{c}{s}" for c in CHANNELS for s in "+-"]
+            else:
+                names = [f"{c}/p{k:02d}" for c in CHANNELS for k in range(8)]
+            spikes = (rng.random((n, T_STEPS, len(names))) < 0.08).astype(np.uint8)
+            write_spikes(results / ds / enc / "spikes.h5", Spikes(
+                spikes=spikes, labels=labels, subject=subject, dt_s=DT_S, channel_names=names,
+                class_names=CLASSES, encoder={"name": enc}, stats={}, splits=splits))
+            for tgt in spec["targets"]:
+                tdir = results / ds / enc / tgt
+                conf = rng.integers(0, 10, (3, 3)) + np.diag(rng.integers(5, 20, 3))
+                bal = float(np.mean(np.diag(conf) / conf.sum(axis=1)))
+                is_snn = tgt.startswith(("snn", "dpsnn"))
+                write_json(tdir / "metrics.json", {
+                    "model": tgt, "dataset": ds, "encoding": enc, "class_names": CLASSES,
+                    "test": {"n": int(conf.sum()), "accuracy": float(np.trace(conf) / conf.sum()),
+                             "balanced_accuracy": bal, "macro_f1": float(bal - rng.uniform(0, 0.05)),
+                             "confusion": conf.tolist()},
+                    "val": {"balanced_accuracy": float(rng.uniform(0.4, 0.9))},
+                    "spikes_per_inference": {"input": float(rng.uniform(50, 100)),
+                                             "hidden": float(rng.uniform(10, 90)) if is_snn else None,
+                                             "total": float(rng.uniform(100, 200)) if is_snn else None},
+                    "time_steps": T_STEPS, "dt_s": DT_S,
+                })
+                epochs = 1 if tgt == "classical" else 12
+                loss = np.exp(-np.arange(epochs) / 4) + 0.3
+                _write_csv(tdir / "curve.csv", ["epoch", "train_loss", "val_loss", "val_balanced_accuracy", "val_accuracy", "lr"],
+                           [[e + 1, f"{loss[e]:.6g}", f"{loss[e] + 0.1:.6g}", f"{0.4 + 0.04 * e:.6g}", f"{0.45 + 0.04 * e:.6g}", "0.003"]
+                            for e in range(epochs)])
+                eps = report.dp_epsilon(tgt)
+                if eps is not None:
+                    write_json(tdir / "privacy.json", {"private": True, "target_epsilon": eps,
+                                                       "epsilon": eps * float(rng.uniform(0.95, 1.0)),
+                                                       "delta": 1e-5, "privacy_unit": "window"})
+                if tgt in spec["attacked"]:
+                    attacks = {}
+                    for name in ("loss", "lira_offline", "rmia"):
+                        attacks[name] = {}
+                        for level in ("record", "subject"):
+                            strength = float(rng.uniform(0, 1.5))
+                            fpr, tpr = _roc(rng, strength)
+                            _write_csv(tdir / "attack" / f"{name}_{level}_roc.csv", ["fpr", "tpr", "threshold"],
+                                       [[f"{a:.6g}", f"{b:.6g}", "0"] for a, b in zip(fpr, tpr, strict=True)])
+                            attacks[name][level] = {"auc": float(rng.uniform(0.5, 0.8)),
+                                                    "tpr_at_1pct_fpr": float(rng.uniform(0.0, 0.1)),
+                                                    "tpr_at_0.1pct_fpr": "not estimable",
+                                                    "roc_csv": f"{name}_{level}_roc.csv"}
+                    write_json(tdir / "attack" / "summary.json", {"attacks": attacks})
+                for hw in spec["deployed"].get(tgt, []):
+                    fits = not (hw == "xylo" and enc == "population")
+                    steps = list(range(1, T_STEPS + 1, 7))
+                    write_json(tdir / "deploy" / f"{hw}.json", {
+                        "hardware": hw, "fits": fits,
+                        "reason": None if fits else "does not fit: inputs needs 32, target has 16",
+                        "energy_per_inference_j": float(10 ** rng.uniform(-8, -5)) if fits else None,
+                        "latency_s": float(rng.uniform(1e-4, 0.2)) if fits else None,
+                        "power_w": float(10 ** rng.uniform(-6, -2)) if fits else None,
+                        "quantized": {"balanced_accuracy": float(rng.uniform(0.4, 0.9))} if fits else None,
+                        "accuracy_vs_steps": {"steps": steps, "accuracy": list(np.minimum(1, 0.3 + 0.015 * np.array(steps)))}
+                        if fits else None,
+                        "dt_s": DT_S,
+                    })
+        for enc in spec["t_sweep"]:
+            write_json(results / ds / enc / "t_sweep.json", {"rows": [
+                {"T": T, "auc": float(0.5 + 0.01 * T ** 0.5), "tpr_at_1pct_fpr": float(0.01 + 0.002 * T)}
+                for T in (5, 10, 25, 50)]})
+    return results
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    plan_raw = build_plan()
+    results = build_fake_results(root, plan_raw)
+    params = {"seed": 1, "report": {"dpi": 60}, "plan": plan_raw}
+    rc = biospike_main(["report", "--params", json.dumps(params), "--results", str(results),
+                        "--output-json", str(results / "summary.json"), "--output-md", str(results / "summary.md"),
+                        "--output-html", str(results / "summary.html"), "--figures", str(results / "figures")])
+    assert rc == 0
+    return results, plan_raw
+
+
+def test_every_summary_number_equals_its_source(fake):
+    results, plan_raw = fake
+    summary = json.loads((results / "summary.json").read_text())
+    rows, sources = summary["rows"], summary["sources"]
+    n_models = sum(len(s["encodings"]) * len(s["targets"]) for s in plan_raw.values())
+    assert len(rows) == len(sources) == n_models
+    checked = 0
+    for row, src in zip(rows, sources, strict=True):
+        for col in ("balanced_accuracy", "macro_f1", "accuracy", "epsilon", "delta", "privacy_unit",
+                    "attack_auc", "attack_tpr_at_1pct_fpr", "spikes_per_inference"):
+            if row[col] is not None:
+                assert col in src, (row["model"], col)
+                assert report.resolve_source(src[col]) == row[col]
+                checked += 1
+        for hw, cells in (row.get("deploy") or {}).items():
+            for col, value in cells.items():
+                if value is not None:
+                    assert report.resolve_source(src["deploy"][hw][col]) == value
+                    checked += 1
+    assert checked > 200
+
+
+def test_summary_reads_the_documented_keys(fake):
+    """Independent of the sources mechanism: the cells equal the stage files' documented keys."""
+    results, _ = fake
+    summary = json.loads((results / "summary.json").read_text())
+    for row in summary["rows"]:
+        tdir = results / row["dataset"] / row["encoding"] / row["model"]
+        metrics = json.loads((tdir / "metrics.json").read_text())
+        assert row["balanced_accuracy"] == metrics["test"]["balanced_accuracy"]
+        assert row["macro_f1"] == metrics["test"]["macro_f1"]
+        assert row["spikes_per_inference"] == metrics["spikes_per_inference"]["total"]
+        if row["model"].startswith("dpsnn_eps"):
+            privacy = json.loads((tdir / "privacy.json").read_text())
+            assert (row["epsilon"], row["delta"], row["privacy_unit"]) == \
+                (privacy["epsilon"], privacy["delta"], privacy["privacy_unit"])
+        else:
+            assert row["epsilon"] is None
+        if row["model"] == "classical":
+            assert row["attack"] is None and row["attack_auc"] is None
+        else:
+            att = json.loads((tdir / "attack" / "summary.json").read_text())["attacks"]
+            best_tpr = max(a["record"]["tpr_at_1pct_fpr"] for a in att.values())
+            assert row["attack_tpr_at_1pct_fpr"] == best_tpr
+            assert row["attack_auc"] == att[row["attack"]]["record"]["auc"]
+        for hw, cells in (row.get("deploy") or {}).items():
+            dep = json.loads((tdir / "deploy" / f"{hw}.json").read_text())
+            assert cells["fits"] == dep["fits"]
+            assert cells["energy_per_inference_j"] == dep["energy_per_inference_j"]
+            assert cells["latency_s"] == dep["latency_s"]
+            assert cells["power_w"] == dep["power_w"]
+
+
+def test_markdown_and_html_list_every_row(fake):
+    results, _ = fake
+    summary = json.loads((results / "summary.json").read_text())
+    md = (results / "summary.md").read_text()
+    html = (results / "summary.html").read_text()
+    main_rows = [line for line in md.splitlines() if line.startswith("| ds_")]
+    n_deploy = sum(len(r.get("deploy") or {}) for r in summary["rows"])
+    assert len(main_rows) == len(summary["rows"]) + n_deploy
+    assert f"{summary['rows'][0]['balanced_accuracy']:.3f}" in md
+    assert html.count("<tr>") == len(summary["rows"]) + n_deploy + 2  # + two header rows
+
+
+def test_every_figure_is_written_and_not_blank(fake):
+    import matplotlib.image as mpimg
+
+    results, plan_raw = fake
+    plan = report.plan_from_params(plan_raw)
+    expected = [p for p in report.report_outputs(plan, results) if "figures" in p.parts]
+    assert len(expected) == 2 * 2 * len(report.FIGURE_KINDS)  # 2 datasets x 2 formats x every kind
+    for path in expected:
+        assert path.is_file(), path
+        assert path.stat().st_size > 5_000, path
+        if path.suffix == ".png":
+            img = mpimg.imread(path)
+            assert img[..., :3].std() > 0.05, f"{path} looks blank"
+        else:
+            assert path.read_text().lstrip().startswith("<?xml")
+    written = {p for p in (results / "figures").rglob("*") if p.is_file()}
+    assert written == set(expected)
+
+
+def test_missing_required_file_is_named(tmp_path, capsys):
+    plan_raw = build_plan()
+    results = build_fake_results(tmp_path, plan_raw)
+    gone = results / "ds_b" / "population" / "dpsnn_eps8" / "privacy.json"
+    gone.unlink()
+    rc = biospike_main(["report", "--params", json.dumps({"plan": plan_raw}), "--results", str(results),
+                        "--output-json", str(results / "summary.json")])
+    assert rc == 2
+    assert str(gone) in capsys.readouterr().err
+    assert not (results / "summary.json").exists()
+    with pytest.raises(BiospikeError) as exc:
+        report.make_figure("privacy_utility", "ds_b", report.plan_from_params(plan_raw), results, tmp_path / "f")
+    assert exc.value.path == str(gone)
+
+
+def test_missing_roc_named_by_attack_summary(tmp_path):
+    plan_raw = build_plan(dp=False, deploy=False, sweep=False)
+    results = build_fake_results(tmp_path, plan_raw)
+    for roc in (results / "ds_a" / "delta" / "snn" / "attack").glob("*_roc.csv"):
+        roc.unlink()
+    with pytest.raises(BiospikeError, match="roc"):
+        report.make_figure("roc", "ds_a", report.plan_from_params(plan_raw), results, tmp_path / "f")
+
+
+def test_disabled_stages_have_no_rows_or_figures(tmp_path):
+    plan_raw = build_plan(attacks=False, deploy=False, dp=False)
+    results = build_fake_results(tmp_path, plan_raw)
+    plan = report.plan_from_params(plan_raw)
+    summary = report.build_summary(plan, results)
+    assert {r["model"] for r in summary["rows"]} == {"snn", "ann", "classical"}
+    assert all(r["attack_auc"] is None and r["epsilon"] is None and "deploy" not in r for r in summary["rows"])
+    assert report.figure_kinds(plan["ds_a"]) == ["signals", "training", "confusion"]
+    written = report.make_figures(plan, results, tmp_path / "figs", {"dpi": 50, "formats": ["png"]})
+    assert sorted(p.name for p in written) == sorted(["signals.png", "training.png", "confusion.png"] * 2)
+    with pytest.raises(BiospikeError, match="stage disabled"):
+        report.make_figure("roc", "ds_a", plan, results, tmp_path / "figs")
+
+
+def test_discovered_plan_equals_config_plan(fake):
+    results, plan_raw = fake
+    assert report.discover_plan(results) == report.plan_from_params(plan_raw)
+
+
+def test_figure_rule_mode_writes_only_that_figure(fake, tmp_path):
+    results, plan_raw = fake
+    out = tmp_path / "figs"
+    rc = biospike_main(["report", "--params", json.dumps({"plan": plan_raw, "report": {"dpi": 50}}),
+                        "--results", str(results), "--figures", str(out), "--only", "energy", "--dataset", "ds_a"])
+    assert rc == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == ["ds_a/energy.png", "ds_a/energy.svg"]
+
+
+def test_best_attack_prefers_tpr_then_auc():
+    mk = report.AttackResult
+    results = [mk("a", "record", 0.9, 0.01, "/x", "/y", None), mk("b", "record", 0.6, 0.05, "/x", "/y", None),
+               mk("c", "record", 0.7, "not estimable", "/x", "/y", None)]
+    assert report.best_attack(results, "tpr_at_1pct_fpr").name == "b"
+    assert report.best_attack(results, "auc").name == "a"
+
+
+def test_json_pointer_round_trip():
+    data = {"a/b": [{"c~d": 3}]}
+    ptr = report.make_pointer("a/b", 0, "c~d")
+    assert ptr == "/a~1b/0/c~0d"
+    assert report.resolve_pointer(data, ptr) == 3
+
+
+def test_si_formatting():
+    assert report.fmt_si(2.5e-6, "J") == "2.5 µJ"
+    assert report.fmt_si(0.0123, "s") == "12.3 ms"
+    assert report.fmt_si(None, "W") == "–"
