@@ -8,6 +8,7 @@ simulation) loads any model with :func:`load_checkpoint`.
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         model = build_model(payload["arch"])
         model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, ValueError, EOFError) as exc:
+    except (RuntimeError, KeyError, ValueError, EOFError, TypeError, pickle.UnpicklingError) as exc:
         raise BiospikeError(f"not a valid biospike checkpoint ({exc})", path) from None
     model.eval()
     return model, payload.get("meta", {})

@@ -32,13 +32,16 @@ class ANNArch:
 
 
 def _leaky(current: torch.Tensor, decay: float) -> torch.Tensor:
-    """h_t = decay * h_{t-1} + (1 - decay) * current_t over the time axis of (B, T, H)."""
-    state = current.new_zeros(current.shape[0], current.shape[2])
-    out = []
-    for t in range(current.shape[1]):
-        state = decay * state + (1.0 - decay) * current[:, t]
-        out.append(state)
-    return torch.stack(out, dim=1)
+    """h_t = decay * h_{t-1} + (1 - decay) * current_t over the time axis of (B, T, H), h_0 = 0.
+
+    The filter is linear and time-invariant, so it runs as one matmul with its (T, T)
+    lower-triangular impulse response instead of a Python loop over T.
+    """
+    steps = current.shape[1]
+    lag = torch.arange(steps, device=current.device)
+    lag = lag[:, None] - lag[None, :]
+    kernel = torch.where(lag >= 0, (1.0 - decay) * decay ** lag.clamp(min=0).double(), 0.0)
+    return torch.matmul(kernel.to(current.dtype), current)
 
 
 class ANN(nn.Module):

@@ -1,0 +1,152 @@
+"""Classical baseline: standardized logistic regression on per-channel RMS and band powers.
+
+A sanity floor for the networks, computed on the **raw windows** of windows.h5 (not on spikes),
+so it also tells whether an encoding lost the information a simple spectral model finds.
+Output: ``model.joblib`` (a dict holding the scikit-learn pipeline and the feature settings),
+and ``metrics.json`` / ``curve.csv`` in the same schema as :mod:`biospike.train`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biospike.errors import BiospikeError
+
+N_BANDS = 6  # log-spaced bands between ~2 cycles per window and Nyquist
+C_REG = 1.0  # inverse L2 strength of the logistic regression
+_EPS = 1e-12
+
+
+def band_edges_hz(fs_hz: float, n_samples: int, n_bands: int = N_BANDS) -> np.ndarray:
+    """n_bands + 1 log-spaced edges from max(0.5 Hz, 2 cycles per window) to fs/2."""
+    low = max(0.5, 2.0 * fs_hz / n_samples)
+    return np.geomspace(low, fs_hz / 2.0, n_bands + 1)
+
+
+def features(signals: np.ndarray, fs_hz: float, n_bands: int = N_BANDS) -> np.ndarray:
+    """(N, C, L) windows -> (N, C * (1 + n_bands)): log RMS and log Welch band power per channel."""
+    from scipy.signal import welch
+
+    signals = np.asarray(signals, dtype=np.float64)
+    n, n_ch, n_samples = signals.shape
+    rms = np.sqrt(np.mean(signals**2, axis=2))
+    freqs, psd = welch(signals, fs=fs_hz, nperseg=min(n_samples, 256), axis=2)
+    edges = band_edges_hz(fs_hz, n_samples, n_bands)
+    bands = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (freqs >= lo) & (freqs <= hi) if hi == edges[-1] else (freqs >= lo) & (freqs < hi)
+        if not sel.any():  # a band narrower than the Welch resolution: nearest bin
+            sel = np.zeros_like(freqs, dtype=bool)
+            sel[np.argmin(np.abs(freqs - np.sqrt(lo * hi)))] = True
+        bands.append(psd[:, :, sel].mean(axis=2))
+    feats = np.concatenate([np.log(rms + _EPS)[:, :, None], np.log(np.stack(bands, axis=2) + _EPS)], axis=2)
+    return feats.reshape(n, n_ch * (1 + n_bands)).astype(np.float64)
+
+
+def fit_classical(x: np.ndarray, y: np.ndarray, class_weighting: str, seed: int) -> Any:
+    """StandardScaler + multinomial LogisticRegression (lbfgs, deterministic)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    weight = None if class_weighting == "none" else "balanced"  # 'sampler' ~ balanced for a convex model
+    clf = LogisticRegression(C=C_REG, max_iter=2000, class_weight=weight, random_state=seed % (2**32))
+    return make_pipeline(StandardScaler(), clf).fit(x, y)
+
+
+def class_logits(pipe: Any, feats: np.ndarray, n_classes: int) -> np.ndarray:
+    """Log-probabilities (N, K) over all classes (a class absent from training gets -inf -> -1e9)."""
+    out = np.full((len(feats), n_classes), -1e9)
+    if len(feats):
+        proba = pipe.predict_proba(feats)
+        out[:, pipe.classes_] = np.log(np.clip(proba, 1e-12, None))
+    return out
+
+
+def classical_stage(windows_path: str | Path, outdir: str | Path, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Train on the train split of windows.h5; write model.joblib, metrics.json, curve.csv."""
+    import joblib
+
+    from biospike.store import atomic_path, provenance, read_windows, write_json
+    from biospike.train import (
+        _finite,
+        _names_and_seed,
+        evaluate,
+        select_train_indices,
+        subsample_seed,
+        train_settings,
+        write_curve,
+    )
+
+    start_s = time.perf_counter()
+    outdir = Path(outdir)
+    cfg = train_settings(params)
+    win = read_windows(windows_path)
+    dataset, encoding, seed = _names_and_seed(params, outdir, "classical")
+    for name in ("train", "val", "test"):
+        if name not in win.splits:
+            raise BiospikeError(f"no '{name}' split in splits/", windows_path)
+    labels = np.asarray(win.labels, dtype=np.int64)
+    train_all = np.sort(win.splits["train"])
+    train_idx = select_train_indices(train_all, labels, cfg["max_train_windows"], subsample_seed(params, dataset))
+    val_idx, test_idx = np.sort(win.splits["val"]), np.sort(win.splits["test"])
+    if len(np.unique(labels[train_idx])) < 2:
+        raise BiospikeError("the training split holds fewer than two classes", windows_path)
+    feats = features(win.signals, win.fs_hz)
+    if not np.all(np.isfinite(feats)):
+        raise BiospikeError("non-finite values in the windows (features are NaN/inf)", windows_path)
+    pipe = fit_classical(feats[train_idx], labels[train_idx], cfg["class_weighting"], seed)
+    class_names = list(win.class_names)
+    n_classes = len(class_names)
+
+    metrics: dict[str, Any] = {"model": "classical", "dataset": dataset, "encoding": encoding, "class_names": class_names}
+    for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
+        metrics[name] = evaluate(class_logits(pipe, feats[idx], n_classes), labels[idx], win.subject[idx], class_names)
+    row = {"epoch": 1, "train_loss": metrics["train"].get("nll"), "val_loss": metrics["val"].get("nll"),
+           "val_balanced_accuracy": metrics["val"]["balanced_accuracy"], "val_accuracy": metrics["val"]["accuracy"],
+           "lr": None}
+    clf = pipe[-1]
+    metrics |= {
+        "firing": None,
+        "spikes_per_inference": None,
+        "status": "ok",
+        "errors": [],
+        "n_parameters": int(clf.coef_.size + clf.intercept_.size),
+        "n_windows": {"train": len(train_idx), "train_available": len(train_all), "val": len(val_idx), "test": len(test_idx)},
+        "epochs_run": 1,
+        "best_epoch": 1,
+        "stopped_early": False,
+        "history": {"best": row, "final": row},
+        "arch": {"kind": "classical", "features": "log RMS + log Welch band power per channel",
+                 "n_bands": N_BANDS, "band_edges_hz": band_edges_hz(win.fs_hz, win.signals.shape[2]).tolist(),
+                 "C": C_REG, "n_features": int(feats.shape[1])},
+        "seed": seed,
+        "provenance": provenance({"train": cfg, "model": "classical", "dataset": dataset, "encoding": encoding},
+                                 inputs=[windows_path], seed=seed),
+    }
+    metrics["wall_time_s"] = time.perf_counter() - start_s
+    payload = {"pipeline": pipe, "fs_hz": float(win.fs_hz), "n_bands": N_BANDS, "class_names": class_names,
+               "channel_names": list(win.channel_names), "train_indices": train_idx.tolist(), "seed": seed}
+    outdir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(outdir / "model.joblib") as tmp:
+        joblib.dump(payload, tmp)
+    write_curve(outdir / "curve.csv", [row])
+    write_json(outdir / "metrics.json", _finite(metrics))
+    return metrics
+
+
+def predict_classical(model_path: str | Path, signals: np.ndarray) -> np.ndarray:
+    """Log-probabilities (N, K) of a saved classical model on raw windows (N, C, L)."""
+    import joblib
+
+    try:
+        payload = joblib.load(model_path)
+    except (OSError, EOFError, KeyError, ValueError) as exc:
+        raise BiospikeError(f"not a readable classical model ({exc})", model_path) from None
+    feats = features(signals, payload["fs_hz"], payload["n_bands"])
+    return class_logits(payload["pipeline"], feats, len(payload["class_names"]))

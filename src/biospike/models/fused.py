@@ -1,0 +1,152 @@
+"""Fused time loops for the parameter-free neuron dynamics (LIF hidden layers, LI readout).
+
+norse steps a neuron with ~15 small autograd ops per time step, so a (B, T, H) layer builds a
+graph of 15 T nodes and training time goes to Python and autograd overhead, not arithmetic.
+Here the whole time loop of one layer is one ``torch.autograd.Function``: the forward runs the
+recurrence without building a graph (TorchScript, to drop the interpreter overhead too) and keeps
+the pre-reset voltages; the backward is the hand-written adjoint of the same recurrence.
+
+The arithmetic repeats norse 1.1.0's ``lif_feed_forward_step`` / ``li_feed_forward_step`` and
+SuperSpike surrogate (``grad / (|v - v_th| + 1)^2``; norse's "super" ignores alpha) operation by
+operation, in the same order, so forward values and gradients are bitwise equal to norse's in
+float32 and float64 (tests/unit/test_models_fused.py checks both against norse itself).
+
+These functions own no weights: they sit between ``nn.Linear`` layers, so Opacus' hooks still see
+each Linear's activations and backprops per sample (DESIGN.md, Known traps).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+
+def _lif_forward(cur: torch.Tensor, a_mem: torch.Tensor, a_syn_neg: torch.Tensor, v_leak: torch.Tensor,
+                 v_th: torch.Tensor, v_reset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cur (B, T, H) -> spikes (T, B, H) and pre-reset voltages (T, B, H); state starts at v_leak, 0."""
+    batch, steps, width = cur.shape
+    zeros = torch.zeros(batch, width, dtype=cur.dtype, device=cur.device)
+    v = zeros + v_leak
+    i = zeros
+    spikes = torch.empty(steps, batch, width, dtype=cur.dtype, device=cur.device)
+    v_pre = torch.empty(steps, batch, width, dtype=cur.dtype, device=cur.device)
+    for t in range(steps):
+        i_new = i + cur[:, t]  # current jump first
+        v_dec = v + a_mem * ((v_leak - v) + i_new)  # Euler step with the jumped current
+        i = i_new + a_syn_neg * i_new
+        z = torch.gt(v_dec - v_th, 0.0).to(cur.dtype)
+        v = torch.where(z > 0, v_reset, v_dec)  # == (1 - z) v_dec + z v_reset for z in {0, 1}
+        spikes[t] = z
+        v_pre[t] = v_dec
+    return spikes, v_pre
+
+
+def _lif_backward(grad_z: torch.Tensor, spikes: torch.Tensor, v_pre: torch.Tensor, a_mem: torch.Tensor,
+                  a_syn_neg: torch.Tensor, v_th: torch.Tensor, v_reset: torch.Tensor) -> torch.Tensor:
+    """Adjoint of :func:`_lif_forward`: grad wrt spikes (B, T, H) -> grad wrt input current (B, T, H).
+
+    The reset path is differentiated too (norse does not detach it); operation order follows
+    autograd's on norse's graph so the float32 result is identical.
+    """
+    steps, batch, width = spikes.shape
+    g_v = torch.zeros(batch, width, dtype=grad_z.dtype, device=grad_z.device)
+    g_i = torch.zeros(batch, width, dtype=grad_z.dtype, device=grad_z.device)
+    g_cur = torch.empty(batch, steps, width, dtype=grad_z.dtype, device=grad_z.device)
+    for t in range(steps - 1, -1, -1):
+        z = spikes[t]
+        v_dec = v_pre[t]
+        # v_new = (1 - z) v_dec + z v_reset; z = H(v_dec - v_th) with the SuperSpike surrogate
+        g_z = grad_z[:, t] - g_v * v_dec + g_v * v_reset
+        g_vdec = g_v * (1.0 - z) + g_z / ((v_dec - v_th).abs() + 1.0).pow(2)
+        g_dv = g_vdec * a_mem
+        g_inew = g_i + g_i * a_syn_neg + g_dv
+        g_cur[:, t] = g_inew
+        g_i = g_inew
+        g_v = g_vdec - g_dv
+    return g_cur
+
+
+def _li_forward(cur: torch.Tensor, a_mem: torch.Tensor, a_syn_neg: torch.Tensor, v_leak: torch.Tensor) -> torch.Tensor:
+    """Leaky-integrator readout: cur (B, T, O) -> voltages (B, T, O); state starts at 0, 0."""
+    batch, steps, width = cur.shape
+    v = torch.zeros(batch, width, dtype=cur.dtype, device=cur.device)
+    i = torch.zeros(batch, width, dtype=cur.dtype, device=cur.device)
+    volts = torch.empty(batch, steps, width, dtype=cur.dtype, device=cur.device)
+    for t in range(steps):
+        i_jump = i + cur[:, t]
+        v = v + a_mem * ((v_leak - v) + i_jump)
+        i = i_jump + a_syn_neg * i_jump
+        volts[:, t] = v
+    return volts
+
+
+def _li_backward(grad_v: torch.Tensor, a_mem: torch.Tensor, a_syn_neg: torch.Tensor) -> torch.Tensor:
+    batch, steps, width = grad_v.shape
+    g_v = torch.zeros(batch, width, dtype=grad_v.dtype, device=grad_v.device)
+    g_i = torch.zeros(batch, width, dtype=grad_v.dtype, device=grad_v.device)
+    g_cur = torch.empty_like(grad_v)
+    for t in range(steps - 1, -1, -1):
+        g_vt = grad_v[:, t] + g_v
+        g_dv = g_vt * a_mem
+        g_ij = g_i + g_i * a_syn_neg + g_dv
+        g_cur[:, t] = g_ij
+        g_i = g_ij
+        g_v = g_vt - g_dv
+    return g_cur
+
+
+def _script(fn):
+    """TorchScript the loop (3-4x less per-step overhead than Python); if TorchScript is gone
+    (deprecated since torch 2.10), the plain Python function computes the same values."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.script(fn)
+    except Exception:
+        return fn
+
+
+_lif_forward_s = _script(_lif_forward)
+_lif_backward_s = _script(_lif_backward)
+_li_forward_s = _script(_li_forward)
+_li_backward_s = _script(_li_backward)
+
+
+class LIFScan(torch.autograd.Function):
+    """``spikes = LIFScan.apply(current, a_mem, a_syn_neg, v_leak, v_th, v_reset)``, (B, T, H) both.
+
+    ``a_mem = dt * tau_mem_inv`` and ``a_syn_neg = -dt * tau_syn_inv`` as 0-d tensors, computed the
+    way norse computes them (see :func:`lif_constants`).
+    """
+
+    @staticmethod
+    def forward(ctx, current, a_mem, a_syn_neg, v_leak, v_th, v_reset):
+        spikes, v_pre = _lif_forward_s(current.contiguous(), a_mem, a_syn_neg, v_leak, v_th, v_reset)
+        ctx.save_for_backward(spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset)
+        return spikes.transpose(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad_spikes):
+        spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset = ctx.saved_tensors
+        grad = _lif_backward_s(grad_spikes.contiguous(), spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset)
+        return grad, None, None, None, None, None
+
+
+class LIScan(torch.autograd.Function):
+    """``volts = LIScan.apply(current, a_mem, a_syn_neg, v_leak)``, (B, T, O) both."""
+
+    @staticmethod
+    def forward(ctx, current, a_mem, a_syn_neg, v_leak):
+        ctx.save_for_backward(a_mem, a_syn_neg)
+        return _li_forward_s(current.contiguous(), a_mem, a_syn_neg, v_leak)
+
+    @staticmethod
+    def backward(ctx, grad_volts):
+        a_mem, a_syn_neg = ctx.saved_tensors
+        return _li_backward_s(grad_volts.contiguous(), a_mem, a_syn_neg), None, None, None
+
+
+def lif_constants(tau_mem_inv: torch.Tensor, tau_syn_inv: torch.Tensor, dt_s: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dt * tau_mem_inv, -dt * tau_syn_inv) evaluated exactly as norse's step functions do."""
+    return dt_s * tau_mem_inv, -dt_s * tau_syn_inv

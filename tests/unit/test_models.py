@@ -1,0 +1,58 @@
+"""Model building and checkpoints (SNN, ANN)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from biospike.errors import BiospikeError
+from biospike.models import build_model, load_checkpoint, save_checkpoint
+from biospike.models.ann import _leaky
+
+
+@pytest.mark.parametrize("kind", ["snn", "ann"])
+def test_checkpoint_round_trip(tmp_path, kind):
+    torch.manual_seed(0)
+    model = build_model({"kind": kind, "n_in": 5, "n_hidden": [7, 6], "n_out": 3, "input_scale": 2.5})
+    x = (torch.rand(3, 20, 5) < 0.4).float()
+    save_checkpoint(tmp_path / "model.pt", model, {"class_names": ["a", "b", "c"]})
+    loaded, meta = load_checkpoint(tmp_path / "model.pt")
+    assert meta == {"class_names": ["a", "b", "c"]}
+    assert not loaded.training
+    model.eval()
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+def test_checkpoint_without_impl_loads_with_fused_default(tmp_path):
+    """Checkpoints written before the impl field existed still load."""
+    model = build_model({"kind": "snn", "n_in": 2, "n_hidden": [3], "n_out": 2})
+    payload = {"arch": {k: v for k, v in vars(model.arch).items() if k != "impl"}, "state_dict": model.state_dict(), "meta": {}}
+    torch.save(payload, tmp_path / "old.pt")
+    loaded, _ = load_checkpoint(tmp_path / "old.pt")
+    assert loaded.arch.impl == "fused"
+
+
+def test_bad_arch_and_checkpoint_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="impl"):
+        build_model({"kind": "snn", "n_in": 2, "n_hidden": [3], "n_out": 2, "impl": "cuda"})
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(BiospikeError):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_ann_leaky_matmul_equals_recurrence():
+    x = torch.randn(3, 40, 4, dtype=torch.float64)
+    decay = 0.93
+    state = torch.zeros(3, 4, dtype=torch.float64)
+    expected = []
+    for t in range(40):
+        state = decay * state + (1 - decay) * x[:, t]
+        expected.append(state)
+    torch.testing.assert_close(_leaky(x, decay), torch.stack(expected, dim=1), rtol=0, atol=1e-12)
+
+
+def test_snn_hidden_biases_start_at_zero_and_ann_matches_sizes():
+    snn = build_model({"kind": "snn", "n_in": 4, "n_hidden": [8], "n_out": 2})
+    ann = build_model({"kind": "ann", "n_in": 4, "n_hidden": [8], "n_out": 2})
+    assert torch.all(snn.fc[0].bias == 0)
+    assert sum(p.numel() for p in snn.parameters()) == sum(p.numel() for p in ann.parameters())

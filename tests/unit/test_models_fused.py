@@ -1,0 +1,156 @@
+"""The fused LIF/LI scans against norse's own step functions: forward and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from norse.torch.functional.leaky_integrator import LIParameters, LIState, li_feed_forward_step
+from norse.torch.functional.lif import LIFFeedForwardState, LIFParameters, lif_feed_forward_step
+
+from biospike.models import build_model
+from biospike.models.fused import LIFScan, LIScan, lif_constants
+
+DT_S = 1e-3
+
+
+def _lif_params(dtype: torch.dtype, v_reset: float = 0.0, v_leak: float = 0.0) -> LIFParameters:
+    t = lambda v: torch.as_tensor(v, dtype=dtype)  # noqa: E731
+    return LIFParameters(tau_syn_inv=t(1 / 5e-3), tau_mem_inv=t(1 / 20e-3), v_leak=t(v_leak), v_th=t(1.0),
+                         v_reset=t(v_reset), method="super", alpha=t(100.0))
+
+
+def _norse_lif(cur: torch.Tensor, p: LIFParameters) -> torch.Tensor:
+    zeros = cur.new_zeros(cur.shape[0], cur.shape[2])
+    state = LIFFeedForwardState(v=zeros + p.v_leak, i=zeros)
+    out = []
+    for t in range(cur.shape[1]):
+        z, state = lif_feed_forward_step(cur[:, t], state, p, DT_S)
+        out.append(z)
+    return torch.stack(out, dim=1)
+
+
+def _norse_li(cur: torch.Tensor, p: LIParameters) -> torch.Tensor:
+    zeros = cur.new_zeros(cur.shape[0], cur.shape[2])
+    state = LIState(v=zeros, i=zeros)
+    out = []
+    for t in range(cur.shape[1]):
+        v, state = li_feed_forward_step(cur[:, t], state, p, DT_S)
+        out.append(v)
+    return torch.stack(out, dim=1)
+
+
+def _fused_lif(cur: torch.Tensor, p: LIFParameters) -> torch.Tensor:
+    a_mem, a_syn_neg = lif_constants(p.tau_mem_inv, p.tau_syn_inv, DT_S)
+    return LIFScan.apply(cur, a_mem, a_syn_neg, p.v_leak, p.v_th, p.v_reset)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("scale", "offset", "v_reset", "spiking"),
+                         [(1.0, 0.3, 0.0, True), (3.0, 0.5, 0.0, True), (0.5, 1.0, -0.2, True), (0.05, 0.0, 0.0, False)])
+def test_lif_scan_equals_norse_forward_and_gradient(dtype, scale, offset, v_reset, spiking):
+    gen = torch.Generator().manual_seed(int(scale * 10 + offset * 100))
+    cur = torch.randn(8, 60, 16, generator=gen, dtype=dtype) * scale + offset
+    upstream = torch.randn(8, 60, 16, generator=gen, dtype=dtype)
+    p = _lif_params(dtype, v_reset=v_reset)
+    grads, outs = [], []
+    for fn in (_norse_lif, _fused_lif):
+        x = cur.clone().requires_grad_()
+        z = fn(x, p)
+        (z * upstream).sum().backward()
+        outs.append(z.detach())
+        grads.append(x.grad)
+    assert (0.0 < outs[0].mean() < 1.0) == spiking  # spikes and resets, or the silent regime
+    torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=1e-6 * max(1.0, float(grads[0].abs().max())))
+    assert grads[0].abs().max() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_li_scan_equals_norse_forward_and_gradient(dtype):
+    gen = torch.Generator().manual_seed(3)
+    cur = torch.randn(4, 50, 3, generator=gen, dtype=dtype)
+    upstream = torch.randn(4, 50, 3, generator=gen, dtype=dtype)
+    p = LIParameters(tau_syn_inv=torch.as_tensor(1 / 5e-3, dtype=dtype), tau_mem_inv=torch.as_tensor(1 / 20e-3, dtype=dtype),
+                     v_leak=torch.as_tensor(0.0, dtype=dtype))
+    a_mem, a_syn_neg = lif_constants(p.tau_mem_inv, p.tau_syn_inv, DT_S)
+    x1, x2 = cur.clone().requires_grad_(), cur.clone().requires_grad_()
+    v1 = _norse_li(x1, p)
+    v2 = LIScan.apply(x2, a_mem, a_syn_neg, p.v_leak)
+    (v1 * upstream).sum().backward()
+    (v2 * upstream).sum().backward()
+    torch.testing.assert_close(v2, v1, rtol=0, atol=1e-6)
+    torch.testing.assert_close(x2.grad, x1.grad, rtol=0, atol=1e-6)
+
+
+def test_li_scan_gradcheck_float64():
+    """The readout's hand-written backward is the exact adjoint of its forward (finite differences;
+    the LIF scan's gradient is a surrogate by design, so it is checked against norse instead)."""
+    gen = torch.Generator().manual_seed(0)
+    cur = torch.randn(2, 12, 3, generator=gen, dtype=torch.float64).requires_grad_()
+    p = _lif_params(torch.float64)
+    a_mem, a_syn_neg = lif_constants(p.tau_mem_inv, p.tau_syn_inv, DT_S)
+    assert torch.autograd.gradcheck(lambda c: LIScan.apply(c, a_mem, a_syn_neg, p.v_leak), (cur,))
+
+
+def _pair(arch: dict) -> tuple[torch.nn.Module, torch.nn.Module]:
+    torch.manual_seed(0)
+    fused = build_model({**arch, "impl": "fused"})
+    with torch.no_grad():
+        for fc in fused.fc[1:]:
+            fc.weight.mul_(4.0)  # deeper layers fire too
+    reference = build_model({**arch, "impl": "norse"})
+    reference.load_state_dict(fused.state_dict())
+    return fused, reference
+
+
+@pytest.mark.parametrize("hidden", [[16], [12, 8]])
+def test_snn_fused_equals_norse_impl(hidden):
+    arch = {"kind": "snn", "n_in": 6, "n_hidden": hidden, "n_out": 3, "input_scale": 4.0}
+    fused, reference = _pair(arch)
+    assert fused.fused and not reference.fused
+    gen = torch.Generator().manual_seed(1)
+    x = (torch.rand(5, 40, 6, generator=gen) < 0.3).float()
+    y = torch.tensor([0, 1, 2, 0, 1])
+    results = []
+    for model in (fused, reference):
+        volts, spikes = model.forward_trace(x)
+        loss = torch.nn.functional.cross_entropy(volts.mean(dim=1), y)
+        loss.backward()
+        results.append((volts.detach(), [s.detach() for s in spikes], {n: p.grad for n, p in model.named_parameters()}))
+    (v1, s1, g1), (v2, s2, g2) = results
+    assert all(s.mean() > 0 for s in s2)
+    torch.testing.assert_close(v1, v2, rtol=0, atol=1e-6)
+    for a, b in zip(s1, s2, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for name in g2:
+        torch.testing.assert_close(g1[name], g2[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_recurrent_snn_steps_through_norse():
+    model = build_model({"kind": "snn", "n_in": 4, "n_hidden": [8], "n_out": 2, "recurrent": True})
+    assert not model.fused
+    assert model(torch.ones(2, 10, 4)).shape == (2, 2)
+
+
+def test_fused_snn_per_sample_gradients_under_opacus():
+    """Opacus hooks mode: per-sample gradients of the fused model equal batch-size-1 gradients."""
+    import warnings
+
+    from opacus import GradSampleModule
+
+    arch = {"kind": "snn", "n_in": 5, "n_hidden": [10, 6], "n_out": 3, "input_scale": 3.0}
+    torch.manual_seed(0)
+    model = build_model(arch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gsm = GradSampleModule(model, batch_first=True, loss_reduction="sum")
+    gen = torch.Generator().manual_seed(2)
+    x = (torch.rand(4, 25, 5, generator=gen) < 0.3).float()
+    y = torch.tensor([0, 1, 2, 1])
+    torch.nn.functional.cross_entropy(gsm(x), y, reduction="sum").backward()
+    for b in range(len(x)):
+        single = build_model(arch)
+        single.load_state_dict(model.state_dict())
+        torch.nn.functional.cross_entropy(single(x[b:b + 1]), y[b:b + 1], reduction="sum").backward()
+        for (name, p), q in zip(model.named_parameters(), single.parameters(), strict=True):
+            torch.testing.assert_close(p.grad_sample[b], q.grad, rtol=1e-5, atol=1e-6, msg=name)
