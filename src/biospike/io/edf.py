@@ -27,6 +27,9 @@ def check_size(path: Path) -> None:
             header_bytes = int(fixed[184:192].decode("ascii").strip())
             n_records = int(fixed[236:244].decode("ascii").strip())
             n_signals = int(fixed[252:256].decode("ascii").strip())
+            if path.stat().st_size < header_bytes:
+                raise BiospikeError(
+                    f"truncated EDF/BDF: header declares {header_bytes} bytes, file has {path.stat().st_size}", path)
             fh.seek(256 + n_signals * 216)
             raw = fh.read(n_signals * 8)
             samples_per_record = [int(raw[i * 8:(i + 1) * 8].decode("ascii").strip()) for i in range(n_signals)]
