@@ -27,5 +27,7 @@ rule ingest:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../envs/biospike.yaml"
     shell:
         "biospike ingest --params {params.cfg} --output {output} > {log} 2>&1"
