@@ -1,0 +1,370 @@
+"""``biospike simulate``: map, quantize and simulate a model on an edge target -> ``{target}.json``.
+
+Spiking targets take the NIR graph (``--nir``); the float reference is the NIR graph simulated in
+float mode (bit-identical to the torch model, tests/unit/test_nir_roundtrip.py). The MCU target
+takes the same-size ANN checkpoint (``--model``): dense multiply-accumulates per inference.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biospike.deploy.hardware import (
+    HardwareProfile,
+    compute_step_s,
+    energy_j,
+    energy_terms,
+    load_profile,
+    step_time_s,
+    xylo_cycles_per_step,
+)
+from biospike.errors import BiospikeError
+
+DEFAULTS = {"early_exit": {"enabled": True, "confidence": 0.9}, "max_test_windows": 512, "real_time": True,
+            "calibration_windows": 64}
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def time_course(readout: np.ndarray, y: np.ndarray, scale: float, dt_step_s: float, confidence: float | None) -> dict[str, Any]:
+    """Accuracy as a function of elapsed steps (logits = running mean of the readout), latency to the
+    first correct classification, and the confidence early exit (softmax of running-mean logits)."""
+    steps = readout.shape[1]
+    running = np.cumsum(readout, axis=1) / np.arange(1, steps + 1)[None, :, None]
+    pred = running.argmax(axis=2)  # (B, T)
+    correct = pred == y[:, None]
+    acc = correct.mean(axis=0)
+    ever = correct.any(axis=1)
+    first = np.where(ever, correct.argmax(axis=1), -1)
+    final = float(acc[-1])
+    reach = np.flatnonzero(acc >= final - 0.01)
+    out: dict[str, Any] = {
+        "accuracy_by_step": [round(float(a), 5) for a in acc],
+        "step_s": dt_step_s,
+        "first_correct_step_mean": float(first[ever].mean() + 1) if ever.any() else None,
+        "first_correct_latency_s": float((first[ever].mean() + 1) * dt_step_s) if ever.any() else None,
+        "never_correct_fraction": float(1.0 - ever.mean()),
+        "steps_to_final_accuracy_within_1pp": int(reach[0] + 1) if reach.size else steps,
+    }
+    if confidence is not None:
+        prob = _softmax(running * scale)
+        confident = prob.max(axis=2) >= confidence
+        exit_step = np.where(confident.any(axis=1), confident.argmax(axis=1), steps - 1)
+        exit_pred = pred[np.arange(len(y)), exit_step]
+        out["early_exit"] = {
+            "confidence": confidence,
+            "accuracy": float((exit_pred == y).mean()) if len(y) else None,
+            "exit_step_mean": float(exit_step.mean() + 1) if len(y) else None,
+            "exited_early_fraction": float(confident.any(axis=1).mean()) if len(y) else None,
+        }
+        out["_exit_step"] = exit_step
+    return out
+
+
+def fidelity(float_trace, int_trace, scale: float) -> dict[str, Any]:
+    per_layer = {}
+    for name, ref in float_trace.spikes.items():
+        got = int_trace.spikes[name]
+        per_layer[name] = {
+            "spike_agreement": float(np.mean((got > 0) == (ref > 0))),
+            "spike_count_ratio": float(got.sum() / ref.sum()) if ref.sum() else None,
+            "float_rate": float(ref.mean()),
+            "quantized_rate": float(got.mean()),
+        }
+    f_logits = float_trace.logits
+    q_logits = int_trace.logits * scale
+    agree = float(np.mean(f_logits.argmax(1) == q_logits.argmax(1))) if len(f_logits) else None
+    denom = np.abs(f_logits).max() or 1.0
+    corr = float(np.corrcoef(f_logits.ravel(), q_logits.ravel())[0, 1]) if f_logits.size > 1 and q_logits.std() > 0 else None
+    return {
+        "spike_agreement": float(np.mean([v["spike_agreement"] for v in per_layer.values()])) if per_layer else None,
+        "layers": per_layer,
+        "output_argmax_agreement": agree,
+        "logit_correlation": corr,
+        "logit_max_abs_error_relative": float(np.abs(f_logits - q_logits).max() / denom) if f_logits.size else None,
+    }
+
+
+def _per_inference(counts: dict[str, np.ndarray], stop: np.ndarray | None = None) -> dict[str, float]:
+    out = {}
+    for key, arr in counts.items():
+        if stop is None:
+            out[key] = float(arr.sum(axis=1).mean()) if len(arr) else 0.0
+        else:
+            mask = np.arange(arr.shape[1])[None, :] <= stop[:, None]
+            out[key] = float((arr * mask).sum(axis=1).mean()) if len(arr) else 0.0
+    return out
+
+
+def _work_per_step(profile: HardwareProfile, qnet, trace, x: np.ndarray, per_inf: dict[str, float], steps: int) -> dict[str, float]:
+    work = {"events": (per_inf["input_events"] + per_inf["spikes"]) / max(steps, 1), "macs": 0.0, "cycles": 0.0}
+    if profile.latency_model == "cycles":
+        net = qnet.net
+        n_hidden = sum(p.size for p in net.hidden)
+        p_in = float(np.mean(x > 0)) if x.size else 0.0
+        hid = [trace.spikes[p.name] for p in net.hidden]
+        p_hid = float(np.mean(np.concatenate([h.reshape(-1, h.shape[2]) > 0 for h in hid], axis=1))) if hid else 0.0
+        rec = [qnet.weight_ints[pr.name] for pr in net.projections if pr.src != "input" and pr.dst != net.readout]
+        fanout = sum(np.count_nonzero(w) for w in rec) / max(n_hidden, 1)
+        work["cycles"] = xylo_cycles_per_step(net.n_in, n_hidden, net.pop(net.readout).size, p_in, p_hid, fanout)
+        work["p_in"], work["p_hidden"], work["hidden_fanout_avg"] = p_in, p_hid, fanout
+    return work
+
+
+def evaluate_snn_target(net, profile: HardwareProfile, x: np.ndarray, y: np.ndarray, x_calib: np.ndarray,
+                        cfg: dict[str, Any]) -> dict[str, Any]:
+    """Quantize, map and simulate ``net`` (from NIR) on a neuromorphic ``profile``; all metrics."""
+    from biospike.deploy.mapping import map_network
+    from biospike.deploy.quantize import calibration_bounds, quantize_network
+    from biospike.deploy.simulator import count_events, simulate_float, simulate_int
+
+    qnet = quantize_network(net, profile, calibration_bounds(net, x_calib) if len(x_calib) else None)
+    mapping = map_network(net, profile, qnet.weight_ints)
+    f_trace = simulate_float(net, x)
+    q_trace = simulate_int(qnet, x)
+    readout_lsb = qnet.pops[net.readout]["sigma"]
+    counts = count_events(net, q_trace, x, weights=qnet.weight_ints, dest_cores=mapping.dest_packets)
+    steps = x.shape[1]
+    dt = net.dt_s
+    per_inf = _per_inference(counts)
+    work = _work_per_step(profile, qnet, q_trace, x, per_inf, steps)
+    step_s, how = step_time_s(profile, dt, cfg["real_time"], work)
+    window_s = steps * dt
+    latency_s = steps * step_s
+    ee = cfg["early_exit"]
+    course = time_course(q_trace.readout, y, readout_lsb, step_s, ee["confidence"] if ee["enabled"] else None)
+    exit_step = course.pop("_exit_step", None)
+    energy = energy_j(profile, per_inf["syn_events"], per_inf["neuron_updates"], per_inf["routed"], latency_s,
+                      cycles=work["cycles"] * steps)
+    result: dict[str, Any] = {
+        "model": "snn",
+        "fits": mapping.fits,
+        "reasons": mapping.reasons,
+        "cores_used": mapping.cores_used,
+        "mapping": mapping.details,
+        "accuracy": {
+            "float": float(np.mean(f_trace.logits.argmax(1) == y)) if len(y) else None,
+            "quantized": float(np.mean(q_trace.logits.argmax(1) == y)) if len(y) else None,
+            "n_windows": int(len(y)),
+        },
+        "fidelity": fidelity(f_trace, q_trace, readout_lsb),
+        "quantization": {**qnet.summary(), "state_saturations": q_trace.saturations},
+        "per_inference": {"syn_events": per_inf["syn_events"], "neuron_updates": per_inf["neuron_updates"],
+                          "spikes": per_inf["spikes"], "routed_packet_hops": per_inf["routed"],
+                          "input_events": per_inf["input_events"]},
+        "latency": {"steps": steps, "dt_s": dt, "window_s": window_s, "step_s": step_s, "how": how,
+                    "per_inference_s": latency_s, "work_per_step": work, "real_time": cfg["real_time"]},
+        "energy": {**energy, "per_inference_j": energy["total_j"], "terms": energy_terms(profile)},
+        "accuracy_vs_time": course,
+    }
+    fast_step, _ = compute_step_s(profile, work)
+    result["latency"]["compute_step_s"] = fast_step
+    _derived(result, profile, energy["total_j"], energy["dynamic_j"], latency_s, window_s, per_inf["spikes"],
+             None if fast_step is None else steps * fast_step)
+    if exit_step is not None:
+        per_exit = _per_inference(counts, exit_step)
+        t_exit = (float(exit_step.mean()) + 1) * step_s
+        e_exit = energy_j(profile, per_exit["syn_events"], per_exit["neuron_updates"], per_exit["routed"], t_exit,
+                          cycles=work["cycles"] * (float(exit_step.mean()) + 1))
+        result["early_exit"] = {**course["early_exit"], "time_to_decision_s": t_exit,
+                                "energy_per_inference_j": e_exit["total_j"], "syn_events": per_exit["syn_events"]}
+        result["latency"]["time_to_decision_s"] = t_exit
+    else:
+        result["latency"]["time_to_decision_s"] = latency_s
+    return result
+
+
+def _derived(result: dict[str, Any], profile: HardwareProfile, total_j: float, dynamic_j: float, latency_s: float,
+             window_s: float, spikes: float, compute_latency_s: float | None) -> None:
+    static_w = profile.get("static_power_w", profile.get("sleep_power_w", 0.0)) or 0.0
+    result["power"] = {
+        # one inference per window: dynamic energy spread over the window, static power all the time
+        "average_at_real_time_w": dynamic_j / window_s + static_w if profile.kind == "neuromorphic"
+        else total_j / window_s + static_w * max(window_s - latency_s, 0.0) / window_s,
+        "static_w": static_w,
+        "static_power_known": "static_power_w" in profile.values or "sleep_power_w" in profile.values,
+    }
+    # as fast as the chip computes (back-to-back inferences), independent of the real-time setting
+    result["throughput"] = {
+        "inferences_per_s": 1.0 / compute_latency_s if compute_latency_s else None,
+        "compute_latency_s": compute_latency_s,
+        "keeps_up_with_real_time": None if compute_latency_s is None else compute_latency_s <= window_s * (1 + 1e-9),
+    }
+    result["energy"]["edp_js"] = total_j * latency_s
+    result["energy"]["per_spike_j"] = total_j / spikes if spikes > 0 else None
+
+
+def ann_macs_per_step(arch) -> float:
+    """Dense MACs of the ANN baseline per time step: every Linear, plus 2 MACs per leaky unit."""
+    sizes = [arch.n_in, *arch.n_hidden, arch.n_out]
+    linear = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    return float(linear + 2 * (sum(arch.n_hidden) + arch.n_out))
+
+
+def evaluate_mcu_target(model, profile: HardwareProfile, x: np.ndarray, y: np.ndarray, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The same-size ANN on an MCU: dense MACs per inference x energy per MAC (+ sleep power)."""
+    import copy
+
+    import torch
+
+    arch = model.arch
+    v = profile.values
+    steps = x.shape[1]
+    dt = float(arch.dt_s)
+    macs = ann_macs_per_step(arch) * steps
+    xt = torch.as_tensor(np.asarray(x, np.float32))
+    with torch.no_grad():
+        f_logits = model(xt).numpy()
+        qmodel = copy.deepcopy(model)
+        for mod in qmodel.modules():
+            if isinstance(mod, torch.nn.Linear):  # symmetric per-layer int8 weights (CMSIS-NN q7 style)
+                scale = mod.weight.abs().max() / 127.0
+                if scale > 0:
+                    mod.weight.copy_(torch.round(mod.weight / scale).clamp(-127, 127) * scale)
+        q_logits = qmodel(xt).numpy()
+    step_macs = ann_macs_per_step(arch)
+    step_s, how = step_time_s(profile, dt, cfg["real_time"], {"macs": step_macs, "cycles": 0, "events": 0})
+    compute_s = macs * v["cycles_per_mac"] / v["clock_hz"]
+    latency_s = steps * step_s if cfg["real_time"] else compute_s
+    window_s = steps * dt
+    active_j = macs * v["cycles_per_mac"] * v["energy_per_cycle_j"]
+    v.get("sleep_power_w", 0.0)
+    n_params = sum(p.numel() for p in model.parameters())
+    reasons = []
+    if "flash_bytes" in v and n_params > v["flash_bytes"]:
+        reasons.append(f"does not fit: flash (int8 weights) needs {n_params} bytes, target has {v['flash_bytes']}")
+    state_bytes = 4 * (arch.n_in + sum(arch.n_hidden) * 2 + arch.n_out * 2)
+    if "ram_bytes" in v and state_bytes > v["ram_bytes"]:
+        reasons.append(f"does not fit: RAM (float32 state) needs {state_bytes} bytes, target has {v['ram_bytes']}")
+    keeps_up = step_macs * v["cycles_per_mac"] / v["clock_hz"] <= dt
+    if cfg["real_time"] and not keeps_up:
+        reasons.append(f"does not fit: real-time compute per step needs {step_macs * v['cycles_per_mac'] / v['clock_hz']:.3g} s, "
+                       f"time step is {dt:g} s")
+    result: dict[str, Any] = {
+        "model": "ann",
+        "fits": not reasons,
+        "reasons": reasons,
+        "cores_used": 1,
+        "accuracy": {"float": float(np.mean(f_logits.argmax(1) == y)) if len(y) else None,
+                     "quantized": float(np.mean(q_logits.argmax(1) == y)) if len(y) else None,
+                     "quantized_note": "int8 weights (per-layer symmetric), float activations",
+                     "n_windows": int(len(y))},
+        "fidelity": {"output_argmax_agreement": float(np.mean(f_logits.argmax(1) == q_logits.argmax(1))) if len(y) else None},
+        "per_inference": {"macs": macs, "params": n_params},
+        "latency": {"steps": steps, "dt_s": dt, "window_s": window_s, "step_s": step_s, "how": how,
+                    "compute_s": compute_s, "per_inference_s": latency_s, "time_to_decision_s": latency_s,
+                    "real_time": cfg["real_time"]},
+        "energy": {"active_j": active_j, "static_j": 0.0, "dynamic_j": active_j, "total_j": active_j,
+                   "per_inference_j": active_j,
+                   "note": "run-mode energy per cycle includes the core's static share while computing"},
+    }
+    _derived(result, profile, active_j, active_j, compute_s, window_s, 0.0, compute_s)
+    result["energy"]["edp_js"] = active_j * latency_s
+    return result
+
+
+def _select(idx: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    idx = np.sort(np.asarray(idx, np.int64))
+    if n is None or len(idx) <= n:
+        return idx
+    return np.sort(np.random.default_rng(seed).choice(idx, size=n, replace=False))
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.ndarray):
+        return _finite(obj.tolist())
+    return obj
+
+
+def simulate_stage(params: dict[str, Any], model_path: str, nir_path: str | None, spikes_path: str,
+                   hardware_path: str) -> dict[str, Any]:
+    from biospike.config import deep_merge, derive_seed
+    from biospike.models import load_checkpoint
+    from biospike.store import provenance, read_spikes
+
+    cfg = deep_merge(DEFAULTS, {k: v for k, v in params.items() if k in DEFAULTS})
+    profile = load_profile(hardware_path)
+    spikes = read_spikes(spikes_path)
+    seed = derive_seed(params.get("seed", 0), "simulate", params.get("dataset", ""), params.get("encoding", ""),
+                       params.get("target", ""), profile.name)
+    test = spikes.splits.get("test")
+    if test is None:
+        raise BiospikeError("spikes file has no test split", spikes_path)
+    idx = _select(test, cfg["max_test_windows"], seed)
+    x = spikes.spikes[idx]
+    y = spikes.labels[idx]
+    inputs = [model_path, spikes_path, hardware_path]
+    if profile.kind == "mcu":
+        model, _ = load_checkpoint(model_path)
+        if model.arch.kind != "ann":
+            raise BiospikeError(f"the MCU target {profile.name!r} runs the ANN baseline: pass an ANN model.pt", model_path)
+        result = evaluate_mcu_target(model, profile, x, y, cfg)
+    else:
+        from biospike.deploy.nir_export import read_nir
+        from biospike.deploy.simulator import network_from_nir
+
+        if not nir_path:
+            raise BiospikeError(f"target {profile.name!r} needs --nir (the exported model.nir)")
+        inputs.append(nir_path)
+        net = network_from_nir(read_nir(nir_path))
+        if abs(net.dt_s - spikes.dt_s) > 1e-12:
+            raise BiospikeError(f"NIR dt_s {net.dt_s} differs from the spikes' dt_s {spikes.dt_s}", nir_path)
+        if net.n_in != x.shape[2]:
+            raise BiospikeError(f"NIR graph has {net.n_in} inputs, spikes have {x.shape[2]} channels", nir_path)
+        train = spikes.splits.get("train", np.zeros(0, np.int64))
+        calib = _select(train, cfg["calibration_windows"], seed + 1)
+        result = evaluate_snn_target(net, profile, x, y, spikes.spikes[calib], cfg)
+        result["calibration_windows"] = int(len(calib))
+    result = {
+        "target": profile.name,
+        "title": profile.title,
+        "kind": profile.kind,
+        **result,
+        "test_windows": {"selected": int(len(idx)), "of": int(len(test))},
+        "settings": cfg,
+        "hardware": profile.summary(),
+        "provenance": provenance({"deploy": cfg, **{k: v for k, v in params.items() if k not in DEFAULTS}},
+                                 inputs=inputs, seed=seed),
+    }
+    return _finite(result)
+
+
+def cli(argv: list[str], prog: str = "biospike simulate") -> int:
+    from biospike.cliutil import load_params, stage_parser
+    from biospike.config import seed_everything
+    from biospike.store import write_json
+
+    parser = stage_parser(prog, "Map, quantize and simulate a model on an edge-target profile.")
+    parser.add_argument("--model", required=True, help="model.pt (the SNN, or the ANN for an MCU profile)")
+    parser.add_argument("--nir", help="model.nir exported from the SNN (spiking targets)")
+    parser.add_argument("--spikes", required=True, help="spikes.h5 of the dataset/encoding")
+    parser.add_argument("--hardware", required=True, help="config/hardware/<target>.yaml")
+    parser.add_argument("--output", required=True, help="<target>.json to write")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    seed_everything(int(params.get("seed", 0)), threads=args.threads)
+    for path in (args.model, args.spikes, args.hardware):
+        if not Path(path).is_file():
+            raise BiospikeError("file not found", path)
+    result = simulate_stage(params, args.model, args.nir, args.spikes, args.hardware)
+    write_json(args.output, result)
+    acc = result["accuracy"]["quantized"]
+    print(f"{prog}: {result['target']}: fits={result['fits']} quantized accuracy={acc} "
+          f"energy/inference={result['energy']['per_inference_j']:.3g} J -> {args.output}")
+    return 0

@@ -1,0 +1,270 @@
+"""Edge-target profiles (``config/hardware/*.yaml``): loading, validation, and the cost model.
+
+A profile holds the target's published constants in ``values`` and, for every one of them, a
+``sources`` entry ``{ref: <paper/table or vendor doc>, verified: <how it was checked, or "no: ...">}``.
+Loading validates the schema and that no constant lacks a source; a bad profile is a
+:class:`BiospikeError` naming the file and the key.
+
+Cost model (DESIGN.md): energy per inference = synaptic events x E_synop + neuron updates x
+E_neuron (+ routed packet-hops x E_hop) + P_static x T_inference; latency per inference from
+the chip's own clocking: ``timestep`` (fixed tick or real-time dt per step), ``cycles`` (Xylo:
+rockpool's cycles-per-step model / clock), ``events`` (Speck: time per event), ``mac`` (MCU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biospike.errors import BiospikeError
+
+# key -> (type, meaning). Types: "int", "number", "bool", "int_list".
+VALUE_KEYS: dict[str, tuple[str, str]] = {
+    # resources
+    "cores": ("int", "neuromorphic cores (or 1 for a single-array chip like Xylo)"),
+    "neurons_per_core": ("int", "neurons (compartments) one core holds"),
+    "axons_in_per_core": ("int", "distinct presynaptic sources (input axons) one core accepts: fan-in per core"),
+    "axons_out_per_core": ("int", "distinct output axons (destination fan-out entries) per core"),
+    "axons_per_input": ("int", "axons one presynaptic source occupies (TrueNorth: 2, one per weight sign)"),
+    "synapses_per_core": ("int", "synapses one core stores"),
+    "synapse_memory_bits_per_core": ("int", "synaptic memory per core in bits"),
+    "synapse_bits": ("int", "bits one stored synapse takes (weight + index)"),
+    "kernel_memory_per_core": ("int_list", "Speck/DYNAP-CNN kernel (weight) memory entries of each core"),
+    "neuron_memory_per_core": ("int_list", "Speck/DYNAP-CNN neuron memory entries of each core"),
+    "one_layer_per_core": ("bool", "each layer must sit on its own core (DYNAP-CNN)"),
+    "max_destinations_per_layer": ("int", "layers one layer may send to (DYNAP-CNN: 2)"),
+    "max_inputs": ("int", "input channels"),
+    "max_outputs": ("int", "output neurons"),
+    "max_hidden_neurons": ("int", "hidden neurons in total"),
+    "supports_recurrence": ("bool", "recurrent (same-layer) connections are possible"),
+    "mesh_width": ("int", "cores per mesh row, for hop distances"),
+    # precision
+    "weight_bits": ("int", "signed weight bits"),
+    "state_bits": ("int", "signed neuron state bits (membrane and synaptic current)"),
+    "decay_bits": ("int", "fractional bits of a multiplicative decay constant"),
+    "max_weight_shift": ("int", "largest left shift applied to integer weights"),
+    "max_dash": ("int", "largest bit-shift decay (Xylo dash)"),
+    "max_spikes_per_step": ("int", "spikes a neuron can emit in one step"),
+    # energy
+    "energy_synop_j": ("number", "energy per synaptic event (one spike delivered over one synapse)"),
+    "energy_neuron_update_j": ("number", "energy per neuron update (one neuron, one step)"),
+    "energy_neuron_update_inactive_j": ("number", "energy per update of a neuron with no input and zero state"),
+    "energy_route_j": ("number", "energy per spike packet per mesh hop"),
+    "static_power_w": ("number", "static (leakage + idle) power of the chip while it runs"),
+    "energy_per_cycle_j": ("number", "MCU: energy per clock cycle in run mode"),
+    "cycles_per_mac": ("number", "MCU: clock cycles per multiply-accumulate of the int8 kernels"),
+    "sleep_power_w": ("number", "MCU: power in the low-power mode between inferences"),
+    "flash_bytes": ("int", "MCU: program/weight memory"),
+    "ram_bytes": ("int", "MCU: data memory"),
+    # timing
+    "tick_s": ("number", "fixed time-step (tick) length"),
+    "clock_hz": ("number", "core clock"),
+    "cycles_margin": ("number", "Xylo: safety margin on the cycles model (fraction)"),
+    "event_latency_s": ("number", "Speck: processing time per input event"),
+}
+
+NEURON_MODEL_KEYS = {
+    "synapse": ("current", "none"),
+    "decay": ("multiply", "bitshift", "none"),
+    "order": ("decay_then_input", "input_then_decay"),
+    "reset": ("to_value", "subtract"),
+    "bias_target": ("current", "membrane"),
+    "hidden_delay": (True, False),
+    "shared_shift": (True, False),
+    "weights": ("uniform", "ternary_per_neuron"),
+}
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "title", "kind", "latency_model", "values", "sources"],
+    "properties": {
+        "name": {"type": "string"},
+        "title": {"type": "string"},
+        "kind": {"enum": ["neuromorphic", "mcu"]},
+        "latency_model": {"enum": ["timestep", "cycles", "events", "mac"]},
+        "notes": {"type": "string"},
+        "neuron_model": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {k: {"enum": list(v)} for k, v in NEURON_MODEL_KEYS.items()},
+        },
+        "values": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                k: ({"type": "integer", "minimum": 0} if t == "int" else
+                    {"type": "number", "minimum": 0} if t == "number" else
+                    {"type": "boolean"} if t == "bool" else
+                    {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1})
+                for k, (t, _) in VALUE_KEYS.items()
+            },
+        },
+        "sources": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["ref", "verified"],
+                "properties": {"ref": {"type": "string", "minLength": 5}, "verified": {"type": "string", "minLength": 2}},
+            },
+        },
+    },
+}
+
+DEFAULT_NEURON_MODEL = {"synapse": "current", "decay": "multiply", "order": "decay_then_input",
+                        "reset": "to_value", "bias_target": "current", "hidden_delay": False,
+                        "shared_shift": False, "weights": "uniform"}
+
+
+@dataclasses.dataclass
+class HardwareProfile:
+    name: str
+    title: str
+    kind: str
+    latency_model: str
+    values: dict[str, Any]
+    sources: dict[str, dict[str, str]]
+    neuron_model: dict[str, Any]
+    notes: str = ""
+    path: str = ""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "kind": self.kind, "latency_model": self.latency_model,
+                "neuron_model": self.neuron_model, "values": self.values, "sources": self.sources,
+                "path": self.path}
+
+
+def profile_from_dict(data: dict[str, Any], source: str = "<profile>") -> HardwareProfile:
+    import jsonschema
+
+    if not isinstance(data, dict):
+        raise BiospikeError("hardware profile must be a mapping", source)
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        where = "/".join(map(str, err.absolute_path)) or "<top level>"
+        raise BiospikeError(f"invalid hardware profile at '{where}': {err.message}", source)
+    missing = sorted(k for k in data["values"] if k not in data["sources"])
+    if missing:
+        raise BiospikeError(f"invalid hardware profile: values {missing} have no entry under 'sources'", source)
+    stray = sorted(k for k in data["sources"] if k not in data["values"])
+    if stray:
+        raise BiospikeError(f"invalid hardware profile: sources {stray} name no value", source)
+    values = data["values"]
+    needed = {"neuromorphic": ("cores", "weight_bits", "state_bits"),
+              "mcu": ("energy_per_cycle_j", "cycles_per_mac", "clock_hz")}[data["kind"]]
+    absent = [k for k in needed if k not in values]
+    if absent:
+        raise BiospikeError(f"invalid hardware profile: a {data['kind']} profile needs values {absent}", source)
+    model = {**DEFAULT_NEURON_MODEL, **data.get("neuron_model", {})}
+    if model["decay"] == "multiply" and data["kind"] == "neuromorphic" and "decay_bits" not in values:
+        raise BiospikeError("invalid hardware profile: decay 'multiply' needs values/decay_bits", source)
+    return HardwareProfile(name=data["name"], title=data["title"], kind=data["kind"],
+                           latency_model=data["latency_model"], values=dict(values),
+                           sources=dict(data["sources"]), neuron_model=model,
+                           notes=data.get("notes", ""), path=str(source))
+
+
+def load_profile(path: str | Path) -> HardwareProfile:
+    from biospike.config import load_yaml
+
+    return profile_from_dict(load_yaml(path), str(path))
+
+
+# --------------------------------------------------------------------------------------------
+# cost model
+# --------------------------------------------------------------------------------------------
+
+
+def xylo_cycles_per_step(n_in: int, n_hidden: int, n_out: int, p_in: float, p_hidden: float,
+                         hidden_fanout_avg: float) -> float:
+    """Clock cycles Xylo Audio 2 needs for one time step (rockpool ``syns61201/power_cycles_model.py``,
+    without aliases and with Isyn2 disabled; p_* are per-step spiking probabilities)."""
+    n_ien = n_oen = n_hidden  # the model takes every hidden neuron as a possible input/output expansion
+    input_cycles = n_in * (p_in * n_ien * 3.5 + 1)
+    hidden_isyn_cycles = n_hidden * (hidden_fanout_avg * 7 * p_hidden + 3)
+    output_isyn_cycles = n_oen * p_hidden * (1 + 8 * n_out)
+    hidden_spike_cycles = n_hidden * (19 + 3 * p_hidden)  # 2p + 1p variable terms with no aliases
+    output_spike_cycles = 12 * n_out
+    return input_cycles + hidden_isyn_cycles + output_isyn_cycles + hidden_spike_cycles + output_spike_cycles
+
+
+def compute_step_s(profile: HardwareProfile, work: dict[str, float]) -> tuple[float | None, str]:
+    """Time the chip needs to compute one step as fast as it can (None when no published figure).
+
+    ``work`` carries per-step averages: ``cycles`` (Xylo), ``events`` (events into the cores, Speck),
+    ``macs`` (MCU).
+    """
+    model = profile.latency_model
+    if model == "timestep":
+        tick = profile.get("tick_s")
+        return (tick, f"fixed tick {tick} s") if tick is not None else (None, "no published per-step compute time")
+    if model == "cycles":
+        margin = profile.get("cycles_margin", 0.0)
+        return work["cycles"] * (1.0 + margin) / profile.values["clock_hz"], "rockpool Xylo cycles model x (1 + margin) / clock"
+    if model == "events":
+        return work["events"] * profile.values["event_latency_s"], "events per step x time per event"
+    return work["macs"] * profile.values["cycles_per_mac"] / profile.values["clock_hz"], "MACs x cycles per MAC / clock"
+
+
+def step_time_s(profile: HardwareProfile, dt_s: float, real_time: bool, work: dict[str, float]) -> tuple[float, str]:
+    """Wall-clock duration of one step: in real-time mode a step cannot end before its input has
+    arrived (at least dt_s); otherwise the compute time (dt_s when the chip publishes none)."""
+    compute, how = compute_step_s(profile, work)
+    if real_time:
+        return (dt_s if compute is None else max(dt_s, compute)), how + "; real time: at least dt per step"
+    if compute is None:
+        return dt_s, how + "; dt used"
+    return compute, how
+
+
+def energy_terms(profile: HardwareProfile) -> dict[str, list[str]]:
+    """Which energy terms the profile can price (a missing published figure is not guessed)."""
+    v = profile.values
+    wanted = {"synaptic": "energy_synop_j", "neuron": "energy_neuron_update_j", "routing": "energy_route_j",
+              "static": "static_power_w"}
+    if "energy_per_cycle_j" in v and profile.kind == "neuromorphic":
+        wanted = {"cycles": "energy_per_cycle_j", "static": "static_power_w"}
+    return {"modelled": [k for k, key in wanted.items() if key in v],
+            "missing": [k for k, key in wanted.items() if key not in v]}
+
+
+def energy_j(profile: HardwareProfile, syn_events: float, neuron_updates: float, route_hops: float,
+             time_s: float, inactive_updates: float = 0.0, cycles: float = 0.0) -> dict[str, float]:
+    """Energy split into its terms for the given counts and on-time. A chip priced per clock
+    cycle (Xylo) takes its dynamic energy from ``cycles`` instead of per-event figures."""
+    v = profile.values
+    if "energy_per_cycle_j" in v and profile.kind == "neuromorphic":
+        dynamic = cycles * v["energy_per_cycle_j"]
+        e_static = v.get("static_power_w", 0.0) * time_s
+        return {"synaptic_j": 0.0, "neuron_j": 0.0, "routing_j": 0.0, "cycles_j": dynamic, "static_j": e_static,
+                "dynamic_j": dynamic, "total_j": dynamic + e_static}
+    e_syn = syn_events * v.get("energy_synop_j", 0.0)
+    e_inactive = v.get("energy_neuron_update_inactive_j")
+    if e_inactive is None:
+        e_neu = neuron_updates * v.get("energy_neuron_update_j", 0.0)
+    else:
+        active = max(neuron_updates - inactive_updates, 0.0)
+        e_neu = active * v["energy_neuron_update_j"] + inactive_updates * e_inactive
+    e_route = route_hops * v.get("energy_route_j", 0.0)
+    e_static = v.get("static_power_w", 0.0) * time_s
+    dynamic = e_syn + e_neu + e_route
+    return {"synaptic_j": e_syn, "neuron_j": e_neu, "routing_j": e_route, "static_j": e_static,
+            "dynamic_j": dynamic, "total_j": dynamic + e_static}
+
+
+def finite(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def as_float_dict(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in d.items()}

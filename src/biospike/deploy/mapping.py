@@ -1,0 +1,181 @@
+"""Place a network's neurons and synapses on a target's cores, under its published limits.
+
+Generic many-core targets (Loihi, Loihi 2, SpiNNaker 2, TrueNorth): each population is split
+into equal chunks; a chunk holds at most ``neurons_per_core`` neurons and no more synapses than
+the core's synapse count or synaptic memory allows; a core accepts at most
+``axons_in_per_core`` presynaptic sources (fan-in is not split: a fully connected layer needs
+all its sources on every core). DYNAP-CNN/Speck: one layer per core, a layer as a 1x1
+convolution needs ``c_in * 2^ceil(log2(c_out))`` kernel entries and ``c_out`` neuron entries
+(sinabs ``DynapcnnLayer.memory_summary``), cores are matched largest-demand first to the
+smallest core that holds the layer. Xylo: one array with input/hidden/output neuron limits.
+
+A model that does not fit is not an error: the result says ``fits: false`` and lists each
+violated limit as ``"does not fit: <limit> needs X, target has Y"``; the placement is still
+made on a hypothetical target with enough cores, so costs can be reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from biospike.deploy.hardware import HardwareProfile
+from biospike.deploy.simulator import Network
+
+
+@dataclasses.dataclass
+class Mapping:
+    fits: bool
+    reasons: list[str]
+    cores_used: int
+    core_of: dict[str, np.ndarray]  # population -> core id per neuron
+    dest_packets: dict[str, np.ndarray]  # projection -> packets (x mesh hops) one source spike causes
+    details: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        return {"fits": self.fits, "reasons": self.reasons, "cores_used": self.cores_used, **self.details}
+
+
+def _no_fit(limit: str, needs: float, has: float) -> str:
+    return f"does not fit: {limit} needs {needs:g}, target has {has:g}"
+
+
+def _core_xy(core: int, width: int) -> tuple[int, int]:
+    return core % width, core // width
+
+
+def _routing(net: Network, core_of: dict[str, np.ndarray], weights: dict[str, np.ndarray], mesh_width: int | None,
+             input_core: int = 0) -> dict[str, np.ndarray]:
+    """Per projection and source neuron: sum over its distinct destination cores of the mesh hops
+    (1 + Manhattan distance; one hop when no mesh is given). Spikes within the source's own core
+    cost no routing. Input spikes enter at ``input_core``."""
+    out: dict[str, np.ndarray] = {}
+    for pr in net.projections:
+        w = weights[pr.name]
+        dst_cores = core_of[pr.dst]
+        n_src = w.shape[1]
+        src_cores = np.full(n_src, -1) if pr.src == "input" else core_of[pr.src]
+        packets = np.zeros(n_src)
+        for j in range(n_src):
+            cores = np.unique(dst_cores[w[:, j] != 0])
+            src_core = input_core if src_cores[j] < 0 else src_cores[j]
+            if src_cores[j] >= 0:
+                cores = cores[cores != src_core]
+            if cores.size == 0:
+                continue
+            if mesh_width:
+                sx, sy = _core_xy(src_core, mesh_width)
+                packets[j] = sum(1 + abs(cx - sx) + abs(cy - sy) for cx, cy in (_core_xy(int(c), mesh_width) for c in cores))
+            else:
+                packets[j] = cores.size
+        out[pr.name] = packets
+    return out
+
+
+def map_network(net: Network, profile: HardwareProfile, weights: dict[str, np.ndarray]) -> Mapping:
+    """Place ``net`` (with its quantized ``weights``: a zero weight is no synapse) on ``profile``."""
+    v = profile.values
+    reasons: list[str] = []
+    details: dict[str, Any] = {}
+    n_hidden = sum(p.size for p in net.hidden)
+    n_out = net.pop(net.readout).size
+    if "max_inputs" in v and net.n_in > v["max_inputs"]:
+        reasons.append(_no_fit("input channels", net.n_in, v["max_inputs"]))
+    if "max_outputs" in v and n_out > v["max_outputs"]:
+        reasons.append(_no_fit("output neurons", n_out, v["max_outputs"]))
+    if "max_hidden_neurons" in v and n_hidden > v["max_hidden_neurons"]:
+        reasons.append(_no_fit("hidden neurons", n_hidden, v["max_hidden_neurons"]))
+    if any(pr.recurrent for pr in net.projections) and v.get("supports_recurrence") is False:
+        reasons.append(_no_fit("recurrent connections", 1, 0))
+    core_of: dict[str, np.ndarray] = {}
+    if v.get("one_layer_per_core"):
+        reasons += _map_layer_per_core(net, profile, weights, core_of, details)
+    else:
+        reasons += _map_chunks(net, profile, weights, core_of, details)
+    cores_used = int(np.unique(np.concatenate([c for c in core_of.values()])).size) if core_of else 0
+    if cores_used > v["cores"] and not v.get("one_layer_per_core"):
+        reasons.append(_no_fit("cores", cores_used, v["cores"]))
+    dest = _routing(net, core_of, weights, v.get("mesh_width"))
+    return Mapping(fits=not reasons, reasons=reasons, cores_used=cores_used, core_of=core_of,
+                   dest_packets=dest, details=details)
+
+
+def _map_chunks(net: Network, profile: HardwareProfile, weights: dict[str, np.ndarray], core_of: dict[str, np.ndarray],
+                details: dict[str, Any]) -> list[str]:
+    v = profile.values
+    reasons: list[str] = []
+    next_core = 0
+    per_pop = {}
+    single_array = "neurons_per_core" not in v  # Xylo: one neuron array, limited by max_* counts only
+    for pop in net.pops:
+        incoming = net.incoming(pop.name)
+        fan_in = sum(weights[pr.name].shape[1] for pr in incoming) * v.get("axons_per_input", 1)
+        if "axons_in_per_core" in v and fan_in > v["axons_in_per_core"]:
+            reasons.append(_no_fit(f"fan-in of {pop.name} (input axons per core)", fan_in, v["axons_in_per_core"]))
+        nnz_rows = sum(np.count_nonzero(weights[pr.name], axis=1) for pr in incoming) if incoming else np.zeros(pop.size)
+        max_row = int(np.max(nnz_rows, initial=0))
+        cap = int(v.get("neurons_per_core", pop.size))
+        if "synapses_per_core" in v and max_row > 0:
+            cap = min(cap, v["synapses_per_core"] // max_row)
+        if "synapse_memory_bits_per_core" in v and max_row > 0:
+            cap = min(cap, v["synapse_memory_bits_per_core"] // (max_row * v.get("synapse_bits", v["weight_bits"])))
+        if cap < 1:
+            reasons.append(_no_fit(f"synapses of one {pop.name} neuron on a core", max_row,
+                                   v.get("synapses_per_core", v.get("synapse_memory_bits_per_core", 0))))
+            cap = 1
+        if single_array:
+            core_of[pop.name] = np.zeros(pop.size, np.int64)
+            per_pop[pop.name] = {"cores": 1, "neurons_per_core": pop.size, "fan_in": fan_in,
+                                 "synapses": int(np.sum(nnz_rows))}
+            continue
+        n_cores = math.ceil(pop.size / cap)
+        chunk = math.ceil(pop.size / n_cores)
+        core_of[pop.name] = next_core + np.arange(pop.size) // chunk
+        per_pop[pop.name] = {"cores": n_cores, "neurons_per_core": chunk, "fan_in": fan_in,
+                             "synapses": int(np.sum(nnz_rows))}
+        next_core += n_cores
+    details["populations"] = per_pop
+    return reasons
+
+
+def _map_layer_per_core(net: Network, profile: HardwareProfile, weights: dict[str, np.ndarray],
+                        core_of: dict[str, np.ndarray], details: dict[str, Any]) -> list[str]:
+    v = profile.values
+    reasons: list[str] = []
+    kernel_mem = list(v["kernel_memory_per_core"])
+    neuron_mem = list(v["neuron_memory_per_core"])
+    demands = {}
+    for pop in net.pops:
+        c_in = sum(weights[pr.name].shape[1] for pr in net.incoming(pop.name) if not pr.recurrent)
+        demands[pop.name] = (c_in * 2 ** math.ceil(math.log2(max(pop.size, 1))), pop.size)
+        dests = {pr.dst for pr in net.projections if pr.src == pop.name}
+        if "max_destinations_per_layer" in v and len(dests) > v["max_destinations_per_layer"]:
+            reasons.append(_no_fit(f"destinations of {pop.name}", len(dests), v["max_destinations_per_layer"]))
+    if len(net.pops) > len(kernel_mem):
+        reasons.append(_no_fit("layers (one per core)", len(net.pops), len(kernel_mem)))
+    free = set(range(len(kernel_mem)))
+    assigned: dict[str, int] = {}
+    extra = len(kernel_mem)
+    for name in sorted(demands, key=lambda n: demands[n], reverse=True):
+        kern, neur = demands[name]
+        options = sorted((kernel_mem[c], neuron_mem[c], c) for c in free if kernel_mem[c] >= kern and neuron_mem[c] >= neur)
+        if options:
+            core = options[0][2]
+            free.discard(core)
+        else:
+            best_k = max(kernel_mem)
+            if kern > best_k:
+                reasons.append(_no_fit(f"kernel memory of {name}", kern, best_k))
+            elif neur > max(neuron_mem):
+                reasons.append(_no_fit(f"neuron memory of {name}", neur, max(neuron_mem)))
+            else:
+                reasons.append(_no_fit(f"a free core large enough for {name}", 1, 0))
+            core, extra = extra, extra + 1  # hypothetical extra core, for cost estimates
+        assigned[name] = core
+        core_of[name] = np.full(net.pop(name).size, core)
+    details["populations"] = {n: {"core": c, "kernel_memory": demands[n][0], "neuron_memory": demands[n][1]}
+                              for n, c in assigned.items()}
+    return reasons

@@ -1,0 +1,192 @@
+"""Export a trained :class:`~biospike.models.snn.SNN` to the Neuromorphic Intermediate Representation.
+
+norse 1.1.0's ``to_nir`` is not used: it writes scalar parameters (``nir.write`` then fails),
+divides time constants by 1e3 with the default dt, exports LI readouts and recurrent cells as
+empty nodes (DESIGN.md, known traps). This module builds the graph from NIR's node classes.
+
+Graph (names are stable; the simulator relies on the node types and edges only)::
+
+    input -> [scale] -> fc0 (Affine|Linear) -> lif0 (CubaLIF) [<-> rec0 (Linear)] -> fc1 -> lif1 ...
+          -> out (Affine|Linear) -> readout (CubaLI) -> output
+
+How norse's discrete update maps onto NIR's continuous CubaLIF
+---------------------------------------------------------------
+NIR (nir.CubaLIF)::
+
+    tau_syn dI/dt = -I + w_in * S
+    tau_mem dv/dt = (v_leak - v) + r * I          spike when v > v_threshold, then v = v_reset
+
+norse's ``lif_feed_forward_step`` with step ``dt`` and input ``x_t`` (the Linear's output)::
+
+    I_t = I_{t-1} + x_t                            (current jump first)
+    v_t = v_{t-1} + dt/tau_mem * (v_leak - v_{t-1} + I_t)
+    I_t <- I_t - dt/tau_syn * I_t                  (decay after use)
+    z_t = [v_t - v_th > 0];  v_t <- v_reset where z_t
+
+Writing J_t for the jumped current, J_t = (1 - dt/tau_syn) J_{t-1} + x_t, which is the forward
+Euler step of the NIR synapse equation when the input S is held for one step and
+``w_in = tau_syn / dt``; the membrane step is the forward Euler step of the NIR membrane
+equation with ``r = 1``, evaluated with the already-updated current (synapse first, membrane
+second). The same convention is used by snnTorch's NIR export (``w_in = tau_syn / dt``).
+Time constants are stored in seconds, as float64, exactly as configured; ``dt`` is stored in
+the graph metadata (``dt_s``) because NIR nodes are continuous-time. The LI readout is a
+``nir.CubaLI`` with the same mapping; the model's logits are the mean over time of its voltage.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biospike.errors import BiospikeError
+
+FORMAT = "biospike-snn-nir/1"
+DISCRETISATION = (
+    "forward Euler, step dt_s; synaptic current updated first (I_t = (1 - dt/tau_syn) I_{t-1} "
+    "+ (w_in dt/tau_syn) S_t), membrane second with the new current (v_t = v_{t-1} + dt/tau_mem "
+    "(v_leak - v_{t-1} + r I_t)); spike if v_t > v_threshold, then v_t = v_reset"
+)
+
+
+def _arr(value: float, n: int) -> np.ndarray:
+    """Per-neuron float64 array: nir.write fails on scalar datasets."""
+    return np.full(n, float(value), dtype=np.float64)
+
+
+def _weights(linear) -> tuple[np.ndarray, np.ndarray | None]:
+    w = linear.weight.detach().cpu().numpy().astype(np.float32)
+    b = None if linear.bias is None else linear.bias.detach().cpu().numpy().astype(np.float32)
+    return w, b
+
+
+def export_nir(model, channel_names: list[str] | None = None, class_names: list[str] | None = None,
+               extra_metadata: dict[str, Any] | None = None):
+    """Build the NIR graph of ``model`` (an SNN, possibly wrapped by Opacus). Returns ``nir.NIRGraph``."""
+    import nir
+
+    snn = getattr(model, "_module", model)
+    arch = getattr(snn, "arch", None)
+    if arch is None or getattr(arch, "kind", None) != "snn":
+        raise BiospikeError("only spiking models (arch kind 'snn') can be exported to NIR")
+    dt_s = float(arch.dt_s)
+    nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array([arch.n_in]))}
+    edges: list[tuple[str, str]] = []
+    prev = "input"
+    if float(arch.input_scale) != 1.0:
+        nodes["scale"] = nir.Scale(scale=_arr(arch.input_scale, arch.n_in))
+        edges.append(("input", "scale"))
+        prev = "scale"
+
+    def projection(name: str, linear) -> None:
+        w, b = _weights(linear)
+        nodes[name] = nir.Linear(weight=w) if b is None else nir.Affine(weight=w, bias=b)
+
+    for layer, fc in enumerate(snn.fc):
+        width = fc.out_features
+        projection(f"fc{layer}", fc)
+        nodes[f"lif{layer}"] = nir.CubaLIF(
+            tau_syn=_arr(arch.tau_syn_s, width),
+            tau_mem=_arr(arch.tau_mem_s, width),
+            r=_arr(1.0, width),
+            v_leak=_arr(arch.v_leak, width),
+            v_threshold=_arr(arch.v_th, width),
+            v_reset=_arr(arch.v_reset, width),
+            w_in=_arr(arch.tau_syn_s / dt_s, width),
+            metadata={"role": "hidden", "layer": layer},
+        )
+        edges += [(prev, f"fc{layer}"), (f"fc{layer}", f"lif{layer}")]
+        if snn.rec is not None:
+            nodes[f"rec{layer}"] = nir.Linear(weight=_weights(snn.rec[layer])[0])
+            edges += [(f"lif{layer}", f"rec{layer}"), (f"rec{layer}", f"lif{layer}")]
+        prev = f"lif{layer}"
+
+    projection("out", snn.out)
+    n_out = snn.out.out_features
+    nodes["readout"] = nir.CubaLI(
+        tau_syn=_arr(arch.readout_tau_syn_s, n_out),
+        tau_mem=_arr(arch.readout_tau_mem_s, n_out),
+        r=_arr(1.0, n_out),
+        v_leak=_arr(0.0, n_out),
+        w_in=_arr(arch.readout_tau_syn_s / dt_s, n_out),
+        metadata={"role": "readout"},
+    )
+    nodes["output"] = nir.Output(output_type=np.array([n_out]))
+    edges += [(prev, "out"), ("out", "readout"), ("readout", "output")]
+
+    metadata = {
+        "format": FORMAT,
+        "dt_s": dt_s,
+        "discretisation": DISCRETISATION,
+        "readout": "logits = mean over time steps of the CubaLI voltage",
+        "channel_names": json.dumps(list(channel_names or [])),
+        "class_names": json.dumps(list(class_names or [])),
+        "arch": json.dumps({k: v for k, v in vars(arch).items()}, default=str),
+    }
+    for key, value in (extra_metadata or {}).items():
+        metadata[key] = value if isinstance(value, (int, float, str)) else json.dumps(value, default=str)
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+
+
+def write_nir(path: str | Path, graph) -> None:
+    """``nir.write`` through a temporary file renamed into place (never a half-written file)."""
+    import nir
+
+    from biospike.store import atomic_path
+
+    with atomic_path(path) as tmp:
+        nir.write(tmp, graph)
+
+
+def read_nir(path: str | Path):
+    """``nir.read`` with a clear error; returns the graph."""
+    import nir
+
+    path = Path(path)
+    if not path.is_file():
+        raise BiospikeError("NIR file not found", path)
+    try:
+        return nir.read(path)
+    except (OSError, KeyError, ValueError, AssertionError) as exc:
+        raise BiospikeError(f"not a readable NIR graph ({exc})", path) from None
+
+
+def graph_metadata(graph) -> dict[str, Any]:
+    """Decode the graph metadata written by :func:`export_nir` (h5py returns bytes)."""
+    out: dict[str, Any] = {}
+    for key, value in (graph.metadata or {}).items():
+        if isinstance(value, bytes):
+            value = value.decode("utf8")
+        if isinstance(value, np.generic):
+            value = value.item()
+        if key in ("channel_names", "class_names", "arch") and isinstance(value, str):
+            value = json.loads(value)
+        out[key] = value
+    return out
+
+
+def cli(argv: list[str], prog: str = "biospike export") -> int:
+    from biospike.cliutil import load_params, stage_parser
+    from biospike.models import load_checkpoint
+    from biospike.store import provenance
+
+    parser = stage_parser(prog, "Export a trained SNN checkpoint (model.pt) to NIR (model.nir).")
+    parser.add_argument("--model", required=True, help="model.pt of a trained SNN")
+    parser.add_argument("--output", required=True, help="model.nir to write")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    model, meta = load_checkpoint(args.model)
+    if getattr(model.arch, "kind", None) != "snn":
+        raise BiospikeError("NIR export needs a spiking model (arch kind 'snn')", args.model)
+    prov = provenance(params, inputs=[args.model], seed=params.get("seed"))
+    graph = export_nir(
+        model,
+        channel_names=meta.get("channel_names"),
+        class_names=meta.get("class_names"),
+        extra_metadata={"provenance": prov},
+    )
+    write_nir(args.output, graph)
+    print(f"{prog}: wrote {args.output} ({len(graph.nodes)} nodes, {len(graph.edges)} edges)")
+    return 0

@@ -1,0 +1,395 @@
+"""Simulate a NIR graph: float reference mode and event-driven integer (quantized) mode.
+
+The simulator reads the NIR graph, never the torch model. Populations are processed one after
+the other over all time steps and all windows at once (a population's feed-forward input is one
+matrix product over (windows x steps)); only the neuron recurrence steps over time.
+
+Float mode mirrors the torch model's arithmetic op for op in float32 (same Linear kernel, same
+order of the Euler updates), so hidden spikes are bit-identical to the norse model and readout
+voltages agree to float32 rounding. Integer mode runs the quantized network
+(:mod:`biospike.deploy.quantize`) with the target's neuron semantics: integer states clipped to
+the state width, multiplicative (Loihi-style, ``x - ((x * d) >> bits)`` on magnitudes) or bit-shift
+(Xylo: ``x - (x >> dash)``) decay, reset to a value or by subtraction, optional one-step delay
+on connections from hidden neurons (Xylo's reservoir).
+
+Event counting is vectorised: synaptic events of a projection = sum over (window, step) of the
+presynaptic spike counts weighted by each source's fan-out (its non-zero weights); neuron
+updates = neurons x steps (time-stepped targets update every neuron each step); routed packets
+= spikes x the number of distinct destination cores of the spiking neuron.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from biospike.errors import BiospikeError
+
+
+@dataclasses.dataclass
+class Population:
+    name: str
+    kind: str  # "lif" (spiking) or "li" (readout)
+    size: int
+    tau_syn_s: np.ndarray
+    tau_mem_s: np.ndarray
+    r: np.ndarray
+    w_in: np.ndarray
+    v_leak: np.ndarray
+    v_threshold: np.ndarray | None = None
+    v_reset: np.ndarray | None = None
+
+
+@dataclasses.dataclass
+class Projection:
+    name: str
+    src: str  # population name, or "input"
+    dst: str
+    weight: np.ndarray  # float32 (n_dst, n_src)
+    bias: np.ndarray | None  # float32 (n_dst,)
+    input_scale: np.ndarray | None = None  # nir.Scale between input and this projection
+    recurrent: bool = False  # source is computed at or after the destination: uses step t-1
+
+
+@dataclasses.dataclass
+class Network:
+    n_in: int
+    dt_s: float
+    pops: list[Population]
+    projections: list[Projection]
+    readout: str
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def pop(self, name: str) -> Population:
+        return next(p for p in self.pops if p.name == name)
+
+    def incoming(self, name: str) -> list[Projection]:
+        return [p for p in self.projections if p.dst == name]
+
+    @property
+    def hidden(self) -> list[Population]:
+        return [p for p in self.pops if p.kind == "lif"]
+
+    @property
+    def n_neurons(self) -> int:
+        return sum(p.size for p in self.pops)
+
+
+def network_from_nir(graph) -> Network:
+    """Parse a NIR graph of Input/Scale/Affine/Linear/CubaLIF/CubaLI/Output nodes into a Network.
+
+    Supported: feed-forward chains of populations with any number of incoming projections per
+    population, self-recurrence (a Linear from a population back to itself) and one Output fed by
+    a CubaLI readout. Anything else is a BiospikeError naming the node.
+    """
+    import nir
+
+    from biospike.deploy.nir_export import graph_metadata
+
+    meta = graph_metadata(graph)
+    if "dt_s" not in meta:
+        raise BiospikeError("NIR graph has no 'dt_s' metadata: the time step is needed to discretise it")
+    dt_s = float(meta["dt_s"])
+    nodes = graph.nodes
+    preds: dict[str, list[str]] = {k: [] for k in nodes}
+    succs: dict[str, list[str]] = {k: [] for k in nodes}
+    for a, b in graph.edges:
+        if a not in nodes or b not in nodes:
+            raise BiospikeError(f"NIR edge ({a!r}, {b!r}) names a missing node")
+        preds[b].append(a)
+        succs[a].append(b)
+    inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
+    if len(inputs) != 1:
+        raise BiospikeError(f"NIR graph must have exactly one Input node, found {len(inputs)}")
+    input_name = inputs[0]
+    n_in = int(np.prod(nodes[input_name].input_type["input"]))
+
+    pops: dict[str, Population] = {}
+    for name, node in nodes.items():
+        if isinstance(node, nir.CubaLIF):
+            pops[name] = Population(name, "lif", int(node.v_threshold.size),
+                                    np.asarray(node.tau_syn, np.float64).ravel(), np.asarray(node.tau_mem, np.float64).ravel(),
+                                    np.asarray(node.r, np.float64).ravel(), np.asarray(node.w_in, np.float64).ravel(),
+                                    np.asarray(node.v_leak, np.float64).ravel(), np.asarray(node.v_threshold, np.float64).ravel(),
+                                    np.asarray(node.v_reset, np.float64).ravel())
+        elif isinstance(node, nir.CubaLI):
+            pops[name] = Population(name, "li", int(node.v_leak.size),
+                                    np.asarray(node.tau_syn, np.float64).ravel(), np.asarray(node.tau_mem, np.float64).ravel(),
+                                    np.asarray(node.r, np.float64).ravel(), np.asarray(node.w_in, np.float64).ravel(),
+                                    np.asarray(node.v_leak, np.float64).ravel())
+        elif not isinstance(node, (nir.Input, nir.Output, nir.Scale, nir.Affine, nir.Linear)):
+            raise BiospikeError(f"NIR node {name!r} of type {type(node).__name__} is not supported by the simulator")
+
+    def source_of(proj_name: str) -> tuple[str, np.ndarray | None]:
+        src = preds[proj_name]
+        if len(src) != 1:
+            raise BiospikeError(f"NIR projection {proj_name!r} must have exactly one source, has {src}")
+        s = src[0]
+        if isinstance(nodes[s], nir.Scale):
+            if preds[s] != [input_name]:
+                raise BiospikeError(f"NIR Scale node {s!r} must be fed by the Input node")
+            return "input", np.asarray(nodes[s].scale, np.float64).ravel()
+        if s == input_name:
+            return "input", None
+        if s not in pops:
+            raise BiospikeError(f"NIR projection {proj_name!r} is fed by {s!r}, which is not a neuron population")
+        return s, None
+
+    projections: list[Projection] = []
+    for name, node in nodes.items():
+        if not isinstance(node, (nir.Affine, nir.Linear)):
+            continue
+        src, scale = source_of(name)
+        dst = succs[name]
+        if len(dst) != 1 or dst[0] not in pops:
+            raise BiospikeError(f"NIR projection {name!r} must feed exactly one neuron population, feeds {dst}")
+        weight = np.asarray(node.weight, np.float32)
+        bias = np.asarray(node.bias, np.float32) if isinstance(node, nir.Affine) else None
+        projections.append(Projection(name, src, dst[0], weight, bias, scale))
+    for pname in pops:
+        for s in preds[pname]:
+            if not isinstance(nodes[s], (nir.Affine, nir.Linear)):
+                raise BiospikeError(f"NIR population {pname!r} is fed directly by {s!r}; a weight node is expected")
+
+    # order populations: a population comes after the sources of its non-self projections
+    order: list[str] = []
+    remaining = set(pops)
+    while remaining:
+        ready = sorted(p for p in remaining
+                       if all(pr.src in ("input", p) or pr.src in order for pr in projections if pr.dst == p))
+        if not ready:
+            raise BiospikeError(f"NIR graph has a cycle between populations {sorted(remaining)}: only self-recurrence is supported")
+        # keep the export's natural order (by position in the node dict) among ready populations
+        ready.sort(key=list(nodes).index)
+        order.append(ready[0])
+        remaining.discard(ready[0])
+    for pr in projections:
+        pr.recurrent = pr.src == pr.dst
+    outputs = [k for k, n in nodes.items() if isinstance(n, nir.Output)]
+    readouts = [p for p in order if pops[p].kind == "li"]
+    if len(outputs) != 1 or len(readouts) != 1 or preds[outputs[0]] != readouts:
+        raise BiospikeError("NIR graph must end in one CubaLI readout feeding one Output node")
+    return Network(n_in=n_in, dt_s=dt_s, pops=[pops[p] for p in order], projections=projections,
+                   readout=readouts[0], metadata=meta)
+
+
+# --------------------------------------------------------------------------------------------
+# traces and event counts
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Trace:
+    """What one simulation produced for a batch of windows."""
+
+    spikes: dict[str, np.ndarray]  # hidden population -> (B, T, n) spike counts
+    readout: np.ndarray  # (B, T, O) readout voltage (float units in float mode, integer units otherwise)
+    saturations: int = 0  # integer mode: state values clipped to the state width
+
+    @property
+    def logits(self) -> np.ndarray:
+        return self.readout.mean(axis=1)
+
+
+def fanout(weight: np.ndarray) -> np.ndarray:
+    """Non-zero synapses leaving each source neuron: (n_dst, n_src) -> (n_src,)."""
+    return np.count_nonzero(weight, axis=0).astype(np.float64)
+
+
+def source_activity(net: Network, trace: Trace, x: np.ndarray, src: str) -> np.ndarray:
+    return x if src == "input" else trace.spikes[src]
+
+
+def count_events(net: Network, trace: Trace, x: np.ndarray, weights: dict[str, np.ndarray] | None = None,
+                 dest_cores: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Per (window, step) event counts, shape (B, T) each.
+
+    ``weights`` overrides the projection weights (integer weights after quantization: a weight
+    rounded to zero is no synapse). ``dest_cores[proj]`` is, per source neuron, the number of
+    distinct destination cores (mesh hops included) a spike of that neuron is routed to.
+    """
+    batch, steps = x.shape[:2]
+    syn = np.zeros((batch, steps))
+    routed = np.zeros((batch, steps))
+    for pr in net.projections:
+        w = pr.weight if weights is None else weights[pr.name]
+        act = source_activity(net, trace, x, pr.src).astype(np.float64, copy=False)
+        syn += act @ fanout(w)
+        if dest_cores is not None:
+            routed += act @ dest_cores[pr.name]
+    spikes = np.zeros((batch, steps))
+    for s in trace.spikes.values():
+        spikes += s.sum(axis=2)
+    updates = np.full((batch, steps), float(net.n_neurons))
+    return {"syn_events": syn, "neuron_updates": updates, "spikes": spikes, "routed": routed,
+            "input_events": x.sum(axis=2, dtype=np.float64)}
+
+
+# --------------------------------------------------------------------------------------------
+# float mode: op-for-op mirror of the norse model
+# --------------------------------------------------------------------------------------------
+
+
+def _unit(values: np.ndarray) -> bool:
+    return bool(np.all(np.abs(values - 1.0) < 1e-9))
+
+
+def simulate_float(net: Network, x: np.ndarray) -> Trace:
+    """Float32 reference simulation of the NIR graph on spike counts ``x`` (B, T, C)."""
+    import torch
+    import torch.nn.functional as F
+
+    if x.ndim != 3 or x.shape[2] != net.n_in:
+        raise BiospikeError(f"input must be (windows, steps, {net.n_in}), got {x.shape}")
+    xt = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
+    outs: dict[str, torch.Tensor] = {}
+    dt = net.dt_s
+    with torch.no_grad():
+        for pop in net.pops:
+            current = None
+            recs = []
+            for pr in net.incoming(pop.name):
+                w = torch.as_tensor(pr.weight)
+                b = None if pr.bias is None else torch.as_tensor(pr.bias)
+                if pr.recurrent:
+                    recs.append(w)
+                    continue
+                if pr.src == "input":
+                    src = xt
+                    if pr.input_scale is not None:
+                        scale = pr.input_scale
+                        src = src * float(scale[0]) if np.all(scale == scale[0]) else src * torch.as_tensor(scale, dtype=torch.float32)
+                else:
+                    src = outs[pr.src]
+                y = F.linear(src, w, b)
+                current = y if current is None else current + y
+            if current is None:
+                current = xt.new_zeros(xt.shape[0], xt.shape[1], pop.size)
+            # synaptic input gain w_in * dt / tau_syn (1 for the norse mapping) and resistance r
+            gain = pop.w_in * dt / pop.tau_syn_s
+            if not _unit(gain):
+                current = current * torch.as_tensor(gain, dtype=torch.float32)
+            tau_mem_inv = torch.as_tensor(1.0 / pop.tau_mem_s, dtype=torch.float32)
+            tau_syn_inv = torch.as_tensor(1.0 / pop.tau_syn_s, dtype=torch.float32)
+            v_leak = torch.as_tensor(pop.v_leak, dtype=torch.float32)
+            r = None if _unit(pop.r) else torch.as_tensor(pop.r, dtype=torch.float32)
+            batch, steps, width = current.shape
+            zeros = current.new_zeros(batch, width)
+            v = zeros + v_leak if pop.kind == "lif" else zeros
+            i = zeros
+            z = zeros
+            seq = []
+            if pop.kind == "lif":
+                v_th = torch.as_tensor(pop.v_threshold, dtype=torch.float32)
+                v_reset = torch.as_tensor(pop.v_reset, dtype=torch.float32)
+            for t in range(steps):
+                inp = current[:, t]
+                for w in recs:
+                    inp = inp + F.linear(z, w)
+                i_new = i + inp  # current jump first
+                drive = i_new if r is None else r * i_new
+                dv = dt * tau_mem_inv * ((v_leak - v) + drive)
+                v_decayed = v + dv
+                di = -dt * tau_syn_inv * i_new
+                i = i_new + di
+                if pop.kind == "lif":
+                    z = (v_decayed - v_th > 0).to(v_decayed.dtype)
+                    v = (1 - z) * v_decayed + z * v_reset
+                    seq.append(z)
+                else:
+                    v = v_decayed
+                    seq.append(v)
+            outs[pop.name] = torch.stack(seq, dim=1)
+    spikes = {p.name: outs[p.name].numpy() for p in net.hidden}
+    return Trace(spikes=spikes, readout=outs[net.readout].numpy())
+
+
+# --------------------------------------------------------------------------------------------
+# integer mode
+# --------------------------------------------------------------------------------------------
+
+
+def _decay(x: np.ndarray, mode: str, param: np.ndarray, bits: int) -> np.ndarray:
+    """One step of state decay on int64 states (param: per-neuron decay constant or dash)."""
+    if mode == "multiply":  # Loihi: sign(x) * ((|x| * (2^bits - d)) >> bits)
+        return np.sign(x) * ((np.abs(x) * ((1 << bits) - param)) >> bits)
+    if mode == "bitshift":  # Xylo: x - (x >> dash); a positive state loses at least 1 (xylosim)
+        dec = x >> param
+        return x - np.where((x > 0) & (dec == 0), 1, dec)
+    return x
+
+
+def simulate_int(qnet, x: np.ndarray) -> Trace:
+    """Integer simulation of a :class:`~biospike.deploy.quantize.QuantNetwork` on spike counts x (B, T, C)."""
+    net = qnet.net
+    model = qnet.neuron_model
+    if x.ndim != 3 or x.shape[2] != net.n_in:
+        raise BiospikeError(f"input must be (windows, steps, {net.n_in}), got {x.shape}")
+    xf = np.ascontiguousarray(x, dtype=np.float64)
+    batch, steps, _ = x.shape
+    lo, hi = qnet.state_min, qnet.state_max
+    outs: dict[str, np.ndarray] = {}
+    saturations = 0
+    delayed = bool(model["hidden_delay"])
+    for pop in net.pops:
+        qp = qnet.pops[pop.name]
+        ff = np.zeros((batch, steps, pop.size))
+        recs = []
+        for pr in net.incoming(pop.name):
+            qw = qnet.weights[pr.name].T.astype(np.float64)  # (n_src, n_dst) integer weights, already shifted
+            if pr.recurrent:
+                recs.append(qw)
+                continue
+            src = xf if pr.src == "input" else outs[pr.src].astype(np.float64)
+            if delayed and pr.src != "input":  # Xylo: spikes of hidden neurons arrive one step later
+                ff[:, 1:] += src[:, :-1] @ qw
+            else:
+                ff += src @ qw  # exact: integer products and sums stay below 2^53
+        ff_int = ff.astype(np.int64)
+        i_state = np.zeros((batch, pop.size), np.int64)
+        v = np.full((batch, pop.size), qp["v_leak"], np.int64) if pop.kind == "lif" else np.zeros((batch, pop.size), np.int64)
+        z = np.zeros((batch, pop.size), np.int64)
+        seq = np.zeros((batch, steps, pop.size), np.int64)
+        for t in range(steps):
+            inp = ff_int[:, t] + qp["bias_current"]
+            for qw in recs:
+                if z.any():
+                    inp = inp + (z.astype(np.float64) @ qw).astype(np.int64)
+            if model["synapse"] == "current":
+                if model["order"] == "decay_then_input":
+                    i_state = _decay(i_state, model["decay"], qp["d_syn"], qnet.decay_bits) + inp
+                    i_state, n_sat = _clip(i_state, lo, hi)
+                else:  # Xylo: accumulate, saturate, then decay
+                    i_state, n_sat = _clip(i_state + inp, lo, hi)
+                    i_state = _decay(i_state, model["decay"], qp["d_syn"], qnet.decay_bits)
+                saturations += n_sat
+                drive = i_state
+            else:
+                drive = inp
+            v = _decay(v - qp["v_leak"], model["decay"], qp["d_mem"], qnet.decay_bits) + qp["v_leak"] + drive + qp["bias_membrane"]
+            v, n_sat = _clip(v, lo, hi)
+            saturations += n_sat
+            if pop.kind == "lif":
+                th = qp["threshold"]
+                if model["reset"] == "to_value":
+                    z = (v >= th).astype(np.int64)
+                    v = np.where(z > 0, qp["v_reset"], v)
+                else:  # subtract the threshold once per spike, up to max_spikes_per_step spikes
+                    z = np.where(v >= th, np.minimum(v // np.maximum(th, 1), qnet.max_spikes_per_step), 0)
+                    v = v - z * th
+                seq[:, t] = z
+            else:
+                seq[:, t] = v
+        outs[pop.name] = seq
+    spikes = {p.name: outs[p.name] for p in net.hidden}
+    return Trace(spikes=spikes, readout=outs[net.readout].astype(np.float64), saturations=int(saturations))
+
+
+def _clip(x: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, int]:
+    over = (x > hi) | (x < lo)
+    n = int(np.count_nonzero(over))
+    if n:
+        x = np.clip(x, lo, hi)
+    return x, n
