@@ -1,0 +1,486 @@
+"""``biospike attack``, ``biospike attack-train`` and ``biospike attack-sweep``: files in, files out.
+
+- ``attack``: target model + reference models + spikes.h5 -> ``attack/summary.json`` and one
+  ``{attack}_{level}_roc.csv`` per attack and membership level; for DP targets the measured ROC is
+  checked against the (epsilon, delta) ceiling, and a violation beyond the confidence bounds
+  fails the run.
+- ``attack-train``: one reference model (``--role reference``, ``model.pt`` + ``keep.npy``) or a
+  time-step-sweep target (``--role target``).
+- ``attack-sweep``: the time-step sweep's per-T summaries -> ``t_sweep.json`` + ``.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biospike.attacks import metrics as M
+from biospike.attacks import mia
+from biospike.attacks import references as R
+from biospike.config import deep_merge, derive_seed
+from biospike.errors import BiospikeError
+
+log = logging.getLogger("biospike.attacks")
+
+# Mirrors workflow/schemas/config.schema.yaml (attack section) for library and CLI callers.
+DEFAULTS: dict[str, Any] = {
+    "attacks": ["loss", "lira", "rmia"],
+    "n_reference_models": 4,
+    "lira": {"online": True, "offline": True, "fixed_variance": True},
+    "rmia": {"gamma": 2.0, "n_population": 1000, "offline_a": "auto", "online": False},
+    "input_dropout": {"enabled": True, "p": 0.01, "n_queries": 10},
+    "bootstrap": {"n": 500, "ci": 0.95, "by_subject": True},
+    "levels": ["window", "subject"],
+    "t_sweep": [25, 50, 100],
+    "t_sweep_attacks": ["loss", "rmia"],
+    "t_sweep_reference_models": 2,
+    "targets": ["snn", "ann", "dpsnn_eps*"],
+    "fail_on_ceiling_violation": True,
+    "reference_early_stopping": True,
+    "query_batch_size": 256,
+}
+# Keys a rule adds to --params beside the attack settings.
+RESERVED_KEYS = ("seed", "dataset", "encoding", "train", "target")
+# RMIA's offline a when it cannot be tuned (fewer than 3 reference models); the value the RMIA
+# authors' reference configuration uses for CIFAR-10.
+OFFLINE_A_FALLBACK = 0.3
+
+
+def attack_settings(params: Mapping[str, Any]) -> dict[str, Any]:
+    cfg = {k: v for k, v in params.items() if k not in RESERVED_KEYS}
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        raise BiospikeError(f"unknown attack settings: {unknown} (known: {sorted(DEFAULTS)})")
+    out = deep_merge(DEFAULTS, cfg)
+    bad_levels = set(out["levels"]) - set(mia.LEVELS)
+    if bad_levels:
+        raise BiospikeError(f"attack.levels: unknown level(s) {sorted(bad_levels)} (known: {list(mia.LEVELS)})")
+    try:
+        mia.attack_names(out)
+    except ValueError as exc:
+        raise BiospikeError(f"attack.attacks: {exc}") from None
+    return out
+
+
+def _names(params: Mapping[str, Any], spikes_path: Path) -> tuple[str, str, int]:
+    """Dataset and encoding from params, else from R/{dataset}/{encoding}/spikes.h5; root seed."""
+    parts = spikes_path.resolve().parts
+    dataset = str(params.get("dataset") or parts[-3])
+    encoding = str(params.get("encoding") or parts[-2])
+    return dataset, encoding, int(params.get("seed", 0))
+
+
+def _setup_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+
+
+# --------------------------------------------------------------------------------------------
+# attack-train
+# --------------------------------------------------------------------------------------------
+
+
+def train_stage(spikes_path: str | Path, outdir: str | Path, kind: str, role: str, params: Mapping[str, Any],
+                index: int | None = None, time_steps: int | None = None, progress: bool = False) -> dict:
+    """Train one reference model (role "reference", index k) or a sweep target (role "target")."""
+    from biospike.models import save_checkpoint
+    from biospike.store import provenance, read_spikes
+    from biospike.train import train_settings
+
+    spikes_path, outdir = Path(spikes_path), Path(outdir)
+    cfg = attack_settings(params)
+    train_cfg = train_settings(params.get("train", {}))
+    dataset, encoding, root = _names(params, spikes_path)
+    spikes = R.spikes_at(read_spikes(spikes_path), time_steps)
+    t_steps = int(spikes.spikes.shape[1])
+    pools = R.candidate_pools(spikes, spikes_path)
+    cand = R.candidates(pools)
+    sweep_key = () if time_steps is None else ("T", t_steps)
+    meta: dict[str, Any] = {"role": role, "kind": kind, "dataset": dataset, "encoding": encoding,
+                            "time_steps": t_steps, "dt_s": float(spikes.dt_s), "class_names": list(spikes.class_names),
+                            "candidates_digest": R.candidates_digest(cand), "n_candidates": int(len(cand))}
+    keep_row = None
+    if role == "reference":
+        n_models = int(cfg["t_sweep_reference_models"] if time_steps is not None else cfg["n_reference_models"])
+        if index is None or not 0 <= index < n_models:
+            raise BiospikeError(f"reference model index {index} outside 0..{n_models - 1}")
+        keep = R.reference_keep(root, dataset, encoding, kind, len(cand), n_models)
+        keep_row = keep[index]
+        train_idx, val_idx = R.reference_training_set(pools, keep_row)
+        if not cfg["reference_early_stopping"]:  # mimic a target trained without early stopping
+            val_idx = val_idx[:0]
+        seed = derive_seed(root, "ref", dataset, encoding, kind, index, *sweep_key)
+        meta |= {"index": index, "n_reference_models": n_models}
+    elif role == "target":
+        train_idx = R.target_train_indices(spikes, train_cfg, root, dataset)
+        val_idx = np.sort(np.asarray(spikes.splits.get("val", []), dtype=np.int64))
+        seed = derive_seed(root, "train", dataset, encoding, kind)  # the train rule's seed for this model
+    else:
+        raise BiospikeError(f"unknown role {role!r} (reference | target)")
+    log.info("attack-train %s %s k=%s on %s/%s T=%d: %d train, %d val windows, seed %d",
+             role, kind, index, dataset, encoding, t_steps, len(train_idx), len(val_idx), seed)
+    model, info = R.train_model(kind, spikes, train_idx, val_idx, train_cfg, seed, progress=progress)
+    meta |= {"seed": seed, "train_indices": train_idx.tolist(), "best_epoch": info["best_epoch"],
+             "epochs_run": info["epochs_run"], "history": info["history"], "n_train": info["n_train"], "n_val": info["n_val"]}
+    meta["provenance"] = provenance({"attack": cfg, "train": train_cfg, "role": role, "kind": kind, "index": index,
+                                     "time_steps": time_steps}, inputs=[spikes_path], seed=seed)
+    outdir.mkdir(parents=True, exist_ok=True)
+    if keep_row is not None:
+        from biospike.store import atomic_path
+
+        with atomic_path(outdir / "keep.npy") as tmp, open(tmp, "wb") as fh:
+            np.save(fh, keep_row)
+    save_checkpoint(outdir / "model.pt", model, meta)
+    return meta
+
+
+def cli_train(argv: list[str], prog: str) -> int:
+    from biospike.cliutil import load_params, stage_parser
+    from biospike.config import seed_everything
+
+    parser = stage_parser(prog, "train one reference model (or a time-step-sweep target) for the attacks")
+    parser.add_argument("--spikes", required=True, help="R/{dataset}/{encoding}/spikes.h5")
+    parser.add_argument("--kind", required=True, choices=("snn", "ann"))
+    parser.add_argument("--role", default="reference", choices=("reference", "target"))
+    parser.add_argument("--index", type=int, help="reference model index k (role reference)")
+    parser.add_argument("--time-steps", type=int, help="re-bin the spikes to T steps (time-step sweep)")
+    parser.add_argument("--outdir", required=True)
+    args = parser.parse_args(argv)
+    _setup_logging()
+    params = load_params(args.params)
+    seed_everything(derive_seed(int(params.get("seed", 0)), "attack-train"), args.threads)
+    train_stage(args.spikes, args.outdir, args.kind, args.role, params, index=args.index, time_steps=args.time_steps)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# attack
+# --------------------------------------------------------------------------------------------
+
+
+def _load_model(path: Path) -> tuple[Any, dict]:
+    from biospike.models import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+def _kind_of(model: Any) -> str:
+    return str(getattr(model, "_module", model).arch.kind)
+
+
+def load_references(ref_dirs: Sequence[str | Path], cand: np.ndarray, kind: str, time_steps: int) -> tuple[list, np.ndarray]:
+    """Reference models and their (K, N) keep masks; every mismatch with this candidate set, model
+    kind or time-step count is an error naming the stale directory."""
+    digest = R.candidates_digest(cand)
+    models, keeps = [], []
+    for d in ref_dirs:
+        d = Path(d)
+        model, meta = _load_model(d / "model.pt")
+        try:
+            keep = np.load(d / "keep.npy")
+        except FileNotFoundError:
+            raise BiospikeError("keep.npy missing beside the reference model", d) from None
+        except ValueError as exc:
+            raise BiospikeError(f"keep.npy unreadable ({exc})", d) from None
+        if keep.dtype != bool or keep.shape != (len(cand),):
+            raise BiospikeError(f"keep.npy has shape {keep.shape} ({keep.dtype}); the candidate set has {len(cand)} windows "
+                                "(reference model trained on another spikes.h5?)", d)
+        if meta.get("candidates_digest") not in (None, digest):
+            raise BiospikeError("reference model was trained for another candidate set (stale reference model)", d)
+        if _kind_of(model) != kind:
+            raise BiospikeError(f"reference model is {_kind_of(model)!r} but the target is {kind!r}", d)
+        if meta.get("time_steps") not in (None, time_steps):
+            raise BiospikeError(f"reference model was trained at T={meta['time_steps']} but the attack runs at T={time_steps}", d)
+        models.append(model)
+        keeps.append(keep)
+    if not models:
+        raise BiospikeError("no reference models given (--refs)")
+    return models, np.stack(keeps)
+
+
+def _privacy_info(path: str | Path | None) -> dict | None:
+    if path is None:
+        return None
+    from biospike.store import read_json
+
+    rec = read_json(path)
+    if not rec.get("private", True):
+        return None
+    try:
+        eps, delta = float(rec["epsilon"]), float(rec["delta"])
+    except (KeyError, TypeError, ValueError):
+        raise BiospikeError("privacy.json lacks numeric 'epsilon' and 'delta'", path) from None
+    return {"epsilon": eps, "delta": delta, "unit": str(rec.get("privacy_unit", "window"))}
+
+
+def _write_roc(path: Path, labels: np.ndarray, scores: np.ndarray) -> None:
+    from biospike.store import atomic_path
+
+    table = M.roc_table(labels, scores)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["fpr", "tpr", "threshold"])
+        for fpr, tpr, thr in table:
+            writer.writerow([f"{fpr:.8g}", f"{tpr:.8g}", "inf" if math.isinf(thr) else f"{thr:.10g}"])
+
+
+def _level_data(level: str, scores: np.ndarray, labels: np.ndarray, subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
+    """(scores, labels, bootstrap clusters, notes) at window or subject level."""
+    if level == "window":
+        return scores, labels, None, {}
+    # subject level: subjects with windows on both sides (splits by record/segment/block) are dropped
+    ids, inverse = np.unique(subjects, return_inverse=True)
+    frac = np.bincount(inverse, weights=labels.astype(float)) / np.bincount(inverse)
+    clean = (frac == 0) | (frac == 1)
+    keep = clean[inverse]
+    g_scores, g_labels, _ = M.aggregate_by_group(scores[keep], labels[keep], subjects[keep])
+    return g_scores, g_labels, None, {"aggregation": "mean of window scores per subject",
+                                      "n_subjects_dropped_mixed": int((~clean).sum())}
+
+
+def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Sequence[str | Path], outdir: str | Path,
+                 params: Mapping[str, Any], privacy_path: str | Path | None = None, time_steps: int | None = None,
+                 families: Sequence[str] | None = None) -> dict:
+    """Run every configured attack on one target; write summary.json and the ROC files."""
+    from biospike.store import provenance, read_spikes, write_json
+
+    start_s = time.perf_counter()
+    target_path, spikes_path, outdir = Path(target_path), Path(spikes_path), Path(outdir)
+    cfg = attack_settings(params)
+    dataset, encoding, root = _names(params, spikes_path)
+    target_name = str(params.get("target") or target_path.parent.name)
+    names = mia.attack_names(cfg, families)
+    spikes = R.spikes_at(read_spikes(spikes_path), time_steps)
+    t_steps = int(spikes.spikes.shape[1])
+    pools = R.candidate_pools(spikes, spikes_path)
+    cand = R.candidates(pools)
+    pos_of = {int(w): i for i, w in enumerate(cand)}
+
+    target, meta = _load_model(target_path)
+    kind = _kind_of(target)
+    if meta.get("time_steps") not in (None, t_steps):
+        raise BiospikeError(f"target was trained at T={meta['time_steps']} but the attack runs at T={t_steps}", target_path)
+    # members: the windows the target actually trained on (train.py may subsample the train split)
+    trained = np.asarray(meta.get("train_indices", pools["members"]), dtype=np.int64)
+    outside = np.setdiff1d(trained, pools["members"])
+    if outside.size:
+        raise BiospikeError(f"target trained on {outside.size} windows outside mia/members: its membership "
+                            "labels cannot be read from the MIA pools", target_path)
+    members = np.intersect1d(trained, pools["members"])
+    nonmembers = pools["nonmembers"]
+    x_idx = np.concatenate([members, nonmembers])
+    labels_x = np.r_[np.ones(len(members), bool), np.zeros(len(nonmembers), bool)]
+    x_pos = np.array([pos_of[int(w)] for w in x_idx])
+    pop_pos = np.arange(len(pools["members"]) + len(nonmembers), len(cand))
+    rng = np.random.default_rng(derive_seed(root, "attack", dataset, encoding, "population"))
+    n_pop = min(int(cfg["rmia"]["n_population"]), len(pop_pos))
+    z_pos = np.sort(rng.choice(pop_pos, size=n_pop, replace=False))
+
+    refs, keep = load_references(ref_dirs, cand, kind, t_steps)
+    y_all = np.asarray(spikes.labels, dtype=np.int64)
+    query_pos = np.r_[x_pos, z_pos]
+    xq = spikes.spikes[cand[query_pos]]
+    yq = y_all[cand[query_pos]]
+    n_x = len(x_pos)
+
+    drop = cfg["input_dropout"]
+    dropout_wanted = any(n.endswith("_dropout") for n in names)
+    query_seed = derive_seed(root, "attack", dataset, encoding, "dropout")
+    bs = int(cfg["query_batch_size"])
+    signals: dict[str, tuple[mia.Signals, mia.Signals]] = {}
+    modes = [("plain", 1, 0.0)] + ([("dropout", int(drop["n_queries"]), float(drop["p"]))] if dropout_wanted else [])
+    target_logits_plain = None
+    for mode, n_q, p in modes:
+        t_logits = R.query_logits(target, xq, n_q, p, query_seed, bs)
+        if mode == "plain":
+            target_logits_plain = t_logits[0]
+        r_logits = np.stack([R.query_logits(m, xq, n_q, p, query_seed, bs) for m in refs])
+        signals[mode] = (mia.signals_from_logits(t_logits, yq), mia.signals_from_logits(r_logits, yq))
+        log.info("queried target and %d reference models (%s: %d queries, p=%g) on %d windows", len(refs), mode, n_q, p, len(xq))
+
+    keep_x, keep_z = keep[:, x_pos], keep[:, z_pos]
+    xs, zs = np.arange(n_x), np.arange(n_x, len(query_pos))
+    scores: dict[str, np.ndarray] = {}
+    details: dict[str, Any] = {}
+    rmia_cfg = dict(cfg["rmia"])
+    if rmia_cfg["offline_a"] == "auto" and len(refs) < 3:
+        rmia_cfg["offline_a"] = OFFLINE_A_FALLBACK
+        details["rmia_offline_a_source"] = f"fixed {OFFLINE_A_FALLBACK} (tuning needs >= 3 reference models, have {len(refs)})"
+    run_cfg = {**cfg, "rmia": rmia_cfg}
+    for mode in signals:
+        tgt, ref = signals[mode]
+        base = [n.removesuffix("_dropout") for n in names if n.endswith("_dropout") == (mode == "dropout")]
+        sc, det = mia.run_attacks(base, tgt.take(xs), ref.take(xs), keep_x, tgt.take(zs), ref.take(zs), keep_z, run_cfg)
+        suffix = "_dropout" if mode == "dropout" else ""
+        scores |= {f"{n}{suffix}": v for n, v in sc.items()}
+        details |= {f"{k}{suffix}": v for k, v in det.items()}
+
+    privacy = _privacy_info(privacy_path)
+    subjects = np.asarray(spikes.subject)[x_idx].astype(str)
+    boot = cfg["bootstrap"]
+    outdir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    violations = []
+    for name in names:
+        results[name] = {}
+        for level in cfg["levels"]:
+            s, y, clusters, notes = _level_data(level, scores[name], labels_x, subjects)
+            if level == "window" and boot["by_subject"]:
+                clusters = subjects
+            entry: dict[str, Any] = dict(notes)
+            if y.all() or not y.any():
+                entry |= {"status": "not estimable", "reason": f"no {'non-' if y.all() else ''}members at {level} level",
+                          "n_members": int(y.sum()), "n_nonmembers": int((~y).sum())}
+                results[name][level] = entry
+                continue
+            seed = derive_seed(root, "attack", dataset, encoding, target_name, name, level, "bootstrap")
+            entry |= M.evaluate_scores(y, s, int(boot["n"]), float(boot["ci"]), seed, clusters)
+            if clusters is not None:
+                entry["bootstrap_unit"] = "subject"
+            if privacy is not None:
+                unit_level = "subject" if privacy["unit"] == "subject" else "window"
+                if level == unit_level:
+                    check = M.dp_ceiling_check(y, s, privacy["epsilon"], privacy["delta"], float(boot["ci"]))
+                    check["checked"] = True
+                    entry["dp_ceiling"] = check
+                    if check["violated"]:
+                        violations.append((name, level, check))
+                else:
+                    entry["dp_ceiling"] = {"checked": False, "reason": f"the guarantee is per {privacy['unit']}; "
+                                           f"at {level} level it only holds through group privacy"}
+            _write_roc(outdir / f"{name}_{level}_roc.csv", y, s)
+            results[name][level] = entry
+
+    y_t = y_all[x_idx]
+    pred = target_logits_plain[:n_x].argmax(axis=1)
+    acc_mem = float(np.mean(pred[labels_x] == y_t[labels_x]))
+    acc_non = float(np.mean(pred[~labels_x] == y_t[~labels_x]))
+    summary = {
+        "target": target_name, "dataset": dataset, "encoding": encoding, "model_kind": kind,
+        "reference_kind": kind, "K": len(refs), "time_steps": t_steps, "dt_s": float(spikes.dt_s),
+        "attacks": results, "attack_names": names, "levels": list(cfg["levels"]),
+        "n_members": int(labels_x.sum()), "n_nonmembers": int((~labels_x).sum()),
+        "n_member_subjects": int(len(np.unique(subjects[labels_x]))),
+        "n_nonmember_subjects": int(len(np.unique(subjects[~labels_x]))),
+        "n_population_z": int(n_pop),
+        "n_queries": int(drop["n_queries"]) if dropout_wanted else 1,
+        "dropout_p": float(drop["p"]) if dropout_wanted else 0.0,
+        "rmia_gamma": float(cfg["rmia"]["gamma"]), "lira_fixed_variance": bool(cfg["lira"]["fixed_variance"]),
+        "details": details,
+        "target_accuracy": {"members": acc_mem, "nonmembers": acc_non, "gap": acc_mem - acc_non},
+        "privacy": privacy,
+        "dp_ceiling_violated": bool(violations) if privacy is not None else None,
+    }
+    inputs = [target_path, spikes_path, *[Path(d) / "model.pt" for d in ref_dirs]] + ([privacy_path] if privacy_path else [])
+    summary["provenance"] = provenance({"attack": cfg, "target": target_name, "time_steps": time_steps},
+                                       inputs=inputs, seed=root)
+    summary["wall_time_s"] = time.perf_counter() - start_s
+    if violations and cfg["fail_on_ceiling_violation"]:
+        write_json(outdir / "ceiling_violation.json", summary)
+        name, level, c = violations[0]
+        w = c["worst"]
+        raise BiospikeError(
+            f"measured TPR {w['tpr']:.4f} (lower {c['ci_level']:.0%} bound {w['tpr_lower']:.4f}) exceeds the DP ceiling "
+            f"{w['ceiling']:.4f} = e^{c['epsilon']:.3g} x {w['fpr_upper']:.4g} + {c['delta']:.3g} at FPR {w['fpr']:.4g} "
+            f"({name}, {level} level; {len(violations)} attack/level pair(s) in violation): this means a bug in the DP path "
+            f"(details in ceiling_violation.json)", target_path)
+    write_json(outdir / "summary.json", summary)
+    return summary
+
+
+def cli(argv: list[str], prog: str) -> int:
+    from biospike.cliutil import load_params, stage_parser
+    from biospike.config import seed_everything
+
+    parser = stage_parser(prog, "membership-inference attacks (LOSS, LiRA, RMIA, input dropout) on a trained model")
+    parser.add_argument("--target-model", required=True, help="R/{dataset}/{encoding}/{target}/model.pt")
+    parser.add_argument("--spikes", required=True, help="R/{dataset}/{encoding}/spikes.h5")
+    parser.add_argument("--refs", nargs="+", required=True, help="reference model directories (model.pt + keep.npy)")
+    parser.add_argument("--privacy", help="privacy.json of a DP target: check the ROC against its ceiling")
+    parser.add_argument("--time-steps", type=int, help="re-bin the spikes to T steps (time-step sweep)")
+    parser.add_argument("--families", nargs="+", choices=mia.ATTACK_FAMILIES, help="override attack.attacks")
+    parser.add_argument("--outdir", required=True, help="R/{dataset}/{encoding}/{target}/attack")
+    args = parser.parse_args(argv)
+    _setup_logging()
+    params = load_params(args.params)
+    seed_everything(derive_seed(int(params.get("seed", 0)), "attack"), args.threads)
+    summary = attack_stage(args.target_model, args.spikes, args.refs, args.outdir, params, args.privacy,
+                           args.time_steps, args.families)
+    for name in summary["attack_names"]:
+        for level, r in summary["attacks"][name].items():
+            if "auc" in r:
+                log.info("%-20s %-7s AUC %.3f [%.3f, %.3f]  TPR@1%%FPR %s", name, level, r["auc"], *r["auc_ci"],
+                         r["tpr_at_1pct_fpr"] if isinstance(r["tpr_at_1pct_fpr"], str) else f"{r['tpr_at_1pct_fpr']:.4f}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# attack-sweep
+# --------------------------------------------------------------------------------------------
+
+
+def sweep_table(summaries: Sequence[Mapping[str, Any]]) -> tuple[list[dict], dict]:
+    """Rows (T, attack, level, AUC, CI, TPR@1%FPR, accuracies) and, per attack and level, the
+    Spearman correlation of AUC with T and whether the AUC at the largest T is above the one at
+    the smallest T with non-overlapping CIs."""
+    from scipy import stats
+
+    rows = []
+    for s in sorted(summaries, key=lambda s: s["time_steps"]):
+        for name in s["attack_names"]:
+            for level, r in s["attacks"][name].items():
+                if "auc" not in r:
+                    continue
+                rows.append({"time_steps": s["time_steps"], "dt_s": s["dt_s"], "attack": name, "level": level,
+                             "auc": r["auc"], "auc_ci_low": r["auc_ci"][0], "auc_ci_high": r["auc_ci"][1],
+                             "tpr_at_1pct_fpr": r["tpr_at_1pct_fpr"],
+                             "train_accuracy": s["target_accuracy"]["members"],
+                             "test_accuracy": s["target_accuracy"]["nonmembers"]})
+    trend: dict[str, dict] = {}
+    for key in sorted({(r["attack"], r["level"]) for r in rows}):
+        pts = [r for r in rows if (r["attack"], r["level"]) == key]
+        entry: dict[str, Any] = {"time_steps": [p["time_steps"] for p in pts], "auc": [p["auc"] for p in pts]}
+        if len(pts) >= 3:
+            rho = stats.spearmanr(entry["time_steps"], entry["auc"]).statistic
+            entry["spearman_rho"] = None if rho is None or np.isnan(rho) else float(rho)
+        else:
+            entry["spearman_rho"] = None
+        if len(pts) >= 2:
+            lo, hi = pts[0], pts[-1]
+            entry["auc_change_first_to_last"] = hi["auc"] - lo["auc"]
+            entry["rise_beyond_ci"] = bool(hi["auc_ci_low"] > lo["auc_ci_high"])
+            entry["fall_beyond_ci"] = bool(hi["auc_ci_high"] < lo["auc_ci_low"])
+        trend[f"{key[0]}/{key[1]}"] = entry
+    return rows, trend
+
+
+def cli_sweep(argv: list[str], prog: str) -> int:
+    from biospike.cliutil import stage_parser
+    from biospike.store import atomic_path, provenance, read_json, write_json
+
+    parser = stage_parser(prog, "collect the time-step sweep's attack summaries")
+    parser.add_argument("--summaries", nargs="+", required=True, help="t_sweep/T{T}/attack/summary.json files")
+    parser.add_argument("--output", required=True, help="t_sweep.json")
+    parser.add_argument("--csv", required=True, help="t_sweep.csv")
+    args = parser.parse_args(argv)
+    summaries = [read_json(p) for p in args.summaries]
+    rows, trend = sweep_table(summaries)
+    out = {"rows": rows, "trend": trend,
+           "finding_tested": "membership leakage rises with the number of time steps T (Guan et al. 2025)",
+           "provenance": provenance({"summaries": list(args.summaries)}, inputs=args.summaries)}
+    columns = ["time_steps", "dt_s", "attack", "level", "auc", "auc_ci_low", "auc_ci_high", "tpr_at_1pct_fpr",
+               "train_accuracy", "test_accuracy"]
+    with atomic_path(args.csv) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    write_json(args.output, out)
+    return 0

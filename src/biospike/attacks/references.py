@@ -1,0 +1,158 @@
+"""The attacker's side of the data: candidate set, reference-model training, model queries.
+
+Candidate set: ``mia/members`` + ``mia/nonmembers`` + ``mia/population`` of spikes.h5, in that
+order (members = the target's training pool, non-members = test windows never trained on,
+population = the attacker's reference data from other subjects). Reference model k trains on
+the candidates where ``keep[k]`` is true: every candidate is IN for half of the K models (see
+:func:`biospike.attacks.mia.keep_masks`), which gives online LiRA its IN and OUT models and
+offline LiRA / RMIA their OUT models, from one set of K models (one Snakemake job each).
+
+Time-step sweep: :func:`rebin_time` re-bins a window's spikes into T steps over the same
+duration (dt scales by T0/T, so time constants in seconds keep their meaning).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biospike.attacks.mia import keep_masks, thin_spikes
+from biospike.config import derive_seed
+from biospike.errors import BiospikeError
+
+log = logging.getLogger("biospike.attacks")
+
+POOLS = ("members", "nonmembers", "population")
+
+
+def candidate_pools(spikes: Any, path: str | Path = "spikes.h5") -> dict[str, np.ndarray]:
+    """The three MIA pools (sorted window indices); missing, empty or overlapping pools are an error."""
+    pools = {}
+    for name in POOLS:
+        idx = spikes.mia.get(name)
+        if idx is None or len(idx) == 0:
+            raise BiospikeError(f"mia/{name} is missing or empty: the attack needs members, non-members and a population", path)
+        pools[name] = np.sort(np.asarray(idx, dtype=np.int64))
+    allidx = np.concatenate(list(pools.values()))
+    if len(np.unique(allidx)) != len(allidx):
+        raise BiospikeError("mia pools overlap (a window is in two of members/nonmembers/population)", path)
+    if allidx.max() >= len(spikes.labels) or allidx.min() < 0:
+        raise BiospikeError("mia pool index out of range", path)
+    return pools
+
+
+def candidates(pools: Mapping[str, np.ndarray]) -> np.ndarray:
+    return np.concatenate([pools[name] for name in POOLS])
+
+
+def candidates_digest(cand: np.ndarray) -> str:
+    return hashlib.sha256(np.asarray(cand, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def keep_seed(root_seed: int, dataset: str, encoding: str, kind: str) -> int:
+    return derive_seed(root_seed, "ref", dataset, encoding, kind, "keep")
+
+
+def reference_keep(root_seed: int, dataset: str, encoding: str, kind: str, n_candidates: int, n_models: int) -> np.ndarray:
+    """(K, N) keep masks of a dataset/encoding/kind's reference models (deterministic by seed)."""
+    return keep_masks(n_candidates, n_models, keep_seed(root_seed, dataset, encoding, kind))
+
+
+def rebin_time(x: np.ndarray, n_steps: int) -> np.ndarray:
+    """Spike counts (N, T0, C) -> (N, n_steps, C) over the same duration: step t goes to bin
+    floor(t n_steps / T0) (summed when coarser; spread out with empty steps when finer)."""
+    if n_steps < 1:
+        raise ValueError(f"time steps must be >= 1, got {n_steps}")
+    n, t0, c = x.shape
+    if n_steps == t0:
+        return x
+    dest = (np.arange(t0) * n_steps) // t0
+    out = np.zeros((n, n_steps, c), dtype=np.int64)
+    np.add.at(out, (slice(None), dest), x.astype(np.int64))
+    if x.dtype == np.uint8:
+        out = np.minimum(out, 255)
+    return out.astype(x.dtype)
+
+
+def spikes_at(spikes: Any, n_steps: int | None) -> Any:
+    """A copy of ``spikes`` re-binned to ``n_steps`` (None or the native T: unchanged)."""
+    import dataclasses
+
+    if n_steps is None or n_steps == spikes.spikes.shape[1]:
+        return spikes
+    t0 = spikes.spikes.shape[1]
+    return dataclasses.replace(spikes, spikes=rebin_time(spikes.spikes, n_steps), dt_s=spikes.dt_s * t0 / n_steps)
+
+
+# --------------------------------------------------------------------------------------------
+# queries
+# --------------------------------------------------------------------------------------------
+
+
+def query_logits(model: Any, x: np.ndarray, n_queries: int = 1, dropout_p: float = 0.0, seed: int = 0,
+                 batch_size: int = 256) -> np.ndarray:
+    """Black-box queries: logits (Q, N, C). With ``dropout_p`` > 0 each query drops that fraction
+    of input spikes (query q uses the RNG ``derive_seed(seed, q)``, so target and reference
+    models see the same perturbed inputs)."""
+    from biospike.train import predict_logits
+
+    if n_queries < 1:
+        raise ValueError("n_queries must be >= 1")
+    if dropout_p == 0.0:
+        one = predict_logits(model, x, batch_size)
+        return np.repeat(one[None], 1, axis=0)
+    out = []
+    for q in range(n_queries):
+        rng = np.random.default_rng(derive_seed(seed, "query", q))
+        out.append(predict_logits(model, thin_spikes(x, dropout_p, rng), batch_size))
+    return np.stack(out)
+
+
+# --------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------
+
+
+def target_train_indices(spikes: Any, train_cfg: Mapping[str, Any], root_seed: int, dataset: str) -> np.ndarray:
+    """The windows the workflow's ``train`` rule trains on (train split, capped and stratified
+    exactly as :func:`biospike.train.train_stage` does)."""
+    from biospike.train import select_train_indices, subsample_seed, train_settings
+
+    cfg = train_settings(train_cfg)
+    train_all = np.sort(np.asarray(spikes.splits.get("train", []), dtype=np.int64))
+    return select_train_indices(train_all, spikes.labels, cfg["max_train_windows"],
+                                subsample_seed({"seed": root_seed}, dataset))
+
+
+def train_model(kind: str, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, train_cfg: Mapping[str, Any],
+                seed: int, progress: bool = False) -> tuple[Any, dict]:
+    """Train one model with the workflow's training engine; returns (model, info for meta)."""
+    from biospike.train import fit, make_arch
+
+    labels = np.asarray(spikes.labels, dtype=np.int64)
+    if len(np.unique(labels[train_idx])) < 2:
+        raise BiospikeError("fewer than two classes among the training windows of a reference model")
+    arch = make_arch(kind, spikes, dict(train_cfg), index=train_idx)
+    x = spikes.spikes
+    result = fit(arch, x[train_idx], labels[train_idx], x[val_idx], labels[val_idx], dict(train_cfg), seed, progress=progress)
+    info = {"arch": arch, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+            "history": result.history, "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
+            "wall_time_s": result.wall_time_s}
+    return result.model, info
+
+
+def reference_training_set(pools: Mapping[str, np.ndarray], keep_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, validation indices) of one reference model: it trains on its kept
+    candidates; early stopping uses its OUT population windows (data the attacker holds and the
+    model never trains on)."""
+    cand = candidates(pools)
+    n_m, n_n = len(pools["members"]), len(pools["nonmembers"])
+    train_idx = np.sort(cand[keep_row])
+    pop_pos = np.arange(n_m + n_n, len(cand))
+    val_idx = np.sort(cand[pop_pos[~keep_row[pop_pos]]])
+    return train_idx, val_idx

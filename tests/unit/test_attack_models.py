@@ -1,0 +1,168 @@
+"""End to end on real (tiny) models: reference-model training, the attack stage and its CLI.
+
+A deliberately overfit SNN (random labels, trained to memorise them) must be attackable; a model
+that never saw the members must not be; a DP claim the attack disproves must fail the run.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from biospike.attacks import cli as attack_cli
+from biospike.attacks.references import candidate_pools, candidates, rebin_time
+from biospike.cli import main
+from biospike.models import save_checkpoint
+from biospike.store import Spikes, read_json, write_spikes
+
+TRAIN = {"epochs": 200, "batch_size": 24, "lr": 0.02, "patience": 1000, "hidden": [128],
+         "fail_on_silent": False, "max_train_windows": None}
+ATTACK = {"n_reference_models": 4, "reference_early_stopping": False,
+          "input_dropout": {"enabled": True, "p": 0.05, "n_queries": 3},
+          "rmia": {"n_population": 72, "offline_a": "auto"}, "bootstrap": {"n": 200}}
+PER_SUBJECT = 12
+N_CLASSES = 4
+
+
+def _spikes(seed: int = 0) -> Spikes:
+    """4 pools x 6 subjects x 12 windows of random spikes with random labels (nothing to learn).
+
+    Every subject has 3 windows of each of 4 classes: no pool differs from another in its label
+    mix, which a biased model would otherwise turn into an apparent membership signal."""
+    rng = np.random.default_rng(seed)
+    n_subj = 24
+    n = n_subj * PER_SUBJECT
+    subject = np.repeat([f"s{i:02d}" for i in range(n_subj)], PER_SUBJECT)
+    labels = np.concatenate([rng.permutation(np.arange(PER_SUBJECT) % N_CLASSES) for _ in range(n_subj)])
+    idx = np.arange(n).reshape(4, -1)
+    return Spikes(
+        spikes=(rng.random((n, 12, 8)) < 0.25).astype(np.uint8),
+        labels=labels, subject=subject, dt_s=0.005,
+        channel_names=[f"c{i}" for i in range(8)], class_names=list("abcd"), encoder={"name": "test"}, stats={},
+        splits={"train": idx[0], "val": idx[3], "test": idx[1]},
+        mia={"members": idx[0], "nonmembers": idx[1], "population": idx[2]},
+    )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """spikes.h5, four reference models, an overfit target and a target that never saw the members
+    (about 40 s on one core: the tests using it are marked slow)."""
+    torch.set_num_threads(1)
+    from biospike.attacks.references import train_model
+
+    root = tmp_path_factory.mktemp("attack") / "R" / "toy" / "delta"
+    root.mkdir(parents=True)
+    sp = _spikes()
+    write_spikes(root / "spikes.h5", sp)
+    params = {"seed": 11, "train": TRAIN, **ATTACK}
+    refs = []
+    for k in range(4):
+        d = root / "refs" / "snn" / str(k)
+        attack_cli.train_stage(root / "spikes.h5", d, "snn", "reference", params, index=k)
+        refs.append(d)
+    empty = np.zeros(0, dtype=np.int64)
+    overfit, _ = train_model("snn", sp, sp.mia["members"], empty, TRAIN, seed=1)
+    save_checkpoint(root / "snn" / "model.pt", overfit, {"train_indices": sp.mia["members"].tolist()})
+    # same recipe, trained on the val split only: it never saw a member
+    blind, _ = train_model("snn", sp, sp.splits["val"], empty, TRAIN, seed=2)
+    save_checkpoint(root / "blind" / "model.pt", blind, {})
+    return {"root": root, "params": params, "refs": refs, "spikes": sp}
+
+
+@pytest.mark.slow
+def test_reference_models_train_on_their_keep_mask(world):
+    sp = world["spikes"]
+    cand = candidates(candidate_pools(sp))
+    keeps = np.stack([np.load(d / "keep.npy") for d in world["refs"]])
+    np.testing.assert_array_equal(keeps.sum(axis=0), 2)
+    meta = torch.load(world["refs"][0] / "model.pt", weights_only=True)["meta"]
+    assert meta["train_indices"] == sorted(cand[keeps[0]].tolist())
+    assert meta["n_reference_models"] == 4 and meta["index"] == 0
+    # deterministic: the same job again writes the same keep mask
+    d = world["root"] / "again"
+    attack_cli.train_stage(world["root"] / "spikes.h5", d, "snn", "reference", world["params"], index=0)
+    np.testing.assert_array_equal(np.load(d / "keep.npy"), keeps[0])
+
+
+@pytest.mark.slow
+def test_attacks_on_an_overfit_model_reach_high_auc(world):
+    root = world["root"]
+    out = attack_cli.attack_stage(root / "snn" / "model.pt", root / "spikes.h5", world["refs"], root / "snn" / "attack",
+                                  world["params"])
+    assert out["target_accuracy"]["members"] > 0.9  # memorised the random labels
+    assert out["attack_names"] == ["loss", "lira_online", "lira_offline", "rmia",
+                                   "loss_dropout", "lira_online_dropout", "lira_offline_dropout", "rmia_dropout"]
+    for name in out["attack_names"]:
+        w = out["attacks"][name]["window"]
+        assert w["auc"] > 0.75, (name, w["auc"])
+        assert w["auc_ci"][0] > 0.6, name
+        assert w["n_members"] == 72 and w["n_nonmembers"] == 72
+        # 72 non-members: neither low-FPR TPR is estimable
+        assert w["tpr_at_1pct_fpr"] == "not estimable" and w["tpr_at_0.1pct_fpr"] == "not estimable"
+        s = out["attacks"][name]["subject"]
+        assert s["n_members"] == 6 and s["n_nonmembers"] == 6
+        assert (root / "snn" / "attack" / f"{name}_window_roc.csv").is_file()
+    on_disk = read_json(root / "snn" / "attack" / "summary.json")
+    assert on_disk["attacks"]["loss"]["window"]["auc"] == out["attacks"]["loss"]["window"]["auc"]
+    assert "rmia_offline_a" in on_disk["details"]
+    roc = np.loadtxt(root / "snn" / "attack" / "loss_window_roc.csv", delimiter=",", skiprows=1)
+    assert roc[0, 0] == 0 and roc[-1, 0] == 1 and np.all(np.diff(roc[:, 0]) >= 0)
+
+
+@pytest.mark.slow
+def test_attacks_on_a_model_that_never_saw_the_members_are_at_chance(world):
+    root = world["root"]
+    out = attack_cli.attack_stage(root / "blind" / "model.pt", root / "spikes.h5", world["refs"],
+                                  root / "blind" / "attack", world["params"])
+    for name in out["attack_names"]:
+        for level in ("window", "subject"):
+            lo, hi = out["attacks"][name][level]["auc_ci"]
+            assert lo <= 0.5 <= hi, (name, level, out["attacks"][name][level]["auc"], lo, hi)
+
+
+@pytest.mark.slow
+def test_dp_ceiling_violation_fails_the_cli_and_a_compliant_model_passes(world, capsys):
+    root = world["root"]
+    priv = root / "privacy.json"
+    priv.write_text(json.dumps({"private": True, "epsilon": 0.5, "delta": 1e-5, "privacy_unit": "window"}))
+    base = ["attack", "--params", json.dumps({**world["params"], "attacks": ["loss"], "input_dropout": {"enabled": False}}),
+            "--spikes", str(root / "spikes.h5"), "--refs", *map(str, world["refs"]), "--privacy", str(priv)]
+    code = main([*base, "--target-model", str(root / "snn" / "model.pt"), "--outdir", str(root / "dp_bad")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "exceeds the DP ceiling" in err and "this means a bug in the DP path" in err and "at FPR" in err
+    assert not (root / "dp_bad" / "summary.json").exists()
+    code = main([*base, "--target-model", str(root / "blind" / "model.pt"), "--outdir", str(root / "dp_ok")])
+    assert code == 0, capsys.readouterr().err
+    s = read_json(root / "dp_ok" / "summary.json")
+    check = s["attacks"]["loss"]["window"]["dp_ceiling"]
+    assert check["checked"] and not check["violated"] and check["epsilon"] == 0.5
+    assert s["attacks"]["loss"]["subject"]["dp_ceiling"]["checked"] is False
+    assert s["dp_ceiling_violated"] is False
+
+
+@pytest.mark.slow
+def test_stale_reference_models_are_clear_errors(world, tmp_path, capsys):
+    root = world["root"]
+    bad = tmp_path / "ref"
+    bad.mkdir()
+    (bad / "model.pt").write_bytes((world["refs"][0] / "model.pt").read_bytes())
+    np.save(bad / "keep.npy", np.ones(7, bool))
+    code = main(["attack", "--params", json.dumps(world["params"]), "--spikes", str(root / "spikes.h5"),
+                 "--target-model", str(root / "snn" / "model.pt"), "--refs", str(bad), "--outdir", str(tmp_path / "o")])
+    assert code == 2
+    assert "keep.npy has shape (7,)" in capsys.readouterr().err
+
+
+def test_rebin_time_keeps_spike_counts_and_duration():
+    rng = np.random.default_rng(0)
+    x = (rng.random((5, 100, 3)) < 0.2).astype(np.uint8)
+    for steps in (25, 50, 100, 200):
+        y = rebin_time(x, steps)
+        assert y.shape == (5, steps, 3)
+        np.testing.assert_array_equal(y.sum(axis=1), x.sum(axis=1))
+    np.testing.assert_array_equal(rebin_time(x, 25)[:, 0], x[:, :4].sum(axis=1))
