@@ -19,6 +19,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "harden": ("biospike.privacy.cli:cli_harden", "DP-SGD training with an accounted (epsilon, delta)"),
     "privacy-table": ("biospike.privacy.cli:cli_table", "privacy-utility table over the epsilon targets"),
     "attack": ("biospike.attacks.cli:cli", "membership-inference attacks on a trained model"),
+    "attack-train": ("biospike.attacks.cli:cli_train", "train one attack reference model (or a time-step-sweep target)"),
+    "attack-sweep": ("biospike.attacks.cli:cli_sweep", "collect the time-step sweep's attack summaries"),
     "export": ("biospike.deploy.nir_export:cli", "export a trained SNN to NIR"),
     "simulate": ("biospike.deploy.cli:cli", "map, quantize and simulate a model on an edge target"),
     "report": ("biospike.report:cli", "summary tables and figures"),
