@@ -412,3 +412,22 @@ def test_cli_writes_windows_h5(eeg_dir, tmp_path, capsys):
     assert win.provenance["seed"] == 1 and win.provenance["config"]["dataset"] == "demo_eeg"
     assert "demo_eeg: 108 windows" in capsys.readouterr().out
     assert [p.name for p in out.parent.iterdir()] == ["windows.h5"]  # no temp files left
+
+
+def test_bdf_is_read_and_a_truncated_bdf_is_caught(tmp_path):
+    import mne
+
+    from biospike.io import read_recording
+
+    info = mne.create_info(["C3", "C4"], 256.0, "eeg")
+    raw = mne.io.RawArray(np.random.default_rng(0).normal(0, 1e-5, (2, 2560)), info, verbose="error")
+    raw.set_annotations(mne.Annotations([1.0, 5.0], [2.0, 2.0], ["T1", "T2"]))
+    path = tmp_path / "S01.bdf"
+    mne.export.export_raw(path, raw, fmt="bdf", overwrite=True, verbose="error")
+    rec = read_recording("edf", path, {}, tmp_path)
+    assert rec.fs_hz == 256.0 and rec.signal.shape == (2, 2560)
+    assert rec.event_label.tolist() == ["T1", "T2"]
+    assert rec.event_onset.tolist() == [256, 1280] and rec.event_duration.tolist() == [512, 512]
+    path.write_bytes(path.read_bytes()[:-3000])
+    with pytest.raises(BiospikeError, match="truncated"):
+        read_recording("edf", path, {}, tmp_path)
