@@ -24,6 +24,7 @@ def snakemake_cmd(workdir: Path, *extra: str, configfile: Path = TINY) -> list[s
         "-s", str(REPO / "Snakefile"),
         "--directory", str(workdir),
         "--configfile", str(configfile),
+        "--replace-workflow-config",  # otherwise the file is merged into config/config.yaml
         *extra,
     ]
 
