@@ -131,7 +131,8 @@ def evaluate_snn_target(net, profile: HardwareProfile, x: np.ndarray, y: np.ndar
     f_trace = simulate_float(net, x)
     q_trace = simulate_int(qnet, x)
     readout_lsb = qnet.pops[net.readout]["sigma"]
-    counts = count_events(net, q_trace, x, weights=qnet.weight_ints, dest_cores=mapping.dest_packets)
+    counts = count_events(net, q_trace, x, weights=qnet.weight_ints, dest_cores=mapping.dest_packets,
+                          hidden_delay=bool(qnet.neuron_model["hidden_delay"]))
     steps = x.shape[1]
     dt = net.dt_s
     per_inf = _per_inference(counts)

@@ -203,8 +203,12 @@ def source_activity(net: Network, trace: Trace, x: np.ndarray, src: str) -> np.n
 
 
 def count_events(net: Network, trace: Trace, x: np.ndarray, weights: dict[str, np.ndarray] | None = None,
-                 dest_cores: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                 dest_cores: dict[str, np.ndarray] | None = None, hidden_delay: bool = False) -> dict[str, np.ndarray]:
     """Per (window, step) event counts, shape (B, T) each.
+
+    A spike travelling over a recurrent connection (or, with ``hidden_delay``, over any connection
+    from a hidden population: Xylo) is delivered, and counted, in the next step; spikes of the last
+    step on such connections are never delivered within the window.
 
     ``weights`` overrides the projection weights (integer weights after quantization: a weight
     rounded to zero is no synapse). ``dest_cores[proj]`` is, per source neuron, the number of
@@ -216,6 +220,11 @@ def count_events(net: Network, trace: Trace, x: np.ndarray, weights: dict[str, n
     for pr in net.projections:
         w = pr.weight if weights is None else weights[pr.name]
         act = source_activity(net, trace, x, pr.src).astype(np.float64, copy=False)
+        if pr.recurrent or (hidden_delay and pr.src != "input"):
+            syn[:, 1:] += act[:, :-1] @ fanout(w)
+            if dest_cores is not None:
+                routed[:, 1:] += act[:, :-1] @ dest_cores[pr.name]
+            continue
         syn += act @ fanout(w)
         if dest_cores is not None:
             routed += act @ dest_cores[pr.name]

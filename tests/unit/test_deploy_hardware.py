@@ -1,0 +1,105 @@
+"""Hardware profiles load and validate; every constant has a source; mapping fits or says why not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from biospike.deploy.hardware import (
+    load_profile,
+    profile_from_dict,
+    step_time_s,
+    xylo_cycles_per_step,
+)
+from biospike.deploy.mapping import map_network
+from biospike.deploy.nir_export import export_nir
+from biospike.deploy.quantize import quantize_network
+from biospike.deploy.simulator import network_from_nir
+from biospike.errors import BiospikeError
+from biospike.models import build_model
+
+HW = Path(__file__).resolve().parents[2] / "config" / "hardware"
+REQUIRED = {"loihi", "loihi2", "spinnaker2", "xylo_audio2", "speck", "truenorth", "cortex_m4"}
+
+
+def test_all_profiles_load_with_a_source_for_every_constant():
+    names = {p.stem for p in HW.glob("*.yaml")}
+    assert REQUIRED <= names
+    for path in HW.glob("*.yaml"):
+        prof = load_profile(path)
+        assert prof.name == path.stem
+        assert set(prof.sources) == set(prof.values)
+        for key, src in prof.sources.items():
+            assert len(src["ref"]) > 10, key
+            assert src["verified"].split(":")[0] in ("yes", "no", "partly"), (path.name, key)
+
+
+def test_bad_profile_names_file_and_key(tmp_path):
+    data = yaml.safe_load((HW / "loihi.yaml").read_text())
+    data["values"]["cores"] = "many"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(BiospikeError, match=r"bad.yaml.*values/cores"):
+        load_profile(bad)
+    data = yaml.safe_load((HW / "loihi.yaml").read_text())
+    del data["sources"]["energy_synop_j"]
+    with pytest.raises(BiospikeError, match="energy_synop_j"):
+        profile_from_dict(data, "x.yaml")
+    data = yaml.safe_load((HW / "loihi.yaml").read_text())
+    data["values"]["typo_key"] = 1
+    with pytest.raises(BiospikeError, match="typo_key"):
+        profile_from_dict(data, "x.yaml")
+
+
+def _net(n_in, hidden, n_out=3, recurrent=False):
+    torch.manual_seed(0)
+    return network_from_nir(export_nir(build_model({"kind": "snn", "n_in": n_in, "n_hidden": hidden, "n_out": n_out,
+                                                    "recurrent": recurrent})))
+
+
+@pytest.mark.parametrize("target", ["loihi", "loihi2", "spinnaker2", "xylo_audio2", "speck", "truenorth"])
+def test_small_model_fits_everywhere(target):
+    net = _net(8, [32, 16])
+    prof = load_profile(HW / f"{target}.yaml")
+    mapping = map_network(net, prof, quantize_network(net, prof).weight_ints)
+    assert mapping.fits, mapping.reasons
+    assert mapping.cores_used >= 1
+
+
+def test_too_large_models_do_not_fit_with_reasons():
+    xylo = load_profile(HW / "xylo_audio2.yaml")
+    net = _net(20, [600, 500], n_out=10)
+    m = map_network(net, xylo, quantize_network(net, xylo).weight_ints)
+    assert not m.fits
+    text = " | ".join(m.reasons)
+    assert "does not fit: input channels needs 20, target has 16" in text
+    assert "output neurons needs 10, target has 8" in text
+    assert "hidden neurons needs 1100, target has 1000" in text
+    tn = load_profile(HW / "truenorth.yaml")
+    m = map_network(net, tn, quantize_network(net, tn).weight_ints)
+    assert any(r.startswith("does not fit: fan-in of") and "target has 256" in r for r in m.reasons)
+    speck = load_profile(HW / "speck.yaml")
+    net = _net(8, [16], recurrent=True)
+    m = map_network(net, speck, quantize_network(net, speck).weight_ints)
+    assert "does not fit: recurrent connections needs 1, target has 0" in m.reasons
+    loihi = load_profile(HW / "loihi.yaml")
+    net = _net(8, [1024 * 130])
+    m = map_network(net, loihi, {pr.name: np.ones_like(pr.weight, dtype=np.int64) for pr in net.projections})
+    assert any(r.startswith("does not fit: cores needs") and r.endswith("target has 128") for r in m.reasons)
+
+
+def test_latency_models():
+    xylo = load_profile(HW / "xylo_audio2.yaml")
+    cycles = xylo_cycles_per_step(16, 100, 4, 0.1, 0.05, 10.0)
+    # rockpool syns61201 cycles model terms, no aliases
+    expected = 16 * (0.1 * 100 * 3.5 + 1) + 100 * (10 * 7 * 0.05 + 3) + 100 * 0.05 * (1 + 32) + 100 * (19 + 0.15) + 48
+    assert cycles == pytest.approx(expected)
+    step, _ = step_time_s(xylo, 1e-3, False, {"cycles": cycles})
+    assert step == pytest.approx(cycles * 1.2 / 50e6)
+    assert step_time_s(xylo, 1e-3, True, {"cycles": cycles})[0] == 1e-3
+    loihi = load_profile(HW / "loihi.yaml")
+    assert step_time_s(loihi, 2e-3, True, {})[0] == 2e-3
