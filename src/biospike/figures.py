@@ -7,8 +7,9 @@ every figure (Okabe-Ito palette, colour-blind safe), line styles per encoding.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,17 @@ def hardware_label(hw: str) -> str:
     return names.get(hw.lower(), hw)
 
 
+def styled(plot: Callable[[Mapping[str, Any]], Figure]) -> Callable[[Mapping[str, Any]], Figure]:
+    """Run a plot function inside the house style (rc values are read when artists are made)."""
+
+    @functools.wraps(plot)
+    def wrapper(data: Mapping[str, Any]) -> Figure:
+        with plt.rc_context(RC):
+            return plot(data)
+
+    return wrapper
+
+
 def new_figure(width_in: float, height_in: float) -> Figure:
     with plt.rc_context(RC):
         return plt.figure(figsize=(width_in, height_in))
@@ -133,6 +145,7 @@ def _polarity(name: str) -> int:
     return 0
 
 
+@styled
 def plot_signals(data: Mapping[str, Any]) -> Figure:
     """Raw (preprocessed) signal of one window above its spike rasters, one per encoding."""
     signal = np.asarray(data["signal"], dtype=float)
@@ -221,6 +234,7 @@ def _pick(cols: Mapping[str, Any], prefer: Sequence[str], contains: str) -> list
     return found or [c for c in cols if contains in c.lower()][:2]
 
 
+@styled
 def plot_training(data: Mapping[str, Any]) -> Figure:
     """Loss (train solid, validation dashed) and validation metric per epoch, per encoding."""
     curves = data["curves"]
@@ -267,6 +281,7 @@ def plot_training(data: Mapping[str, Any]) -> Figure:
 # ---------------------------------------------------------------------------------------------
 
 
+@styled
 def plot_confusion(data: Mapping[str, Any]) -> Figure:
     """Row-normalised test confusion matrices (recall per true class), counts annotated."""
     encs, targets = list(data["encodings"]), list(data["targets"])
@@ -318,6 +333,7 @@ def plot_confusion(data: Mapping[str, Any]) -> Figure:
 # ---------------------------------------------------------------------------------------------
 
 
+@styled
 def plot_privacy_utility(data: Mapping[str, Any]) -> Figure:
     """Balanced accuracy of each DP-SNN against its accounted epsilon; non-private SNN and ANN
     as horizontal lines (same line style per encoding)."""
@@ -368,6 +384,7 @@ def plot_privacy_utility(data: Mapping[str, Any]) -> Figure:
 # ---------------------------------------------------------------------------------------------
 
 
+@styled
 def plot_roc(data: Mapping[str, Any]) -> Figure:
     """ROC of the strongest attack per model on log-log axes, with each DP model's ceiling
     TPR <= e^eps FPR + delta (dotted, same colour)."""
@@ -412,28 +429,47 @@ def plot_roc(data: Mapping[str, Any]) -> Figure:
     return fig
 
 
+ATTACK_COLORS = (OKABE_ITO["black"], OKABE_ITO["sky"], OKABE_ITO["green"], OKABE_ITO["purple"],
+                 OKABE_ITO["vermillion"], OKABE_ITO["yellow"], OKABE_ITO["blue"], OKABE_ITO["orange"])
+
+
+@styled
 def plot_attack_vs_T(data: Mapping[str, Any]) -> Figure:  # noqa: N802
-    """Attack TPR at 1% FPR and AUC against the number of time steps T (non-private SNN)."""
+    """Membership leakage of the non-private SNN against the number of time steps T: TPR at 1%
+    FPR and AUC (with its bootstrap CI band), one colour per attack, line style per encoding."""
     sweeps = data["sweeps"]
     encs = list(sweeps)
-    fig = new_figure(6.4, 2.9)
+    attacks = sorted({a for s in sweeps.values() for a in s})
+    fig = new_figure(6.8, 3.1)
     with plt.rc_context(RC):
         ax_tpr, ax_auc = fig.subplots(1, 2)
     for enc in encs:
-        s = sweeps[enc]
         ls, marker = encoding_style(enc, encs)
-        ax_tpr.plot(s["T"], s["tpr_at_1pct_fpr"], color=model_color("snn"), ls=ls, marker=marker, ms=4, label=f"{enc}")
-        ax_auc.plot(s["T"], s["auc"], color=model_color("snn"), ls=ls, marker=marker, ms=4, label=f"{enc}")
+        for name, s in sweeps[enc].items():
+            color = ATTACK_COLORS[attacks.index(name) % len(ATTACK_COLORS)]
+            ax_tpr.plot(s["T"], s["tpr_at_1pct_fpr"], color=color, ls=ls, marker=marker, ms=3.5)
+            ax_auc.plot(s["T"], s["auc"], color=color, ls=ls, marker=marker, ms=3.5)
+            ax_auc.fill_between(s["T"], s["auc_ci_low"], s["auc_ci_high"], color=color, alpha=0.12, lw=0)
     ax_tpr.axhline(0.01, color="#999999", lw=0.8)
     ax_auc.axhline(0.5, color="#999999", lw=0.8)
     ax_tpr.set_ylabel("TPR at 1% FPR")
-    ax_auc.set_ylabel("attack AUC")
+    ax_auc.set_ylabel("attack AUC (band: bootstrap CI)")
     for ax in (ax_tpr, ax_auc):
         ax.set_xlabel("time steps T")
-    ax_tpr.set_title(f"{data['dataset']}: SNN leakage vs time steps", loc="left")
-    handles = [Line2D([], [], color=model_color("snn"), ls=encoding_style(e, encs)[0], marker=encoding_style(e, encs)[1], ms=4)
-               for e in encs] + [Line2D([], [], color="#999999", lw=0.8)]
-    _legend_below(fig, handles, [f"SNN, {e} encoding" for e in encs] + ["chance"])
+        ts = sorted({t for s in sweeps.values() for c in s.values() for t in c["T"]})
+        if ts:
+            ax.set_xticks(ts, [f"{t:g}" for t in ts])
+    fig.suptitle(f"{data['dataset']}: non-private SNN leakage vs time steps ({data.get('level', 'window')} level)",
+                 x=0.02, ha="left", fontsize=9.5)
+    handles = [Line2D([], [], color=ATTACK_COLORS[i % len(ATTACK_COLORS)]) for i in range(len(attacks))]
+    labels = [a.replace("_", " ") for a in attacks]
+    if len(encs) > 1:
+        handles += [Line2D([], [], color="#555555", ls=encoding_style(e, encs)[0], marker=encoding_style(e, encs)[1], ms=3.5)
+                    for e in encs]
+        labels += [f"{e} encoding" for e in encs]
+    handles.append(Line2D([], [], color="#999999", lw=0.8))
+    labels.append("chance")
+    _legend_below(fig, handles, labels, ncol=min(len(handles), 4))
     return fig
 
 
@@ -442,6 +478,7 @@ def plot_attack_vs_T(data: Mapping[str, Any]) -> Figure:  # noqa: N802
 # ---------------------------------------------------------------------------------------------
 
 
+@styled
 def plot_energy(data: Mapping[str, Any]) -> Figure:
     """Energy per inference per edge target (log scale), one bar per model; a model that does
     not fit a target gets a marked empty slot."""
@@ -481,6 +518,7 @@ def plot_energy(data: Mapping[str, Any]) -> Figure:
     return fig
 
 
+@styled
 def plot_latency_accuracy(data: Mapping[str, Any]) -> Figure:
     """Accuracy reached after each elapsed time step (early decision), per model and target."""
     encs = list(data["encodings"])

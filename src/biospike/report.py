@@ -20,6 +20,7 @@ import csv
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ DEFAULT_CFG: dict[str, Any] = {
     "example_index": 0,
     "signal_channels": 3,
     "best_attack_by": "tpr_at_1pct_fpr",
-    "attack_level": "record",
+    "attack_level": "window",
 }
 
 
@@ -121,6 +122,56 @@ def plan_from_params(raw: Mapping[str, Any]) -> Plan:
             )
         except (KeyError, TypeError) as exc:
             raise BiospikeError(f"report plan for dataset {ds!r} is malformed ({exc!r})") from None
+    return plan
+
+
+def _section(config: Mapping[str, Any], stage: str, ds: str) -> dict:
+    from biospike.config import stage_config
+
+    return stage_config(config, stage, ds) if stage in config else {}
+
+
+def _enabled(section: Mapping[str, Any]) -> bool:
+    return bool(section) and bool(section.get("enabled", True))
+
+
+def plan_from_config(config: Mapping[str, Any]) -> dict[str, dict]:
+    """The report plan (as plain JSON, for ``--params``) that a validated workflow config implies.
+
+    Per dataset: the encodings (``encode.encodings``); trained targets (``train.models``, default
+    snn/ann/classical, plus ``dpsnn_eps{E}`` for each ``privacy.epsilons`` entry when privacy is
+    enabled); attacked targets (``attack.targets`` glob patterns); T-sweep encodings
+    (``attack.t_sweep`` non-empty); deployed target -> hardware (``deploy.targets``: hardware ->
+    target glob patterns). A stage whose section is absent or has ``enabled: false`` contributes
+    nothing. Mirrors the stage rules' own target lists.
+    """
+    from fnmatch import fnmatch
+
+    plan: dict[str, dict] = {}
+    for ds in config.get("datasets", {}):
+        encodings = [str(e) for e in _section(config, "encode", ds).get("encodings", [])]
+        if not encodings:
+            continue
+        targets = [str(m) for m in _section(config, "train", ds).get("models", ["snn", "ann", "classical"])]
+        priv = _section(config, "privacy", ds)
+        if _enabled(priv):
+            targets += [f"{DP_PREFIX}{e}" for e in priv.get("epsilons", [])]
+        att = _section(config, "attack", ds)
+        attacked, t_sweep = [], []
+        if _enabled(att):
+            patterns = att.get("targets", ["snn", "ann", f"{DP_PREFIX}*"])
+            attacked = [t for t in targets if any(fnmatch(t, p) for p in patterns)]
+            if att.get("t_sweep") and "snn" in targets:
+                t_sweep = [e for e in encodings if e in att.get("t_sweep_encodings", encodings)]
+        dep = _section(config, "deploy", ds)
+        deployed: dict[str, list[str]] = {}
+        if _enabled(dep):
+            for hw, patterns in dep.get("targets", {}).items():
+                for t in targets:
+                    if any(fnmatch(t, p) for p in patterns):
+                        deployed.setdefault(t, []).append(str(hw))
+        plan[ds] = {"encodings": encodings, "targets": targets, "attacked": attacked,
+                    "deployed": deployed, "t_sweep": t_sweep}
     return plan
 
 
@@ -516,34 +567,34 @@ def read_curve(path: str | Path) -> dict[str, list[float]]:
     return out
 
 
-def read_t_sweep(path: str | Path) -> dict[str, list[float]]:
-    """t_sweep.json -> {"T": [...], "auc": [...], "tpr_at_1pct_fpr": [...]} (sorted by T).
+def read_t_sweep(path: str | Path, level: str = "window") -> dict[str, dict[str, list]]:
+    """t_sweep.json (biospike attack-sweep) -> per attack at ``level``: T, AUC (+ CI), TPR@1%FPR.
 
-    Accepted: ``{"rows": [{"T":.., "auc":.., "tpr_at_1pct_fpr":..}]}``, a bare list of such rows,
-    or column form ``{"T": [...], "auc": [...], ...}``.
+    Layout: ``{"rows": [{"time_steps", "attack", "level", "auc", "auc_ci_low", "auc_ci_high",
+    "tpr_at_1pct_fpr", ...}], "trend": {...}}``; a TPR that is "not estimable" becomes NaN.
     """
     doc = Doc.load(path)
-    data = doc.data
-    rows = data.get("rows", data.get("sweep")) if isinstance(data, Mapping) else data
-    if isinstance(rows, list):
-        cols: dict[str, list[float]] = {"T": [], "auc": [], "tpr_at_1pct_fpr": []}
-        for r in rows:
-            t = r.get("T", r.get("time_steps"))
-            best = r.get("best", r)
-            auc = _metric_in(best, "auc")
-            tpr = _metric_in(best, "tpr_at_1pct_fpr")
-            cols["T"].append(float(t))
-            cols["auc"].append(float("nan") if auc is None or auc[0] is None else float(auc[0]))
-            cols["tpr_at_1pct_fpr"].append(float("nan") if tpr is None or tpr[0] is None else float(tpr[0]))
-    elif isinstance(data, Mapping) and "T" in data:
-        cols = {"T": [float(v) for v in data["T"]]}
-        for metric in ("auc", "tpr_at_1pct_fpr"):
-            found = _metric_in(data, metric)
-            cols[metric] = [float("nan") if v is None else float(v) for v in (found[0] if found else [None] * len(cols["T"]))]
-    else:
-        raise BiospikeError("unrecognised T-sweep layout (want rows with T, auc, tpr_at_1pct_fpr)", path)
-    order = sorted(range(len(cols["T"])), key=lambda i: cols["T"][i])
-    return {k: [v[i] for i in order] for k, v in cols.items()}
+    rows = doc.data.get("rows") if isinstance(doc.data, Mapping) else None
+    if not isinstance(rows, list):
+        raise BiospikeError("no 'rows' list in this T-sweep file", path)
+    out: dict[str, dict[str, list]] = {}
+    for r in rows:
+        if r.get("level", level) != level:
+            continue
+        try:
+            t_steps = float(r["time_steps"])
+        except (KeyError, TypeError, ValueError):
+            raise BiospikeError("a T-sweep row has no numeric 'time_steps'", path) from None
+        cols = out.setdefault(str(r.get("attack", "attack")), {"T": [], "auc": [], "auc_ci_low": [],
+                                                               "auc_ci_high": [], "tpr_at_1pct_fpr": []})
+        cols["T"].append(t_steps)
+        for key in ("auc", "auc_ci_low", "auc_ci_high", "tpr_at_1pct_fpr"):
+            v = as_number(r.get(key))
+            cols[key].append(float("nan") if v is None else v)
+    for name, cols in out.items():
+        order = sorted(range(len(cols["T"])), key=lambda i: cols["T"][i])
+        out[name] = {k: [v[i] for i in order] for k, v in cols.items()}
+    return out
 
 
 def accuracy_vs_steps(doc: Doc) -> tuple[list[float], list[float], float | None] | None:
@@ -722,16 +773,22 @@ def summary_html(summary: Mapping[str, Any]) -> str:
 
     def table(head: list[str], body: list[list[str]]) -> str:
         th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-        trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
-        return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+        trs, previous = [], None
+        for row in body:
+            group = tuple(row[:2])  # dataset, encoding: a rule above each new group
+            cls = " class='group'" if previous is not None and group != previous else ""
+            previous = group
+            trs.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+        return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
 
     md = summary_markdown(summary).split("\n\n")
-    intro = html.escape(md[1])
+    intro = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(md[1]))
     style = ("body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
              "table{border-collapse:collapse;font-size:13px;margin-bottom:2em}"
              "th,td{border-bottom:1px solid #ddd;padding:4px 10px;text-align:right;white-space:nowrap}"
              "th{background:#f3f3f3;position:sticky;top:0}"
              "td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}"
+             "tr.group td{border-top:2px solid #999}"
              "tr:hover td{background:#f7fbff}")
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>biospike summary</title><style>{style}</style></head><body>",
              "<h1>biospike summary</h1>", f"<p>{intro}</p>", "<h2>Utility, privacy and leakage</h2>",
@@ -867,7 +924,8 @@ def _roc_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -
 
 
 def _attack_vs_T_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:  # noqa: ARG001, N802
-    return {"dataset": ds, "sweeps": {enc: read_t_sweep(results / ds / enc / "t_sweep.json") for enc in dp.t_sweep}}
+    return {"dataset": ds, "level": cfg["attack_level"],
+            "sweeps": {enc: read_t_sweep(results / ds / enc / "t_sweep.json", cfg["attack_level"]) for enc in dp.t_sweep}}
 
 
 def _deploy_docs(ds: str, dp: DatasetPlan, results: Path) -> dict[tuple[str, str, str], Doc]:

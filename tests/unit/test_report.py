@@ -103,16 +103,23 @@ def build_fake_results(root: Path, plan_raw: dict, seed: int = 0) -> Path:
                     attacks = {}
                     for name in ("loss", "lira_offline", "rmia"):
                         attacks[name] = {}
-                        for level in ("record", "subject"):
+                        for level in ("window", "subject"):
+                            if name == "rmia" and level == "subject":  # as biospike.attacks.cli writes it
+                                attacks[name][level] = {"status": "not estimable", "reason": "no non-members"}
+                                continue
                             strength = float(rng.uniform(0, 1.5))
                             fpr, tpr = _roc(rng, strength)
                             _write_csv(tdir / "attack" / f"{name}_{level}_roc.csv", ["fpr", "tpr", "threshold"],
                                        [[f"{a:.6g}", f"{b:.6g}", "0"] for a, b in zip(fpr, tpr, strict=True)])
-                            attacks[name][level] = {"auc": float(rng.uniform(0.5, 0.8)),
+                            auc = float(rng.uniform(0.5, 0.8))
+                            attacks[name][level] = {"auc": auc, "auc_ci": [auc - 0.05, auc + 0.05],
                                                     "tpr_at_1pct_fpr": float(rng.uniform(0.0, 0.1)),
+                                                    "tpr_at_1pct_fpr_ci": [0.0, 0.2],
                                                     "tpr_at_0.1pct_fpr": "not estimable",
-                                                    "roc_csv": f"{name}_{level}_roc.csv"}
-                    write_json(tdir / "attack" / "summary.json", {"attacks": attacks})
+                                                    "n_members": 12, "n_nonmembers": 200}
+                    write_json(tdir / "attack" / "summary.json", {
+                        "target": tgt, "attacks": attacks, "attack_names": list(attacks), "levels": ["window", "subject"],
+                        "privacy": None})
                 for hw in spec["deployed"].get(tgt, []):
                     fits = not (hw == "xylo" and enc == "population")
                     steps = list(range(1, T_STEPS + 1, 7))
@@ -129,8 +136,11 @@ def build_fake_results(root: Path, plan_raw: dict, seed: int = 0) -> Path:
                     })
         for enc in spec["t_sweep"]:
             write_json(results / ds / enc / "t_sweep.json", {"rows": [
-                {"T": T, "auc": float(0.5 + 0.01 * T ** 0.5), "tpr_at_1pct_fpr": float(0.01 + 0.002 * T)}
-                for T in (5, 10, 25, 50)]})
+                {"time_steps": T, "dt_s": DT_S, "attack": att, "level": level,
+                 "auc": auc, "auc_ci_low": auc - 0.04, "auc_ci_high": auc + 0.04,
+                 "tpr_at_1pct_fpr": "not estimable" if T == 5 else float(0.01 + k * 0.01 + 0.002 * T)}
+                for T in (50, 5, 10, 25) for k, att in enumerate(("loss", "rmia")) for level in ("window", "subject")
+                for auc in [float(0.5 + 0.02 * k + 0.01 * T ** 0.5)]], "trend": {}})
     return results
 
 
@@ -189,9 +199,9 @@ def test_summary_reads_the_documented_keys(fake):
             assert row["attack"] is None and row["attack_auc"] is None
         else:
             att = json.loads((tdir / "attack" / "summary.json").read_text())["attacks"]
-            best_tpr = max(a["record"]["tpr_at_1pct_fpr"] for a in att.values())
+            best_tpr = max(a["window"]["tpr_at_1pct_fpr"] for a in att.values())
             assert row["attack_tpr_at_1pct_fpr"] == best_tpr
-            assert row["attack_auc"] == att[row["attack"]]["record"]["auc"]
+            assert row["attack_auc"] == att[row["attack"]]["window"]["auc"]
         for hw, cells in (row.get("deploy") or {}).items():
             dep = json.loads((tdir / "deploy" / f"{hw}.json").read_text())
             assert cells["fits"] == dep["fits"]
@@ -209,7 +219,7 @@ def test_markdown_and_html_list_every_row(fake):
     n_deploy = sum(len(r.get("deploy") or {}) for r in summary["rows"])
     assert len(main_rows) == len(summary["rows"]) + n_deploy
     assert f"{summary['rows'][0]['balanced_accuracy']:.3f}" in md
-    assert html.count("<tr>") == len(summary["rows"]) + n_deploy + 2  # + two header rows
+    assert html.count("<tr") == len(summary["rows"]) + n_deploy + 2  # + two header rows
 
 
 def test_every_figure_is_written_and_not_blank(fake):
@@ -285,8 +295,8 @@ def test_figure_rule_mode_writes_only_that_figure(fake, tmp_path):
 
 def test_best_attack_prefers_tpr_then_auc():
     mk = report.AttackResult
-    results = [mk("a", "record", 0.9, 0.01, "/x", "/y", None), mk("b", "record", 0.6, 0.05, "/x", "/y", None),
-               mk("c", "record", 0.7, "not estimable", "/x", "/y", None)]
+    results = [mk("a", "window", 0.9, 0.01, "/x", "/y", None), mk("b", "window", 0.6, 0.05, "/x", "/y", None),
+               mk("c", "window", 0.7, "not estimable", "/x", "/y", None)]
     assert report.best_attack(results, "tpr_at_1pct_fpr").name == "b"
     assert report.best_attack(results, "auc").name == "a"
 
@@ -302,3 +312,26 @@ def test_si_formatting():
     assert report.fmt_si(2.5e-6, "J") == "2.5 µJ"
     assert report.fmt_si(0.0123, "s") == "12.3 ms"
     assert report.fmt_si(None, "W") == "–"
+
+
+def test_plan_from_config_follows_each_stage_switch():
+    config = {
+        "seed": 1,
+        "datasets": {"a": {"encode": {"encodings": ["delta"]}}, "b": {}},
+        "encode": {"encodings": ["delta", "population"]},
+        "privacy": {"epsilons": [1, 8]},
+        "attack": {"targets": ["snn", "dpsnn_eps*"], "t_sweep": [25, 50]},
+        "deploy": {"targets": {"loihi": ["snn", "dpsnn_eps*"], "mcu": ["ann"]}},
+    }
+    plan = report.plan_from_config(config)
+    assert plan["a"]["encodings"] == ["delta"] and plan["b"]["encodings"] == ["delta", "population"]
+    assert plan["b"]["targets"] == ["snn", "ann", "classical", "dpsnn_eps1", "dpsnn_eps8"]
+    assert plan["b"]["attacked"] == ["snn", "dpsnn_eps1", "dpsnn_eps8"]
+    assert plan["b"]["t_sweep"] == ["delta", "population"]
+    assert plan["b"]["deployed"] == {"snn": ["loihi"], "ann": ["mcu"], "dpsnn_eps1": ["loihi"], "dpsnn_eps8": ["loihi"]}
+    off = {**config, "privacy": {"enabled": False, "epsilons": [1]}, "attack": {"enabled": False}}
+    del off["deploy"]
+    plan = report.plan_from_config(off)
+    assert plan["b"]["targets"] == ["snn", "ann", "classical"]
+    assert plan["b"]["attacked"] == [] and plan["b"]["t_sweep"] == [] and plan["b"]["deployed"] == {}
+    assert report.plan_from_config({"datasets": {"a": {}}}) == {}  # no encodings: nothing to report
