@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from biospike.attacks import cli as attack_cli
-from biospike.attacks.references import candidate_pools, candidates, rebin_time
+from biospike.attacks.references import candidate_pools, candidates, rebin_time, train_stage
 from biospike.cli import main
 from biospike.models import save_checkpoint
 from biospike.store import Spikes, read_json, write_spikes
@@ -62,7 +62,7 @@ def world(tmp_path_factory):
     refs = []
     for k in range(4):
         d = root / "refs" / "snn" / str(k)
-        attack_cli.train_stage(root / "spikes.h5", d, "snn", "reference", params, index=k)
+        train_stage(root / "spikes.h5", d, "snn", "reference", params, index=k)
         refs.append(d)
     empty = np.zeros(0, dtype=np.int64)
     overfit, _ = train_model("snn", sp, sp.mia["members"], empty, TRAIN, seed=1)
@@ -84,7 +84,7 @@ def test_reference_models_train_on_their_keep_mask(world):
     assert meta["n_reference_models"] == 4 and meta["index"] == 0
     # deterministic: the same job again writes the same keep mask
     d = world["root"] / "again"
-    attack_cli.train_stage(world["root"] / "spikes.h5", d, "snn", "reference", world["params"], index=0)
+    train_stage(world["root"] / "spikes.h5", d, "snn", "reference", world["params"], index=0)
     np.testing.assert_array_equal(np.load(d / "keep.npy"), keeps[0])
 
 

@@ -156,3 +156,20 @@ def test_attack_names_follow_the_config():
     assert mia.attack_names(cfg, ["loss"]) == ["loss", "loss_dropout"]
     with pytest.raises(ValueError, match="unknown attacks"):
         mia.attack_names({"attacks": ["shadow"]})
+
+
+def test_settings_defaults_mirror_the_schema():
+    """attack_settings() without a config gives what the validated default config gives."""
+    from biospike.attacks.settings import DEFAULTS, attack_settings
+    from biospike.config import validate_config
+
+    cfg = validate_config({"seed": 1, "datasets": {"d": {"reader": "edf", "modality": "eeg", "path": "x",
+                                                          "classes": ["a", "b"], "label_map": {}}}})
+    assert cfg["attack"] == DEFAULTS
+    assert attack_settings({"seed": 3, "dataset": "d", "train": {}}) == DEFAULTS
+    from biospike.errors import BiospikeError
+
+    with pytest.raises(BiospikeError, match="unknown attack settings"):
+        attack_settings({"n_refs": 3})
+    with pytest.raises(BiospikeError, match="unknown attacks"):
+        attack_settings({"attacks": ["shadow"]})

@@ -25,58 +25,11 @@ import numpy as np
 from biospike.attacks import metrics as M
 from biospike.attacks import mia
 from biospike.attacks import references as R
-from biospike.config import deep_merge, derive_seed
+from biospike.attacks.settings import OFFLINE_A_FALLBACK, attack_settings
+from biospike.config import derive_seed
 from biospike.errors import BiospikeError
 
 log = logging.getLogger("biospike.attacks")
-
-# Mirrors workflow/schemas/config.schema.yaml (attack section) for library and CLI callers.
-DEFAULTS: dict[str, Any] = {
-    "attacks": ["loss", "lira", "rmia"],
-    "n_reference_models": 4,
-    "lira": {"online": True, "offline": True, "fixed_variance": True},
-    "rmia": {"gamma": 2.0, "n_population": 1000, "offline_a": "auto", "online": False},
-    "input_dropout": {"enabled": True, "p": 0.01, "n_queries": 10},
-    "bootstrap": {"n": 500, "ci": 0.95, "by_subject": True},
-    "levels": ["window", "subject"],
-    "t_sweep": [25, 50, 100],
-    "t_sweep_attacks": ["loss", "rmia"],
-    "t_sweep_reference_models": 2,
-    "targets": ["snn", "ann", "dpsnn_eps*"],
-    "fail_on_ceiling_violation": True,
-    "reference_early_stopping": True,
-    "query_batch_size": 256,
-}
-# Keys a rule adds to --params beside the attack settings.
-RESERVED_KEYS = ("seed", "dataset", "encoding", "train", "target")
-# RMIA's offline a when it cannot be tuned (fewer than 3 reference models); the value the RMIA
-# authors' reference configuration uses for CIFAR-10.
-OFFLINE_A_FALLBACK = 0.3
-
-
-def attack_settings(params: Mapping[str, Any]) -> dict[str, Any]:
-    cfg = {k: v for k, v in params.items() if k not in RESERVED_KEYS}
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise BiospikeError(f"unknown attack settings: {unknown} (known: {sorted(DEFAULTS)})")
-    out = deep_merge(DEFAULTS, cfg)
-    bad_levels = set(out["levels"]) - set(mia.LEVELS)
-    if bad_levels:
-        raise BiospikeError(f"attack.levels: unknown level(s) {sorted(bad_levels)} (known: {list(mia.LEVELS)})")
-    try:
-        mia.attack_names(out)
-    except ValueError as exc:
-        raise BiospikeError(f"attack.attacks: {exc}") from None
-    return out
-
-
-def _names(params: Mapping[str, Any], spikes_path: Path) -> tuple[str, str, int]:
-    """Dataset and encoding from params, else from R/{dataset}/{encoding}/spikes.h5; root seed."""
-    parts = spikes_path.resolve().parts
-    dataset = str(params.get("dataset") or parts[-3])
-    encoding = str(params.get("encoding") or parts[-2])
-    return dataset, encoding, int(params.get("seed", 0))
-
 
 def _setup_logging() -> None:
     if not logging.getLogger().handlers:
@@ -86,60 +39,6 @@ def _setup_logging() -> None:
 # --------------------------------------------------------------------------------------------
 # attack-train
 # --------------------------------------------------------------------------------------------
-
-
-def train_stage(spikes_path: str | Path, outdir: str | Path, kind: str, role: str, params: Mapping[str, Any],
-                index: int | None = None, time_steps: int | None = None, progress: bool = False) -> dict:
-    """Train one reference model (role "reference", index k) or a sweep target (role "target")."""
-    from biospike.models import save_checkpoint
-    from biospike.store import provenance, read_spikes
-    from biospike.train import train_settings
-
-    spikes_path, outdir = Path(spikes_path), Path(outdir)
-    cfg = attack_settings(params)
-    train_cfg = train_settings(params.get("train", {}))
-    dataset, encoding, root = _names(params, spikes_path)
-    spikes = R.spikes_at(read_spikes(spikes_path), time_steps)
-    t_steps = int(spikes.spikes.shape[1])
-    pools = R.candidate_pools(spikes, spikes_path)
-    cand = R.candidates(pools)
-    sweep_key = () if time_steps is None else ("T", t_steps)
-    meta: dict[str, Any] = {"role": role, "kind": kind, "dataset": dataset, "encoding": encoding,
-                            "time_steps": t_steps, "dt_s": float(spikes.dt_s), "class_names": list(spikes.class_names),
-                            "candidates_digest": R.candidates_digest(cand), "n_candidates": int(len(cand))}
-    keep_row = None
-    if role == "reference":
-        n_models = int(cfg["t_sweep_reference_models"] if time_steps is not None else cfg["n_reference_models"])
-        if index is None or not 0 <= index < n_models:
-            raise BiospikeError(f"reference model index {index} outside 0..{n_models - 1}")
-        keep = R.reference_keep(root, dataset, encoding, kind, len(cand), n_models)
-        keep_row = keep[index]
-        train_idx, val_idx = R.reference_training_set(pools, keep_row)
-        if not cfg["reference_early_stopping"]:  # mimic a target trained without early stopping
-            val_idx = val_idx[:0]
-        seed = derive_seed(root, "ref", dataset, encoding, kind, index, *sweep_key)
-        meta |= {"index": index, "n_reference_models": n_models}
-    elif role == "target":
-        train_idx = R.target_train_indices(spikes, train_cfg, root, dataset)
-        val_idx = np.sort(np.asarray(spikes.splits.get("val", []), dtype=np.int64))
-        seed = derive_seed(root, "train", dataset, encoding, kind)  # the train rule's seed for this model
-    else:
-        raise BiospikeError(f"unknown role {role!r} (reference | target)")
-    log.info("attack-train %s %s k=%s on %s/%s T=%d: %d train, %d val windows, seed %d",
-             role, kind, index, dataset, encoding, t_steps, len(train_idx), len(val_idx), seed)
-    model, info = R.train_model(kind, spikes, train_idx, val_idx, train_cfg, seed, progress=progress)
-    meta |= {"seed": seed, "train_indices": train_idx.tolist(), "best_epoch": info["best_epoch"],
-             "epochs_run": info["epochs_run"], "history": info["history"], "n_train": info["n_train"], "n_val": info["n_val"]}
-    meta["provenance"] = provenance({"attack": cfg, "train": train_cfg, "role": role, "kind": kind, "index": index,
-                                     "time_steps": time_steps}, inputs=[spikes_path], seed=seed)
-    outdir.mkdir(parents=True, exist_ok=True)
-    if keep_row is not None:
-        from biospike.store import atomic_path
-
-        with atomic_path(outdir / "keep.npy") as tmp, open(tmp, "wb") as fh:
-            np.save(fh, keep_row)
-    save_checkpoint(outdir / "model.pt", model, meta)
-    return meta
 
 
 def cli_train(argv: list[str], prog: str) -> int:
@@ -157,7 +56,7 @@ def cli_train(argv: list[str], prog: str) -> int:
     _setup_logging()
     params = load_params(args.params)
     seed_everything(derive_seed(int(params.get("seed", 0)), "attack-train"), args.threads)
-    train_stage(args.spikes, args.outdir, args.kind, args.role, params, index=args.index, time_steps=args.time_steps)
+    R.train_stage(args.spikes, args.outdir, args.kind, args.role, params, index=args.index, time_steps=args.time_steps)
     return 0
 
 
@@ -221,10 +120,10 @@ def _privacy_info(path: str | Path | None) -> dict | None:
     return {"epsilon": eps, "delta": delta, "unit": str(rec.get("privacy_unit", "window"))}
 
 
-def _write_roc(path: Path, labels: np.ndarray, scores: np.ndarray) -> None:
+def _write_roc(path: Path, labels: np.ndarray | None, scores: np.ndarray | None) -> None:
     from biospike.store import atomic_path
 
-    table = M.roc_table(labels, scores)
+    table = M.roc_table(labels, scores) if labels is not None else np.zeros((0, 3))
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["fpr", "tpr", "threshold"])
@@ -255,7 +154,7 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
     start_s = time.perf_counter()
     target_path, spikes_path, outdir = Path(target_path), Path(spikes_path), Path(outdir)
     cfg = attack_settings(params)
-    dataset, encoding, root = _names(params, spikes_path)
+    dataset, encoding, root = R.dataset_names(params, spikes_path)
     target_name = str(params.get("target") or target_path.parent.name)
     names = mia.attack_names(cfg, families)
     spikes = R.spikes_at(read_spikes(spikes_path), time_steps)
@@ -340,6 +239,7 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
                 entry |= {"status": "not estimable", "reason": f"no {'non-' if y.all() else ''}members at {level} level",
                           "n_members": int(y.sum()), "n_nonmembers": int((~y).sum())}
                 results[name][level] = entry
+                _write_roc(outdir / f"{name}_{level}_roc.csv", None, None)  # header only: no curve
                 continue
             seed = derive_seed(root, "attack", dataset, encoding, target_name, name, level, "bootstrap")
             entry |= M.evaluate_scores(y, s, int(boot["n"]), float(boot["ci"]), seed, clusters)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from biospike.attacks.mia import keep_masks, thin_spikes
+from biospike.attacks.settings import attack_settings
 from biospike.config import derive_seed
 from biospike.errors import BiospikeError
 
@@ -156,3 +157,65 @@ def reference_training_set(pools: Mapping[str, np.ndarray], keep_row: np.ndarray
     pop_pos = np.arange(n_m + n_n, len(cand))
     val_idx = np.sort(cand[pop_pos[~keep_row[pop_pos]]])
     return train_idx, val_idx
+
+
+def dataset_names(params: Mapping[str, Any], spikes_path: Path) -> tuple[str, str, int]:
+    """Dataset and encoding from params, else from R/{dataset}/{encoding}/spikes.h5; root seed."""
+    parts = spikes_path.resolve().parts
+    dataset = str(params.get("dataset") or parts[-3])
+    encoding = str(params.get("encoding") or parts[-2])
+    return dataset, encoding, int(params.get("seed", 0))
+
+
+def train_stage(spikes_path: str | Path, outdir: str | Path, kind: str, role: str, params: Mapping[str, Any],
+                index: int | None = None, time_steps: int | None = None, progress: bool = False) -> dict:
+    """Train one reference model (role "reference", index k) or a sweep target (role "target")."""
+    from biospike.models import save_checkpoint
+    from biospike.store import provenance, read_spikes
+    from biospike.train import train_settings
+
+    spikes_path, outdir = Path(spikes_path), Path(outdir)
+    cfg = attack_settings(params)
+    train_cfg = train_settings(params.get("train", {}))
+    dataset, encoding, root = dataset_names(params, spikes_path)
+    spikes = spikes_at(read_spikes(spikes_path), time_steps)
+    t_steps = int(spikes.spikes.shape[1])
+    pools = candidate_pools(spikes, spikes_path)
+    cand = candidates(pools)
+    sweep_key = () if time_steps is None else ("T", t_steps)
+    meta: dict[str, Any] = {"role": role, "kind": kind, "dataset": dataset, "encoding": encoding,
+                            "time_steps": t_steps, "dt_s": float(spikes.dt_s), "class_names": list(spikes.class_names),
+                            "candidates_digest": candidates_digest(cand), "n_candidates": int(len(cand))}
+    keep_row = None
+    if role == "reference":
+        n_models = int(cfg["t_sweep_reference_models"] if time_steps is not None else cfg["n_reference_models"])
+        if index is None or not 0 <= index < n_models:
+            raise BiospikeError(f"reference model index {index} outside 0..{n_models - 1}")
+        keep = reference_keep(root, dataset, encoding, kind, len(cand), n_models)
+        keep_row = keep[index]
+        train_idx, val_idx = reference_training_set(pools, keep_row)
+        if not cfg["reference_early_stopping"]:  # mimic a target trained without early stopping
+            val_idx = val_idx[:0]
+        seed = derive_seed(root, "ref", dataset, encoding, kind, index, *sweep_key)
+        meta |= {"index": index, "n_reference_models": n_models}
+    elif role == "target":
+        train_idx = target_train_indices(spikes, train_cfg, root, dataset)
+        val_idx = np.sort(np.asarray(spikes.splits.get("val", []), dtype=np.int64))
+        seed = derive_seed(root, "train", dataset, encoding, kind)  # the train rule's seed for this model
+    else:
+        raise BiospikeError(f"unknown role {role!r} (reference | target)")
+    log.info("attack-train %s %s k=%s on %s/%s T=%d: %d train, %d val windows, seed %d",
+             role, kind, index, dataset, encoding, t_steps, len(train_idx), len(val_idx), seed)
+    model, info = train_model(kind, spikes, train_idx, val_idx, train_cfg, seed, progress=progress)
+    meta |= {"seed": seed, "train_indices": train_idx.tolist(), "best_epoch": info["best_epoch"],
+             "epochs_run": info["epochs_run"], "history": info["history"], "n_train": info["n_train"], "n_val": info["n_val"]}
+    meta["provenance"] = provenance({"attack": cfg, "train": train_cfg, "role": role, "kind": kind, "index": index,
+                                     "time_steps": time_steps}, inputs=[spikes_path], seed=seed)
+    outdir.mkdir(parents=True, exist_ok=True)
+    if keep_row is not None:
+        from biospike.store import atomic_path
+
+        with atomic_path(outdir / "keep.npy") as tmp, open(tmp, "wb") as fh:
+            np.save(fh, keep_row)
+    save_checkpoint(outdir / "model.pt", model, meta)
+    return meta
