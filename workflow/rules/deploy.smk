@@ -1,0 +1,86 @@
+# NIR export of trained spiking models and their simulation on edge-target profiles.
+# Targets: {RESULTS}/{dataset}/{encoding}/{target}/deploy/model.nir
+#          {RESULTS}/{dataset}/{encoding}/{target}/deploy/{hardware}.json  for hardware in deploy.targets
+# An "mcu" profile (cortex_m4) simulates the same-size ANN ({encoding}/ann/model.pt) beside the SNN.
+import yaml
+
+HARDWARE_DIR = Path(workflow.basedir) / "config" / "hardware"
+
+
+def hardware_kind(name):
+    path = HARDWARE_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"deploy.targets names {name!r} but {path} does not exist")
+    return yaml.safe_load(path.read_text()).get("kind", "neuromorphic")
+
+
+def deploy_params(w):
+    """The deploy section (no per-dataset overrides) plus the run's names, which seed the test
+    subset and appear in provenance (rule_params reserves the name `dataset` for overrides)."""
+    names = {"seed": config["seed"], "dataset": w.dataset, "encoding": w.encoding, "target": w.target}
+    return shlex.quote(json.dumps(deep_merge(config["deploy"], names), sort_keys=True))
+
+
+def simulate_inputs(w):
+    base = f"{RESULTS}/{w.dataset}/{w.encoding}"
+    inputs = {"spikes": f"{base}/spikes.h5", "hardware": str(HARDWARE_DIR / f"{w.hardware}.yaml")}
+    if hardware_kind(w.hardware) == "mcu":
+        inputs["model"] = f"{base}/ann/model.pt"
+    else:
+        inputs["model"] = f"{base}/{w.target}/model.pt"
+        inputs["nir"] = f"{base}/{w.target}/deploy/model.nir"
+    return inputs
+
+
+def deploy_targets(datasets, encodings):
+    """All deploy outputs for the given datasets and encodings (for the lead's all_targets())."""
+    return [
+        f"{RESULTS}/{ds}/{enc}/{model}/deploy/{hw}.json"
+        for ds in datasets for enc in encodings
+        for model in config["deploy"]["models"] for hw in config["deploy"]["targets"]
+    ]
+
+
+rule export_nir:
+    input:
+        model=f"{RESULTS}/{{dataset}}/{{encoding}}/{{target}}/model.pt",
+    output:
+        f"{RESULTS}/{{dataset}}/{{encoding}}/{{target}}/deploy/model.nir",
+    wildcard_constraints:
+        encoding="[^/]+",
+        target="[^/]+",
+    params:
+        cfg=deploy_params,
+        code=code_version("deploy"),
+    log:
+        f"{RESULTS}/logs/deploy/{{dataset}}/{{encoding}}/{{target}}/export.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "biospike export --params {params.cfg} --model {input.model} --output {output} > {log} 2>&1"
+
+
+rule simulate:
+    input:
+        unpack(simulate_inputs),
+    output:
+        f"{RESULTS}/{{dataset}}/{{encoding}}/{{target}}/deploy/{{hardware}}.json",
+    wildcard_constraints:
+        encoding="[^/]+",
+        target="[^/]+",
+        hardware="|".join(config["deploy"]["targets"]) if config["deploy"]["targets"] else "__none__",
+    params:
+        cfg=deploy_params,
+        nir=lambda w, input: f"--nir {input.nir}" if "nir" in input.keys() else "",
+        code=code_version("deploy", "models"),
+    log:
+        f"{RESULTS}/logs/deploy/{{dataset}}/{{encoding}}/{{target}}/{{hardware}}.log",
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    shell:
+        "biospike simulate --params {params.cfg} --model {input.model} {params.nir} --spikes {input.spikes} "
+        "--hardware {input.hardware} --output {output} --threads {threads} > {log} 2>&1"
