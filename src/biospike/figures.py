@@ -79,8 +79,8 @@ def model_label(target: str) -> str:
 
 def hardware_label(hw: str) -> str:
     names = {"loihi": "Loihi", "loihi2": "Loihi 2", "spinnaker2": "SpiNNaker 2", "spinnaker": "SpiNNaker",
-             "xylo": "Xylo", "speck": "Speck", "truenorth": "TrueNorth", "mcu": "MCU (ANN)",
-             "cortex_m4": "Cortex-M4", "cortex_m": "Cortex-M"}
+             "xylo": "Xylo", "xylo_audio2": "Xylo Audio 2", "speck": "Speck", "truenorth": "TrueNorth",
+             "mcu": "MCU", "cortex_m4": "Cortex-M4\n(MCU, ANN)"}
     return names.get(hw.lower(), hw)
 
 
@@ -520,34 +520,42 @@ def plot_energy(data: Mapping[str, Any]) -> Figure:
 
 @styled
 def plot_latency_accuracy(data: Mapping[str, Any]) -> Figure:
-    """Accuracy reached after each elapsed time step (early decision), per model and target."""
+    """Test accuracy of the decision after each elapsed time step (quantized simulation), per
+    model (colour) and edge target (line style); a marker at each model's mean confidence
+    early-exit point. Top axis: elapsed time on the target."""
     encs = list(data["encodings"])
     curves = data["curves"]
     from biospike.report import sort_targets
 
     targets = sort_targets({c["target"] for c in curves})
     hardware = list(dict.fromkeys(c["hardware"] for c in curves))
-    fig = new_figure(3.5 * len(encs) + 0.4, 3.3)
-    with plt.rc_context(RC):
-        axes = np.atleast_1d(fig.subplots(1, len(encs), sharey=True, squeeze=False)[0])
+    fig = new_figure(3.5 * len(encs) + 0.4, 3.5)
+    axes = np.atleast_1d(fig.subplots(1, len(encs), sharey=True, squeeze=False)[0])
     for ax, enc in zip(axes, encs, strict=True):
-        dt_s = None
-        for c in curves:
-            if c["encoding"] != enc:
-                continue
+        step_s = None
+        mine = [c for c in curves if c["encoding"] == enc]
+        for c in mine:
+            color = model_color(c["target"], targets)
             ls = HARDWARE_STYLES[hardware.index(c["hardware"]) % len(HARDWARE_STYLES)]
-            ax.plot(c["steps"], c["accuracy"], color=model_color(c["target"], targets), ls=ls, lw=1.2)
-            dt_s = dt_s or c.get("dt_s")
+            ax.plot(c["steps"], c["accuracy"], color=color, ls=ls, lw=1.2)
+            ee = c.get("early_exit")
+            if ee and ee["step"] is not None and ee["accuracy"] is not None:
+                ax.scatter(ee["step"], ee["accuracy"], color=color, marker="o", s=22, zorder=3,
+                           edgecolor="white", linewidth=0.6)
+            step_s = step_s or c.get("step_s")
+        if not mine:
+            ax.text(0.5, 0.5, "no model fits a target", transform=ax.transAxes, ha="center", va="center", color="#777777")
         ax.set_xlabel("elapsed time steps")
         ax.set_title(f"{enc} encoding", loc="left")
-        if dt_s:
-            sec = ax.secondary_xaxis("top", functions=(lambda s, d=dt_s: s * d * 1e3, lambda m, d=dt_s: m / d / 1e3))
+        if step_s and len({c.get("step_s") for c in mine}) == 1:  # one time base: a time axis on top
+            sec = ax.secondary_xaxis("top", functions=(lambda s, d=step_s: s * d * 1e3, lambda m, d=step_s: m / d / 1e3))
             sec.set_xlabel("elapsed time (ms)")
-    axes[0].set_ylabel("accuracy (test)")
+    axes[0].set_ylabel("accuracy (test, quantized)")
     fig.suptitle(f"{data['dataset']}: latency-accuracy trade-off", x=0.02, ha="left", fontsize=9.5)
     handles = [Line2D([], [], color=model_color(t, targets)) for t in targets] + \
-              [Line2D([], [], color="#555555", ls=HARDWARE_STYLES[i % len(HARDWARE_STYLES)]) for i in range(len(hardware))]
-    _legend_below(fig, handles, [model_label(t) for t in targets] + [hardware_label(h) for h in hardware], ncol=4)
+              [Line2D([], [], color="#555555", ls=HARDWARE_STYLES[i % len(HARDWARE_STYLES)]) for i in range(len(hardware))] + \
+              [Line2D([], [], color="#555555", marker="o", ls="", ms=4)]
+    labels = [model_label(t) for t in targets] + [hardware_label(h).replace("\n", " ") for h in hardware] + \
+             ["confidence early exit (mean)"]
+    _legend_below(fig, handles, labels, ncol=4)
     return fig
-
-

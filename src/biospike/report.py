@@ -139,11 +139,12 @@ def plan_from_config(config: Mapping[str, Any]) -> dict[str, dict]:
     """The report plan (as plain JSON, for ``--params``) that a validated workflow config implies.
 
     Per dataset: the encodings (``encode.encodings``); trained targets (``train.models``, default
-    snn/ann/classical, plus ``dpsnn_eps{E}`` for each ``privacy.epsilons`` entry when privacy is
-    enabled); attacked targets (``attack.targets`` glob patterns); T-sweep encodings
-    (``attack.t_sweep`` non-empty); deployed target -> hardware (``deploy.targets``: hardware ->
-    target glob patterns). A stage whose section is absent or has ``enabled: false`` contributes
-    nothing. Mirrors the stage rules' own target lists.
+    snn/ann/classical, plus ``dpsnn_eps{E}`` for each ``privacy.epsilons`` entry, E as written);
+    attacked targets (``attack.targets``, ``dpsnn_eps*`` = every DP target); every encoding has a
+    T sweep when ``attack.t_sweep`` is non-empty; deployed: each of ``deploy.models`` on every
+    ``deploy.targets`` hardware (an MCU profile's JSON there holds the ANN baseline). A stage
+    whose section is absent or has ``enabled: false`` contributes nothing. Mirrors the stage
+    rules' own target lists (attack.smk, deploy.smk).
     """
     from fnmatch import fnmatch
 
@@ -162,14 +163,14 @@ def plan_from_config(config: Mapping[str, Any]) -> dict[str, dict]:
             patterns = att.get("targets", ["snn", "ann", f"{DP_PREFIX}*"])
             attacked = [t for t in targets if any(fnmatch(t, p) for p in patterns)]
             if att.get("t_sweep") and "snn" in targets:
-                t_sweep = [e for e in encodings if e in att.get("t_sweep_encodings", encodings)]
+                t_sweep = list(encodings)
         dep = _section(config, "deploy", ds)
         deployed: dict[str, list[str]] = {}
-        if _enabled(dep):
-            for hw, patterns in dep.get("targets", {}).items():
-                for t in targets:
-                    if any(fnmatch(t, p) for p in patterns):
-                        deployed.setdefault(t, []).append(str(hw))
+        if _enabled(dep) and dep.get("targets"):
+            hardware = [str(h) for h in dep["targets"]]
+            for model in dep.get("models", ["snn"]):
+                if model in targets:
+                    deployed[str(model)] = hardware
         plan[ds] = {"encodings": encodings, "targets": targets, "attacked": attacked,
                     "deployed": deployed, "t_sweep": t_sweep}
     return plan
@@ -420,12 +421,15 @@ PRIVACY_KEYS = {
     "delta": ("/delta",),
     "privacy_unit": ("/privacy_unit", "/unit"),
 }
-DEPLOY_KEYS = {
+DEPLOY_KEYS = {  # biospike simulate: R/{dataset}/{encoding}/{target}/deploy/{hardware}.json
     "fits": ("/fits",),
-    "energy_per_inference_j": ("/energy_per_inference_j", "/energy/per_inference_j"),
-    "latency_s": ("/latency_s", "/latency/per_inference_s"),
-    "power_w": ("/power_w", "/power/average_w"),
-    "quantized_balanced_accuracy": ("/quantized/balanced_accuracy", "/quantized_balanced_accuracy"),
+    "runs_model": ("/model",),  # "snn", or "ann" for an MCU profile (the ANN baseline beside the SNN)
+    "energy_per_inference_j": ("/energy/per_inference_j",),
+    "latency_s": ("/latency/per_inference_s",),
+    "time_to_decision_s": ("/latency/time_to_decision_s",),
+    "power_w": ("/power/average_at_real_time_w",),
+    "quantized_accuracy": ("/accuracy/quantized",),
+    "cores_used": ("/cores_used",),
 }
 
 
@@ -597,22 +601,21 @@ def read_t_sweep(path: str | Path, level: str = "window") -> dict[str, dict[str,
     return out
 
 
-def accuracy_vs_steps(doc: Doc) -> tuple[list[float], list[float], float | None] | None:
-    """(elapsed steps, accuracy, dt_s) from a deploy JSON, if it has the curve."""
-    found = doc.find("/accuracy_vs_steps", "/accuracy_vs_time_steps", "/latency_accuracy")
+def accuracy_vs_steps(doc: Doc) -> dict[str, Any] | None:
+    """Accuracy after each elapsed step, the step duration on this target, and the early-exit
+    point, from a deploy JSON (``accuracy_vs_time``); None when the target has no such curve
+    (MCU baselines) or the model does not fit."""
+    found = doc.find("/accuracy_vs_time/accuracy_by_step")
     if found is None or not found[0]:
         return None
-    curve = found[0]
-    if isinstance(curve, Mapping):
-        steps = curve.get("steps", curve.get("time_steps", curve.get("T")))
-        acc = curve.get("accuracy", curve.get("balanced_accuracy"))
-    else:  # list of [step, acc] pairs or {"step":..,"accuracy":..}
-        steps = [p[0] if isinstance(p, Sequence) else p.get("step", p.get("steps")) for p in curve]
-        acc = [p[1] if isinstance(p, Sequence) else p.get("accuracy") for p in curve]
-    if not steps or acc is None:
-        return None
-    dt = doc.find("/dt_s", "/timing/dt_s")
-    return [float(s) for s in steps], [float(a) for a in acc], (float(dt[0]) if dt else None)
+    acc = [float(a) for a in found[0]]
+    step_s = doc.find("/accuracy_vs_time/step_s")
+    exit_acc = doc.find("/early_exit/accuracy")
+    exit_step = doc.find("/early_exit/exit_step_mean")
+    return {"steps": list(range(1, len(acc) + 1)), "accuracy": acc,
+            "step_s": None if step_s is None else as_number(step_s[0]),
+            "early_exit": None if exit_acc is None or exit_step is None else
+            {"step": as_number(exit_step[0]), "accuracy": as_number(exit_acc[0])}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -728,14 +731,17 @@ def _main_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
 
 
 def _deploy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    head = ["dataset", "encoding", "model", "target", "fits", "energy/inference", "latency", "power",
-            "quantized bal. acc."]
+    head = ["dataset", "encoding", "model", "edge target", "fits", "cores", "quantized acc.", "energy/inference",
+            "latency", "time to decision", "power"]
     body = []
     for r in summary["rows"]:
         for hw, d in (r.get("deploy") or {}).items():
-            body.append([r["dataset"], r["encoding"], model_label(r["model"]), hw, fmt_num(d["fits"]),
-                         fmt_si(d["energy_per_inference_j"], "J"), fmt_si(d["latency_s"], "s"),
-                         fmt_si(d["power_w"], "W"), fmt_num(d["quantized_balanced_accuracy"])])
+            runs = d.get("runs_model")
+            baseline = runs is not None and runs != "snn" and runs != r["model"]
+            label = f"{model_label(runs)} (baseline)" if baseline else model_label(r["model"])
+            body.append([r["dataset"], r["encoding"], label, hw, fmt_num(d["fits"]), fmt_num(d.get("cores_used")),
+                         fmt_num(d["quantized_accuracy"]), fmt_si(d["energy_per_inference_j"], "J"),
+                         fmt_si(d["latency_s"], "s"), fmt_si(d.get("time_to_decision_s"), "s"), fmt_si(d["power_w"], "W")])
     return head, body
 
 
@@ -762,8 +768,10 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     head, body = _deploy_table(summary)
     if body:
         parts += ["", "## Edge targets", "",
-                  "Energy per inference (dynamic + static), latency per inference and average power at "
-                  "real-time rate, from the simulator's per-target JSON.", "", _md_table(head, body)]
+                  "Per edge target: does the model fit, cores used, accuracy of the quantized model on the "
+                  "simulated test windows, energy per inference (dynamic + static), latency per inference, time to "
+                  "decision with the confidence early exit, and average power at the real-time rate. "
+                  "MCU targets run the same-size ANN baseline.", "", _md_table(head, body)]
     return "\n".join(parts) + "\n"
 
 
@@ -934,12 +942,17 @@ def _deploy_docs(ds: str, dp: DatasetPlan, results: Path) -> dict[tuple[str, str
 
 
 def _energy_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:  # noqa: ARG001
-    bars = []
+    bars, seen = [], set()
     for (enc, t, hw), doc in _deploy_docs(ds, dp, results).items():
         fits = doc.get(*DEPLOY_KEYS["fits"], what="fits")[0]
         energy = doc.find(*DEPLOY_KEYS["energy_per_inference_j"])
-        reason = doc.find("/reason", "/reasons", "/fit_reasons")
-        bars.append({"encoding": enc, "target": t, "hardware": hw, "fits": bool(fits),
+        reason = doc.find("/reasons")
+        runs = doc.find(*DEPLOY_KEYS["runs_model"])
+        model = t if runs is None or runs[0] == "snn" else str(runs[0])  # MCU: the ANN baseline
+        if (enc, model, hw) in seen:  # the same ANN baseline beside several SNN targets
+            continue
+        seen.add((enc, model, hw))
+        bars.append({"encoding": enc, "target": model, "hardware": hw, "fits": bool(fits),
                      "energy_j": None if energy is None else energy[0],
                      "reason": None if reason is None else reason[0]})
     return {"dataset": ds, "encodings": dp.encodings, "hardware": dp.hardware, "bars": bars}
@@ -949,10 +962,9 @@ def _latency_accuracy_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping
     curves = []
     for (enc, t, hw), doc in _deploy_docs(ds, dp, results).items():
         found = accuracy_vs_steps(doc)
-        if found is None:
+        if found is None or not doc.get(*DEPLOY_KEYS["fits"], what="fits")[0]:
             continue
-        steps, acc, dt_s = found
-        curves.append({"encoding": enc, "target": t, "hardware": hw, "steps": steps, "accuracy": acc, "dt_s": dt_s})
+        curves.append({"encoding": enc, "target": t, "hardware": hw, **found})
     return {"dataset": ds, "encodings": dp.encodings, "curves": curves}
 
 

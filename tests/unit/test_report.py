@@ -18,7 +18,7 @@ from biospike.store import Spikes, Windows, write_json, write_spikes, write_wind
 CLASSES = ["rest", "fist", "flex"]
 CHANNELS = ["C3", "Cz", "C4", "Pz"]
 EPSILONS = ["1", "8"]
-HARDWARE = ["loihi", "xylo"]
+HARDWARE = ["loihi", "xylo_audio2", "cortex_m4"]  # cortex_m4: an MCU profile, runs the ANN
 T_STEPS = 50
 DT_S = 0.004
 
@@ -37,13 +37,32 @@ def _roc(rng: np.random.Generator, strength: float, n: int = 200) -> tuple[np.nd
     return fpr, tpr
 
 
+def _deploy_json(rng: np.random.Generator, hw: str, enc: str) -> dict:
+    """A deploy/{hw}.json as biospike simulate writes it (the fields the report reads)."""
+    mcu = hw == "cortex_m4"
+    fits = not (hw == "xylo_audio2" and enc == "population")
+    out = {"target": hw, "title": hw.upper(), "kind": "mcu" if mcu else "neuromorphic", "model": "ann" if mcu else "snn",
+           "fits": fits, "reasons": [] if fits else ["does not fit: inputs needs 32, target has 16"],
+           "cores_used": 1 if mcu else int(rng.integers(1, 8)),
+           "accuracy": {"float": float(rng.uniform(0.5, 0.9)), "quantized": float(rng.uniform(0.4, 0.9)), "n_windows": 8},
+           "energy": {"per_inference_j": float(10 ** rng.uniform(-8, -5)), "total_j": 0.0},
+           "latency": {"steps": T_STEPS, "dt_s": DT_S, "per_inference_s": T_STEPS * DT_S,
+                       "time_to_decision_s": float(rng.uniform(0.3, 1.0)) * T_STEPS * DT_S},
+           "power": {"average_at_real_time_w": float(10 ** rng.uniform(-6, -2)), "static_w": 0.0}}
+    if not mcu:
+        acc = np.minimum(1, 0.3 + 0.6 * (1 - np.exp(-np.arange(1, T_STEPS + 1) / rng.uniform(5, 20))))
+        out["accuracy_vs_time"] = {"accuracy_by_step": [round(float(a), 5) for a in acc], "step_s": DT_S}
+        out["early_exit"] = {"confidence": 0.9, "accuracy": float(acc[20]), "exit_step_mean": 21.0}
+    return out
+
+
 def build_plan(attacks: bool = True, deploy: bool = True, dp: bool = True, sweep: bool = True) -> dict:
     targets = ["snn", "ann", "classical"] + ([f"dpsnn_eps{e}" for e in EPSILONS] if dp else [])
     spec = {
         "encodings": ["delta", "population"],
         "targets": targets,
         "attacked": [t for t in targets if t != "classical"] if attacks else [],
-        "deployed": ({t: HARDWARE for t in targets if t.startswith(("snn", "dpsnn"))} | {"ann": ["mcu"]}) if deploy else {},
+        "deployed": {t: HARDWARE for t in targets if t.startswith(("snn", "dpsnn"))} if deploy else {},
         "t_sweep": ["delta"] if (attacks and sweep) else [],
     }
     return {"ds_a": spec, "ds_b": json.loads(json.dumps(spec))}
@@ -121,19 +140,7 @@ def build_fake_results(root: Path, plan_raw: dict, seed: int = 0) -> Path:
                         "target": tgt, "attacks": attacks, "attack_names": list(attacks), "levels": ["window", "subject"],
                         "privacy": None})
                 for hw in spec["deployed"].get(tgt, []):
-                    fits = not (hw == "xylo" and enc == "population")
-                    steps = list(range(1, T_STEPS + 1, 7))
-                    write_json(tdir / "deploy" / f"{hw}.json", {
-                        "hardware": hw, "fits": fits,
-                        "reason": None if fits else "does not fit: inputs needs 32, target has 16",
-                        "energy_per_inference_j": float(10 ** rng.uniform(-8, -5)) if fits else None,
-                        "latency_s": float(rng.uniform(1e-4, 0.2)) if fits else None,
-                        "power_w": float(10 ** rng.uniform(-6, -2)) if fits else None,
-                        "quantized": {"balanced_accuracy": float(rng.uniform(0.4, 0.9))} if fits else None,
-                        "accuracy_vs_steps": {"steps": steps, "accuracy": list(np.minimum(1, 0.3 + 0.015 * np.array(steps)))}
-                        if fits else None,
-                        "dt_s": DT_S,
-                    })
+                    write_json(tdir / "deploy" / f"{hw}.json", _deploy_json(rng, hw, enc))
         for enc in spec["t_sweep"]:
             write_json(results / ds / enc / "t_sweep.json", {"rows": [
                 {"time_steps": T, "dt_s": DT_S, "attack": att, "level": level,
@@ -205,9 +212,12 @@ def test_summary_reads_the_documented_keys(fake):
         for hw, cells in (row.get("deploy") or {}).items():
             dep = json.loads((tdir / "deploy" / f"{hw}.json").read_text())
             assert cells["fits"] == dep["fits"]
-            assert cells["energy_per_inference_j"] == dep["energy_per_inference_j"]
-            assert cells["latency_s"] == dep["latency_s"]
-            assert cells["power_w"] == dep["power_w"]
+            assert cells["runs_model"] == dep["model"]
+            assert cells["energy_per_inference_j"] == dep["energy"]["per_inference_j"]
+            assert cells["latency_s"] == dep["latency"]["per_inference_s"]
+            assert cells["time_to_decision_s"] == dep["latency"]["time_to_decision_s"]
+            assert cells["power_w"] == dep["power"]["average_at_real_time_w"]
+            assert cells["quantized_accuracy"] == dep["accuracy"]["quantized"]
 
 
 def test_markdown_and_html_list_every_row(fake):
@@ -281,7 +291,10 @@ def test_disabled_stages_have_no_rows_or_figures(tmp_path):
 
 def test_discovered_plan_equals_config_plan(fake):
     results, plan_raw = fake
-    assert report.discover_plan(results) == report.plan_from_params(plan_raw)
+    found, wanted = report.discover_plan(results), report.plan_from_params(plan_raw)
+    for dp in (*found.values(), *wanted.values()):  # hardware order is presentation only
+        dp.deployed = {t: sorted(h) for t, h in dp.deployed.items()}
+    assert found == wanted
 
 
 def test_figure_rule_mode_writes_only_that_figure(fake, tmp_path):
@@ -321,14 +334,14 @@ def test_plan_from_config_follows_each_stage_switch():
         "encode": {"encodings": ["delta", "population"]},
         "privacy": {"epsilons": [1, 8]},
         "attack": {"targets": ["snn", "dpsnn_eps*"], "t_sweep": [25, 50]},
-        "deploy": {"targets": {"loihi": ["snn", "dpsnn_eps*"], "mcu": ["ann"]}},
+        "deploy": {"targets": ["loihi", "cortex_m4"], "models": ["snn", "dpsnn_eps8"]},
     }
     plan = report.plan_from_config(config)
     assert plan["a"]["encodings"] == ["delta"] and plan["b"]["encodings"] == ["delta", "population"]
     assert plan["b"]["targets"] == ["snn", "ann", "classical", "dpsnn_eps1", "dpsnn_eps8"]
     assert plan["b"]["attacked"] == ["snn", "dpsnn_eps1", "dpsnn_eps8"]
     assert plan["b"]["t_sweep"] == ["delta", "population"]
-    assert plan["b"]["deployed"] == {"snn": ["loihi"], "ann": ["mcu"], "dpsnn_eps1": ["loihi"], "dpsnn_eps8": ["loihi"]}
+    assert plan["b"]["deployed"] == {"snn": ["loihi", "cortex_m4"], "dpsnn_eps8": ["loihi", "cortex_m4"]}
     off = {**config, "privacy": {"enabled": False, "epsilons": [1]}, "attack": {"enabled": False}}
     del off["deploy"]
     plan = report.plan_from_config(off)
