@@ -322,8 +322,11 @@ def simulate_float(net: Network, x: np.ndarray) -> Trace:
 
 def _decay(x: np.ndarray, mode: str, param: np.ndarray, bits: int) -> np.ndarray:
     """One step of state decay on int64 states (param: per-neuron decay constant or dash)."""
-    if mode == "multiply":  # Loihi: sign(x) * ((|x| * (2^bits - d)) >> bits)
-        return np.sign(x) * ((np.abs(x) * ((1 << bits) - param)) >> bits)
+    if mode == "multiply":  # Loihi: sign(x) * ((|x| * (2^bits - d)) >> bits), i.e. truncation toward 0
+        mag = np.abs(x)
+        mag *= (1 << bits) - param
+        mag >>= bits
+        return np.where(x < 0, -mag, mag)
     if mode == "bitshift":  # Xylo: x - (x >> dash); a positive state loses at least 1 (xylosim)
         dec = x >> param
         return x - np.where((x > 0) & (dec == 0), 1, dec)
@@ -331,43 +334,54 @@ def _decay(x: np.ndarray, mode: str, param: np.ndarray, bits: int) -> np.ndarray
 
 
 def simulate_int(qnet, x: np.ndarray) -> Trace:
-    """Integer simulation of a :class:`~biospike.deploy.quantize.QuantNetwork` on spike counts x (B, T, C)."""
+    """Integer simulation of a :class:`~biospike.deploy.quantize.QuantNetwork` on spike counts x (B, T, C).
+
+    Internally time-major (T, B, n) so each step reads and writes contiguous rows.
+    """
     net = qnet.net
     model = qnet.neuron_model
     if x.ndim != 3 or x.shape[2] != net.n_in:
         raise BiospikeError(f"input must be (windows, steps, {net.n_in}), got {x.shape}")
-    xf = np.ascontiguousarray(x, dtype=np.float64)
     batch, steps, _ = x.shape
+    x_tm = np.ascontiguousarray(np.transpose(x, (1, 0, 2)), dtype=np.float64)
     lo, hi = qnet.state_min, qnet.state_max
-    outs: dict[str, np.ndarray] = {}
+    outs: dict[str, np.ndarray] = {}  # time-major (T, B, n) int64
     saturations = 0
     delayed = bool(model["hidden_delay"])
+    current_syn = model["synapse"] == "current"
+    decay_first = model["order"] == "decay_then_input"
+    to_value = model["reset"] == "to_value"
     for pop in net.pops:
         qp = qnet.pops[pop.name]
-        ff = np.zeros((batch, steps, pop.size))
+        ff = np.zeros((steps, batch, pop.size))
         recs = []
         for pr in net.incoming(pop.name):
             qw = qnet.weights[pr.name].T.astype(np.float64)  # (n_src, n_dst) integer weights, already shifted
             if pr.recurrent:
                 recs.append(qw)
                 continue
-            src = xf if pr.src == "input" else outs[pr.src].astype(np.float64)
+            src = x_tm if pr.src == "input" else outs[pr.src].astype(np.float64)
             if delayed and pr.src != "input":  # Xylo: spikes of hidden neurons arrive one step later
-                ff[:, 1:] += src[:, :-1] @ qw
+                ff[1:] += src[:-1] @ qw
             else:
                 ff += src @ qw  # exact: integer products and sums stay below 2^53
         ff_int = ff.astype(np.int64)
+        if qp["bias_current"].any():
+            ff_int += qp["bias_current"]
+        v_leak = qp["v_leak"] if np.any(qp["v_leak"]) else None
+        bias_v = qp["bias_membrane"] if np.any(qp["bias_membrane"]) else None
         i_state = np.zeros((batch, pop.size), np.int64)
-        v = np.full((batch, pop.size), qp["v_leak"], np.int64) if pop.kind == "lif" else np.zeros((batch, pop.size), np.int64)
+        v = np.zeros((batch, pop.size), np.int64) + (qp["v_leak"] if pop.kind == "lif" else 0)
         z = np.zeros((batch, pop.size), np.int64)
-        seq = np.zeros((batch, steps, pop.size), np.int64)
+        seq = np.empty((steps, batch, pop.size), np.int64)
+        th = qp["threshold"]
         for t in range(steps):
-            inp = ff_int[:, t] + qp["bias_current"]
+            inp = ff_int[t]
             for qw in recs:
                 if z.any():
                     inp = inp + (z.astype(np.float64) @ qw).astype(np.int64)
-            if model["synapse"] == "current":
-                if model["order"] == "decay_then_input":
+            if current_syn:
+                if decay_first:
                     i_state = _decay(i_state, model["decay"], qp["d_syn"], qnet.decay_bits) + inp
                     i_state, n_sat = _clip(i_state, lo, hi)
                 else:  # Xylo: accumulate, saturate, then decay
@@ -377,28 +391,35 @@ def simulate_int(qnet, x: np.ndarray) -> Trace:
                 drive = i_state
             else:
                 drive = inp
-            v = _decay(v - qp["v_leak"], model["decay"], qp["d_mem"], qnet.decay_bits) + qp["v_leak"] + drive + qp["bias_membrane"]
+            if v_leak is None:
+                v = _decay(v, model["decay"], qp["d_mem"], qnet.decay_bits) + drive
+            else:
+                v = _decay(v - v_leak, model["decay"], qp["d_mem"], qnet.decay_bits) + v_leak + drive
+            if bias_v is not None:
+                v += bias_v
             v, n_sat = _clip(v, lo, hi)
             saturations += n_sat
             if pop.kind == "lif":
-                th = qp["threshold"]
-                if model["reset"] == "to_value":
-                    z = (v >= th).astype(np.int64)
-                    v = np.where(z > 0, qp["v_reset"], v)
+                fired = v >= th
+                if to_value:
+                    z = fired.astype(np.int64)
+                    if fired.any():
+                        v = np.where(fired, qp["v_reset"], v)
                 else:  # subtract the threshold once per spike, up to max_spikes_per_step spikes
-                    z = np.where(v >= th, np.minimum(v // np.maximum(th, 1), qnet.max_spikes_per_step), 0)
+                    z = np.where(fired, np.minimum(v // np.maximum(th, 1), qnet.max_spikes_per_step), 0)
                     v = v - z * th
-                seq[:, t] = z
+                seq[t] = z
             else:
-                seq[:, t] = v
+                seq[t] = v
         outs[pop.name] = seq
-    spikes = {p.name: outs[p.name] for p in net.hidden}
-    return Trace(spikes=spikes, readout=outs[net.readout].astype(np.float64), saturations=int(saturations))
+    spikes = {p.name: np.ascontiguousarray(np.transpose(outs[p.name], (1, 0, 2))) for p in net.hidden}
+    readout = np.ascontiguousarray(np.transpose(outs[net.readout], (1, 0, 2))).astype(np.float64)
+    return Trace(spikes=spikes, readout=readout, saturations=int(saturations))
 
 
 def _clip(x: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, int]:
-    over = (x > hi) | (x < lo)
-    n = int(np.count_nonzero(over))
-    if n:
-        x = np.clip(x, lo, hi)
-    return x, n
+    """Saturate to the state width; returns the array and how many values were clipped."""
+    if x.size == 0 or (x.max() <= hi and x.min() >= lo):
+        return x, 0
+    n = int(np.count_nonzero((x > hi) | (x < lo)))
+    return np.clip(x, lo, hi), n
