@@ -204,12 +204,12 @@ def plot_signals(data: Mapping[str, Any]) -> Figure:
         legend = [Line2D([], [], color=OKABE_ITO["blue"], marker="|", ls="", label="UP"),
                   Line2D([], [], color=OKABE_ITO["vermillion"], marker="|", ls="", label="DOWN")] \
             if (pol != 0).any() else []
-        ax.set_title(f"{enc} encoding: {int(sub.sum())} spikes from {len(shown)} of {spikes.shape[1]} input neurons "
-                     f"({rate_hz:.1f} Hz each); T = {spikes.shape[0]} × {dt_s * 1e3:g} ms",
+        ax.set_title(f"{enc}: {int(sub.sum())} spikes from {len(shown)} of {spikes.shape[1]} input neurons, "
+                     f"mean {rate_hz:.3g} Hz each; T = {spikes.shape[0]} steps × {dt_s * 1e3:.3g} ms",
                      loc="left", fontsize=8.5)
         if legend:
-            ax.legend(handles=legend, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, fontsize=7,
-                      handletextpad=0.2, borderaxespad=0.0, frameon=False)
+            ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.0, 1.0), ncol=1, fontsize=7,
+                      handletextpad=0.2, borderaxespad=0.2, frameon=False)
         t_max = max(t_max, spikes.shape[0] * dt_s)
     axes[-1].set_xlim(0, t_max)
     axes[-1].set_xlabel("time (s)")
