@@ -166,3 +166,41 @@ def test_rebin_time_keeps_spike_counts_and_duration():
         assert y.shape == (5, steps, 3)
         np.testing.assert_array_equal(y.sum(axis=1), x.sum(axis=1))
     np.testing.assert_array_equal(rebin_time(x, 25)[:, 0], x[:, :4].sum(axis=1))
+
+
+@pytest.mark.slow
+def test_time_step_sweep_trains_attacks_and_collects(world, tmp_path):
+    """Two points of the T sweep end to end: re-binned target + 2 references per T, LOSS and RMIA,
+    then attack-sweep's table (the workflow's t_sweep_* rules run exactly these calls)."""
+    root = world["root"]
+    params = {**world["params"], "train": {**TRAIN, "epochs": 40}, "t_sweep_reference_models": 2,
+              "input_dropout": {"enabled": False}, "attacks": ["loss", "rmia"]}
+    summaries = []
+    for steps in (6, 24):
+        tdir = tmp_path / f"T{steps}"
+        meta = train_stage(root / "spikes.h5", tdir / "snn", "snn", "target", params, time_steps=steps)
+        assert meta["time_steps"] == steps and meta["dt_s"] == pytest.approx(0.005 * 12 / steps)
+        assert meta["train_indices"] == sorted(world["spikes"].splits["train"].tolist())
+        arch = torch.load(tdir / "snn" / "model.pt", weights_only=True)["arch"]
+        assert arch["dt_s"] / arch["tau_mem_s"] == pytest.approx(0.005 / 0.02)  # same decay per step
+        refs = []
+        for k in range(2):
+            train_stage(root / "spikes.h5", tdir / "refs" / "snn" / str(k), "snn", "reference", params, index=k,
+                        time_steps=steps)
+            refs.append(tdir / "refs" / "snn" / str(k))
+        out = attack_cli.attack_stage(tdir / "snn" / "model.pt", root / "spikes.h5", refs, tdir / "snn" / "attack",
+                                      params, time_steps=steps)
+        assert out["time_steps"] == steps and out["attack_names"] == ["loss", "rmia"]
+        assert out["details"]["rmia_offline_a_source"].startswith("fixed 0.3")
+        summaries.append(tdir / "snn" / "attack" / "summary.json")
+    # a reference model trained at another T is refused
+    with pytest.raises(Exception, match="trained at T=6"):
+        attack_cli.attack_stage(tmp_path / "T24" / "snn" / "model.pt", root / "spikes.h5",
+                                [tmp_path / "T6" / "refs" / "snn" / "0"], tmp_path / "x", params, time_steps=24)
+    assert main(["attack-sweep", "--summaries", *map(str, summaries), "--output", str(tmp_path / "t_sweep.json"),
+                 "--csv", str(tmp_path / "t_sweep.csv")]) == 0
+    sweep = read_json(tmp_path / "t_sweep.json")
+    assert {r["time_steps"] for r in sweep["rows"]} == {6, 24}
+    assert set(sweep["trend"]) == {"loss/window", "loss/subject", "rmia/window", "rmia/subject"}
+    assert sweep["trend"]["loss/window"]["time_steps"] == [6, 24]
+    assert (tmp_path / "t_sweep.csv").read_text().startswith("time_steps,dt_s,attack,level,auc")

@@ -80,6 +80,20 @@ def rebin_time(x: np.ndarray, n_steps: int) -> np.ndarray:
     return out.astype(x.dtype)
 
 
+TIME_CONSTANT_KEYS = ("tau_mem_s", "tau_syn_s", "readout_tau_mem_s", "readout_tau_syn_s")
+
+
+def time_constants_in_steps(train_cfg: Mapping[str, Any], dt_factor: float) -> dict[str, Any]:
+    """Scale the neuron time constants with the step length (dt_new / dt_old), so that every
+    decay per step, i.e. the network's dynamics in steps, stays the same across the sweep: only
+    the number of steps changes (the time-step count of Guan et al.). Fixed time constants in
+    seconds would make coarse steps (dt > tau) numerically unstable."""
+    out = dict(train_cfg)
+    for key in TIME_CONSTANT_KEYS:
+        out[key] = float(out[key]) * dt_factor
+    return out
+
+
 def spikes_at(spikes: Any, n_steps: int | None) -> Any:
     """A copy of ``spikes`` re-binned to ``n_steps`` (None or the native T: unchanged)."""
     import dataclasses
@@ -178,8 +192,11 @@ def train_stage(spikes_path: str | Path, outdir: str | Path, kind: str, role: st
     cfg = attack_settings(params)
     train_cfg = train_settings(params.get("train", {}))
     dataset, encoding, root = dataset_names(params, spikes_path)
-    spikes = spikes_at(read_spikes(spikes_path), time_steps)
+    native = read_spikes(spikes_path)
+    spikes = spikes_at(native, time_steps)
     t_steps = int(spikes.spikes.shape[1])
+    if time_steps is not None:
+        train_cfg = time_constants_in_steps(train_cfg, spikes.dt_s / native.dt_s)
     pools = candidate_pools(spikes, spikes_path)
     cand = candidates(pools)
     sweep_key = () if time_steps is None else ("T", t_steps)
