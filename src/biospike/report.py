@@ -407,19 +407,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# Where each number lives in the per-stage files. Pointers are tried in order; the first present
-# wins. Kept in one place so a change of an upstream format is a one-line change here.
-METRICS_TEST = ("/test", "/splits/test", "")
-METRIC_KEYS = {
-    "balanced_accuracy": ("balanced_accuracy",),
-    "macro_f1": ("macro_f1",),
-    "accuracy": ("accuracy",),
-}
+# Where each number lives in the per-stage files (JSON pointers; where a tuple holds several, the
+# first present wins). Kept in one place so a change of an upstream format is a one-line change.
+METRICS_TEST = "/test"  # biospike train / classical: metrics.json {"test": {...}, "class_names": [...]}
 SPIKES_PER_INFERENCE = ("/spikes_per_inference/total",)  # input + hidden spikes (SNNs; null otherwise)
-PRIVACY_KEYS = {
+PRIVACY_KEYS = {  # biospike harden: privacy.json
     "epsilon": ("/epsilon",),
     "delta": ("/delta",),
-    "privacy_unit": ("/privacy_unit", "/unit"),
+    "privacy_unit": ("/privacy_unit",),
 }
 DEPLOY_KEYS = {  # biospike simulate: R/{dataset}/{encoding}/{target}/deploy/{hardware}.json
     "fits": ("/fits",),
@@ -433,83 +428,46 @@ DEPLOY_KEYS = {  # biospike simulate: R/{dataset}/{encoding}/{target}/deploy/{ha
 }
 
 
-def metric_pointers(metric: str) -> tuple[str, ...]:
-    return tuple(base + "/" + key for base in METRICS_TEST for key in METRIC_KEYS[metric])
-
-
 def read_test_metric(doc: Doc, metric: str, required: bool = True) -> tuple[Any, str] | None:
-    return doc.get(*metric_pointers(metric), required=required, what=f"test {metric}")
+    """(value, pointer) of a test-split metric (accuracy, balanced_accuracy, macro_f1)."""
+    return doc.get(f"{METRICS_TEST}/{metric}", required=required, what=f"test {metric}")
 
 
 def confusion_of(doc: Doc) -> tuple[list[list[float]], list[str] | None]:
-    found = doc.get("/test/confusion", "/splits/test/confusion", "/confusion", what="test confusion matrix")
-    names = doc.find("/class_names", "/test/class_names")
+    found = doc.get(f"{METRICS_TEST}/confusion", what="test confusion matrix")
+    names = doc.find("/class_names")
     return found[0], (names[0] if names else None)
 
 
 # --- attacks ---------------------------------------------------------------------------------
-
-ATTACK_METRICS = {
-    "auc": ("auc", "roc_auc"),
-    "tpr_at_1pct_fpr": ("tpr_at_1pct_fpr", "tpr@1%fpr", "tpr_at_fpr_0.01"),
-}
-
 
 @dataclasses.dataclass
 class AttackResult:
     name: str
     level: str
     auc: float | None
-    tpr_at_1pct_fpr: float | None
+    tpr_at_1pct_fpr: float | str | None  # "not estimable" with too few non-members
     auc_ptr: str | None
     tpr_ptr: str | None
-    roc_csv: Path | None
-
-
-def _metric_in(entry: Mapping[str, Any], metric: str) -> tuple[Any, str] | None:
-    for key in ATTACK_METRICS[metric]:
-        if key in entry:
-            val = entry[key]
-            if isinstance(val, Mapping):  # {"value": .., "ci": [..]} or {"estimate": ..}
-                for inner in ("value", "estimate", "mean"):
-                    if inner in val:
-                        return val[inner], make_pointer(key, inner)
-                return None
-            return val, make_pointer(key)
-    return None
 
 
 def attack_results(doc: Doc, level: str) -> list[AttackResult]:
-    """Every attack at ``level`` in an attack/summary.json.
-
-    Accepted layouts: ``{"attacks": {name: {level: {metrics}}}}``, ``{"attacks": {name:
-    {metrics}}}`` (single level), or ``{"attacks": [{"attack": name, "level": .., metrics}]}``.
-    """
+    """Every attack at membership ``level`` (window | subject) in an attack/summary.json
+    (biospike attack): ``{"attacks": {name: {level: {"auc", "tpr_at_1pct_fpr", ...}}}}``; an
+    entry without "auc" (status "not estimable") has no numbers."""
     attacks = doc.data.get("attacks") if isinstance(doc.data, Mapping) else None
-    if attacks is None:
-        raise BiospikeError("no 'attacks' in this attack summary", doc.path)
+    if not isinstance(attacks, Mapping):
+        raise BiospikeError("no 'attacks' mapping in this attack summary", doc.path)
     out: list[AttackResult] = []
-    entries: list[tuple[str, str, Mapping[str, Any], str]] = []
-    if isinstance(attacks, list):
-        for i, e in enumerate(attacks):
-            entries.append((str(e.get("attack", e.get("name", i))), str(e.get("level", level)), e, make_pointer("attacks", i)))
-    else:
-        for name, e in attacks.items():
-            if isinstance(e, Mapping) and level in e and isinstance(e[level], Mapping):
-                entries.append((name, level, e[level], make_pointer("attacks", name, level)))
-            elif isinstance(e, Mapping) and not any(isinstance(v, Mapping) and "auc" in v for v in e.values()):
-                entries.append((name, str(e.get("level", level)), e, make_pointer("attacks", name)))
-    for name, lvl, entry, base in entries:
-        if lvl != level:
+    for name, by_level in attacks.items():
+        entry = by_level.get(level) if isinstance(by_level, Mapping) else None
+        if not isinstance(entry, Mapping):
             continue
-        auc = _metric_in(entry, "auc")
-        tpr = _metric_in(entry, "tpr_at_1pct_fpr")
-        roc = entry.get("roc_csv")
+        has_auc, has_tpr = "auc" in entry, "tpr_at_1pct_fpr" in entry
         out.append(AttackResult(
-            name=name, level=lvl,
-            auc=None if auc is None else auc[0], tpr_at_1pct_fpr=None if tpr is None else tpr[0],
-            auc_ptr=None if auc is None else base + auc[1], tpr_ptr=None if tpr is None else base + tpr[1],
-            roc_csv=(doc.path.parent / roc) if roc else None,
+            name=name, level=level, auc=entry.get("auc"), tpr_at_1pct_fpr=entry.get("tpr_at_1pct_fpr"),
+            auc_ptr=make_pointer("attacks", name, level, "auc") if has_auc else None,
+            tpr_ptr=make_pointer("attacks", name, level, "tpr_at_1pct_fpr") if has_tpr else None,
         ))
     return out
 
@@ -538,12 +496,8 @@ def read_roc(path: str | Path) -> tuple[list[float], list[float]]:
 
 
 def find_roc_csv(attack_dir: Path, attack: AttackResult) -> Path:
-    if attack.roc_csv is not None:
-        return attack.roc_csv
-    for name in (f"{attack.name}_{attack.level}_roc.csv", f"{attack.name}_roc.csv"):
-        if (attack_dir / name).is_file():
-            return attack_dir / name
-    return attack_dir / f"{attack.name}_roc.csv"
+    """attack/{attack}_{level}_roc.csv beside the summary (biospike attack)."""
+    return attack_dir / f"{attack.name}_{attack.level}_roc.csv"
 
 
 # ---------------------------------------------------------------------------------------------

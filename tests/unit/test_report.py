@@ -308,8 +308,8 @@ def test_figure_rule_mode_writes_only_that_figure(fake, tmp_path):
 
 def test_best_attack_prefers_tpr_then_auc():
     mk = report.AttackResult
-    results = [mk("a", "window", 0.9, 0.01, "/x", "/y", None), mk("b", "window", 0.6, 0.05, "/x", "/y", None),
-               mk("c", "window", 0.7, "not estimable", "/x", "/y", None)]
+    results = [mk("a", "window", 0.9, 0.01, "/x", "/y"), mk("b", "window", 0.6, 0.05, "/x", "/y"),
+               mk("c", "window", 0.7, "not estimable", "/x", "/y")]
     assert report.best_attack(results, "tpr_at_1pct_fpr").name == "b"
     assert report.best_attack(results, "auc").name == "a"
 
