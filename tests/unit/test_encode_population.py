@@ -39,10 +39,10 @@ def _far_from_boundaries(values, fields, cutoff, k):
     return np.all(np.abs(act[..., None] - levels) > 1e-9)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(values=hnp.arrays(np.float32, st.tuples(st.integers(1, 3), st.just(2), st.integers(1, 12)),
                          elements=st.floats(-3, 5, width=32)),
-       n=st.integers(2, 16), overlap=st.floats(0.2, 2.0), cutoff=st.floats(0.05, 0.95), k=st.integers(1, 5))
+       n=st.integers(2, 64), overlap=st.floats(0.2, 2.0), cutoff=st.floats(0.05, 0.95), k=st.integers(1, 5))
 def test_latency_fast_path_equals_the_definition(values, n, overlap, cutoff, k):
     fields = _fields(n, overlap)
     n_steps = values.shape[2] * k - (1 if k > 1 else 0)  # a last frame cut short

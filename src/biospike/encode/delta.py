@@ -36,7 +36,7 @@ import numpy as np
 from biospike.errors import BiospikeError
 
 # Rows x samples processed at once: keeps the ~15 temporaries in the CPU caches.
-_CHUNK_ELEMENTS = 1 << 16
+_CHUNK_ELEMENTS = 1 << 17
 # Shortest time block of one pass over long windows (the level carries across blocks).
 _MIN_TIME_BLOCK = 1024
 
@@ -227,13 +227,15 @@ def delta_encode(signals: np.ndarray, threshold: np.ndarray, baseline: np.ndarra
             q_prev = q[:, -1].copy()
             if uniform == 1:
                 s0, s1 = t0, t1
-                if float(d.min()) < -255 or float(d.max()) > 255:
-                    saturated += int(np.count_nonzero(np.abs(d) > 255))
+                code = np.abs(d, out=ws.f[:rows, : t1 - t0])  # q is consumed: reuse its memory
+                if float(code.max()) > 255:
+                    saturated += int(np.count_nonzero(code > 255))
                     np.clip(d, -255, 255, out=d)
-                code = np.maximum(d, 0)
-                np.multiply(d, -256, out=d)
-                np.maximum(d, 0, out=d)
-                code += d
+                    np.abs(d, out=code)
+                # UP + 256 * DOWN = max(d, 0) + 256 max(-d, 0) = 128.5 |d| - 127.5 d (exact in float32)
+                code *= np.float32(128.5)
+                d *= np.float32(127.5)
+                code -= d
             else:
                 if uniform is None:
                     s0, s1, steps, k = 0, n_steps, sample_step, None

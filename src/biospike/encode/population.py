@@ -18,7 +18,7 @@ start time, see :mod:`.timebase`):
 Speed: latency spikes are decided without evaluating a single exponential. ``a >= level`` is
 ``|x - mu_j| <= sigma * sqrt(2 ln(1 / level))``, and with evenly spaced centres the neurons within
 a radius of ``x`` are an index interval ``[ceil(t - rho), floor(t + rho)]`` (``t`` = position of
-``x`` in units of the spacing), so each output entry costs one uint8 subtraction and comparison.
+``x`` in units of the spacing): one bit mask per input sample, unpacked into n spike bytes.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 from biospike.errors import BiospikeError
 
 EMISSIONS = ("latency", "rate")
-MAX_NEURONS = 128  # the uint8 interval test below needs 2 * n_neurons <= 256
+MAX_NEURONS = 64  # one uint64 bit mask per input sample
 _RNG_BLOCK = 256  # windows per random stream: spikes do not depend on how the work is chunked
 _CHUNK_OUTPUT = 1 << 20  # output entries per chunk
 
@@ -112,12 +112,37 @@ def latency_radii(cutoff: float, latency_steps: int, overlap: float) -> np.ndarr
     return overlap * np.sqrt(-2 * np.log(level))
 
 
-def _intervals(pos: np.ndarray, radius: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """First neuron (uint8, wrapping) and count (uint8) of the neurons within ``radius``."""
-    first = np.clip(np.ceil(pos - radius), 0, n)
-    last = np.clip(np.floor(pos + radius), -1, n - 1)
-    count = np.maximum(last - first + 1, 0)
-    return first.astype(np.uint8), count.astype(np.uint8)
+def _mask_dtype(n: int) -> np.dtype:
+    for dtype in ("<u1", "<u2", "<u4", "<u8"):
+        if n <= 8 * np.dtype(dtype).itemsize:
+            return np.dtype(dtype)
+    raise ValueError(f"at most {MAX_NEURONS} neurons per channel")
+
+
+def _interval_masks(pos: np.ndarray, radius: float, n: int, dtype: np.dtype) -> np.ndarray:
+    """Bit j set iff neuron j lies within ``radius`` (in spacings) of position ``pos``:
+    ``((1 << count) - 1) << first`` (numpy defines a shift by the full width as 0)."""
+    first = np.subtract(pos, np.float32(radius))
+    np.ceil(first, out=first)
+    np.maximum(first, 0, out=first)
+    count = np.add(pos, np.float32(radius))
+    np.floor(count, out=count)
+    np.minimum(count, n - 1, out=count)  # last neuron in range
+    count -= first
+    count += 1
+    np.maximum(count, 0, out=count)
+    np.minimum(first, n - 1, out=first)  # empty there (count 0); keeps the shift below n bits
+    masks = np.left_shift(np.ones(1, dtype), count.astype(dtype))
+    masks -= np.ones(1, dtype)
+    masks <<= first.astype(dtype)
+    return masks
+
+
+def _unpack(masks: np.ndarray, n: int) -> np.ndarray:
+    """(...,) bit masks -> (..., n) uint8 spikes (bit j -> neuron j)."""
+    bits = np.unpackbits(np.ascontiguousarray(masks).view(np.uint8).reshape(-1), bitorder="little")
+    bits = bits.reshape(*masks.shape, 8 * masks.dtype.itemsize)
+    return bits if bits.shape[-1] == n else bits[..., :n]
 
 
 def population_encode(values: np.ndarray, fields: Fields, emission: str, n_steps: int, *,
@@ -152,9 +177,12 @@ def population_encode(values: np.ndarray, fields: Fields, emission: str, n_steps
 
 
 def _positions(values: np.ndarray, fields: Fields) -> np.ndarray:
-    """(N, C, F) values -> (N, F, C) float64 positions in units of the centre spacing."""
-    pos = (np.asarray(values, dtype=np.float64) - fields.low[None, :, None]) / fields.spacing[None, :, None]
-    return np.ascontiguousarray(pos.transpose(0, 2, 1))
+    """(N, C, F) values -> (N, C, F) float32 positions in units of the centre spacing."""
+    low = fields.low.astype(np.float32)[None, :, None]
+    inv = (1.0 / fields.spacing).astype(np.float32)[None, :, None]
+    pos = np.subtract(values, low, dtype=np.float32)
+    pos *= inv
+    return pos
 
 
 def _latency(values: np.ndarray, fields: Fields, cutoff: float, k: int, out: np.ndarray) -> None:
@@ -162,29 +190,25 @@ def _latency(values: np.ndarray, fields: Fields, cutoff: float, k: int, out: np.
     n = fields.n_neurons
     n_steps = out.shape[1]
     radii = latency_radii(cutoff, k, fields.overlap)
-    neuron = np.arange(n, dtype=np.uint8)
+    dtype = _mask_dtype(n)
     chunk = max(1, _CHUNK_OUTPUT // max(1, n_frames * k * n_ch * n))
     for w0 in range(0, n_win, chunk):
         w1 = min(n_win, w0 + chunk)
-        pos = _positions(values[w0:w1], fields)  # (w, F, C)
-        shape = (w1 - w0, n_frames, n_ch, n)
-        inside = np.empty(shape, dtype=bool)
-        diff = np.empty(shape, dtype=np.uint8)
-        fired = np.zeros(shape, dtype=bool) if k > 1 else None
-        frames = np.zeros((w1 - w0, n_frames, k, n_ch, n), dtype=np.uint8) if k > 1 else None
+        pos = _positions(values[w0:w1], fields)  # (w, C, F)
+        if k == 1:
+            # masks are small: transpose them to (w, F, C), not the float positions
+            masks = _interval_masks(pos, radii[0], n, dtype).transpose(0, 2, 1)
+            out[w0:w1] = _unpack(masks, n).reshape(w1 - w0, n_frames, n_ch * n)[:, :n_steps]
+            continue
+        frames = np.empty((w1 - w0, n_frames, k, n_ch * n), dtype=np.uint8)
+        inner = np.zeros(pos.shape, dtype=dtype)
         for step in range(k):
-            first, count = _intervals(pos, radii[step], n)
-            # neuron - first wraps to >= 256 - n for neurons left of the interval, never < count
-            np.subtract(neuron, first[..., None], out=diff)
-            np.less(diff, count[..., None], out=inside)
-            if k == 1:
-                out[w0:w1] = inside.view(np.uint8).reshape(w1 - w0, n_frames, n_ch * n)[:, :n_steps]
-                break
-            # fires at this offset: inside this radius and not inside a smaller one
-            frames[:, :, step] = inside & ~fired
-            fired |= inside
-        if k > 1:
-            out[w0:w1] = frames.reshape(w1 - w0, n_frames * k, n_ch * n)[:, :n_steps]
+            # fires at this offset: within this radius and not within the previous (smaller) one
+            masks = _interval_masks(pos, radii[step], n, dtype)
+            ring = (masks & ~inner).transpose(0, 2, 1)
+            frames[:, :, step] = _unpack(ring, n).reshape(w1 - w0, n_frames, n_ch * n)
+            inner = masks
+        out[w0:w1] = frames.reshape(w1 - w0, n_frames * k, n_ch * n)[:, :n_steps]
 
 
 def _rate(values: np.ndarray, fields: Fields, p_max: float, seed: int, out: np.ndarray) -> None:
