@@ -41,4 +41,6 @@ def all_targets():
     targets = []
     for ds in DATASETS:
         targets.append(f"{RESULTS}/{ds}/windows.h5")
+        for enc in stage_config(config, "encode", ds).get("encodings", []):
+            targets.append(f"{RESULTS}/{ds}/{enc}/spikes.h5")
     return targets
