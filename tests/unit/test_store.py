@@ -106,3 +106,13 @@ def test_provenance_hashes_inputs_and_strip_volatile(tmp_path):
     assert prov["seed"] == 3 and prov["versions"]["torch"]
     stripped = strip_volatile({"a": [prov]})
     assert "created_utc" not in json.dumps(stripped)
+
+
+def test_atomic_outputs_get_umask_permissions(tmp_path):
+    import os
+    import stat
+
+    write_json(tmp_path / "p.json", {"a": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "p.json").stat().st_mode) == 0o666 & ~umask
