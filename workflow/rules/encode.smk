@@ -1,14 +1,10 @@
 # Spike encoding: windows.h5 -> spikes.h5 per encoding (delta | population | rate).
-# Targets: {RESULTS}/{dataset}/{encoding}/spikes.h5 for encoding in the dataset's encode.encodings.
+# Targets: {RESULTS}/{dataset}/{encoding}/spikes.h5 for every encoding in
+# stage_config(config, "encode", dataset)["encodings"] (the global list or the dataset's override).
 
 
 wildcard_constraints:
     encoding="delta|population|rate",
-
-
-def encodings_of(dataset):
-    """The encodings configured for a dataset (global encode.encodings, or its override)."""
-    return stage_config(config, "encode", dataset).get("encodings", ["delta", "population"])
 
 
 rule encode:
@@ -25,6 +21,8 @@ rule encode:
     resources:
         mem_mb=4000,
         runtime=20,
+    conda:
+        "../envs/biospike.yaml"
     shell:
         "biospike encode --params {params.cfg} --input {input} --output {output} "
         "--encoding {wildcards.encoding} --threads {threads} > {log} 2>&1"
