@@ -42,14 +42,14 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 64,
     "lr": 0.003,
     "weight_decay": 0.0,
-    "patience": 8,
+    "patience": 6,
     "hidden": [64],
     "recurrent": False,
-    "tau_mem_s": 0.02,
-    "tau_syn_s": 0.005,
+    "tau_mem_s": 0.05,
+    "tau_syn_s": 0.02,
     "v_th": 1.0,
-    "readout_tau_mem_s": 0.02,
-    "readout_tau_syn_s": 0.005,
+    "readout_tau_mem_s": 0.05,
+    "readout_tau_syn_s": 0.02,
     "surrogate": "super",
     "surrogate_alpha": 100.0,
     "input_scale": "auto",
@@ -68,7 +68,7 @@ RESERVED_KEYS = ("seed", "model", "dataset", "encoding")
 SILENT_RATE = 1e-3
 SATURATED_RATE = 0.9
 # input_scale "auto": the membrane drive's RMS across neurons and steps at initialisation, in v_th.
-AUTO_DRIVE_RMS = 1.0
+AUTO_DRIVE_RMS = 3.0
 
 
 def train_settings(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -136,6 +136,7 @@ def make_arch(kind: str, spikes: Any, cfg: Mapping[str, Any], index: np.ndarray 
             "surrogate_alpha": float(cfg["surrogate_alpha"]),
             "impl": str(cfg["impl"]),
         }
+    _check_time_constants(arch)
     scale = cfg["input_scale"]
     if scale == "auto":
         if index is None:
@@ -147,6 +148,20 @@ def make_arch(kind: str, spikes: Any, cfg: Mapping[str, Any], index: np.ndarray 
         raise BiospikeError(f"train.input_scale must be 'auto' or a positive number, not {scale!r}")
     arch["input_scale"] = float(scale)
     return arch
+
+
+def _check_time_constants(arch: Mapping[str, Any]) -> None:
+    """norse's forward-Euler step decays a state by (1 - dt/tau) per step: with dt > tau the state
+    flips sign every step and grows (dt = 2 tau already oscillates forever), so refuse it."""
+    dt_s = float(arch["dt_s"])
+    keys = ("tau_mem_s", "tau_syn_s", "readout_tau_mem_s", "readout_tau_syn_s")
+    bad = {k: arch[k] for k in keys if k in arch and dt_s > float(arch[k]) * (1 + 1e-9)}
+    if bad:
+        listed = ", ".join(f"train.{k}={v:g}" for k, v in bad.items())
+        raise BiospikeError(
+            f"the encoding's time step dt={dt_s:g} s is longer than {listed}: the Euler update of the "
+            f"neurons is unstable when dt > tau; raise these time constants to at least {dt_s:g} s "
+            f"(per dataset under datasets.<name>.train) or use a finer encode.dt_s")
 
 
 def auto_input_scale(x: np.ndarray, arch: Mapping[str, Any], max_windows: int = 256) -> float:
@@ -190,34 +205,48 @@ def auto_input_scale(x: np.ndarray, arch: Mapping[str, Any], max_windows: int = 
 
 
 def init_model(arch: Mapping[str, Any], x_calib: np.ndarray, seed: int, max_windows: int = 256) -> nn.Module:
-    """``build_model(arch)`` seeded by ``derive_seed(seed, "init")``; for an SNN with more than one
-    hidden layer, each deeper layer's weights are then rescaled on ``x_calib`` (a few training
-    windows) so that its membrane drive at initialisation has an RMS of ``AUTO_DRIVE_RMS``
-    thresholds, as ``input_scale: auto`` does for the first layer. Without it a second layer fed
-    by sparse spikes through default-initialised weights stays silent. DP training should pass
-    public windows (e.g. the population split) as ``x_calib``.
+    """``build_model(arch)`` seeded by ``derive_seed(seed, "init")``, then, for an SNN, a data-driven
+    initialisation on ``x_calib`` (a few training windows; DP training should pass public ones,
+    e.g. the population split):
+
+    - each hidden layer after the first gets its weights rescaled so that its membrane drive has an
+      RMS of ``AUTO_DRIVE_RMS`` thresholds, as ``input_scale: auto`` does for the first layer
+      (default-initialised weights fed by sparse spikes leave a second layer silent);
+    - unless ``arch`` sets ``output_scale``, it is chosen so that the readout's features (the
+      time-averaged, readout-filtered last hidden spikes) have unit RMS, as the ANN's do. Spikes
+      are sparse, so without it the logits start ~100x smaller than the ANN's and Adam needs
+      hundreds of steps just to grow the readout weights. The value is stored in the arch.
     """
     from biospike.models import build_model
     from biospike.models.fused import LIScan, lif_constants
 
+    arch = dict(arch)
+    output_scale = arch.pop("output_scale", None)
     torch.manual_seed(derive_seed(seed, "init"))
-    model = build_model(dict(arch))
-    if not _is_snn(model) or len(model.fc) < 2 or len(x_calib) == 0:
+    if output_scale is not None:
+        arch["output_scale"] = float(output_scale)
+    model = build_model(arch)
+    if not _is_snn(model) or len(x_calib) == 0:
         return model
     pick = np.unique(np.linspace(0, len(x_calib) - 1, num=min(len(x_calib), max_windows)).round().astype(np.int64))
-    p = model.lif_p
-    a_mem, a_syn_neg = lif_constants(p.tau_mem_inv.double(), p.tau_syn_inv.double(), model.arch.dt_s)
     zero = torch.tensor(0.0, dtype=torch.float64)
+
+    def filtered(current: torch.Tensor, params: Any) -> torch.Tensor:
+        a_mem, a_syn_neg = lif_constants(params.tau_mem_inv.double(), params.tau_syn_inv.double(), model.arch.dt_s)
+        return LIScan.apply(current.double(), a_mem, a_syn_neg, zero)
+
     with torch.no_grad():
         h = torch.as_tensor(np.asarray(x_calib[pick]), dtype=torch.float32) * model.arch.input_scale
         for layer, fc in enumerate(model.fc):
             if layer > 0:
-                weight_only = torch.nn.functional.linear(h, fc.weight).double()
-                drive = LIScan.apply(weight_only, a_mem, a_syn_neg, zero)
-                rms = float(drive.pow(2).mean().sqrt())
+                rms = float(filtered(torch.nn.functional.linear(h, fc.weight), model.lif_p).pow(2).mean().sqrt())
                 if rms > 0:
                     fc.weight.mul_(AUTO_DRIVE_RMS * model.arch.v_th / rms)
             h = model.lif_layer(fc(h), layer)
+        if output_scale is None:
+            features = filtered(h, model.li_p).mean(dim=1)
+            rms = float(features.pow(2).mean().sqrt())
+            model.arch.output_scale = 1.0 / rms if rms > 0 else 1.0
     return model
 
 
@@ -700,7 +729,7 @@ def train_stage(spikes_path: str | Path, outdir: str | Path, kind: str, params: 
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
         "history": {"best": best_row, "final": result.history[-1] if result.history else {}},
-        "arch": arch,
+        "arch": dataclasses.asdict(getattr(model, "_module", model).arch),
         "seed": seed,
         "time_steps": int(x.shape[1]),
         "dt_s": float(spikes.dt_s),

@@ -282,3 +282,22 @@ def test_classical_baseline_on_raw_windows(tmp_path):
     logp = predict_classical(outdir / "model.joblib", win.signals[win.splits["test"]])
     assert np.mean(logp.argmax(1) == win.labels[win.splits["test"]]) == pytest.approx(metrics["test"]["accuracy"])
     assert features(win.signals[:3], 128.0).shape == (3, 14)
+
+
+def test_time_step_longer_than_a_time_constant_is_refused():
+    sp, _ = synthetic(n_per_subject=4)
+    sp.dt_s = 0.03  # 30 ms steps: the Euler update with tau_syn = 20 ms would oscillate and grow
+    with pytest.raises(BiospikeError, match="unstable when dt > tau"):
+        make_arch("snn", sp, {})
+    assert make_arch("snn", sp, {"tau_syn_s": 0.05, "readout_tau_syn_s": 0.05})["dt_s"] == 0.03
+
+
+def test_init_model_sets_output_scale_from_data_unless_given():
+    sp, _ = synthetic()
+    arch = make_arch("snn", sp, {"hidden": [16]})
+    x = sp.spikes[sp.splits["train"]]
+    auto = init_model(arch, x, 1)
+    assert auto.arch.output_scale > 1.0  # sparse spikes: the readout features need a gain
+    fixed = init_model({**arch, "output_scale": 2.0}, x, 1)
+    assert fixed.arch.output_scale == 2.0
+    torch.testing.assert_close(fixed.fc[0].weight, auto.fc[0].weight)  # same seeded init otherwise

@@ -50,6 +50,7 @@ class SNNArch:
     surrogate: str = "super"
     surrogate_alpha: float = 100.0
     input_scale: float = 1.0  # multiplies input spike counts before the first Linear
+    output_scale: float = 1.0  # multiplies the readout's input current (fold into out.weight/bias on export)
     bias: bool = True
     impl: str = "fused"  # "fused" (biospike.models.fused) or "norse" (norse step functions)
     kind: str = "snn"
@@ -146,7 +147,10 @@ class SNN(nn.Module):
         for layer, fc in enumerate(self.fc):
             h = self.lif_layer(fc(h), layer)
             hidden_spikes.append(h)
-        return self.readout(self.out(h)), hidden_spikes
+        current = self.out(h)
+        if self.arch.output_scale != 1.0:
+            current = current * self.arch.output_scale
+        return self.readout(current), hidden_spikes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         volts, _ = self.forward_trace(x)
