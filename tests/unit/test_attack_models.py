@@ -17,6 +17,7 @@ from biospike.attacks.references import candidate_pools, candidates, rebin_time,
 from biospike.cli import main
 from biospike.models import save_checkpoint
 from biospike.store import Spikes, read_json, write_spikes
+from biospike.train import train_settings
 
 TRAIN = {"epochs": 200, "batch_size": 24, "lr": 0.02, "patience": 1000, "hidden": [128],
          "fail_on_silent": False, "max_train_windows": None}
@@ -79,6 +80,9 @@ def test_reference_models_train_on_their_keep_mask(world):
     cand = candidates(candidate_pools(sp))
     keeps = np.stack([np.load(d / "keep.npy") for d in world["refs"]])
     np.testing.assert_array_equal(keeps.sum(axis=0), 2)
+    subj = sp.subject[cand]
+    for s in np.unique(subj):  # reference_unit: subject (default): whole subjects IN or OUT
+        assert (keeps[:, subj == s] == keeps[:, subj == s][:, :1]).all()
     meta = torch.load(world["refs"][0] / "model.pt", weights_only=True)["meta"]
     assert meta["train_indices"] == sorted(cand[keeps[0]].tolist())
     assert meta["n_reference_models"] == 4 and meta["index"] == 0
@@ -182,7 +186,8 @@ def test_time_step_sweep_trains_attacks_and_collects(world, tmp_path):
         assert meta["time_steps"] == steps and meta["dt_s"] == pytest.approx(0.005 * 12 / steps)
         assert meta["train_indices"] == sorted(world["spikes"].splits["train"].tolist())
         arch = torch.load(tdir / "snn" / "model.pt", weights_only=True)["arch"]
-        assert arch["dt_s"] / arch["tau_mem_s"] == pytest.approx(0.005 / 0.02)  # same decay per step
+        native_tau = train_settings(params["train"])["tau_mem_s"]
+        assert arch["dt_s"] / arch["tau_mem_s"] == pytest.approx(0.005 / native_tau)  # same decay per step
         refs = []
         for k in range(2):
             train_stage(root / "spikes.h5", tdir / "refs" / "snn" / str(k), "snn", "reference", params, index=k,

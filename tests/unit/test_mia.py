@@ -42,7 +42,23 @@ def test_keep_masks_balanced_and_deterministic_by_seed():
     assert not np.array_equal(k1, reference_keep(7, "demo_eeg", "delta", "ann", 60, 4))
     assert keep_seed(7, "demo_eeg", "delta", "snn") != keep_seed(8, "demo_eeg", "delta", "snn")
     # each model trains on about half the candidates
-    assert 0.3 < k1.mean(axis=1).min() and k1.mean(axis=1).max() < 0.7
+    assert 0.49 < k1.mean(axis=1).min() and k1.mean(axis=1).max() < 0.51
+    odd = mia.keep_masks(40, 3, seed=1)  # odd K: every example still has an IN and an OUT model
+    assert (odd.sum(axis=0) >= 1).all() and (odd.sum(axis=0) <= 2).all()
+
+
+def test_keep_masks_by_subject_keep_subjects_whole():
+    groups = np.repeat(np.array(["s3", "s1", "s2", "s0", "s4", "s5"]), 7)
+    keep = mia.keep_masks(groups.size, 4, seed=5, groups=groups)
+    np.testing.assert_array_equal(keep.sum(axis=0), 2)
+    for g in np.unique(groups):
+        cols = keep[:, groups == g]
+        assert (cols == cols[:, :1]).all()  # all windows of a subject share their status
+    np.testing.assert_array_equal(keep, mia.keep_masks(groups.size, 4, seed=5, groups=groups))
+    # each model trains on half the subjects
+    assert all(len(np.unique(groups[row])) == 3 for row in keep)
+    with pytest.raises(ValueError, match="one entry per candidate"):
+        mia.keep_masks(5, 4, seed=0, groups=groups)
 
 
 def test_thinning_drops_the_requested_fraction():

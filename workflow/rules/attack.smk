@@ -54,7 +54,7 @@ def attack_json(settings, **names):
 def attack_ref_params(w, sweep=False):
     """Only what changes a reference model (so tuning an attack never retrains the references)."""
     keys = ("t_sweep_reference_models",) if sweep else ("n_reference_models",)
-    extra = {k: ATTACK[k] for k in (*keys, "reference_early_stopping")}
+    extra = {k: ATTACK[k] for k in (*keys, "reference_early_stopping", "reference_unit")}
     return attack_json({**extra, "train": stage_config(config, "train", w.dataset)},
                        dataset=w.dataset, encoding=w.encoding)
 

@@ -101,17 +101,36 @@ def thin_spikes(x: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray
 # --------------------------------------------------------------------------------------------
 
 
-def keep_masks(n_candidates: int, n_models: int, seed: int) -> np.ndarray:
+def keep_masks(n_candidates: int, n_models: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
     """(K, N) bool: which candidates each reference model trains on.
 
-    Balanced (as in Carlini et al.'s code): every candidate is IN for exactly floor(K/2) models
-    and OUT for the rest, so every example has both IN and OUT models for K >= 2.
+    Complementary pairs: models 2j and 2j+1 split a fresh random permutation of the candidates
+    into two halves, so with an even K every candidate is IN for exactly K/2 models (every example
+    has IN and OUT models, as in Carlini et al.'s balanced design) and every model trains on half
+    of the candidates (no reference model gets an unusually small or large training set). With
+    an odd K the last model takes a random half of its own. With ``groups`` (e.g. the subject of
+    each window) whole groups are IN or OUT together, which matches a target whose members and
+    non-members are split by subject.
     """
     if n_models < 1 or n_candidates < 1:
         raise ValueError("need at least one model and one candidate")
+    if groups is None:
+        inverse = np.arange(n_candidates)
+    else:
+        groups = np.asarray(groups)
+        if groups.shape != (n_candidates,):
+            raise ValueError(f"groups must have one entry per candidate ({n_candidates}), got {groups.shape}")
+        _, inverse = np.unique(groups, return_inverse=True)
+    n_units = int(inverse.max()) + 1
     rng = np.random.default_rng(seed)
-    order = rng.random((n_models, n_candidates)).argsort(axis=0).argsort(axis=0)
-    return order < n_models // 2
+    keep = np.zeros((n_models, n_units), dtype=bool)
+    for first in range(0, n_models, 2):
+        perm = rng.permutation(n_units)
+        half = perm[: n_units // 2] if rng.random() < 0.5 else perm[n_units // 2:]
+        keep[first, half] = True
+        if first + 1 < n_models:
+            keep[first + 1] = ~keep[first]
+    return keep[:, inverse]
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,12 +3,13 @@
 Candidate set: ``mia/members`` + ``mia/nonmembers`` + ``mia/population`` of spikes.h5, in that
 order (members = the target's training pool, non-members = test windows never trained on,
 population = the attacker's reference data from other subjects). Reference model k trains on
-the candidates where ``keep[k]`` is true: every candidate is IN for half of the K models (see
+the candidates where ``keep[k]`` is true: every candidate subject (``reference_unit: subject``,
+the unit the split uses; or every window) is IN for half of the K models (see
 :func:`biospike.attacks.mia.keep_masks`), which gives online LiRA its IN and OUT models and
 offline LiRA / RMIA their OUT models, from one set of K models (one Snakemake job each).
 
 Time-step sweep: :func:`rebin_time` re-bins a window's spikes into T steps over the same
-duration (dt scales by T0/T, so time constants in seconds keep their meaning).
+duration; :func:`time_constants_in_steps` scales the neuron time constants with the step.
 """
 
 from __future__ import annotations
@@ -59,9 +60,11 @@ def keep_seed(root_seed: int, dataset: str, encoding: str, kind: str) -> int:
     return derive_seed(root_seed, "ref", dataset, encoding, kind, "keep")
 
 
-def reference_keep(root_seed: int, dataset: str, encoding: str, kind: str, n_candidates: int, n_models: int) -> np.ndarray:
-    """(K, N) keep masks of a dataset/encoding/kind's reference models (deterministic by seed)."""
-    return keep_masks(n_candidates, n_models, keep_seed(root_seed, dataset, encoding, kind))
+def reference_keep(root_seed: int, dataset: str, encoding: str, kind: str, n_candidates: int, n_models: int,
+                   groups: np.ndarray | None = None) -> np.ndarray:
+    """(K, N) keep masks of a dataset/encoding/kind's reference models (deterministic by seed);
+    with ``groups`` (the candidates' subjects) whole subjects are IN or OUT."""
+    return keep_masks(n_candidates, n_models, keep_seed(root_seed, dataset, encoding, kind), groups)
 
 
 def rebin_time(x: np.ndarray, n_steps: int) -> np.ndarray:
@@ -208,13 +211,14 @@ def train_stage(spikes_path: str | Path, outdir: str | Path, kind: str, role: st
         n_models = int(cfg["t_sweep_reference_models"] if time_steps is not None else cfg["n_reference_models"])
         if index is None or not 0 <= index < n_models:
             raise BiospikeError(f"reference model index {index} outside 0..{n_models - 1}")
-        keep = reference_keep(root, dataset, encoding, kind, len(cand), n_models)
+        groups = np.asarray(spikes.subject)[cand].astype(str) if cfg["reference_unit"] == "subject" else None
+        keep = reference_keep(root, dataset, encoding, kind, len(cand), n_models, groups)
         keep_row = keep[index]
         train_idx, val_idx = reference_training_set(pools, keep_row)
         if not cfg["reference_early_stopping"]:  # mimic a target trained without early stopping
             val_idx = val_idx[:0]
         seed = derive_seed(root, "ref", dataset, encoding, kind, index, *sweep_key)
-        meta |= {"index": index, "n_reference_models": n_models}
+        meta |= {"index": index, "n_reference_models": n_models, "reference_unit": cfg["reference_unit"]}
     elif role == "target":
         train_idx = target_train_indices(spikes, train_cfg, root, dataset)
         val_idx = np.sort(np.asarray(spikes.splits.get("val", []), dtype=np.int64))

@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "targets": ["snn", "ann", "dpsnn_eps*"],
     "fail_on_ceiling_violation": True,
     "reference_early_stopping": True,
+    "reference_unit": "subject",
     "query_batch_size": 256,
 }
 # Keys a rule adds to --params beside the attack settings.
