@@ -15,6 +15,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/encode.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:

@@ -43,4 +43,6 @@ def all_targets():
         targets.append(f"{RESULTS}/{ds}/windows.h5")
         for enc in stage_config(config, "encode", ds).get("encodings", []):
             targets.append(f"{RESULTS}/{ds}/{enc}/spikes.h5")
+            for model in ("snn", "ann", "classical"):
+                targets.append(f"{RESULTS}/{ds}/{enc}/{model}/metrics.json")
     return targets
