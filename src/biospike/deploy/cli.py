@@ -302,8 +302,9 @@ def simulate_stage(params: dict[str, Any], model_path: str, nir_path: str | None
     cfg = deep_merge(DEFAULTS, {k: v for k, v in params.items() if k in DEFAULTS})
     profile = load_profile(hardware_path)
     spikes = read_spikes(spikes_path)
+    # one seed per model, not per hardware: every target sees the same test and calibration windows
     seed = derive_seed(params.get("seed", 0), "simulate", params.get("dataset", ""), params.get("encoding", ""),
-                       params.get("target", ""), profile.name)
+                       params.get("target", ""))
     test = spikes.splits.get("test")
     if test is None:
         raise BiospikeError("spikes file has no test split", spikes_path)
