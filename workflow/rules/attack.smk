@@ -1,9 +1,10 @@
 # Membership-inference attacks (docs/attacks.md): K reference models per dataset/encoding/kind
 # (one job each), then LOSS / LiRA / RMIA (+ input-dropout queries) on every attacked target; the
 # time-step sweep retrains and attacks the non-private SNN at each T of attack.t_sweep.
-# Targets: attack_all_targets() below, i.e.
-#   {RESULTS}/{dataset}/{encoding}/{target}/attack/summary.json  for target in attack_target_names()
+# Targets: attack_all_targets() (attack_common.smk), i.e.
+#   {RESULTS}/{dataset}/{encoding}/{target}/attack/summary.json  for target in attack_target_names(dataset)
 #   {RESULTS}/{dataset}/{encoding}/t_sweep.json                   when attack.t_sweep is not empty
+# Helper functions live in attack_common.smk (Snakemake's lint: no functions beside rules).
 from biospike.attacks.mia import attack_names as _attack_names
 
 ATTACK = config["attack"]
@@ -11,57 +12,7 @@ _ATTACK_CODE = code_version("attacks", "train.py", "models", "progress.py")
 _REF_CODE = code_version("attacks/references.py", "attacks/mia.py", "attacks/settings.py", "train.py", "models", "progress.py")
 
 
-def attack_dp_targets():
-    """dpsnn_eps{E} for every E in privacy.epsilons, E as written in the config."""
-    return [f"dpsnn_eps{e}" for e in config.get("privacy", {}).get("epsilons", [])]
-
-
-def attack_target_names():
-    names = []
-    for t in ATTACK["targets"]:
-        for name in attack_dp_targets() if t == "dpsnn_eps*" else [t]:
-            if name not in names:
-                names.append(name)
-    return names
-
-
-def attack_encodings(dataset):
-    return stage_config(config, "encode", dataset).get("encodings", [])
-
-
-def attack_all_targets():
-    """Attack summaries of every dataset, encoding and attacked target, plus the T sweeps."""
-    out = []
-    for ds in DATASETS:
-        for enc in attack_encodings(ds):
-            out += [f"{RESULTS}/{ds}/{enc}/{t}/attack/summary.json" for t in attack_target_names()]
-            if ATTACK["t_sweep"]:
-                out.append(f"{RESULTS}/{ds}/{enc}/t_sweep.json")
-    return out
-
-
-def attack_ref_kind(target):
-    """Reference models share the target's architecture: ann refs for ann, snn refs otherwise."""
-    return "ann" if target == "ann" else "snn"
-
-
-def attack_json(settings, **names):
-    """--params for the attack CLIs: attack settings + root seed + dataset/encoding/target names
-    (rule_params cannot carry a key named 'dataset')."""
-    return shlex.quote(json.dumps({**settings, "seed": config["seed"], **names}, sort_keys=True))
-
-
-def attack_ref_params(w, sweep=False):
-    """Only what changes a reference model (so tuning an attack never retrains the references)."""
-    keys = ("t_sweep_reference_models",) if sweep else ("n_reference_models",)
-    extra = {k: ATTACK[k] for k in (*keys, "reference_early_stopping", "reference_unit")}
-    return attack_json({**extra, "train": stage_config(config, "train", w.dataset)},
-                       dataset=w.dataset, encoding=w.encoding)
-
-
-def attack_roc_outputs(names):
-    return [f"{RESULTS}/{{dataset}}/{{encoding}}/{{target}}/attack/{n}_{lvl}_roc.csv"
-            for n in names for lvl in ATTACK["levels"]]
+include: "attack_common.smk"
 
 
 _SWEEP_CFG = {**ATTACK, "input_dropout": {**ATTACK["input_dropout"], "enabled": False}}
@@ -88,27 +39,16 @@ rule reference_model:
     resources:
         mem_mb=2000,
         runtime=60,
+    conda:
+        "../envs/biospike.yaml"
     shell:
         "biospike attack-train --params {params.cfg} --spikes {input.spikes} --kind {wildcards.kind} "
         "--role reference --index {wildcards.k} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
 
 
-def _attack_inputs(w):
-    kind = attack_ref_kind(w.target)
-    inputs = {
-        "model": f"{RESULTS}/{w.dataset}/{w.encoding}/{w.target}/model.pt",
-        "spikes": f"{RESULTS}/{w.dataset}/{w.encoding}/spikes.h5",
-        "refs": [f"{RESULTS}/{w.dataset}/{w.encoding}/refs/{kind}/{k}/model.pt"
-                 for k in range(ATTACK["n_reference_models"])],
-    }
-    if w.target.startswith("dpsnn"):
-        inputs["privacy"] = f"{RESULTS}/{w.dataset}/{w.encoding}/{w.target}/privacy.json"
-    return inputs
-
-
 rule attack:
     input:
-        unpack(_attack_inputs),
+        unpack(attack_inputs),
     output:
         summary=f"{RESULTS}/{{dataset}}/{{encoding}}/{{target}}/attack/summary.json",
         roc=attack_roc_outputs(_attack_names(ATTACK)),
@@ -128,6 +68,8 @@ rule attack:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../envs/biospike.yaml"
     shell:
         "biospike attack --params {params.cfg} --target-model {input.model} --spikes {input.spikes} "
         "--refs {params.refs} {params.privacy} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
@@ -154,6 +96,8 @@ rule t_sweep_target:
     resources:
         mem_mb=2000,
         runtime=60,
+    conda:
+        "../envs/biospike.yaml"
     shell:
         "biospike attack-train --params {params.cfg} --spikes {input.spikes} --kind snn --role target "
         "--time-steps {wildcards.T} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
@@ -179,6 +123,8 @@ rule t_sweep_reference:
     resources:
         mem_mb=2000,
         runtime=60,
+    conda:
+        "../envs/biospike.yaml"
     shell:
         "biospike attack-train --params {params.cfg} --spikes {input.spikes} --kind snn --role reference "
         "--index {wildcards.k} --time-steps {wildcards.T} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
@@ -209,6 +155,8 @@ rule t_sweep_point:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../envs/biospike.yaml"
     shell:
         "biospike attack --params {params.cfg} --target-model {input.model} --spikes {input.spikes} "
         "--refs {params.refs} --time-steps {wildcards.T} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
@@ -230,5 +178,7 @@ rule t_sweep:
     resources:
         mem_mb=1000,
         runtime=5,
+    conda:
+        "../envs/biospike.yaml"
     shell:
         "biospike attack-sweep --summaries {input} --output {output.json} --csv {output.csv} > {log} 2>&1"
