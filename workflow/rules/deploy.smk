@@ -32,12 +32,15 @@ def simulate_inputs(w):
     return inputs
 
 
-def deploy_targets(datasets, encodings):
-    """All deploy outputs for the given datasets and encodings (for the lead's all_targets())."""
+def deploy_targets(datasets, encodings=None):
+    """All deploy outputs (for the lead's all_targets()): every dataset, its encodings (the given
+    list, or encode.smk's encodings_of(dataset)), every deploy model and hardware target."""
     return [
         f"{RESULTS}/{ds}/{enc}/{model}/deploy/{hw}.json"
-        for ds in datasets for enc in encodings
-        for model in config["deploy"]["models"] for hw in config["deploy"]["targets"]
+        for ds in datasets
+        for enc in (encodings if encodings is not None else encodings_of(ds))
+        for model in config["deploy"]["models"]
+        for hw in config["deploy"]["targets"]
     ]
 
 
