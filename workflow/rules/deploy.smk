@@ -2,46 +2,7 @@
 # Targets: {RESULTS}/{dataset}/{encoding}/{target}/deploy/model.nir
 #          {RESULTS}/{dataset}/{encoding}/{target}/deploy/{hardware}.json  for hardware in deploy.targets
 # An "mcu" profile (cortex_m4) simulates the same-size ANN ({encoding}/ann/model.pt) beside the SNN.
-import yaml
-
-HARDWARE_DIR = Path(workflow.basedir) / "config" / "hardware"
-
-
-def hardware_kind(name):
-    path = HARDWARE_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise ValueError(f"deploy.targets names {name!r} but {path} does not exist")
-    return yaml.safe_load(path.read_text()).get("kind", "neuromorphic")
-
-
-def deploy_params(w):
-    """The deploy section (no per-dataset overrides) plus the run's names, which seed the test
-    subset and appear in provenance (rule_params reserves the name `dataset` for overrides)."""
-    names = {"seed": config["seed"], "dataset": w.dataset, "encoding": w.encoding, "target": w.target}
-    return shlex.quote(json.dumps(deep_merge(config["deploy"], names), sort_keys=True))
-
-
-def simulate_inputs(w):
-    base = f"{RESULTS}/{w.dataset}/{w.encoding}"
-    inputs = {"spikes": f"{base}/spikes.h5", "hardware": str(HARDWARE_DIR / f"{w.hardware}.yaml")}
-    if hardware_kind(w.hardware) == "mcu":
-        inputs["model"] = f"{base}/ann/model.pt"
-    else:
-        inputs["model"] = f"{base}/{w.target}/model.pt"
-        inputs["nir"] = f"{base}/{w.target}/deploy/model.nir"
-    return inputs
-
-
-def deploy_targets(datasets, encodings=None):
-    """All deploy outputs (for the lead's all_targets()): every dataset, its encodings (the given
-    list, or encode.smk's encodings_of(dataset)), every deploy model and hardware target."""
-    return [
-        f"{RESULTS}/{ds}/{enc}/{model}/deploy/{hw}.json"
-        for ds in datasets
-        for enc in (encodings if encodings is not None else encodings_of(ds))
-        for model in config["deploy"]["models"]
-        for hw in config["deploy"]["targets"]
-    ]
+include: "deploy_common.smk"
 
 
 rule export_nir:
@@ -61,6 +22,8 @@ rule export_nir:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/biospike.yaml"
     shell:
         "biospike export --params {params.cfg} --model {input.model} --output {output} > {log} 2>&1"
 
@@ -84,6 +47,8 @@ rule simulate:
     resources:
         mem_mb=3000,
         runtime=30,
+    conda:
+        "../envs/biospike.yaml"
     shell:
         "biospike simulate --params {params.cfg} --model {input.model} {params.nir} --spikes {input.spikes} "
         "--hardware {input.hardware} --output {output} --threads {threads} > {log} 2>&1"
