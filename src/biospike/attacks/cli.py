@@ -243,8 +243,8 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
                 continue
             seed = derive_seed(root, "attack", dataset, encoding, target_name, name, level, "bootstrap")
             entry |= M.evaluate_scores(y, s, int(boot["n"]), float(boot["ci"]), seed, clusters)
-            if clusters is not None:
-                entry["bootstrap_unit"] = "subject"
+            # what one bootstrap draw resamples: subjects (subject level, or windows grouped by subject)
+            entry["bootstrap_unit"] = "subject" if level == "subject" or clusters is not None else "window"
             if privacy is not None:
                 unit_level = "subject" if privacy["unit"] == "subject" else "window"
                 if level == unit_level:
@@ -381,6 +381,6 @@ def cli_sweep(argv: list[str], prog: str) -> int:
     with atomic_path(args.csv) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()} for r in rows)
     write_json(args.output, out)
     return 0

@@ -154,7 +154,7 @@ def evaluate_scores(
         "balanced_accuracy_ci": percentile_ci(draws["balanced_accuracy"], ci),
         "ci_level": ci,
         "n_bootstrap": n_bootstrap,
-        "bootstrap_unit": "window" if clusters is None else "cluster",
+        "bootstrap_unit": "point" if clusters is None else "cluster",
     }
     for f in fpr_targets:
         key = fpr_key(f)
