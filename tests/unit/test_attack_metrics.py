@@ -157,7 +157,14 @@ def test_ceiling_check_quiet_on_a_compliant_attack():
     out = M.dp_ceiling_check(labels, scores, epsilon=eps, delta=1e-5, ci=0.95)
     assert not out["violated"]
     # and an honest but tight attack: the point estimate at the threshold is close to the ceiling
-    assert out["max_point_excess"] < 0.05
+    assert out["max_point_excess"]["excess"] < 0.05
+
+
+def test_ceiling_check_says_when_the_ceiling_never_binds():
+    rng = np.random.default_rng(7)
+    labels = rng.random(200) < 0.5
+    out = M.dp_ceiling_check(labels, rng.normal(size=200), epsilon=12.0, delta=1e-5, ci=0.95)
+    assert not out["violated"] and out["worst"] is None and "no attack can exceed" in out["note"]
 
 
 def test_ceiling_check_quiet_on_random_scores():

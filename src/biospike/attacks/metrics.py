@@ -229,22 +229,31 @@ def dp_ceiling_check(
     ceiling_hi = dp_tpr_ceiling(fpr_hi, epsilon, delta)
     ceiling_point = dp_tpr_ceiling(fpr, epsilon, delta)
     excess = tpr_lo - ceiling_hi
-    worst = int(np.argmax(excess))
-    worst_point = int(np.argmax(tpr - ceiling_point))
-    return {
+    binding = ceiling_hi < 1.0  # where the ceiling is 1 nothing can exceed it
+    out: dict = {
         "epsilon": float(epsilon),
         "delta": float(delta),
         "ci_level": ci,
         "n_thresholds_checked": m,
-        "violated": bool(excess[worst] > 0),
-        "worst": {
-            "fpr": float(fpr[worst]), "fpr_upper": float(fpr_hi[worst]), "tpr": float(tpr[worst]),
-            "tpr_lower": float(tpr_lo[worst]), "ceiling": float(ceiling_hi[worst]),
-            "threshold": float(thr[worst]),
-        },
-        "max_point_excess": float(tpr[worst_point] - ceiling_point[worst_point]),
+        "n_thresholds_binding": int(binding.sum()),
+        "violated": bool((excess[binding] > 0).any()),
         "ceiling_at": {fpr_key(f).replace("tpr_at_", ""): float(dp_tpr_ceiling(f, epsilon, delta)) for f in FPR_TARGETS},
     }
+    if binding.any():
+        # the threshold closest to (or furthest beyond) the ceiling, in lower-bound terms
+        worst = int(np.flatnonzero(binding)[np.argmax(excess[binding])])
+        out["worst"] = {
+            "fpr": float(fpr[worst]), "fpr_upper": float(fpr_hi[worst]), "tpr": float(tpr[worst]),
+            "tpr_lower": float(tpr_lo[worst]), "ceiling": float(ceiling_hi[worst]), "threshold": float(thr[worst]),
+        }
+    else:
+        out["worst"] = None
+        out["note"] = "the ceiling is 1 at every measured FPR: no attack can exceed it here"
+    point_excess = tpr - ceiling_point
+    top = int(np.argmax(point_excess))
+    out["max_point_excess"] = {"excess": float(point_excess[top]), "fpr": float(fpr[top]), "tpr": float(tpr[top]),
+                               "ceiling": float(ceiling_point[top])}
+    return out
 
 
 def roc_table(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
