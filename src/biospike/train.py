@@ -38,11 +38,11 @@ log = logging.getLogger("biospike.train")
 # Mirrors the schema's defaults (workflow/schemas/config.schema.yaml $defs/train) so library callers
 # (privacy, attacks, tests) get the same behaviour as the workflow without a validated config.
 DEFAULTS: dict[str, Any] = {
-    "epochs": 30,
+    "epochs": 20,
     "batch_size": 64,
-    "lr": 0.003,
+    "lr": 0.005,
     "weight_decay": 0.0,
-    "patience": 6,
+    "patience": 5,
     "hidden": [64],
     "recurrent": False,
     "tau_mem_s": 0.05,
@@ -107,8 +107,8 @@ def make_arch(kind: str, spikes: Any, cfg: Mapping[str, Any], index: np.ndarray 
 
     ``spikes`` is a :class:`biospike.store.Spikes`; sizes, ``dt_s`` and classes come from it.
     ``input_scale: auto`` is computed from the windows ``index`` (default: the training split),
-    see :func:`auto_input_scale`; pass a public split's indices when the scale must not depend on
-    private data (DP training).
+    see :func:`auto_input_scale`, and so is the SNN's ``output_scale`` (see :func:`init_model`);
+    pass a public split's indices when they must not depend on private data (DP training).
     """
     cfg = train_settings(cfg)
     if kind not in ("snn", "ann"):
@@ -137,16 +137,22 @@ def make_arch(kind: str, spikes: Any, cfg: Mapping[str, Any], index: np.ndarray 
             "impl": str(cfg["impl"]),
         }
     _check_time_constants(arch)
+    if index is None:
+        index = spikes.splits.get("train")
+        if index is None:
+            index = np.arange(len(x))
+    x_stats = x[np.sort(np.asarray(index, dtype=np.int64))]
     scale = cfg["input_scale"]
     if scale == "auto":
-        if index is None:
-            index = spikes.splits.get("train")
-            if index is None:
-                index = np.arange(len(x))
-        scale = auto_input_scale(x[np.sort(np.asarray(index, dtype=np.int64))], arch)
+        scale = auto_input_scale(x_stats, arch)
     elif not isinstance(scale, (int, float)) or not scale > 0:
         raise BiospikeError(f"train.input_scale must be 'auto' or a positive number, not {scale!r}")
     arch["input_scale"] = float(scale)
+    if kind == "snn" and len(x_stats):
+        # the readout gain of init_model, measured once on a reference init (fixed seed, global RNG
+        # untouched) so that any build_model(arch) gets it, e.g. the DP trainer's
+        with torch.random.fork_rng():
+            arch["output_scale"] = float(init_model(arch, x_stats, seed=0).arch.output_scale)
     return arch
 
 
