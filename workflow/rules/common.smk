@@ -37,12 +37,18 @@ def dataset_spec(dataset):
     return config["datasets"][dataset]
 
 
+def encodings_of(dataset):
+    """The encodings configured for a dataset (encode.encodings, or the dataset's override)."""
+    return stage_config(config, "encode", dataset)["encodings"]
+
+
 def all_targets():
     targets = []
     for ds in DATASETS:
         targets.append(f"{RESULTS}/{ds}/windows.h5")
-        for enc in stage_config(config, "encode", ds).get("encodings", []):
+        for enc in encodings_of(ds):
             targets.append(f"{RESULTS}/{ds}/{enc}/spikes.h5")
             for model in ("snn", "ann", "classical"):
                 targets.append(f"{RESULTS}/{ds}/{enc}/{model}/metrics.json")
+    targets += deploy_targets(DATASETS)
     return targets
