@@ -20,15 +20,11 @@ def attack_target_names(dataset):
     return names
 
 
-def attack_encodings(dataset):
-    return stage_config(config, "encode", dataset).get("encodings", [])
-
-
 def attack_all_targets():
     """Attack summaries of every dataset, encoding and attacked target, plus the T sweeps."""
     out = []
     for ds in DATASETS:
-        for enc in attack_encodings(ds):
+        for enc in encodings_of(ds):
             out += [f"{RESULTS}/{ds}/{enc}/{t}/attack/summary.json" for t in attack_target_names(ds)]
             if ATTACK["t_sweep"]:
                 out.append(f"{RESULTS}/{ds}/{enc}/t_sweep.json")
