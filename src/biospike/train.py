@@ -407,10 +407,10 @@ def _epoch_bar(epochs: int, progress: bool) -> Any:
     """A tqdm bar on a terminal; None otherwise (then each epoch is one log line)."""
     if not progress:
         return None
-    from biospike.progress import _mode
     from biospike.progress import progress as make_progress
+    from biospike.progress import progress_mode
 
-    if _mode(sys.stderr) != "tty":
+    if progress_mode(sys.stderr) != "tty":
         return None
     return make_progress(total=epochs, desc="train", leave=False)
 
