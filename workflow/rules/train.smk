@@ -24,6 +24,8 @@ rule train_model:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../envs/biospike.yaml"
     shell:
         "biospike train --params {params.cfg} --input {input.spikes} --windows {input.windows} "
         "--model {wildcards.model} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
@@ -48,6 +50,8 @@ rule train_classical:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/biospike.yaml"
     shell:
         "biospike train --params {params.cfg} --windows {input.windows} "
         "--model classical --outdir {params.outdir} --threads {threads} > {log} 2>&1"
