@@ -59,6 +59,7 @@ def test_export_loads_with_per_neuron_arrays_and_correct_time_constants(tmp_path
     {"recurrent": True, "input_scale": 2.0},
     {"bias": False, "input_scale": 0.7},
     {"n_hidden": [16], "tau_mem_s": 0.011, "tau_syn_s": 0.003, "v_th": 0.8},
+    {"output_scale": 0.37, "input_scale": 1.3},  # both gains the trainer's auto scaling sets
 ])
 def test_float_simulation_of_nir_reproduces_torch(tmp_path, arch):
     model = _snn(**arch)

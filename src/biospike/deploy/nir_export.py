@@ -80,8 +80,11 @@ def export_nir(model, channel_names: list[str] | None = None, class_names: list[
         edges.append(("input", "scale"))
         prev = "scale"
 
-    def projection(name: str, linear) -> None:
+    def projection(name: str, linear, gain: float = 1.0) -> None:
         w, b = _weights(linear)
+        if gain != 1.0:  # the model scales this projection's output: fold it into the weights
+            w = (w * np.float32(gain)).astype(np.float32)
+            b = None if b is None else (b * np.float32(gain)).astype(np.float32)
         nodes[name] = nir.Linear(weight=w) if b is None else nir.Affine(weight=w, bias=b)
 
     for layer, fc in enumerate(snn.fc):
@@ -103,7 +106,7 @@ def export_nir(model, channel_names: list[str] | None = None, class_names: list[
             edges += [(f"lif{layer}", f"rec{layer}"), (f"rec{layer}", f"lif{layer}")]
         prev = f"lif{layer}"
 
-    projection("out", snn.out)
+    projection("out", snn.out, float(getattr(arch, "output_scale", 1.0)))
     n_out = snn.out.out_features
     nodes["readout"] = nir.CubaLI(
         tau_syn=_arr(arch.readout_tau_syn_s, n_out),
