@@ -67,11 +67,14 @@ def _h5_arrays(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def compare_result_trees(a: Path, b: Path, suffixes=(".json", ".h5", ".csv")) -> list[str]:
-    """Differences between two results/ trees (timestamps, wall times and provenance aside)."""
+def compare_result_trees(a: Path, b: Path, suffixes=(".json", ".h5", ".csv"), b_is_subset: bool = False) -> list[str]:
+    """Differences between two results/ trees (timestamps, wall times and provenance aside).
+    With ``b_is_subset`` only the files ``b`` has are compared (a partial second run)."""
     diffs = []
     files_a = {p.relative_to(a) for p in a.rglob("*") if p.suffix in suffixes and "logs" not in p.parts and "bench" not in p.parts}
     files_b = {p.relative_to(b) for p in b.rglob("*") if p.suffix in suffixes and "logs" not in p.parts and "bench" not in p.parts}
+    if b_is_subset:
+        files_a &= files_b
     if files_a != files_b:
         diffs.append(f"file sets differ: only in A {sorted(map(str, files_a - files_b))[:5]}, only in B {sorted(map(str, files_b - files_a))[:5]}")
     for rel in sorted(files_a & files_b):

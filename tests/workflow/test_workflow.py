@@ -32,11 +32,14 @@ def test_lint_passes(tiny_run):
 
 
 def test_same_seed_same_results(tiny_run, tmp_path):
-    """A second run from scratch gives identical outputs (timestamps and provenance aside)."""
+    """A second run from scratch (one dataset, up to training) gives identical outputs,
+    timestamps and provenance aside. The SLURM test compares a complete second run."""
     workdir, _ = tiny_run
-    run_snakemake(tmp_path, "--cores", "2")
-    diffs = compare_result_trees(workdir / "results", tmp_path / "results")
+    run_snakemake(tmp_path, "--cores", "2", "results/demo_ecg/delta/snn/metrics.json",
+                  "results/demo_ecg/delta/ann/metrics.json")
+    diffs = compare_result_trees(workdir / "results", tmp_path / "results", b_is_subset=True)
     assert diffs == []
+    assert (tmp_path / "results/demo_ecg/delta/snn/model.pt").is_file()
 
 
 def test_other_seed_other_splits(tiny_run, tmp_path):
