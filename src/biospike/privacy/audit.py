@@ -1,0 +1,184 @@
+"""Empirical privacy audit in one training run (Steinke, Nasr, Jagielski, NeurIPS 2023).
+
+``m`` canaries (out-of-distribution spike windows with random labels, or public windows with a
+wrong label) are each included in the training set independently with probability 1/2 (each
+canary is its own privacy unit). After training, every canary is scored (log-odds the model gives
+its canary label); the auditor guesses "in" for the ``k+`` highest scores, "out" for the ``k-``
+lowest and abstains on the rest. If training is (eps, delta)-DP, the number of correct guesses V
+among the r = k+ + k- guesses satisfies (Steinke et al., Thm. 5.2 / their Algorithm 2 and the
+appendix code)
+
+    P[V >= v] <= P[Binomial(r, e^eps / (1 + e^eps)) >= v] + 2 m delta * alpha(v),
+    alpha(v) = max_{1 <= i <= v} P[v > Binomial(r, q) >= v - i] / i,
+
+so the largest eps for which this p-value is below 1 - confidence is a lower bound on the true
+epsilon at that confidence. Several (k+, k-) choices are tried with a Bonferroni correction (the
+p-value threshold is divided by the number of choices), so picking the best is still valid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from scipy import stats
+
+CANARY_KINDS = ("ood", "mislabelled")
+
+
+def p_value(m: int, r: int, v: int, eps: float, delta: float) -> float:
+    """Upper bound on P[>= v correct of r guesses] for an (eps, delta)-DP algorithm, m canaries."""
+    if not 0 <= v <= r <= m:
+        raise ValueError(f"need 0 <= v <= r <= m, got v={v}, r={r}, m={m}")
+    if eps < 0 or not 0 <= delta <= 1:
+        raise ValueError("need eps >= 0 and delta in [0, 1]")
+    q = 1.0 / (1.0 + math.exp(-eps))
+    beta = float(stats.binom.sf(v - 1, r, q))  # P[Bin(r, q) >= v]
+    alpha, cum = 0.0, 0.0
+    pmf = stats.binom.pmf(np.arange(v - 1, -1, -1), r, q) if v > 0 else np.zeros(0)
+    for i in range(1, v + 1):
+        cum += float(pmf[i - 1])  # P[v > Bin >= v - i]
+        alpha = max(alpha, cum / i)
+    return min(1.0, beta + alpha * delta * 2 * m)
+
+
+def epsilon_lower_bound(m: int, r: int, v: int, delta: float, confidence: float = 0.95,
+                        eps_max: float = 50.0, iters: int = 40) -> float:
+    """Largest eps with p_value(eps) < 1 - confidence (0 if even eps = 0 is not rejected)."""
+    level = 1.0 - confidence
+    if r == 0 or p_value(m, r, v, 0.0, delta) >= level:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while p_value(m, r, v, hi, delta) < level:
+        lo, hi = hi, hi * 2
+        if hi > eps_max:
+            return lo
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if p_value(m, r, v, mid, delta) < level:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def audit_from_scores(scores: np.ndarray, included: np.ndarray, delta: float, confidence: float = 0.95,
+                      guess_fractions: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.5)) -> dict:
+    """Best Bonferroni-corrected lower bound over symmetric guess counts k+ = k- = f m / 2."""
+    scores = np.asarray(scores, dtype=float)
+    included = np.asarray(included, dtype=bool)
+    m = len(scores)
+    order = np.argsort(-scores, kind="stable")  # highest score first
+    ks = sorted({max(1, int(round(f * m / 2))) for f in guess_fractions if f > 0})
+    ks = [k for k in ks if 2 * k <= m]
+    corrected = 1.0 - (1.0 - confidence) / max(1, len(ks))
+    trials = []
+    for k in ks:
+        guess_in, guess_out = order[:k], order[m - k:]
+        v = int(included[guess_in].sum() + (~included[guess_out]).sum())
+        trials.append({"k_plus": k, "k_minus": k, "guesses": 2 * k, "correct": v,
+                       "epsilon_lower_bound": epsilon_lower_bound(m, 2 * k, v, delta, corrected)})
+    best = max(trials, key=lambda t: t["epsilon_lower_bound"]) if trials else None
+    from sklearn.metrics import roc_auc_score
+
+    auc = float(roc_auc_score(included, scores)) if 0 < included.sum() < m else float("nan")
+    return {"m": m, "n_included": int(included.sum()), "confidence": confidence, "delta": delta,
+            "bonferroni_choices": len(ks), "trials": trials,
+            "epsilon_lower_bound": best["epsilon_lower_bound"] if best else 0.0, "best": best, "canary_auc": auc}
+
+
+def make_canaries(n: int, x_like: np.ndarray, n_classes: int, kind: str, rng: np.random.Generator,
+                  x_public: np.ndarray | None = None, y_public: np.ndarray | None = None,
+                  rate_factor: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` canary windows shaped like ``x_like`` (N, T, C) with labels.
+
+    ``ood``: independent Bernoulli spike trains at ``rate_factor`` x the data's mean rate
+    (uniform over channels and time, unlike any real window) with a uniformly random label.
+    ``mislabelled``: public windows (never trained on otherwise) with a label that is not theirs.
+    """
+    _, steps, channels = x_like.shape
+    if kind == "ood":
+        rate = float(np.clip(np.asarray(x_like[: min(len(x_like), 512)], dtype=float).mean() * rate_factor, 1e-3, 0.5))
+        x = (rng.random((n, steps, channels)) < rate).astype(np.uint8)
+        y = rng.integers(0, n_classes, n)
+    elif kind == "mislabelled":
+        if x_public is None or len(x_public) < n:
+            raise ValueError(f"mislabelled canaries need >= {n} public windows, got {0 if x_public is None else len(x_public)}")
+        pick = rng.choice(len(x_public), size=n, replace=False)
+        x = np.asarray(x_public[pick])
+        y = (np.asarray(y_public)[pick] + rng.integers(1, n_classes, n)) % n_classes
+    else:
+        raise ValueError(f"unknown canary kind {kind!r} (expected one of {CANARY_KINDS})")
+    return x, y.astype(np.int64)
+
+
+@torch.no_grad()
+def canary_scores(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 256) -> np.ndarray:
+    """log p(y|x) - log(1 - p(y|x)) for each canary, centred per canary label: higher = more likely
+    trained on."""
+    model.eval()
+    logits = torch.cat([model(torch.as_tensor(x[s:s + batch]).float()) for s in range(0, len(x), batch)]).double()
+    logp = torch.log_softmax(logits, dim=1)
+    own = logp[torch.arange(len(y)), torch.as_tensor(y)]
+    rest = torch.logsumexp(logp.masked_fill(torch.nn.functional.one_hot(torch.as_tensor(y), logits.shape[1]).bool(),
+                                            -math.inf), dim=1)
+    scores = (own - rest).numpy()
+    # centre within each canary label: a model that maps all out-of-distribution inputs to one class
+    # would otherwise rank canaries by label, not membership (uses labels only, never inclusion)
+    y = np.asarray(y)
+    for c in np.unique(y):
+        scores[y == c] -= scores[y == c].mean()
+    return scores
+
+
+AUDIT_DEFAULTS = {"n_canaries": 200, "canary": "ood", "rate_factor": 2.0, "confidence": 0.95}
+
+
+def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.ndarray, x_val: np.ndarray,
+              y_val: np.ndarray, settings, epsilon: float | None, seed: int, audit_cfg: dict | None = None,
+              x_public: np.ndarray | None = None, y_public: np.ndarray | None = None,
+              class_weight: np.ndarray | None = None, nonprivate_fit=None, progress: bool = False) -> dict:
+    """Insert canaries (each its own privacy unit, included with probability 1/2), train, score,
+    and bound epsilon from below.
+
+    ``epsilon`` None audits the non-private recipe: ``nonprivate_fit(arch, x, y, x_val, y_val, seed)
+    -> model`` (the workflow passes ``train.fit``). ``settings`` is a
+    :class:`~biospike.privacy.dp.DPSettings`; its delta is resolved on the augmented unit count.
+    """
+    from biospike.privacy import accounting
+    from biospike.privacy.dp import dp_train
+
+    cfg = {**AUDIT_DEFAULTS, **{k: v for k, v in (audit_cfg or {}).items() if k != "enabled"}}
+    rng = np.random.default_rng(seed)
+    m = int(cfg["n_canaries"])
+    n_classes = int(arch["n_out"])
+    xc, yc = make_canaries(m, x_train, n_classes, cfg["canary"], rng, x_public, y_public, float(cfg["rate_factor"]))
+    included = rng.random(m) < 0.5
+    x_aug = np.concatenate([np.asarray(x_train), xc[included]])
+    y_aug = np.concatenate([np.asarray(y_train, dtype=np.int64), yc[included]])
+    units_aug = np.concatenate([np.asarray(units).astype(str),
+                                np.array([f"canary{i}" for i in np.flatnonzero(included)], dtype=str)])
+    n_units = len(np.unique(units_aug))
+    if epsilon is None:
+        if nonprivate_fit is None:
+            raise ValueError("auditing the non-private recipe needs nonprivate_fit")
+        model = nonprivate_fit(arch, x_aug, y_aug, x_val, y_val, seed)
+        claimed = None
+        delta = accounting.resolve_delta(settings.delta, n_units)
+    else:
+        public = {"x_public": x_public, "y_public": y_public} if x_public is not None and len(x_public) else {}
+        res = dp_train(arch, x_aug, y_aug, units_aug, x_val, y_val, settings, epsilon, seed,
+                       class_weight=class_weight, progress=progress, desc=f"audit eps{epsilon:g}", **public)
+        model, claimed, delta = res.model, res.privacy["epsilon"], res.privacy["delta"]
+    scores = canary_scores(model, xc, yc)
+    result = audit_from_scores(scores, included, delta, float(cfg["confidence"]))
+    return {
+        "claimed_epsilon": claimed, "target_epsilon": epsilon, "privacy_unit": settings.unit,
+        "n_training_units": n_units,
+        "method": "one-run audit (Steinke, Nasr & Jagielski, NeurIPS 2023), black-box canary log-odds scores",
+        "canary": {k: cfg[k] for k in ("n_canaries", "canary", "rate_factor")}, **result,
+        "consistent": None if claimed is None else bool(result["epsilon_lower_bound"] <= claimed),
+        "scores": {"included": scores[included].tolist(), "excluded": scores[~included].tolist()},
+    }

@@ -1,0 +1,388 @@
+"""Stages ``biospike harden`` (DP training, or its canary audit) and ``biospike privacy-table``.
+
+harden:   spikes.h5 -> R/{ds}/{enc}/dpsnn_eps{E}/{model.pt, metrics.json, curve.csv, privacy.json}
+          with ``--audit FILE``: the one-run canary audit of the same recipe -> audit.json
+          (``--epsilon none --audit FILE`` audits the non-private SNN recipe, train.fit).
+privacy-table: the targets' metrics/privacy/audit files + the non-private snn -> privacy_utility.csv/.json
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biospike.errors import BiospikeError
+
+log = logging.getLogger("biospike.privacy")
+
+# keys the rule adds to the privacy section in --params
+RESERVED = ("seed", "train", "dataset", "encoding")
+
+
+# ------------------------------------------------------------------------------------ data
+
+
+def _split(spikes: Any, name: str, group: str = "splits") -> np.ndarray:
+    idx = getattr(spikes, group).get(name)
+    return np.sort(np.asarray(idx, dtype=np.int64)) if idx is not None else np.zeros(0, dtype=np.int64)
+
+
+def prepare(spikes: Any, params: Mapping[str, Any], spikes_path: str | Path) -> dict:
+    """Everything the DP run needs from spikes.h5: the same training windows as the non-private
+    snn (train.select_train_indices), validation/test/public windows, an architecture whose
+    ``input_scale: auto`` and class weights come from public data, and the preprocessing record."""
+    from biospike import train
+
+    train_cfg = train.train_settings(params.get("train", {}))
+    dataset = str(params.get("dataset") or "dataset")
+    for name in ("train", "val", "test"):
+        if name not in spikes.splits:
+            raise BiospikeError(f"no '{name}' split in splits/", spikes_path)
+    labels = np.asarray(spikes.labels, dtype=np.int64)
+    train_all = _split(spikes, "train")
+    train_idx = train.select_train_indices(train_all, labels, train_cfg["max_train_windows"],
+                                           train.subsample_seed(params, dataset))
+    if len(np.unique(labels[train_idx])) < 2:
+        raise BiospikeError("the training split holds fewer than two classes", spikes_path)
+    public_idx = _split(spikes, "population", "mia")
+    # statistics the recipe fits (input gain, class weights) come from public data when there is any
+    stat_idx, stat_source = (public_idx, "population split (public)") if len(public_idx) else (
+        _split(spikes, "val"), "validation split (not training units, not public)")
+    arch = train.make_arch("snn", spikes, train_cfg, index=stat_idx)
+    n_classes = len(spikes.class_names)
+    weight, weight_source = None, "none (train.class_weighting is not 'balanced')"
+    if train_cfg["class_weighting"] in ("balanced", "sampler"):
+        weight = train.class_weights(labels[stat_idx], n_classes)
+        weight[weight == 0] = 1.0  # a class absent from the public data keeps weight 1
+        weight_source = f"balanced class weights from the {stat_source}"
+    return {
+        "train_cfg": train_cfg, "labels": labels, "train_idx": train_idx, "train_all": train_all,
+        "val_idx": _split(spikes, "val"), "test_idx": _split(spikes, "test"), "public_idx": public_idx,
+        "arch": arch, "class_weight": weight,
+        "preprocessing": preprocessing_record(spikes, stat_source, weight_source, train_cfg),
+    }
+
+
+def preprocessing_record(spikes: Any, stat_source: str, weight_source: str, train_cfg: Mapping[str, Any]) -> list[dict]:
+    """What was fitted on which data before DP training, and whether that is inside the guarantee."""
+    enc = dict(spikes.encoder or {})
+    fit = enc.get("fit") or enc.get("fitted_on") or enc.get("fit_split")
+    fit_text = str(fit.get("split") if isinstance(fit, Mapping) else fit) if fit else None
+    if fit_text is None:
+        enc_private, enc_note = None, ("the encoder did not record what its statistics were fitted on; "
+                                       "treat them as fitted on private data")
+    else:
+        enc_private = not any(w in fit_text.lower() for w in ("population", "public", "none", "fixed"))
+        enc_note = (f"fitted on the {fit_text} split: " + (
+            "private training data, NOT covered by the DP guarantee (a small leak: per-channel "
+            "statistics); fit the encoder on the population split to close it" if enc_private
+            else "public data, outside the protected set"))
+    records = [
+        {"statistic": "ingest filters (notch, band-pass, resample)", "fitted_on": "each recording itself",
+         "private": False, "privatized": False,
+         "note": "per-recording signal processing, no statistic across units; with window-level privacy, "
+                 "overlapping windows (stride < window) share samples, so one stretch of signal lies in "
+                 "several units (group privacy); subject-level privacy covers it"},
+        {"statistic": f"encoder parameters ({enc.get('name', 'unknown')})", "fitted_on": fit_text,
+         "private": enc_private, "privatized": False, "note": enc_note},
+        {"statistic": "input_scale (train.input_scale: auto)" if train_cfg.get("input_scale") == "auto"
+         else "input_scale (fixed in config)",
+         "fitted_on": stat_source if train_cfg.get("input_scale") == "auto" else "config",
+         "private": False, "privatized": False, "note": "never computed from training windows under DP"},
+        {"statistic": "class weights", "fitted_on": weight_source, "private": False, "privatized": False,
+         "note": "private class counts would make every unit's loss depend on the others'"},
+        {"statistic": "training-window subsample (train.max_train_windows)", "fitted_on": "training labels",
+         "private": True, "privatized": False,
+         "note": "class-stratified subsample of the training split (same windows as the non-private snn); "
+                 "which windows are trained on depends on the class counts - the guarantee is for the "
+                 "windows actually used"},
+    ]
+    return records
+
+
+# ------------------------------------------------------------------------------------ harden
+
+
+def _settings(params: Mapping[str, Any]):
+    from biospike.privacy.dp import DPSettings
+
+    return DPSettings.from_config({k: v for k, v in params.items() if k not in RESERVED})
+
+
+def _units(spikes: Any, idx: np.ndarray, unit: str) -> np.ndarray:
+    return idx.astype(str) if unit == "window" else np.asarray(spikes.subject)[idx].astype(str)
+
+
+def target_name(epsilon: float) -> str:
+    """dpsnn_eps{E} with E as written in config (1 -> eps1, 0.5 -> eps0.5)."""
+    text = f"{epsilon:g}"
+    return f"dpsnn_eps{text}"
+
+
+def parse_epsilon(text: str) -> float | None:
+    if text.lower() in ("none", "inf", "nonprivate"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise BiospikeError(f"--epsilon must be a number or 'none', got {text!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise BiospikeError(f"--epsilon must be a positive number, got {text!r}")
+    return value
+
+
+def _check_preprocessing(settings: Any, records: list[dict], spikes_path: str | Path) -> None:
+    private = [r for r in records if r["private"] is not False and r["statistic"].startswith("encoder")]
+    if private and settings.public_preprocessing == "require":
+        raise BiospikeError(f"privacy.public_preprocessing is 'require' but {private[0]['note']}", spikes_path)
+    for r in private:
+        log.warning("privacy: %s: %s", r["statistic"], r["note"])
+
+
+def harden_stage(spikes_path: str | Path, outdir: str | Path, epsilon: float, params: Mapping[str, Any],
+                 progress: bool = True) -> dict:
+    """DP-train the snn at target ``epsilon``; write model.pt, metrics.json, curve.csv, privacy.json."""
+    from biospike import train
+    from biospike.config import derive_seed
+    from biospike.models import save_checkpoint
+    from biospike.models.snn import count_parameters
+    from biospike.privacy.dp import dp_train
+    from biospike.store import provenance, read_spikes, write_json
+
+    start_s = time.perf_counter()
+    outdir = Path(outdir)
+    settings = _settings(params)
+    spikes = read_spikes(spikes_path)
+    d = prepare(spikes, params, spikes_path)
+    _check_preprocessing(settings, d["preprocessing"], spikes_path)
+    dataset, encoding = str(params.get("dataset", "dataset")), str(params.get("encoding", "encoding"))
+    seed = derive_seed(int(params.get("seed", 0)), "harden", dataset, encoding, target_name(epsilon))
+    x, labels = spikes.spikes, d["labels"]
+    tr, va, te, pub = d["train_idx"], d["val_idx"], d["test_idx"], d["public_idx"]
+    log.info("harden %s/%s eps=%g: %d train windows, %s-level units, %d public windows", dataset, encoding,
+             epsilon, len(tr), settings.unit, len(pub))
+    res = dp_train(d["arch"], x[tr], labels[tr], _units(spikes, tr, settings.unit), x[va], labels[va], settings,
+                   epsilon, seed, x_public=x[pub] if len(pub) else None, y_public=labels[pub] if len(pub) else None,
+                   class_weight=d["class_weight"], progress=progress, desc=f"harden eps{epsilon:g}")
+    model = res.model
+    class_names = list(spikes.class_names)
+    name = target_name(epsilon)
+    metrics: dict[str, Any] = {"model": name, "dataset": dataset, "encoding": encoding, "class_names": class_names}
+    for split, idx in (("train", tr), ("val", va), ("test", te)):
+        metrics[split] = train.evaluate((model, x[idx]), labels[idx], spikes.subject[idx], class_names)
+    eval_split, eval_idx = ("test", te) if len(te) else ("val", va)
+    firing = train.firing_summary(train.firing_stats(model, x[eval_idx]), float(spikes.dt_s), eval_split)
+    firing["init_mean_rate_per_step"] = None
+    best_row = res.history[res.best_epoch - 1] if res.best_epoch else {}
+    privacy = {**res.privacy, "target": name, "preprocessing": d["preprocessing"],
+               "outside_guarantee": ["metrics.json 'train' block (evaluated on the private training windows "
+                                     "without noise: internal diagnostics, do not publish with the model)"]}
+    metrics |= {
+        "firing": firing,
+        "spikes_per_inference": firing["spikes_per_inference"],
+        "status": "error" if firing["errors"] else "ok",
+        "errors": firing["errors"],
+        "n_parameters": count_parameters(model),
+        "n_windows": {"train": len(tr), "train_available": len(d["train_all"]), "val": len(va), "test": len(te)},
+        "epochs_run": len(res.history),
+        "best_epoch": res.best_epoch,
+        "stopped_early": False,
+        "history": {"best": best_row, "final": res.history[-1] if res.history else {}},
+        "arch": d["arch"],
+        "seed": seed,
+        "time_steps": int(x.shape[1]),
+        "dt_s": float(spikes.dt_s),
+        "privacy": {k: privacy[k] for k in ("epsilon", "delta", "privacy_unit", "accountant", "noise_multiplier",
+                                            "sample_rate", "steps")},
+    }
+    settings_record = {k: v for k, v in params.items() if k not in ("train",)}
+    prov = provenance({"privacy": settings_record, "train": d["train_cfg"], "target": name, "dataset": dataset,
+                       "encoding": encoding}, inputs=[spikes_path], seed=seed)
+    metrics["provenance"] = prov
+    privacy["provenance"] = prov
+    privacy["wall_time_s"] = res.wall_time_s
+    metrics["wall_time_s"] = time.perf_counter() - start_s
+    meta = {"class_names": class_names, "dt_s": float(spikes.dt_s), "channel_names": list(spikes.channel_names),
+            "dataset": dataset, "encoding": encoding, "model": name, "seed": seed,
+            "train_indices": tr.tolist(), "best_epoch": res.best_epoch, "epochs_run": len(res.history),
+            "history": res.history, "encoder": spikes.encoder,
+            "privacy": {k: privacy[k] for k in ("epsilon", "delta", "privacy_unit", "accountant")}}
+    outdir.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(outdir / "model.pt", model, meta)
+    train.write_curve(outdir / "curve.csv", [{k: v for k, v in row.items() if k != "allocation"} for row in res.history])
+    write_json(outdir / "privacy.json", train._finite(privacy))
+    write_json(outdir / "metrics.json", train._finite(metrics))
+    return metrics
+
+
+def audit_stage(spikes_path: str | Path, out_path: str | Path, epsilon: float | None, params: Mapping[str, Any],
+                progress: bool = True, label: str | None = None) -> dict:
+    """One-run canary audit of the DP recipe at ``epsilon`` (None: the non-private snn recipe,
+    ``train.fit`` with the train section) on this dataset's training windows."""
+    from biospike import train
+    from biospike.config import derive_seed
+    from biospike.privacy.audit import run_audit
+    from biospike.store import provenance, read_spikes, write_json
+
+    start_s = time.perf_counter()
+    settings = _settings(params)
+    spikes = read_spikes(spikes_path)
+    d = prepare(spikes, params, spikes_path)
+    dataset, encoding = str(params.get("dataset", "dataset")), str(params.get("encoding", "encoding"))
+    label = label or (target_name(epsilon) if epsilon is not None else "snn_nonprivate")
+    seed = derive_seed(int(params.get("seed", 0)), "audit", dataset, encoding, label)
+    x, labels = spikes.spikes, d["labels"]
+    tr, va, pub = d["train_idx"], d["val_idx"], d["public_idx"]
+    log.info("audit %s %s/%s: %d training windows (%s-level units)", label, dataset, encoding, len(tr), settings.unit)
+
+    def nonprivate_fit(arch, x_fit, y_fit, x_v, y_v, fit_seed):
+        return train.fit(arch, x_fit, y_fit, x_v, y_v, d["train_cfg"], fit_seed, progress=progress).model
+
+    out = run_audit(d["arch"], x[tr], labels[tr], _units(spikes, tr, settings.unit), x[va], labels[va], settings,
+                    epsilon, seed, settings.audit, x_public=x[pub] if len(pub) else None,
+                    y_public=labels[pub] if len(pub) else None, class_weight=d["class_weight"],
+                    nonprivate_fit=nonprivate_fit, progress=progress)
+    out = {"target": label, "dataset": dataset, "encoding": encoding,
+           "recipe": "train.fit (the non-private snn recipe)" if epsilon is None else
+           "privacy.dp.dp_train (the harden recipe, canaries as extra units)", **out}
+    out["provenance"] = provenance({"privacy": {k: v for k, v in params.items() if k != "train"}, "target": label},
+                                   inputs=[spikes_path], seed=seed)
+    out["wall_time_s"] = time.perf_counter() - start_s
+    write_json(out_path, train._finite(out))
+    return out
+
+
+# ------------------------------------------------------------------------------------ table
+
+
+TABLE_COLUMNS = ("target", "epsilon_target", "epsilon", "delta", "privacy_unit", "accountant", "noise_multiplier",
+                 "sample_rate", "steps", "test_balanced_accuracy", "test_accuracy", "test_macro_f1",
+                 "val_balanced_accuracy", "audit_epsilon_lower_bound", "audit_canary_auc")
+
+
+def table_rows(target_dirs: Sequence[str | Path], nonprivate_dir: str | Path | None,
+               nonprivate_audit: str | Path | None = None) -> list[dict]:
+    from biospike.store import read_json
+
+    def row_for(d: Path, audit_path: Path | None) -> dict:
+        metrics = read_json(d / "metrics.json")
+        priv = read_json(d / "privacy.json") if (d / "privacy.json").is_file() else None
+        audit = read_json(audit_path) if audit_path is not None and audit_path.is_file() else None
+        return {
+            "target": d.name,
+            "epsilon_target": priv["target_epsilon"] if priv else None,
+            "epsilon": priv["epsilon"] if priv else math.inf,
+            "delta": priv["delta"] if priv else None,
+            "privacy_unit": priv["privacy_unit"] if priv else None,
+            "accountant": priv["accountant"] if priv else None,
+            "noise_multiplier": priv["noise_multiplier"] if priv else 0.0,
+            "sample_rate": priv["sample_rate"] if priv else None,
+            "steps": priv["steps"] if priv else None,
+            "test_balanced_accuracy": metrics["test"]["balanced_accuracy"],
+            "test_accuracy": metrics["test"]["accuracy"],
+            "test_macro_f1": metrics["test"]["macro_f1"],
+            "val_balanced_accuracy": metrics["val"]["balanced_accuracy"],
+            "audit_epsilon_lower_bound": audit["epsilon_lower_bound"] if audit else None,
+            "audit_canary_auc": audit["canary_auc"] if audit else None,
+        }
+
+    rows = [row_for(Path(d), Path(d) / "audit.json") for d in target_dirs]
+    rows.sort(key=lambda r: r["epsilon"])
+    if nonprivate_dir is not None:
+        rows.append(row_for(Path(nonprivate_dir), Path(nonprivate_audit) if nonprivate_audit else None))
+    return rows
+
+
+def write_table(rows: list[dict], out_csv: str | Path, inputs: Sequence[str | Path], params: Mapping[str, Any]) -> None:
+    from biospike.store import atomic_path, provenance, write_json
+
+    def fmt(v: Any) -> Any:
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return "inf" if math.isinf(v) else f"{v:.6g}"
+        return v
+
+    with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(TABLE_COLUMNS)
+        for r in rows:
+            writer.writerow([fmt(r[c]) for c in TABLE_COLUMNS])
+    json_rows = [{k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in r.items()} for r in rows]
+    write_json(Path(out_csv).with_suffix(".json"), {
+        "rows": json_rows, "columns": list(TABLE_COLUMNS),
+        "note": "epsilon None = non-private; audit lower bounds are one-run (Steinke et al. 2023) at the stated confidence",
+        "provenance": provenance({"privacy": {k: v for k, v in params.items() if k != "train"}}, inputs=inputs,
+                                 seed=params.get("seed")),
+    })
+
+
+def _setup_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+
+
+def cli_harden(argv: list[str], prog: str) -> int:
+    from biospike.cliutil import load_params, stage_parser
+    from biospike.config import seed_everything
+
+    parser = stage_parser(prog, "DP-SGD training of the snn with an accounted (epsilon, delta); or its canary audit")
+    parser.add_argument("--input", required=True, help="spikes.h5")
+    parser.add_argument("--epsilon", required=True, help="target epsilon (as in privacy.epsilons); 'none' only with --audit")
+    parser.add_argument("--outdir", help="R/{dataset}/{encoding}/dpsnn_eps{E} (training)")
+    parser.add_argument("--audit", metavar="FILE", help="run the one-run canary audit instead and write FILE (audit.json)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    _setup_logging()
+    params = load_params(args.params)
+    epsilon = parse_epsilon(args.epsilon)
+    seed_everything(int(params.get("seed", 0)), args.threads)
+    if args.audit:
+        out = audit_stage(args.input, args.audit, epsilon, params, progress=not args.no_progress)
+        log.info("audit %s: epsilon lower bound %.3f (claimed %s), canary AUC %.3f", out["target"],
+                 out["epsilon_lower_bound"], out["claimed_epsilon"], out["canary_auc"])
+        if out["consistent"] is False:
+            raise BiospikeError(f"the audit's lower bound {out['epsilon_lower_bound']:.3f} exceeds the claimed "
+                                f"epsilon {out['claimed_epsilon']:.3f}: the DP implementation is broken", args.audit)
+        return 0
+    if epsilon is None:
+        raise BiospikeError("--epsilon none is only meaningful with --audit (the non-private snn is `biospike train`)")
+    if not args.outdir:
+        raise BiospikeError("--outdir is required (or --audit FILE)")
+    metrics = harden_stage(args.input, args.outdir, epsilon, params, progress=not args.no_progress)
+    p = metrics["privacy"]
+    log.info("%s: epsilon %.3f (delta %.2g, %s, %s-level), test balanced accuracy %.3f, %.1f s", metrics["model"],
+             p["epsilon"], p["delta"], p["accountant"], p["privacy_unit"], metrics["test"]["balanced_accuracy"],
+             metrics["wall_time_s"])
+    return 0
+
+
+def cli_table(argv: list[str], prog: str) -> int:
+    from biospike.cliutil import load_params, stage_parser
+
+    parser = stage_parser(prog, "privacy-utility table: DP targets + the non-private snn")
+    parser.add_argument("--targets", nargs="+", required=True, help="dpsnn_eps{E} directories")
+    parser.add_argument("--nonprivate", help="the non-private snn directory (R/{ds}/{enc}/snn)")
+    parser.add_argument("--nonprivate-audit", help="audit.json of the non-private recipe")
+    parser.add_argument("--output", required=True, help="privacy_utility.csv (a .json twin is written beside it)")
+    args = parser.parse_args(argv)
+    _setup_logging()
+    params = load_params(args.params)
+    rows = table_rows(args.targets, args.nonprivate, args.nonprivate_audit)
+    inputs = [Path(t) / f for t in args.targets for f in ("metrics.json", "privacy.json", "audit.json")]
+    if args.nonprivate:
+        inputs.append(Path(args.nonprivate) / "metrics.json")
+    write_table(rows, args.output, inputs, params)
+    for r in rows:
+        log.info("%-16s epsilon=%-8s test balanced accuracy=%.3f audit lower bound=%s", r["target"],
+                 "inf" if math.isinf(r["epsilon"]) else f"{r['epsilon']:.3f}", r["test_balanced_accuracy"],
+                 "n/a" if r["audit_epsilon_lower_bound"] is None else f"{r['audit_epsilon_lower_bound']:.3f}")
+    return 0
