@@ -92,7 +92,7 @@ def test_clipped_unit_sum_matches_manual_clipping(grouping):
     for i in range(6):
         sq = torch.zeros(layout.n_groups)
         for block, rows in zip(blocks, layout.row_group, strict=True):
-            for name, p in block.params:
+            for name, _ in block.params:
                 g = reference[name][i]
                 sq.index_add_(0, rows, g.pow(2).reshape(g.shape[0], -1).sum(1))
         norm = sq.sqrt()

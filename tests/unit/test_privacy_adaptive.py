@@ -23,7 +23,14 @@ from biospike.privacy.adaptive import (
     group_layout,
     neuron_blocks,
 )
-from biospike.privacy.dp import DPSettings, _Sampler, clipped_unit_sum, dp_train, loss_sum, unit_index
+from biospike.privacy.dp import (
+    DPSettings,
+    _Sampler,
+    clipped_unit_sum,
+    dp_train,
+    loss_sum,
+    unit_index,
+)
 
 torch.set_num_threads(1)
 

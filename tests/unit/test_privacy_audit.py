@@ -11,7 +11,14 @@ import pytest
 import torch
 from scipy import stats
 
-from biospike.privacy.audit import audit_from_scores, canary_scores, epsilon_lower_bound, make_canaries, p_value, run_audit
+from biospike.privacy.audit import (
+    audit_from_scores,
+    canary_scores,
+    epsilon_lower_bound,
+    make_canaries,
+    p_value,
+    run_audit,
+)
 from biospike.privacy.dp import DPSettings
 
 torch.set_num_threads(1)
