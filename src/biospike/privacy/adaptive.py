@@ -160,23 +160,6 @@ def correlation_ratio(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.clip(eta2, 0.0, 1.0)
 
 
-@torch.no_grad()
-def neuron_relevance(model: nn.Module, x_public: torch.Tensor, y_public: np.ndarray, batch: int = 256) -> list[np.ndarray]:
-    """Per block, per neuron: eta^2 of the neuron's spike count (hidden) or mean voltage
-    (readout) with the label, on public windows."""
-    plain = getattr(model, "_module", model)
-    was_training = plain.training
-    plain.eval()
-    counts: list[list[np.ndarray]] = []
-    for start in range(0, len(x_public), batch):
-        volts, spikes = plain.forward_trace(x_public[start:start + batch].float())
-        feats = [s.sum(dim=1).numpy() for s in spikes] + [volts.mean(dim=1).numpy()]
-        counts.append(feats)
-    plain.train(was_training)
-    per_block = [np.concatenate([c[b] for c in counts]) for b in range(len(counts[0]))]
-    return [correlation_ratio(f, y_public) for f in per_block]
-
-
 def row_sq_norms(grads: list[torch.Tensor]) -> torch.Tensor:
     """Sum of squared per-unit gradients per neuron row: list of (U, rows, ...) -> (U, rows)."""
     total = None
@@ -187,50 +170,51 @@ def row_sq_norms(grads: list[torch.Tensor]) -> torch.Tensor:
     return total
 
 
-def public_allocation(model: nn.Module, blocks: list[Block], layout: GroupLayout, x_public: torch.Tensor,
-                      y_public: np.ndarray, strength: float, loss_fn, max_windows: int = 256,
+def public_allocation(gsm: nn.Module, blocks: list[Block], layout: GroupLayout, x_public: torch.Tensor,
+                      y_public: np.ndarray, strength: float, loss_fn, max_windows: int = 128,
                       seed: int = 0) -> Allocation:
-    """Shares from public windows and the current (already private) model."""
-    from opacus import GradSampleModule
+    """Shares from public windows and the current (already private) model.
 
+    ``gsm`` is the training model wrapped in Opacus' ``GradSampleModule``; one forward/backward on
+    the public windows gives both the per-sample gradient norms (clip shares) and the hidden spike
+    counts (relevance). Gradients are cleared afterwards: nothing of this reaches the optimiser.
+    """
     if layout.grouping == "flat":
         return Allocation(np.ones(1), np.ones(1), None, "public")
     rng = np.random.default_rng(seed)
     n = len(x_public)
     pick = np.sort(rng.choice(n, size=min(n, max_windows), replace=False))
     x = x_public[pick].float()
-    y = torch.as_tensor(np.asarray(y_public)[pick])
-    plain = getattr(model, "_module", model)
-    gsm = GradSampleModule(_clone(plain), batch_first=True, loss_reduction="sum")
-    gsm.train()
-    gsm.zero_grad(set_to_none=True)
-    loss_fn(gsm(x), y).backward()
-    name_to_gs = {n: p.grad_sample for n, p in gsm._module.named_parameters()}
+    y_np = np.asarray(y_public)[pick]
+    plain = gsm._module
+    params = [p for _, p in plain.named_parameters()]
+    for p in params:
+        p.grad_sample = None
+        p.grad = None
+    was_training = plain.training
+    plain.train()
+    volts, spikes = plain.forward_trace(x)  # the Linear hooks capture activations as in gsm(x)
+    logits = volts.mean(dim=1)
+    loss_fn(logits, torch.as_tensor(y_np)).backward()
     med = np.zeros(layout.n_groups)
     for block, rows in zip(blocks, layout.row_group, strict=True):
-        sq = row_sq_norms([name_to_gs[n] for n, _ in block.params])  # (N, rows)
-        grp = torch.zeros(sq.shape[0], layout.n_groups, dtype=sq.dtype).index_add_(1, rows, sq)
-        med += np.median(grp.detach().numpy(), axis=0)
-    del gsm
+        sq = row_sq_norms([p.grad_sample for _, p in block.params])  # (N, rows)
+        grp = torch.zeros(sq.shape[0], layout.n_groups, dtype=sq.dtype).index_add_(1, rows, sq.detach())
+        med += np.median(grp.numpy(), axis=0)
+    for p in params:
+        p.grad_sample = None
+        p.grad = None
+    plain.train(was_training)
     floor = 0.01 * med.mean() if med.mean() > 0 else 1.0
     clip_share = (med + floor) / (med + floor).sum()
-    rel_rows = neuron_relevance(plain, x_public[pick], np.asarray(y_public)[pick])
+    features = [s.detach().sum(dim=1).numpy() for s in spikes] + [logits.detach().numpy()]
     relevance = np.zeros(layout.n_groups)
     counts = np.zeros(layout.n_groups)
-    for rel, rows in zip(rel_rows, layout.row_group, strict=True):
-        np.add.at(relevance, rows.numpy(), rel)
+    for feat, rows in zip(features, layout.row_group, strict=True):
+        np.add.at(relevance, rows.numpy(), correlation_ratio(feat, y_np))
         np.add.at(counts, rows.numpy(), 1)
     relevance /= np.maximum(counts, 1)
     return Allocation(clip_share, allocate(clip_share, relevance, strength), relevance, "public")
-
-
-def _clone(model: nn.Module) -> nn.Module:
-    """A hook-free copy (the training model already carries Opacus hooks)."""
-    from biospike.models import build_model
-
-    copy = build_model(dataclasses.asdict(model.arch))
-    copy.load_state_dict(model.state_dict())
-    return copy
 
 
 @dataclasses.dataclass

@@ -68,7 +68,7 @@ class AdaptiveNoise:
     enabled: bool = True
     groups: str = "layer"  # layer | neuron
     strength: float = 0.5  # 0: equal noise std everywhere; 1: signal-to-noise proportional to relevance
-    public_windows: int = 256  # public windows used per allocation update
+    public_windows: int = 64  # public windows used per allocation update
 
 
 @dataclasses.dataclass
@@ -294,7 +294,7 @@ def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     for epoch in bar:
         epoch_s = time.perf_counter()
         if private and an.enabled and layout.grouping != "flat" and have_public:
-            allocation = public_allocation(model, blocks, layout, torch.as_tensor(x_public), np.asarray(y_public),
+            allocation = public_allocation(gsm, blocks, layout, torch.as_tensor(x_public), np.asarray(y_public),
                                            an.strength, loss_fn, an.public_windows, seed=seed + epoch)
         z_effs, fracs, clips = [], [], []
         if not private:
@@ -320,9 +320,7 @@ def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
         if private:
             row |= {"clip_bound": float(np.mean(clips)), "clip_bound_end": float(clipper.clip if clipper else clip),
                     "z_eff_min": float(np.min(z_effs)), "z_eff_max": float(np.max(z_effs)),
-                    "private_unclipped_fraction": float(np.mean(fracs)) if fracs else float("nan"),
-                    "epsilon_so_far": accounting.epsilon([(cal["noise_multiplier"], q, (epoch + 1) * cal["steps_per_epoch"])],
-                                                         cal["delta"], settings.accountant)}
+                    "private_unclipped_fraction": float(np.mean(fracs)) if fracs else float("nan")}
             if layout.grouping != "flat":
                 row["allocation"] = allocation.summary()
                 row["noise_std_ratio_max_over_min"] = row["allocation"]["noise_ratio_max_over_min"]

@@ -1,0 +1,174 @@
+"""DP training cost: a DP-SGD epoch against the same model's non-private epoch (target <= 1.3x).
+
+Same data (Bernoulli input spikes, demo-EEG-like shape), same network size (Linear(C, H) -> LIF ->
+Linear(H, O) -> leaky-integrator readout, logits = mean readout voltage), same expected batch size,
+one thread. An epoch = one pass worth of windows (DP: round(N / batch) Poisson-sampled steps).
+
+- ours: ``biospike.privacy.dp.dp_train`` on the project's SNN (Linear over all T at once, fused
+  LIF/LI scans; Opacus ``GradSampleModule`` per-sample gradients, biospike's clipping, adaptive
+  clipping and layer-wise adaptive noise all on), against the same loop with ``target_epsilon=None``
+  (no per-sample gradients, no clipping, no noise).
+- opacus+norse (the peer): Opacus ``PrivacyEngine.make_private`` with its defaults (Poisson
+  sampling, flat clipping, hooks mode) around the plain norse step-by-step model (``LIFCell`` /
+  ``LICell`` modules, one Linear call per time step), against the same model trained without Opacus.
+- opacus+ours: the same ``make_private`` around biospike's SNN (is biospike's own DP loop slower
+  than Opacus' optimizer on the same model?).
+
+Metrics: the DP/non-private epoch-time ratio of each (lower is better; ``ratio_vs_best_peer`` > 1
+means ours has the smaller overhead), and the absolute DP epoch time. Also reported, not compared:
+the recurrent SNN's ratio (its recurrent Linear runs once per step, so Opacus hooks fire T times).
+
+Writes results/bench/privacy.json (DESIGN.md "Benchmarks contract").
+Run: ``/tmp/venv/bin/python benchmarks/privacy.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import have, parser, report, row  # noqa: E402
+
+DT_S, TAU_SYN_S, TAU_MEM_S = 1e-3, 5e-3, 20e-3
+
+
+class NorseLoop(nn.Module):
+    """The plain norse way: cells as modules, one Linear call per time step."""
+
+    def __init__(self, n_in: int, n_hidden: int, n_out: int) -> None:
+        super().__init__()
+        import norse.torch as norse
+
+        self.fc = nn.Linear(n_in, n_hidden)
+        self.out = nn.Linear(n_hidden, n_out)
+        p = norse.LIFParameters(tau_syn_inv=torch.as_tensor(1 / TAU_SYN_S), tau_mem_inv=torch.as_tensor(1 / TAU_MEM_S))
+        self.lif = norse.LIFCell(p, dt=DT_S)
+        self.li = norse.LICell(norse.LIParameters(tau_syn_inv=torch.as_tensor(1 / TAU_SYN_S),
+                                                  tau_mem_inv=torch.as_tensor(1 / TAU_MEM_S)), dt=DT_S)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s_lif = s_li = None
+        volts = []
+        for t in range(x.shape[1]):
+            z, s_lif = self.lif(self.fc(x[:, t]), s_lif)
+            v, s_li = self.li(self.out(z), s_li)
+            volts.append(v)
+        return torch.stack(volts, dim=1).mean(dim=1)
+
+
+def _data(n: int, steps: int, channels: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    rate = np.where(y[:, None, None] == 0, np.linspace(0.02, 0.2, channels), np.linspace(0.2, 0.02, channels))
+    return (rng.random((n, steps, channels)) < rate).astype(np.uint8), y
+
+
+def _arch(channels: int, hidden: int, recurrent: bool = False) -> dict:
+    return {"kind": "snn", "n_in": channels, "n_hidden": [hidden], "n_out": 2, "dt_s": DT_S, "tau_syn_s": TAU_SYN_S,
+            "tau_mem_s": TAU_MEM_S, "readout_tau_syn_s": TAU_SYN_S, "readout_tau_mem_s": TAU_MEM_S,
+            "input_scale": 4.0, "recurrent": recurrent}
+
+
+def ours_epoch_s(x, y, batch: int, epochs: int, private: bool, recurrent: bool = False) -> float:
+    """Best epoch time of biospike's loop (DP or not); validation on 8 windows (negligible)."""
+    from biospike.privacy.dp import DPSettings, dp_train
+
+    settings = DPSettings.from_config({"epochs": epochs, "batch_size": batch})  # config defaults: both adaptive schemes on
+    n = len(x) - 72
+    res = dp_train(_arch(x.shape[2], 64, recurrent), x[:n], y[:n], np.arange(n), x[n:n + 8], y[n:n + 8], settings,
+                   3.0 if private else None, 0, x_public=x[n + 8:], y_public=y[n + 8:], progress=False)
+    return min(h["epoch_time_s"] for h in res.history)
+
+
+def _loader(x, y, batch):
+    ds = torch.utils.data.TensorDataset(torch.as_tensor(x).float(), torch.as_tensor(y))
+    return torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True)
+
+
+def opacus_epoch_s(model_fn, x, y, batch: int, epochs: int, private: bool) -> float:
+    """Best epoch time of a standard (Opacus or plain) training loop over a DataLoader."""
+    from opacus import PrivacyEngine
+
+    torch.manual_seed(0)
+    model = model_fn()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    loader = _loader(x, y, batch)
+    if private:
+        model, opt, loader = PrivacyEngine(accountant="prv").make_private(
+            module=model, optimizer=opt, data_loader=loader, noise_multiplier=1.0, max_grad_norm=1.0)
+    best = float("inf")
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for xb, yb in loader:
+            if len(xb) == 0:
+                continue
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(xb), yb).backward()
+            opt.step()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    args = parser("privacy", __doc__.splitlines()[0]).parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    n, steps, channels, batch = (392, 100, 16, 64) if args.quick else (1096, 200, 16, 64)
+    epochs = 2 if args.quick else 3
+    x, y = _data(n, steps, channels)
+    ntrain = n - 72
+    from biospike.models import build_model
+
+    ours_np = ours_epoch_s(x, y, batch, epochs, private=False)
+    ours_dp = ours_epoch_s(x, y, batch, epochs, private=True)
+    ours_ratio = ours_dp / ours_np
+    peers_ratio: dict[str, float | None] = {}
+    peers_time: dict[str, float | None] = {}
+    peers_np: dict[str, float | None] = {}
+    if have("norse") and have("opacus"):
+        def norse_model():
+            return NorseLoop(channels, 64, 2)
+
+        norse_np = opacus_epoch_s(norse_model, x[:ntrain], y[:ntrain], batch, epochs, private=False)
+        norse_dp = opacus_epoch_s(norse_model, x[:ntrain], y[:ntrain], batch, epochs, private=True)
+        peers_ratio["opacus+norse"] = norse_dp / norse_np
+        peers_time["opacus+norse"] = norse_dp
+        peers_np["opacus+norse"] = norse_np
+
+        def our_model():
+            return build_model(_arch(channels, 64))
+
+        fused_np = opacus_epoch_s(our_model, x[:ntrain], y[:ntrain], batch, epochs, private=False)
+        fused_dp = opacus_epoch_s(our_model, x[:ntrain], y[:ntrain], batch, epochs, private=True)
+        peers_ratio["opacus+ours"] = fused_dp / fused_np
+        peers_time["opacus+ours"] = fused_dp
+        peers_np["opacus+ours"] = fused_np
+    else:
+        peers_ratio = {"opacus+norse": None, "opacus+ours": None}
+        peers_time = dict(peers_ratio)
+        peers_np = dict(peers_ratio)
+    rec_ratio = ours_epoch_s(x, y, batch, epochs, private=True, recurrent=True) / ours_epoch_s(
+        x, y, batch, epochs, private=False, recurrent=True)
+    shape = {"n_train": ntrain, "T": steps, "C": channels, "hidden": 64, "batch": batch, "threads": args.threads}
+    rows = [
+        row("dp_epoch / nonprivate_epoch", "x", ours_ratio, peers_ratio, higher_is_better=False,
+            target="<= 1.3", meets_target=bool(ours_ratio <= 1.3), **shape),
+        row("dp_epoch_time", "s", ours_dp, peers_time, higher_is_better=False, **shape),
+        row("nonprivate_epoch_time", "s", ours_np, peers_np, higher_is_better=False, **shape),
+        row("dp_epoch / nonprivate_epoch (recurrent SNN)", "x", rec_ratio, {}, higher_is_better=False,
+            note="recurrent Linear runs once per step: Opacus hooks fire T times", **shape),
+    ]
+    report(rows, args.out)
+    print(f"DP/non-private epoch time ratio: {ours_ratio:.2f}x (target <= 1.3x; opacus+norse peer "
+          f"{peers_ratio.get('opacus+norse') or float('nan'):.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
