@@ -11,12 +11,18 @@ configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/encode.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/privacy.smk"
+include: "workflow/rules/attack.smk"
 include: "workflow/rules/deploy.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -50,5 +50,8 @@ def all_targets():
             targets.append(f"{RESULTS}/{ds}/{enc}/spikes.h5")
             for model in ("snn", "ann", "classical"):
                 targets.append(f"{RESULTS}/{ds}/{enc}/{model}/metrics.json")
+    targets += privacy_all_targets()
+    targets += attack_all_targets()
     targets += deploy_targets(DATASETS)
+    targets += REPORT_TARGETS
     return targets
