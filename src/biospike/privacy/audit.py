@@ -13,7 +13,8 @@ appendix code)
 
 so the largest eps for which this p-value is below 1 - confidence is a lower bound on the true
 epsilon at that confidence. Several (k+, k-) choices are tried with a Bonferroni correction (the
-p-value threshold is divided by the number of choices), so picking the best is still valid.
+p-value threshold is divided by the number of choices), so picking the best is still valid; the
+choices are fixed before the scores are seen.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from scipy import stats
 
 CANARY_KINDS = ("ood", "mislabelled")
+ACTIVE_FRACTION = 0.3  # share of channels a canary drives
 
 
 def p_value(m: int, r: int, v: int, eps: float, delta: float) -> float:
@@ -66,26 +68,32 @@ def epsilon_lower_bound(m: int, r: int, v: int, delta: float, confidence: float 
 
 def audit_from_scores(scores: np.ndarray, included: np.ndarray, delta: float, confidence: float = 0.95,
                       guess_fractions: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.5)) -> dict:
-    """Best Bonferroni-corrected lower bound over symmetric guess counts k+ = k- = f m / 2."""
+    """Best Bonferroni-corrected lower bound over (k+, k-) guess counts.
+
+    k+ ("in" for the highest scores) and k- ("out" for the lowest) each range over 0 and
+    round(f m / 2) for f in ``guess_fractions``; asymmetric choices matter: with few classes, a
+    non-member canary's random label often agrees with the model by chance, so "in" guesses are
+    noisy while "out" guesses (confident disagreement) can be nearly always right.
+    """
     scores = np.asarray(scores, dtype=float)
     included = np.asarray(included, dtype=bool)
     m = len(scores)
     order = np.argsort(-scores, kind="stable")  # highest score first
-    ks = sorted({max(1, int(round(f * m / 2))) for f in guess_fractions if f > 0})
-    ks = [k for k in ks if 2 * k <= m]
-    corrected = 1.0 - (1.0 - confidence) / max(1, len(ks))
+    sizes = sorted({0} | {max(1, int(round(f * m / 2))) for f in guess_fractions if f > 0})
+    pairs = [(kp, km) for kp in sizes for km in sizes if 0 < kp + km <= m]
+    corrected = 1.0 - (1.0 - confidence) / max(1, len(pairs))
     trials = []
-    for k in ks:
-        guess_in, guess_out = order[:k], order[m - k:]
+    for kp, km in pairs:
+        guess_in, guess_out = order[:kp], order[m - km:]
         v = int(included[guess_in].sum() + (~included[guess_out]).sum())
-        trials.append({"k_plus": k, "k_minus": k, "guesses": 2 * k, "correct": v,
-                       "epsilon_lower_bound": epsilon_lower_bound(m, 2 * k, v, delta, corrected)})
+        trials.append({"k_plus": kp, "k_minus": km, "guesses": kp + km, "correct": v,
+                       "epsilon_lower_bound": epsilon_lower_bound(m, kp + km, v, delta, corrected)})
     best = max(trials, key=lambda t: t["epsilon_lower_bound"]) if trials else None
     from sklearn.metrics import roc_auc_score
 
     auc = float(roc_auc_score(included, scores)) if 0 < included.sum() < m else float("nan")
     return {"m": m, "n_included": int(included.sum()), "confidence": confidence, "delta": delta,
-            "bonferroni_choices": len(ks), "trials": trials,
+            "bonferroni_choices": len(pairs), "trials": trials,
             "epsilon_lower_bound": best["epsilon_lower_bound"] if best else 0.0, "best": best, "canary_auc": auc}
 
 
@@ -94,14 +102,23 @@ def make_canaries(n: int, x_like: np.ndarray, n_classes: int, kind: str, rng: np
                   rate_factor: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` canary windows shaped like ``x_like`` (N, T, C) with labels.
 
-    ``ood``: independent Bernoulli spike trains at ``rate_factor`` x the data's mean rate
-    (uniform over channels and time, unlike any real window) with a uniformly random label.
+    ``ood``: Poisson spike counts on a random ~30 % of the channels, each channel at a random
+    intensity averaging ``rate_factor`` x the data's mean count per step, silent elsewhere (unlike
+    any real window), with a uniformly random label.
     ``mislabelled``: public windows (never trained on otherwise) with a label that is not theirs.
     """
     _, steps, channels = x_like.shape
     if kind == "ood":
-        rate = float(np.clip(np.asarray(x_like[: min(len(x_like), 512)], dtype=float).mean() * rate_factor, 1e-3, 0.5))
-        x = (rng.random((n, steps, channels)) < rate).astype(np.uint8)
+        # each canary: a random ~30 % of the channels fire Poisson counts, each at its own random
+        # intensity (mean rate_factor x the data's mean count per channel and step), the others are
+        # silent. What distinguishes canaries is their per-channel *rate profile*: a network that
+        # integrates over time cannot tell i.i.d. trains at one common rate apart, and canaries
+        # weaker than the data leave the hidden layer silent (all canaries then score the same).
+        mean = float(np.asarray(x_like[: min(len(x_like), 512)], dtype=float).mean())
+        active = rng.random((n, 1, channels)) < ACTIVE_FRACTION
+        active[np.arange(n), 0, rng.integers(0, channels, n)] = True  # at least one channel
+        lam = rate_factor * max(mean, 1e-3) * 2.0 * rng.random((n, 1, channels)) * active
+        x = np.minimum(rng.poisson(np.broadcast_to(lam, (n, steps, channels))), 255).astype(np.uint8)
         y = rng.integers(0, n_classes, n)
     elif kind == "mislabelled":
         if x_public is None or len(x_public) < n:
@@ -133,7 +150,8 @@ def canary_scores(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: i
     return scores
 
 
-AUDIT_DEFAULTS = {"n_canaries": 200, "canary": "ood", "rate_factor": 2.0, "confidence": 0.95}
+AUDIT_DEFAULTS = {"n_canaries": 200, "canary": "ood", "rate_factor": 2.0, "confidence": 0.95, "nonprivate": "loop",
+                  "nonprivate_epochs": 60}
 
 
 def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.ndarray, x_val: np.ndarray,
@@ -143,12 +161,19 @@ def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     """Insert canaries (each its own privacy unit, included with probability 1/2), train, score,
     and bound epsilon from below.
 
-    ``epsilon`` None audits the non-private recipe: ``nonprivate_fit(arch, x, y, x_val, y_val, seed)
-    -> model`` (the workflow passes ``train.fit``). ``settings`` is a
-    :class:`~biospike.privacy.dp.DPSettings`; its delta is resolved on the augmented unit count.
+    The audited model is the **last** iterate (``select: last``), where memorisation is strongest;
+    the released model (best validation epoch) is another iterate under the same accounting.
+    ``epsilon`` None audits a non-private recipe: ``nonprivate_fit(arch, x, y, x_val, y_val, seed)
+    -> model`` if given (e.g. ``train.fit``), else the same DP loop without clipping or noise (same
+    optimiser and batches) for ``nonprivate_epochs`` epochs. ``settings`` is a :class:`~biospike.privacy.dp.DPSettings`; its
+    delta is resolved on the augmented unit count.
     """
+    import dataclasses
+
     from biospike.privacy import accounting
     from biospike.privacy.dp import dp_train
+
+    settings = dataclasses.replace(settings, select="last")
 
     cfg = {**AUDIT_DEFAULTS, **{k: v for k, v in (audit_cfg or {}).items() if k != "enabled"}}
     rng = np.random.default_rng(seed)
@@ -161,14 +186,17 @@ def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     units_aug = np.concatenate([np.asarray(units).astype(str),
                                 np.array([f"canary{i}" for i in np.flatnonzero(included)], dtype=str)])
     n_units = len(np.unique(units_aug))
+    public = {"x_public": x_public, "y_public": y_public} if x_public is not None and len(x_public) else {}
     if epsilon is None:
-        if nonprivate_fit is None:
-            raise ValueError("auditing the non-private recipe needs nonprivate_fit")
-        model = nonprivate_fit(arch, x_aug, y_aug, x_val, y_val, seed)
+        if nonprivate_fit is not None:
+            model = nonprivate_fit(arch, x_aug, y_aug, x_val, y_val, seed)
+        else:  # the harden loop without clipping or noise, trained long enough to memorise
+            loop = dataclasses.replace(settings, epochs=int(cfg["nonprivate_epochs"]))
+            model = dp_train(arch, x_aug, y_aug, units_aug, x_val, y_val, loop, None, seed,
+                             class_weight=class_weight, progress=progress, desc="audit nonprivate", **public).model
         claimed = None
         delta = accounting.resolve_delta(settings.delta, n_units)
     else:
-        public = {"x_public": x_public, "y_public": y_public} if x_public is not None and len(x_public) else {}
         res = dp_train(arch, x_aug, y_aug, units_aug, x_val, y_val, settings, epsilon, seed,
                        class_weight=class_weight, progress=progress, desc=f"audit eps{epsilon:g}", **public)
         model, claimed, delta = res.model, res.privacy["epsilon"], res.privacy["delta"]
@@ -178,7 +206,9 @@ def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
         "claimed_epsilon": claimed, "target_epsilon": epsilon, "privacy_unit": settings.unit,
         "n_training_units": n_units,
         "method": "one-run audit (Steinke, Nasr & Jagielski, NeurIPS 2023), black-box canary log-odds scores",
-        "canary": {k: cfg[k] for k in ("n_canaries", "canary", "rate_factor")}, **result,
+        "canary": {k: cfg[k] for k in ("n_canaries", "canary", "rate_factor")}, "audited_iterate": "last",
+        "epochs": settings.epochs if epsilon is not None or nonprivate_fit is not None else int(cfg["nonprivate_epochs"]),
+        **result,
         "consistent": None if claimed is None else bool(result["epsilon_lower_bound"] <= claimed),
         "scores": {"included": scores[included].tolist(), "excluded": scores[~included].tolist()},
     }

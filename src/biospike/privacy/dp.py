@@ -331,6 +331,8 @@ def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
         if progress and hasattr(bar, "set_postfix"):
             bar.set_postfix(val_bacc=val_bacc, clip=clips[-1] if clips else 0.0)
+    if gsm is not None:
+        gsm._close()  # remove Opacus' hooks and per-sample buffers: a plain model leaves here
     model.load_state_dict(best_state)
     model.eval()
     if private:
