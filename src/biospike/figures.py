@@ -260,8 +260,14 @@ def plot_training(data: Mapping[str, Any]) -> Figure:
             for name in metric[:1]:
                 metric_label = name.replace("val_", "validation ").replace("_", " ")
                 ax_acc.plot(x, cols[name], color=color, lw=1.2)
-        ax_loss.set_ylabel(f"{enc}\nloss (cross-entropy)")
+        ax_loss.set_yscale("log")  # a diverging DP validation loss must not flatten the others
+        ax_loss.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax_loss.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax_loss.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax_loss.set_ylabel(f"{enc}\nloss (cross-entropy, log)")
         ax_acc.set_ylabel(metric_label)
+        for ax in (ax_loss, ax_acc):
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         if r == len(encs) - 1:
             ax_loss.set_xlabel("epoch")
             ax_acc.set_xlabel("epoch")
@@ -366,6 +372,10 @@ def plot_privacy_utility(data: Mapping[str, Any]) -> Figure:
         if any(t in e["lines"] for e in data["encodings"].values()):
             handles.append(Line2D([], [], color=model_color(t), lw=1.5))
             labels.append(f"{model_label(t)} (no DP)")
+    if data.get("n_classes"):
+        ax.axhline(1.0 / data["n_classes"], color="#999999", lw=0.8, ls=":")
+        handles.append(Line2D([], [], color="#999999", lw=0.8, ls=":"))
+        labels.append(f"chance (1/{data['n_classes']})")
     if eps_all:
         lo, hi = min(eps_all), max(eps_all)
         ax.set_xlim(lo / 1.6, hi * 1.6)
@@ -395,17 +405,19 @@ def plot_roc(data: Mapping[str, Any]) -> Figure:
     all_targets = sorted({t for e in data["encodings"].values() for t in e})
     positives = [f for e in data["encodings"].values() for c in e.values() for f in c["fpr"] if f > 0]
     floor = max(min(positives) / 2 if positives else 1e-3, 1e-5)
-    handles: dict[str, Line2D] = {}
+    from biospike.report import sort_targets
+
     for ax, enc in zip(axes, encs, strict=True):
         grid = np.logspace(math.log10(floor), 0, 200)
         ax.plot(grid, grid, color="#999999", lw=0.8, ls="-")
-        for t, c in data["encodings"][enc].items():
+        for t in sort_targets(data["encodings"][enc]):
+            c = data["encodings"][enc][t]
             color = model_color(t, all_targets)
             fpr = np.clip(np.asarray(c["fpr"], dtype=float), floor, 1)
             tpr = np.clip(np.asarray(c["tpr"], dtype=float), floor, 1)
-            ax.plot(fpr, tpr, color=color, lw=1.3, drawstyle="steps-post")
             auc = "" if c.get("auc") is None else f", AUC {c['auc']:.2f}"
-            handles.setdefault(t, Line2D([], [], color=color, label=f"{model_label(t)}{auc}"))
+            ax.plot(fpr, tpr, color=color, lw=1.3, drawstyle="steps-post",
+                    label=f"{model_label(t)}: {c['attack'].replace('_', ' ')}{auc}")
             if c.get("ceiling") is not None:
                 eps, delta = c["ceiling"]
                 ax.plot(grid, np.minimum(1.0, np.exp(eps) * grid + delta), color=color, ls=":", lw=1.1)
@@ -416,16 +428,14 @@ def plot_roc(data: Mapping[str, Any]) -> Figure:
         ax.set_aspect("equal", adjustable="box")
         ax.set_xlabel("false positive rate")
         ax.set_title(f"{enc} encoding", loc="left")
+        # below the diagonal is where a ROC curve rarely goes: room for the per-panel key
+        ax.legend(loc="lower right", fontsize=6.5, handlelength=1.2, borderaxespad=0.3,
+                  frameon=True, framealpha=0.9, edgecolor="none")
     axes[0].set_ylabel("true positive rate")
-    extra = [Line2D([], [], color="#999999", lw=0.8), Line2D([], [], color="#555555", ls=":")]
-    ordered = [t for t in all_targets if t in handles]
-    from biospike.report import sort_targets
-
-    ordered = sort_targets(ordered)
     fig.suptitle(f"{data['dataset']}: membership inference, strongest attack per model ({data['level']} level)",
                  x=0.02, ha="left", fontsize=9.5)
-    _legend_below(fig, [handles[t] for t in ordered] + extra,
-                  [handles[t].get_label() for t in ordered] + ["chance", "DP ceiling e^ε·FPR+δ"], ncol=3)
+    _legend_below(fig, [Line2D([], [], color="#999999", lw=0.8), Line2D([], [], color="#555555", ls=":")],
+                  ["chance", "DP ceiling TPR = e^ε·FPR + δ (per DP model, its colour)"], ncol=2)
     return fig
 
 
@@ -443,22 +453,28 @@ def plot_attack_vs_T(data: Mapping[str, Any]) -> Figure:  # noqa: N802
     fig = new_figure(6.8, 3.1)
     with plt.rc_context(RC):
         ax_tpr, ax_auc = fig.subplots(1, 2)
-    for enc in encs:
+    series = [(enc, name) for enc in encs for name in sweeps[enc]]
+    for k, (enc, name) in enumerate(series):
+        s = sweeps[enc][name]
         ls, marker = encoding_style(enc, encs)
-        for name, s in sweeps[enc].items():
-            color = ATTACK_COLORS[attacks.index(name) % len(ATTACK_COLORS)]
-            ax_tpr.plot(s["T"], s["tpr_at_1pct_fpr"], color=color, ls=ls, marker=marker, ms=3.5)
-            ax_auc.plot(s["T"], s["auc"], color=color, ls=ls, marker=marker, ms=3.5)
-            ax_auc.fill_between(s["T"], s["auc_ci_low"], s["auc_ci_high"], color=color, alpha=0.12, lw=0)
+        color = ATTACK_COLORS[attacks.index(name) % len(ATTACK_COLORS)]
+        # dodge series sideways (multiplicatively, a few %) so equal T values do not hide each other
+        t = np.asarray(s["T"], dtype=float) * (1 + 0.03 * (k - (len(series) - 1) / 2))
+        auc = np.asarray(s["auc"], dtype=float)
+        ax_tpr.plot(t, s["tpr_at_1pct_fpr"], color=color, ls=ls, marker=marker, ms=3.5)
+        err = np.abs(np.vstack([auc - np.asarray(s["auc_ci_low"]), np.asarray(s["auc_ci_high"]) - auc]))
+        ax_auc.errorbar(t, auc, yerr=err, color=color, ls=ls, marker=marker, ms=3.5, capsize=2, elinewidth=0.8)
     ax_tpr.axhline(0.01, color="#999999", lw=0.8)
     ax_auc.axhline(0.5, color="#999999", lw=0.8)
     ax_tpr.set_ylabel("TPR at 1% FPR")
-    ax_auc.set_ylabel("attack AUC (band: bootstrap CI)")
+    ax_auc.set_ylabel("attack AUC (bars: bootstrap CI)")
+    ts = sorted({t for s in sweeps.values() for c in s.values() for t in c["T"]})
     for ax in (ax_tpr, ax_auc):
         ax.set_xlabel("time steps T")
-        ts = sorted({t for s in sweeps.values() for c in s.values() for t in c["T"]})
         if ts:
             ax.set_xticks(ts, [f"{t:g}" for t in ts])
+            pad = 0.25 * (ts[-1] - ts[0]) if len(ts) > 1 else 0.3 * ts[0]
+            ax.set_xlim(ts[0] - pad, ts[-1] + pad)
     fig.suptitle(f"{data['dataset']}: non-private SNN leakage vs time steps ({data.get('level', 'window')} level)",
                  x=0.02, ha="left", fontsize=9.5)
     handles = [Line2D([], [], color=ATTACK_COLORS[i % len(ATTACK_COLORS)]) for i in range(len(attacks))]
@@ -502,11 +518,15 @@ def plot_energy(data: Mapping[str, Any]) -> Figure:
                 x = h - 0.4 + width * (k + 0.5) + width * (len(targets) - len(present)) / 2
                 if b["fits"] and b["energy_j"]:
                     ax.bar(x, b["energy_j"], width * 0.92, bottom=lo, color=model_color(t, targets), log=True)
+                    from biospike.report import fmt_si
+
+                    ax.text(x, b["energy_j"] * 1.12, fmt_si(b["energy_j"], "J").replace(" ", "\u2009"), ha="center",
+                            va="bottom", fontsize=6, rotation=90 if len(present) > 3 else 0)
                 else:
                     ax.text(x, lo * 1.15, "×", ha="center", va="bottom", color=model_color(t, targets), fontsize=9,
                             fontweight="bold")
         ax.set_yscale("log")
-        ax.set_ylim(bottom=lo)
+        ax.set_ylim(lo, (max(energies) if energies else lo) * 4)  # room for the value labels
         ax.set_ylabel("energy / inference (J)")
         ax.set_title(f"{enc} encoding", loc="left")
         ax.grid(False, axis="x")

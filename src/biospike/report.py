@@ -688,10 +688,15 @@ def _deploy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]
     head = ["dataset", "encoding", "model", "edge target", "fits", "cores", "quantized acc.", "energy/inference",
             "latency", "time to decision", "power"]
     body = []
+    seen = set()
     for r in summary["rows"]:
         for hw, d in (r.get("deploy") or {}).items():
             runs = d.get("runs_model")
             baseline = runs is not None and runs != "snn" and runs != r["model"]
+            if baseline:  # the MCU's ANN baseline sits beside every deployed SNN target: list it once
+                if (r["dataset"], r["encoding"], hw, runs) in seen:
+                    continue
+                seen.add((r["dataset"], r["encoding"], hw, runs))
             label = f"{model_label(runs)} (baseline)" if baseline else model_label(r["model"])
             body.append([r["dataset"], r["encoding"], label, hw, fmt_num(d["fits"]), fmt_num(d.get("cores_used")),
                          fmt_num(d["quantized_accuracy"]), fmt_si(d["energy_per_inference_j"], "J"),
@@ -861,6 +866,8 @@ def _privacy_utility_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[
             elif t in ("snn", "ann"):
                 lines[t] = read_test_metric(Doc.load(tdir / "metrics.json"), "balanced_accuracy")[0]
         out["encodings"][enc] = {"points": sorted(points, key=lambda p: p["epsilon"]), "lines": lines, "unit": unit}
+    first = Doc.load(target_dir(results, ds, dp.encodings[0], dp.targets[0]) / "metrics.json")
+    out["n_classes"] = len(confusion_of(first)[0])
     return out
 
 
