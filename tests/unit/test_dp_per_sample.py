@@ -13,7 +13,7 @@ from opacus import GradSampleModule
 
 from biospike.models import build_model
 from biospike.privacy.adaptive import group_layout, neuron_blocks
-from biospike.privacy.dp import clipped_unit_sum, loss_sum
+from biospike.privacy.dp import clipped_unit_sum, grad_sample_module, loss_sum
 
 torch.set_num_threads(1)
 
@@ -74,13 +74,16 @@ def test_folding_time_into_the_batch_would_be_detected():
     assert lin.weight.grad_sample.shape[0] == 4 * 7 != 4
 
 
-@pytest.mark.parametrize("grouping", ["flat", "layer", "neuron"])
-def test_clipped_unit_sum_matches_manual_clipping(grouping):
+@pytest.mark.parametrize("grouping,recurrent", [("flat", False), ("layer", False), ("neuron", False),
+                                                ("flat", True), ("neuron", True)])
+def test_clipped_unit_sum_matches_manual_clipping(grouping, recurrent):
+    """biospike's path: Opacus hooks for the per-call Linears, batched stepwise gradients for the
+    recurrent ones (grad_sample_module), then per-group clipping."""
     torch.manual_seed(1)
-    model = build_model(_arch(False, "fused"))
+    model = build_model(_arch(recurrent, "fused"))
     x, y = _data(n=6)
     reference = _one_at_a_time(model, x, y)
-    gsm = GradSampleModule(model, batch_first=True, loss_reduction="sum")
+    gsm = grad_sample_module(model)
     blocks = neuron_blocks(model)
     layout = group_layout(blocks, grouping)
     rng = np.random.default_rng(0)

@@ -196,6 +196,9 @@ def public_allocation(gsm: nn.Module, blocks: list[Block], layout: GroupLayout, 
     volts, spikes = plain.forward_trace(x)  # the Linear hooks capture activations as in gsm(x)
     logits = volts.mean(dim=1)
     loss_fn(logits, torch.as_tensor(y_np)).backward()
+    from biospike.privacy.dp import finalize_grad_samples
+
+    finalize_grad_samples(gsm)
     med = np.zeros(layout.n_groups)
     for block, rows in zip(blocks, layout.row_group, strict=True):
         sq = row_sq_norms([p.grad_sample for _, p in block.params])  # (N, rows)

@@ -175,7 +175,11 @@ def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
 
     settings = dataclasses.replace(settings, select="last")
 
-    cfg = {**AUDIT_DEFAULTS, **{k: v for k, v in (audit_cfg or {}).items() if k != "enabled"}}
+    given = {k: v for k, v in (audit_cfg or {}).items() if k != "enabled"}
+    unknown = sorted(set(given) - set(AUDIT_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown privacy.audit settings: {unknown} (known: {sorted(AUDIT_DEFAULTS)})")
+    cfg = {**AUDIT_DEFAULTS, **given}
     rng = np.random.default_rng(seed)
     m = int(cfg["n_canaries"])
     n_classes = int(arch["n_out"])

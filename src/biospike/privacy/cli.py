@@ -247,10 +247,13 @@ def audit_stage(spikes_path: str | Path, out_path: str | Path, epsilon: float | 
         return train.fit(arch, x_fit, y_fit, x_v, y_v, d["train_cfg"], fit_seed, progress=progress).model
 
     use_train = epsilon is None and (settings.audit or {}).get("nonprivate", "loop") == "train"
-    out = run_audit(d["arch"], x[tr], labels[tr], _units(spikes, tr, settings.unit), x[va], labels[va], settings,
-                    epsilon, seed, settings.audit, x_public=x[pub] if len(pub) else None,
-                    y_public=labels[pub] if len(pub) else None, class_weight=d["class_weight"],
-                    nonprivate_fit=nonprivate_fit if use_train else None, progress=progress)
+    try:
+        out = run_audit(d["arch"], x[tr], labels[tr], _units(spikes, tr, settings.unit), x[va], labels[va], settings,
+                        epsilon, seed, settings.audit, x_public=x[pub] if len(pub) else None,
+                        y_public=labels[pub] if len(pub) else None, class_weight=d["class_weight"],
+                        nonprivate_fit=nonprivate_fit if use_train else None, progress=progress)
+    except ValueError as exc:  # bad audit settings (unknown key, too few public windows for canaries)
+        raise BiospikeError(str(exc), spikes_path) from None
     recipe = ("privacy.dp.dp_train (the harden recipe, canaries as extra units)" if epsilon is not None else
               "train.fit (the non-private snn recipe, early stopping)" if use_train else
               "privacy.dp.dp_train without clipping or noise (same optimiser and batches as harden, "

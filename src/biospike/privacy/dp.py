@@ -94,11 +94,17 @@ class DPSettings:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> DPSettings:
-        cfg = dict(cfg)
+        cfg = {k: v for k, v in cfg.items() if k != "enabled"}  # `enabled` is the workflow's switch
         known = {f.name for f in dataclasses.fields(cls)}
-        clip = AdaptiveClipping(**cfg.pop("adaptive_clipping", {}) or {})
-        noise = AdaptiveNoise(**cfg.pop("adaptive_noise", {}) or {})
-        out = cls(**{k: v for k, v in cfg.items() if k in known}, adaptive_clipping=clip, adaptive_noise=noise)
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise BiospikeError(f"unknown privacy settings: {unknown} (known: {sorted(known | {'enabled'})})")
+        try:
+            clip = AdaptiveClipping(**cfg.pop("adaptive_clipping", {}) or {})
+            noise = AdaptiveNoise(**{k: v for k, v in (cfg.pop("adaptive_noise", {}) or {}).items()})
+        except TypeError as exc:
+            raise BiospikeError(f"privacy.adaptive_clipping / adaptive_noise: {exc}") from None
+        out = cls(**cfg, adaptive_clipping=clip, adaptive_noise=noise)
         if out.unit not in UNITS:
             raise BiospikeError(f"privacy.unit must be one of {UNITS}, got {out.unit!r}")
         if out.accountant not in accounting.ACCOUNTANTS:
@@ -178,6 +184,74 @@ def calibrate(target_epsilon: float, n_units: int, settings: DPSettings) -> dict
             "count_noise_std": sigma_b, "epsilon": eps, "accountant_history": history}
 
 
+class StepwiseLinearGrads:
+    """Per-sample gradients of ``nn.Linear`` layers that are called once per time step (the SNN's
+    recurrent weights), computed in one batched product after the backward pass.
+
+    Opacus' hooks handle such a layer correctly (its per-sample gradient is accumulated over the
+    T calls, tested) but run an einsum and an accumulation of a (B, H, H) tensor per call; here
+    each call only stores its input and, via a tensor hook, its output gradient, and
+    :meth:`finalize` sets ``weight.grad_sample = sum_t g_t^T a_t`` per sample in one einsum.
+    """
+
+    def __init__(self, modules: list[nn.Linear]) -> None:
+        self.modules = modules
+        self.inputs: dict[int, list[torch.Tensor]] = {id(m): [] for m in modules}
+        self.grads: dict[int, dict[int, torch.Tensor]] = {id(m): {} for m in modules}
+        self.handles = [m.register_forward_hook(self._forward_hook) for m in modules]
+
+    def _forward_hook(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        if not (module.training and torch.is_grad_enabled() and output.requires_grad):
+            return
+        acts = self.inputs[id(module)]
+        acts.append(inputs[0].detach())
+        store, call = self.grads[id(module)], len(acts) - 1
+
+        def keep(grad: torch.Tensor) -> None:
+            store[call] = grad.detach()
+
+        output.register_hook(keep)
+
+    def finalize(self) -> None:
+        """Set ``grad_sample`` of every tracked parameter from the stored calls; clear them."""
+        for m in self.modules:
+            acts, grads = self.inputs[id(m)], self.grads[id(m)]
+            if acts:
+                a = torch.stack(acts)  # (T, B, in)
+                g = torch.stack([grads.get(t, torch.zeros(a.shape[1], m.out_features)) for t in range(len(acts))])
+                m.weight.grad_sample = torch.einsum("tbo,tbi->boi", g, a)
+                if m.bias is not None:
+                    m.bias.grad_sample = g.sum(dim=0)
+            acts.clear()
+            grads.clear()
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def grad_sample_module(model: nn.Module) -> nn.Module:
+    """Opacus ``GradSampleModule`` (hooks mode, batch first, summed loss) around the SNN; the
+    recurrent Linears, if any, are left to :class:`StepwiseLinearGrads` (``gsm.stepwise``)."""
+    from opacus import GradSampleModule
+
+    rec = list(getattr(model, "rec", None) or [])
+    for m in rec:  # Opacus skips modules without trainable parameters when adding its hooks
+        m.requires_grad_(False)
+    gsm = GradSampleModule(model, batch_first=True, loss_reduction="sum")
+    for m in rec:
+        m.requires_grad_(True)
+    gsm.stepwise = StepwiseLinearGrads(rec) if rec else None
+    return gsm
+
+
+def finalize_grad_samples(gsm: nn.Module) -> None:
+    """Call after ``backward()``: completes ``grad_sample`` of the stepwise (recurrent) layers."""
+    stepwise = getattr(gsm, "stepwise", None)
+    if stepwise is not None:
+        stepwise.finalize()
+
+
 def _grads_per_unit(gs: torch.Tensor, local_unit: torch.Tensor, n_local: int, counts: torch.Tensor | None) -> torch.Tensor:
     if counts is None:  # window unit: one window per unit
         return gs
@@ -238,8 +312,6 @@ def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     ``class_weight`` (per class, from public data only: private class counts would couple every
     sample's loss to the others' and void the per-unit sensitivity) weights the loss.
     """
-    from opacus import GradSampleModule
-
     from biospike.models import build_model
     from biospike.progress import progress as progress_bar
 
@@ -262,7 +334,7 @@ def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
         model = build_model(arch)
     torch.manual_seed(seed)
     model.train()
-    gsm = GradSampleModule(model, batch_first=True, loss_reduction="sum") if private else None
+    gsm = grad_sample_module(model) if private else None
     params = [p for p in model.parameters() if p.requires_grad]
     opt = (torch.optim.Adam(params, lr=settings.lr) if settings.optimizer == "adam"
            else torch.optim.SGD(params, lr=settings.lr, momentum=0.9))
@@ -332,6 +404,8 @@ def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
         if progress and hasattr(bar, "set_postfix"):
             bar.set_postfix(val_bacc=val_bacc, clip=clips[-1] if clips else 0.0)
     if gsm is not None:
+        if gsm.stepwise is not None:
+            gsm.stepwise.close()
         gsm._close()  # remove Opacus' hooks and per-sample buffers: a plain model leaves here
     model.load_state_dict(best_state)
     model.eval()
@@ -356,6 +430,7 @@ def clipped_unit_sum(gsm, loss_fn, blocks, layout, xb: torch.Tensor, yb: torch.T
         p.grad_sample = None
         p.grad = None
     loss_fn(gsm(xb), yb).backward()
+    finalize_grad_samples(gsm)
     local_t = torch.as_tensor(local)
     counts = torch.bincount(local_t, minlength=n_units).float() if per_subject else None
     unit_grads = {id(p): _grads_per_unit(p.grad_sample, local_t, n_units, counts)
