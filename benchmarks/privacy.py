@@ -16,7 +16,8 @@ one thread. An epoch = one pass worth of windows (DP: round(N / batch) Poisson-s
 
 Metrics: the DP/non-private epoch-time ratio of each (lower is better; ``ratio_vs_best_peer`` > 1
 means ours has the smaller overhead), and the absolute DP epoch time. Also reported, not compared:
-the recurrent SNN's ratio (its recurrent Linear runs once per step, so Opacus hooks fire T times).
+the recurrent SNN's ratio (its recurrent Linear runs once per step; biospike computes its
+per-sample gradients in one batched einsum instead of Opacus' T per-call hooks).
 
 Writes results/bench/privacy.json (DESIGN.md "Benchmarks contract").
 Run: ``/tmp/venv/bin/python benchmarks/privacy.py [--quick]``.
@@ -163,7 +164,7 @@ def main() -> None:
         row("dp_epoch_time", "s", ours_dp, peers_time, higher_is_better=False, **shape),
         row("nonprivate_epoch_time", "s", ours_np, peers_np, higher_is_better=False, **shape),
         row("dp_epoch / nonprivate_epoch (recurrent SNN)", "x", rec_ratio, {}, higher_is_better=False,
-            note="recurrent Linear runs once per step: Opacus hooks fire T times", **shape),
+            note="recurrent Linear once per step; per-sample grads by dp.StepwiseLinearGrads", **shape),
     ]
     report(rows, args.out)
     print(f"DP/non-private epoch time ratio: {ours_ratio:.2f}x (target <= 1.3x; opacus+norse peer "
