@@ -629,6 +629,7 @@ def build_summary(plan: Plan, results: str | Path, cfg: Mapping[str, Any] | None
                   "spikes_per_inference": "spikes", "epsilon": "", "delta": ""},
         "best_attack_by": cfg["best_attack_by"],
         "attack_level": cfg["attack_level"],
+        "hardware": list(dict.fromkeys(hw for dp in plan.values() for hw in dp.hardware)),
         "rows": [r.values for r in rows],
         "sources": [r.sources for r in rows],
     }
@@ -685,20 +686,25 @@ def _main_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
 
 
 def _deploy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """One line per model x edge target; the MCU's ANN baseline (it sits beside every deployed
+    SNN target) once per dataset and encoding, after that group's SNN lines."""
     head = ["dataset", "encoding", "model", "edge target", "fits", "cores", "quantized acc.", "energy/inference",
             "latency", "time to decision", "power"]
-    body = []
-    seen = set()
+    order = {hw: i for i, hw in enumerate(summary.get("hardware", []))}
+    groups: dict[tuple[str, str], tuple[list, dict]] = {}
     for r in summary["rows"]:
-        for hw, d in (r.get("deploy") or {}).items():
+        own, baselines = groups.setdefault((r["dataset"], r["encoding"]), ([], {}))
+        for hw in sorted(r.get("deploy") or {}, key=lambda h: (order.get(h, len(order)), h)):
+            d = r["deploy"][hw]
             runs = d.get("runs_model")
-            baseline = runs is not None and runs != "snn" and runs != r["model"]
-            if baseline:  # the MCU's ANN baseline sits beside every deployed SNN target: list it once
-                if (r["dataset"], r["encoding"], hw, runs) in seen:
-                    continue
-                seen.add((r["dataset"], r["encoding"], hw, runs))
-            label = f"{model_label(runs)} (baseline)" if baseline else model_label(r["model"])
-            body.append([r["dataset"], r["encoding"], label, hw, fmt_num(d["fits"]), fmt_num(d.get("cores_used")),
+            if runs is not None and runs != "snn" and runs != r["model"]:
+                baselines.setdefault((hw, runs), (f"{model_label(runs)} (baseline)", d))
+            else:
+                own.append((model_label(r["model"]), hw, d))
+    body = []
+    for (ds, enc), (own, baselines) in groups.items():
+        for label, hw, d in own + [(label, hw, d) for (hw, _), (label, d) in baselines.items()]:
+            body.append([ds, enc, label, hw, fmt_num(d["fits"]), fmt_num(d.get("cores_used")),
                          fmt_num(d["quantized_accuracy"]), fmt_si(d["energy_per_inference_j"], "J"),
                          fmt_si(d["latency_s"], "s"), fmt_si(d.get("time_to_decision_s"), "s"), fmt_si(d["power_w"], "W")])
     return head, body
@@ -750,9 +756,9 @@ def summary_html(summary: Mapping[str, Any]) -> str:
 
     md = summary_markdown(summary).split("\n\n")
     intro = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(md[1]))
-    style = ("body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
-             "table{border-collapse:collapse;font-size:13px;margin-bottom:2em}"
-             "th,td{border-bottom:1px solid #ddd;padding:4px 10px;text-align:right;white-space:nowrap}"
+    style = ("body{font-family:system-ui,sans-serif;margin:1em 1.2em;color:#222}"
+             "table{border-collapse:collapse;font-size:12.5px;margin-bottom:2em}"
+             "th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}"
              "th{background:#f3f3f3;position:sticky;top:0}"
              "td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}"
              "tr.group td{border-top:2px solid #999}"
