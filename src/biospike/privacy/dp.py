@@ -280,24 +280,14 @@ class _Sampler:
         return np.concatenate(idx), np.concatenate(local), len(chosen)
 
 
-def _quiet_warnings() -> warnings.catch_warnings:
-    """Silence two known-harmless warnings: torch's full-backward-hook note (the input spikes do
-    not require gradients) and the RDP order note Opacus' PRV accountant triggers while sizing
-    its domain."""
-    ctx = warnings.catch_warnings()
-    ctx.__enter__()
-    warnings.filterwarnings("ignore", message="Full backward hook is firing")
-    warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
-    return ctx
-
-
 def dp_train(*args, **kwargs) -> DPResult:
-    """See :func:`_dp_train` (this wrapper only scopes the warning filters)."""
-    ctx = _quiet_warnings()
-    try:
+    """See :func:`_dp_train`. Silences two known-harmless warnings: torch's full-backward-hook
+    note (the input spikes do not require gradients) and the RDP order note Opacus' PRV
+    accountant triggers while sizing its domain."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
         return _dp_train(*args, **kwargs)
-    finally:
-        ctx.__exit__(None, None, None)
 
 
 def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.ndarray,
