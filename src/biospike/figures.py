@@ -152,9 +152,13 @@ def plot_signals(data: Mapping[str, Any]) -> Figure:
     names = list(data["channel_names"])
     encs = data["encodings"]
     n_rows = 1 + len(encs)
-    fig = new_figure(7.0, 1.6 + 1.45 * len(encs))
+    # raster panels grow with the rows they show (population codes have many neurons per channel)
+    shown_rows = [max(1, sum(len(v) for v in _spike_channel_groups(e["channel_names"], names).values())
+                      or min(np.asarray(e["spikes"]).shape[1], 48)) for e in encs.values()]
+    ratios = [1.3] + [min(2.2, max(1.0, n / 14)) for n in shown_rows]
+    fig = new_figure(7.0, 0.5 + 1.1 * ratios[0] + 1.3 * sum(ratios[1:]))
     with plt.rc_context(RC):
-        axes = fig.subplots(n_rows, 1, sharex=True, gridspec_kw={"height_ratios": [1.3] + [1.0] * len(encs)})
+        axes = fig.subplots(n_rows, 1, sharex=True, gridspec_kw={"height_ratios": ratios})
     axes = np.atleast_1d(axes)
     t_sig = np.arange(signal.shape[1]) / float(data["fs_hz"])
     ax = axes[0]
@@ -193,8 +197,9 @@ def plot_signals(data: Mapping[str, Any]) -> Figure:
         t_idx, c_idx = np.nonzero(sub)
         pol = np.array([_polarity(e["channel_names"][shown[c]]) for c in c_idx]) if len(c_idx) else np.zeros(0)
         colors = np.where(pol > 0, OKABE_ITO["blue"], np.where(pol < 0, OKABE_ITO["vermillion"], "#222222"))
-        ax.scatter(t_idx * dt_s + dt_s / 2, c_idx, s=40 if len(shown) <= 16 else 14 if len(shown) <= 48 else 5,
-                   marker="|", c=colors, linewidths=1.0)
+        # ticks 0.8 of a row high in data units, so rows stay apart however many neurons are shown
+        ax.vlines(t_idx * dt_s + dt_s / 2, c_idx - 0.4, c_idx + 0.4, colors=colors,
+                  linewidth=1.0 if spikes.shape[0] <= 300 else 0.6)
         ax.set_ylim(len(shown) - 0.5, -0.5)
         if group_ticks:
             ax.set_yticks([p for p, _ in group_ticks], [c for _, c in group_ticks])
