@@ -172,3 +172,32 @@ def test_ceiling_check_quiet_on_random_scores():
     labels = rng.random(2000) < 0.5
     out = M.dp_ceiling_check(labels, rng.normal(size=2000), epsilon=0.5, delta=1e-5, ci=0.95)
     assert not out["violated"]
+
+
+def _subject_world(shift: float, seed: int):
+    """20 member and 20 non-member subjects x 40 windows; scores share a per-subject effect."""
+    rng = np.random.default_rng(seed)
+    n_subj, per = 40, 40
+    subj = np.repeat(np.arange(n_subj), per)
+    labels = np.repeat(np.arange(n_subj) < 20, per)
+    scores = np.repeat(rng.normal(scale=1.5, size=n_subj), per) + 0.3 * rng.normal(size=subj.size) + shift * labels
+    return labels, scores, subj
+
+
+def test_clustered_ceiling_check_tolerates_subject_differences_but_catches_a_leak():
+    """Without any membership effect, which subjects landed on which side still shifts the
+    scores; per-window binomial bounds can mistake that for leakage, subject resampling must not."""
+    false_alarms_binomial, false_alarms_clustered = 0, 0
+    for seed in range(6):
+        labels, scores, subj = _subject_world(0.0, seed)
+        false_alarms_binomial += M.dp_ceiling_check(labels, scores, 0.5, 1e-5, 0.95)["violated"]
+        check = M.dp_ceiling_check(labels, scores, 0.5, 1e-5, 0.95, clusters=subj, n_bootstrap=200, seed=seed)
+        false_alarms_clustered += check["violated"]
+        assert "subject-cluster bootstrap" in check["method"]
+    assert false_alarms_clustered == 0
+    assert false_alarms_binomial >= 1  # the reason the clustered check exists
+    labels, scores, subj = _subject_world(6.0, 0)
+    check = M.dp_ceiling_check(labels, scores, 0.5, 1e-5, 0.95, clusters=subj, n_bootstrap=200, seed=0)
+    assert check["violated"]
+    w = check["worst"]
+    assert w["tpr_lower"] > w["ceiling"] and w["binding"]

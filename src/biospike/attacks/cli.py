@@ -248,7 +248,9 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
             if privacy is not None:
                 unit_level = "subject" if privacy["unit"] == "subject" else "window"
                 if level == unit_level:
-                    check = M.dp_ceiling_check(y, s, privacy["epsilon"], privacy["delta"], float(boot["ci"]))
+                    check = M.dp_ceiling_check(y, s, privacy["epsilon"], privacy["delta"], float(boot["ci"]),
+                                               clusters=clusters, n_bootstrap=int(boot["n"]),
+                                               seed=derive_seed(seed, "ceiling"))
                     check["checked"] = True
                     entry["dp_ceiling"] = check
                     if check["violated"]:
@@ -289,7 +291,7 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
         w = c["worst"]
         raise BiospikeError(
             f"measured TPR {w['tpr']:.4f} (lower {c['ci_level']:.0%} bound {w['tpr_lower']:.4f}) exceeds the DP ceiling "
-            f"{w['ceiling']:.4f} = e^{c['epsilon']:.3g} x {w['fpr_upper']:.4g} + {c['delta']:.3g} at FPR {w['fpr']:.4g} "
+            f"{w['ceiling']:.4f} = e^{c['epsilon']:.3g} x {w.get('fpr_upper', w['fpr']):.4g} + {c['delta']:.3g} at FPR {w['fpr']:.4g} "
             f"({name}, {level} level; {len(violations)} attack/level pair(s) in violation): this means a bug in the DP path "
             f"(details in ceiling_violation.json)", target_path)
     write_json(outdir / "summary.json", summary)

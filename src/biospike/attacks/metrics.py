@@ -209,16 +209,30 @@ def clopper_pearson(k: np.ndarray, n: int, alpha: float) -> tuple[np.ndarray, np
     return lower, upper
 
 
-def dp_ceiling_check(
-    labels: np.ndarray, scores: np.ndarray, epsilon: float, delta: float, ci: float
-) -> dict:
-    """Compare the measured ROC with the (epsilon, delta) ceiling at every threshold.
+# FPRs at which the clustered ceiling check compares a bootstrap lower bound of TPR with the ceiling
+CEILING_FPR_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
-    At each threshold, TPR and FPR are binomial proportions; a violation is declared only when
-    the lower Clopper-Pearson bound of TPR exceeds the ceiling evaluated at the upper bound of FPR,
-    with the confidence level Bonferroni-corrected over the thresholds checked, so sampling noise
-    alone fails the check with probability at most 1 - ci.
+
+def dp_ceiling_check(
+    labels: np.ndarray, scores: np.ndarray, epsilon: float, delta: float, ci: float,
+    clusters: np.ndarray | None = None, n_bootstrap: int = 500, seed: int = 0,
+) -> dict:
+    """Compare the measured ROC with the (epsilon, delta) ceiling TPR <= e^eps FPR + delta.
+
+    Independent units (``clusters`` None): at every threshold TPR and FPR are binomial
+    proportions; a violation is declared only when the lower Clopper-Pearson bound of TPR exceeds
+    the ceiling at the upper bound of FPR, Bonferroni-corrected over the thresholds, so sampling
+    noise alone fails the check with probability at most 1 - ci.
+
+    Clustered units (windows grouped by subject): windows of one subject are not independent
+    trials, and member and non-member subjects differ by chance (which subjects the split drew),
+    which a per-window binomial bound would mistake for leakage. The check then resamples whole
+    subjects (members and non-members separately) and compares the lower bound of TPR at each FPR
+    of :data:`CEILING_FPR_GRID` (those with at least 1/FPR non-members), Bonferroni-corrected over
+    the grid, with the ceiling at that FPR.
     """
+    if clusters is not None:
+        return _ceiling_check_clustered(labels, scores, epsilon, delta, ci, clusters, n_bootstrap, seed)
     labels, scores = _check(labels, scores)
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     fpr, tpr, thr = roc_curve(labels, scores)
@@ -231,6 +245,7 @@ def dp_ceiling_check(
     excess = tpr_lo - ceiling_hi
     binding = ceiling_hi < 1.0  # where the ceiling is 1 nothing can exceed it
     out: dict = {
+        "method": "Clopper-Pearson per threshold (independent units), Bonferroni over thresholds",
         "epsilon": float(epsilon),
         "delta": float(delta),
         "ci_level": ci,
@@ -253,6 +268,50 @@ def dp_ceiling_check(
     top = int(np.argmax(point_excess))
     out["max_point_excess"] = {"excess": float(point_excess[top]), "fpr": float(fpr[top]), "tpr": float(tpr[top]),
                                "ceiling": float(ceiling_point[top])}
+    return out
+
+
+def _ceiling_check_clustered(
+    labels: np.ndarray, scores: np.ndarray, epsilon: float, delta: float, ci: float,
+    clusters: np.ndarray, n_bootstrap: int, seed: int,
+) -> dict:
+    labels, scores = _check(labels, scores)
+    n_neg = int((~labels).sum())
+    grid = [f for f in CEILING_FPR_GRID if n_neg >= min_nonmembers_for(f)]
+    out: dict = {
+        "method": f"subject-cluster bootstrap ({n_bootstrap} draws) of TPR at FPR in {grid}, Bonferroni over the grid",
+        "epsilon": float(epsilon),
+        "delta": float(delta),
+        "ci_level": ci,
+        "ceiling_at": {fpr_key(f).replace("tpr_at_", ""): float(dp_tpr_ceiling(f, epsilon, delta)) for f in FPR_TARGETS},
+    }
+    fpr, tpr, _ = roc_curve(labels, scores)
+    ceiling_point = dp_tpr_ceiling(fpr, epsilon, delta)
+    top = int(np.argmax(tpr - ceiling_point))
+    out["max_point_excess"] = {"excess": float(tpr[top] - ceiling_point[top]), "fpr": float(fpr[top]),
+                               "tpr": float(tpr[top]), "ceiling": float(ceiling_point[top])}
+    if not grid:
+        return out | {"violated": False, "worst": None, "points": [],
+                      "note": f"{n_neg} non-members: too few for any FPR of the grid"}
+    rng = np.random.default_rng(seed)
+
+    def stat(y: np.ndarray, sc: np.ndarray) -> dict[str, float]:
+        f_, t_, _ = roc_curve(y, sc)
+        return {str(f): tpr_at_fpr(f_, t_, f) for f in grid}
+
+    draws = bootstrap(labels, scores, stat, n_bootstrap, rng, clusters)
+    alpha = (1 - ci) / len(grid)
+    points = []
+    for f in grid:
+        ceiling = float(dp_tpr_ceiling(f, epsilon, delta))
+        points.append({"fpr": f, "tpr": tpr_at_fpr(fpr, tpr, f), "tpr_lower": float(np.quantile(draws[str(f)], alpha)),
+                       "ceiling": ceiling, "binding": ceiling < 1.0})
+    binding = [p for p in points if p["binding"]]
+    out["points"] = points
+    out["violated"] = any(p["tpr_lower"] > p["ceiling"] for p in binding)
+    out["worst"] = max(binding, key=lambda p: p["tpr_lower"] - p["ceiling"]) if binding else None
+    if not binding:
+        out["note"] = "the ceiling is 1 at every FPR of the grid: no attack can exceed it here"
     return out
 
 
