@@ -11,9 +11,6 @@ DATASETS = list(config["datasets"])
 SRC = Path(workflow.basedir) / "src" / "biospike"
 
 
-wildcard_constraints:
-    dataset="|".join(DATASETS) if DATASETS else "__none__",
-
 
 def code_version(*modules):
     """Hash of the package source files a rule runs, so editing them reruns the rule
@@ -26,7 +23,7 @@ def code_version(*modules):
 
 
 def rule_params(stage, dataset=None, **extra):
-    """The JSON a rule hands to `biospike <stage> --params`: the stage's effective settings for
+    """The JSON handed to `biospike <stage> --params` by each rule: the stage's effective settings for
     the dataset, the root seed, and anything extra; shell-quoted."""
     params = stage_config(config, stage, dataset) if stage else {}
     params = deep_merge(params, {"seed": config["seed"], **extra})
@@ -40,6 +37,18 @@ def dataset_spec(dataset):
 def encodings_of(dataset):
     """The encodings configured for a dataset (encode.encodings, or the dataset's override)."""
     return stage_config(config, "encode", dataset)["encodings"]
+
+
+def ingest_inputs(wildcards):
+    """A dataset stored under demo.out_dir depends on the demo rule; others on nothing we make."""
+    spec = dataset_spec(wildcards.dataset)
+    demo_dir = Path(config["demo"]["out_dir"])
+    path = Path(spec["path"])
+    try:
+        sub = path.relative_to(demo_dir)
+    except ValueError:
+        return []
+    return [str(demo_dir / sub.parts[0])] if sub.parts else []
 
 
 def all_targets():

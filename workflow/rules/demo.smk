@@ -10,11 +10,14 @@ rule demo:
     params:
         cfg=lambda w: rule_params("demo"),
         code=code_version("demo.py"),
+        out_dir=lambda w, output: str(Path(output.eeg).parent),
     log:
         f"{RESULTS}/logs/demo.log",
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
+    conda:
+        "../envs/biospike.yaml"
     shell:
-        "biospike demo --params {params.cfg} --out-dir {config[demo][out_dir]} > {log} 2>&1"
+        "biospike demo --params {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"

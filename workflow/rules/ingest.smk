@@ -1,18 +1,6 @@
 # Ingestion: real readers -> notch -> band-pass -> resample -> windows -> subject-wise splits.
 
 
-def ingest_inputs(wildcards):
-    """A dataset stored under demo.out_dir depends on the demo rule; others on nothing we make."""
-    spec = dataset_spec(wildcards.dataset)
-    demo_dir = Path(config["demo"]["out_dir"])
-    path = Path(spec["path"])
-    try:
-        sub = path.relative_to(demo_dir)
-    except ValueError:
-        return []
-    return [str(demo_dir / sub.parts[0])] if sub.parts else []
-
-
 rule ingest:
     input:
         ingest_inputs,
