@@ -84,13 +84,19 @@ def test_harden_writes_the_target_with_train_metrics_schema(spikes_path, tmp_pat
                  "--epsilon", "3", "--audit", str(audit_out), "--no-progress"]) == 0
     audit = read_json(audit_out)
     assert audit["m"] == 20 and audit["epsilon_lower_bound"] <= audit["claimed_epsilon"]
+    np_audit = tmp_path / "ds" / "delta" / "privacy_audit_nonprivate.json"
+    assert main(["harden", "--params", _params(audit={"n_canaries": 20, "nonprivate_epochs": 3}), "--input",
+                 str(spikes_path), "--epsilon", "none", "--audit", str(np_audit), "--no-progress"]) == 0
+    np_result = read_json(np_audit)
+    assert np_result["claimed_epsilon"] is None and "3 epochs" in np_result["recipe"]
     table = tmp_path / "ds" / "delta" / "privacy_utility.csv"
     assert main(["privacy-table", "--params", _params(), "--targets", str(out), "--nonprivate", str(snn),
-                 "--output", str(table)]) == 0
+                 "--nonprivate-audit", str(np_audit), "--output", str(table)]) == 0
     with open(table) as fh:
         rows = list(csv.DictReader(fh))
     assert [r["target"] for r in rows] == ["dpsnn_eps3", "snn"]
     assert rows[1]["epsilon"] == "inf" and rows[0]["audit_epsilon_lower_bound"] != ""
+    assert rows[1]["audit_canary_auc"] != ""
     assert read_json(table.with_suffix(".json"))["rows"][1]["epsilon"] is None
 
 
@@ -113,3 +119,9 @@ def test_harden_errors_are_one_line(spikes_path, tmp_path, capsys):
                  "--epsilon", "1", "--outdir", str(tmp_path / "x")]) == 2
     assert "fit the encoder on the population split" in capsys.readouterr().err
     assert not (tmp_path / "x" / "model.pt").exists()
+    assert main(["harden", "--params", _params(audit={"n_canary": 5}), "--input", str(spikes_path),
+                 "--epsilon", "1", "--audit", str(tmp_path / "a.json")]) == 2
+    assert "unknown privacy.audit settings" in capsys.readouterr().err
+    assert main(["harden", "--params", _params(epoch=3), "--input", str(spikes_path), "--epsilon", "1",
+                 "--outdir", str(tmp_path / "y")]) == 2
+    assert "unknown privacy settings" in capsys.readouterr().err

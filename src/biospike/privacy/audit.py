@@ -150,8 +150,8 @@ def canary_scores(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: i
     return scores
 
 
-AUDIT_DEFAULTS = {"n_canaries": 200, "canary": "ood", "rate_factor": 2.0, "confidence": 0.95, "nonprivate": "loop",
-                  "nonprivate_epochs": 60}
+AUDIT_DEFAULTS = {"n_canaries": 200, "canary": "ood", "rate_factor": 2.0, "confidence": 0.95,
+                  "nonprivate": "last_epoch", "nonprivate_epochs": 60}
 
 
 def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.ndarray, x_val: np.ndarray,
@@ -164,8 +164,7 @@ def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     The audited model is the **last** iterate (``select: last``), where memorisation is strongest;
     the released model (best validation epoch) is another iterate under the same accounting.
     ``epsilon`` None audits a non-private recipe: ``nonprivate_fit(arch, x, y, x_val, y_val, seed)
-    -> model`` if given (e.g. ``train.fit``), else the same DP loop without clipping or noise (same
-    optimiser and batches) for ``nonprivate_epochs`` epochs. ``settings`` is a :class:`~biospike.privacy.dp.DPSettings`; its
+    -> model`` (the stage passes ``train.fit``). ``settings`` is a :class:`~biospike.privacy.dp.DPSettings`; its
     delta is resolved on the augmented unit count.
     """
     import dataclasses
@@ -192,12 +191,9 @@ def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     n_units = len(np.unique(units_aug))
     public = {"x_public": x_public, "y_public": y_public} if x_public is not None and len(x_public) else {}
     if epsilon is None:
-        if nonprivate_fit is not None:
-            model = nonprivate_fit(arch, x_aug, y_aug, x_val, y_val, seed)
-        else:  # the harden loop without clipping or noise, trained long enough to memorise
-            loop = dataclasses.replace(settings, epochs=int(cfg["nonprivate_epochs"]))
-            model = dp_train(arch, x_aug, y_aug, units_aug, x_val, y_val, loop, None, seed,
-                             class_weight=class_weight, progress=progress, desc="audit nonprivate", **public).model
+        if nonprivate_fit is None:
+            raise ValueError("auditing a non-private recipe needs nonprivate_fit (e.g. train.fit)")
+        model = nonprivate_fit(arch, x_aug, y_aug, x_val, y_val, seed)
         claimed = None
         delta = accounting.resolve_delta(settings.delta, n_units)
     else:
@@ -210,9 +206,8 @@ def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
         "claimed_epsilon": claimed, "target_epsilon": epsilon, "privacy_unit": settings.unit,
         "n_training_units": n_units,
         "method": "one-run audit (Steinke, Nasr & Jagielski, NeurIPS 2023), black-box canary log-odds scores",
-        "canary": {k: cfg[k] for k in ("n_canaries", "canary", "rate_factor")}, "audited_iterate": "last",
-        "epochs": settings.epochs if epsilon is not None or nonprivate_fit is not None else int(cfg["nonprivate_epochs"]),
-        **result,
+        "canary": {k: cfg[k] for k in ("n_canaries", "canary", "rate_factor")},
+        "audited_iterate": "last" if epsilon is not None else None, **result,
         "consistent": None if claimed is None else bool(result["epsilon_lower_bound"] <= claimed),
         "scores": {"included": scores[included].tolist(), "excluded": scores[~included].tolist()},
     }

@@ -229,7 +229,7 @@ def audit_stage(spikes_path: str | Path, out_path: str | Path, epsilon: float | 
     ``train.fit`` with the train section) on this dataset's training windows."""
     from biospike import train
     from biospike.config import derive_seed
-    from biospike.privacy.audit import run_audit
+    from biospike.privacy.audit import AUDIT_DEFAULTS, run_audit
     from biospike.store import provenance, read_spikes, write_json
 
     start_s = time.perf_counter()
@@ -243,21 +243,26 @@ def audit_stage(spikes_path: str | Path, out_path: str | Path, epsilon: float | 
     tr, va, pub = d["train_idx"], d["val_idx"], d["public_idx"]
     log.info("audit %s %s/%s: %d training windows (%s-level units)", label, dataset, encoding, len(tr), settings.unit)
 
-    def nonprivate_fit(arch, x_fit, y_fit, x_v, y_v, fit_seed):
-        return train.fit(arch, x_fit, y_fit, x_v, y_v, d["train_cfg"], fit_seed, progress=progress).model
+    audit_cfg = {**AUDIT_DEFAULTS, **{k: v for k, v in (settings.audit or {}).items() if k != "enabled"}}
+    early_stopping = audit_cfg["nonprivate"] == "early_stopping"
 
-    use_train = epsilon is None and (settings.audit or {}).get("nonprivate", "loop") == "train"
+    def nonprivate_fit(arch, x_fit, y_fit, x_v, y_v, fit_seed):
+        if early_stopping:  # exactly the snn target's recipe
+            return train.fit(arch, x_fit, y_fit, x_v, y_v, d["train_cfg"], fit_seed, progress=progress).model
+        # the snn recipe (Adam, train.lr, batches) without early stopping, to the last epoch
+        cfg = {**d["train_cfg"], "epochs": int(audit_cfg["nonprivate_epochs"])}
+        return train.fit(arch, x_fit, y_fit, x_v[:0], y_v[:0], cfg, fit_seed, progress=progress).model
+
     try:
         out = run_audit(d["arch"], x[tr], labels[tr], _units(spikes, tr, settings.unit), x[va], labels[va], settings,
                         epsilon, seed, settings.audit, x_public=x[pub] if len(pub) else None,
                         y_public=labels[pub] if len(pub) else None, class_weight=d["class_weight"],
-                        nonprivate_fit=nonprivate_fit if use_train else None, progress=progress)
+                        nonprivate_fit=nonprivate_fit, progress=progress)
     except ValueError as exc:  # bad audit settings (unknown key, too few public windows for canaries)
         raise BiospikeError(str(exc), spikes_path) from None
-    recipe = ("privacy.dp.dp_train (the harden recipe, canaries as extra units)" if epsilon is not None else
-              "train.fit (the non-private snn recipe, early stopping)" if use_train else
-              "privacy.dp.dp_train without clipping or noise (same optimiser and batches as harden, "
-              "audit.nonprivate_epochs epochs)")
+    recipe = ("privacy.dp.dp_train (the harden recipe, canaries as extra units; last iterate)" if epsilon is not None
+              else "train.fit, the snn target's recipe with early stopping" if early_stopping else
+              f"train.fit (Adam, train.lr) for {audit_cfg['nonprivate_epochs']} epochs, no early stopping, last epoch")
     out = {"target": label, "dataset": dataset, "encoding": encoding, "recipe": recipe, **out}
     out["provenance"] = provenance({"privacy": {k: v for k, v in params.items() if k != "train"}, "target": label},
                                    inputs=[spikes_path], seed=seed)
