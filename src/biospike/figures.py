@@ -300,7 +300,11 @@ def plot_confusion(data: Mapping[str, Any]) -> Figure:
     k = len(names)
     cell_in = 0.35 if k <= 5 else 0.22
     panel = max(1.45, cell_in * k + 0.55)
-    fig = new_figure(min(0.9 + panel * len(targets), 11.0), 0.6 + (panel + 0.2) * len(encs))
+    rotate = k > 3
+    tick_in = 0.06 * max(len(n) for n in names) if rotate else 0.15  # room for rotated class names
+    width_in = min(0.9 + panel * len(targets), 11.0)
+    side_in = min(panel, (width_in - 1.5) / len(targets))  # square panels: the width decides their size
+    fig = new_figure(width_in, 0.45 + (side_in + 0.45) * len(encs) + tick_in)
     with plt.rc_context(RC):
         axes = np.atleast_2d(fig.subplots(len(encs), len(targets), squeeze=False))
     image = None
@@ -322,7 +326,8 @@ def plot_confusion(data: Mapping[str, Any]) -> Figure:
                         ax.text(j, i, f"{int(mat[i, j])}", ha="center", va="center", fontsize=7,
                                 color="black" if norm[i, j] > 0.55 else "white")
             ticks = names if k <= 8 else [n if i % max(1, k // 8) == 0 else "" for i, n in enumerate(names)]
-            ax.set_xticks(range(k), ticks if r == len(encs) - 1 else [""] * k, rotation=45 if k > 3 else 0)
+            ax.set_xticks(range(k), ticks if r == len(encs) - 1 else [""] * k, rotation=45 if rotate else 0,
+                          ha="right" if rotate else "center", rotation_mode="anchor")
             ax.set_yticks(range(k), ticks if c == 0 else [""] * k)
             for spine in ax.spines.values():
                 spine.set_visible(False)
@@ -385,7 +390,10 @@ def plot_privacy_utility(data: Mapping[str, Any]) -> Figure:
         lo, hi = min(eps_all), max(eps_all)
         ax.set_xlim(lo / 1.6, hi * 1.6)
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    if eps_all:  # ticks at the accounted epsilons themselves
+        ax.set_xticks(sorted(set(eps_all)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     unit = "/".join(sorted(units)) or "record"
     ax.set_xlabel(f"privacy budget ε ({unit}-level, log scale)")
     ax.set_ylabel("balanced accuracy (test)")
@@ -433,9 +441,8 @@ def plot_roc(data: Mapping[str, Any]) -> Figure:
         ax.set_aspect("equal", adjustable="box")
         ax.set_xlabel("false positive rate")
         ax.set_title(f"{enc} encoding", loc="left")
-        # below the diagonal is where a ROC curve rarely goes: room for the per-panel key
-        ax.legend(loc="lower right", fontsize=6.5, handlelength=1.2, borderaxespad=0.3,
-                  frameon=True, framealpha=0.9, edgecolor="none")
+        # the key under each panel: inside, it hides the curves of weak attacks near the diagonal
+        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.25), fontsize=7, handlelength=1.2, borderaxespad=0.0)
     axes[0].set_ylabel("true positive rate")
     fig.suptitle(f"{data['dataset']}: membership inference, strongest attack per model ({data['level']} level)",
                  x=0.02, ha="left", fontsize=9.5)
@@ -522,7 +529,8 @@ def plot_energy(data: Mapping[str, Any]) -> Figure:
                 b = next(b for b in bars if b["target"] == t and b["hardware"] == hw and b["encoding"] == enc)
                 x = h - 0.4 + width * (k + 0.5) + width * (len(targets) - len(present)) / 2
                 if b["fits"] and b["energy_j"]:
-                    ax.bar(x, b["energy_j"], width * 0.92, bottom=lo, color=model_color(t, targets), log=True)
+                    # height E - lo from bottom lo: the bar top is exactly E on the log axis
+                    ax.bar(x, b["energy_j"] - lo, width * 0.92, bottom=lo, color=model_color(t, targets))
                     from biospike.report import fmt_si
 
                     ax.text(x, b["energy_j"] * 1.12, fmt_si(b["energy_j"], "J").replace(" ", "\u2009"), ha="center",

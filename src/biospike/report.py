@@ -187,6 +187,7 @@ def discover_plan(results: str | Path) -> Plan:
         attacked: set[str] = set()
         deployed: dict[str, set[str]] = {}
         t_sweep = []
+        mcu: set[str] = set()  # MCU baselines go last, as in the config's usual order
         for enc in encodings:
             enc_dir = ds_dir / enc
             if (enc_dir / "t_sweep.json").is_file():
@@ -198,9 +199,12 @@ def discover_plan(results: str | Path) -> Plan:
                     attacked.add(tgt)
                 for hw_json in (metrics.parent / "deploy").glob("*.json"):
                     deployed.setdefault(tgt, set()).add(hw_json.stem)
+                    if Doc.load(hw_json).find("/kind") == ("mcu", "/kind"):
+                        mcu.add(hw_json.stem)
         if encodings:
             plan[ds_dir.name] = DatasetPlan(encodings, sorted(targets), sorted(attacked),
-                                            {t: sorted(h) for t, h in deployed.items()}, t_sweep)
+                                            {t: sorted(h, key=lambda x: (x in mcu, x)) for t, h in deployed.items()},
+                                            t_sweep)
     return plan
 
 
