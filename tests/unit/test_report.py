@@ -353,3 +353,18 @@ def test_plan_from_config_follows_each_stage_switch():
     assert plan["b"]["targets"] == ["snn", "ann", "classical"]
     assert plan["b"]["attacked"] == [] and plan["b"]["t_sweep"] == [] and plan["b"]["deployed"] == {}
     assert report.plan_from_config({"datasets": {"a": {}}}) == {}  # no encodings: nothing to report
+
+
+def test_energy_bars_end_at_the_energy():
+    """On the log axis a bar must top out at its energy, not at energy + the axis floor."""
+    from biospike import figures
+
+    bars = [{"encoding": "delta", "target": t, "hardware": hw, "fits": True, "energy_j": e, "reason": None}
+            for t, hw, e in (("snn", "loihi", 3e-6), ("snn", "xylo_audio2", 2e-7), ("ann", "cortex_m4", 7.7e-5))]
+    bars.append({"encoding": "delta", "target": "snn", "hardware": "speck", "fits": False, "energy_j": None,
+                 "reason": "does not fit"})
+    fig = figures.plot_energy({"dataset": "d", "encodings": ["delta"], "hardware": ["loihi", "xylo_audio2", "speck", "cortex_m4"],
+                               "bars": bars})
+    tops = sorted(p.get_y() + p.get_height() for p in fig.axes[0].patches)
+    assert tops == pytest.approx(sorted([3e-6, 2e-7, 7.7e-5]), rel=1e-9)
+    assert any(t.get_text() == "×" for t in fig.axes[0].texts)  # the target it does not fit
