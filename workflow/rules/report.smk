@@ -62,7 +62,7 @@ for _kind, (_category, _label) in REPORT_FIGURES.items():
         output:
             png=report(f"{REPORT_FIG_DIR}/{{dataset}}/{_kind}.png", caption=f"../report/{_kind}.rst",
                        category=_category, subcategory="{dataset}",
-                       labels={"dataset": "{dataset}", "figure": _label}),
+                       labels={"figure": _label}),
             svg=f"{REPORT_FIG_DIR}/{{dataset}}/{_kind}.svg",
         params:
             cfg=REPORT_PARAMS,
