@@ -74,7 +74,7 @@ def provenance(config: Mapping[str, Any], inputs: Sequence[str | Path] = (), see
     }
 
 
-VOLATILE_KEYS = ("created_utc", "wall_time_s", "git_commit")
+VOLATILE_KEYS = ("created_utc", "wall_time_s", "epoch_time_s", "git_commit")  # wall-clock, not results
 
 
 def strip_volatile(obj: Any) -> Any:
