@@ -45,7 +45,7 @@ def test_same_seed_same_results(tiny_run, tmp_path):
 
 def test_other_seed_other_splits(tiny_run, tmp_path):
     workdir, _ = tiny_run
-    run_snakemake(tmp_path, "--cores", "2", "--config", "seed=7", "results/demo_emg/windows.h5")
+    run_snakemake(tmp_path, "results/demo_emg/windows.h5", "--cores", "2", "--config", "seed=7")
     from biospike.store import read_windows
 
     a = read_windows(workdir / "results" / "demo_emg" / "windows.h5")
@@ -55,9 +55,12 @@ def test_other_seed_other_splits(tiny_run, tmp_path):
 
 
 def test_bad_config_key_fails_clearly(tmp_path, repo):
+    import yaml
+
     bad = tmp_path / "bad.yaml"
-    text = (repo / "config" / "tiny.yaml").read_text().replace("splits:\n", "splits:\n  test_fractoin: 0.3\n", 1)
-    bad.write_text(text)
+    cfg = yaml.safe_load((repo / "config" / "tiny.yaml").read_text())
+    cfg["splits"]["test_fractoin"] = 0.3
+    bad.write_text(yaml.safe_dump(cfg))
     proc = run_snakemake(tmp_path, "--cores", "1", "--dry-run", configfile=bad, check=False)
     assert proc.returncode != 0
     assert "test_fractoin" in proc.stdout + proc.stderr
