@@ -88,23 +88,35 @@ def validate_config(config: dict, source: str | Path = "config", schema_path: Pa
     The same schema is used by the Snakefile's ``validate``; this function gives a one-line
     message with the offending key path for CLI users.
     """
+    schema = yaml.safe_load(schema_path.read_text())
+    config = copy.deepcopy(config)
+    error = fill_defaults_and_validate(config, schema)
+    if error is not None:
+        path, message = error
+        where = "/".join(map(str, path)) or "<top level>"
+        raise BiospikeError(f"invalid config at '{where}': {message}", source)
+    return config
+
+
+def fill_defaults_and_validate(instance: Any, schema: dict) -> tuple[list, str] | None:
+    """Validate ``instance`` against a JSON schema, filling each missing property that has a
+    ``default`` in place; returns the first error as (key path, message), or None.
+
+    One mechanism for the workflow config and for the stage CLIs that check their own section.
+    """
     import jsonschema
 
-    schema = yaml.safe_load(schema_path.read_text())
-    validator_cls = jsonschema.validators.validator_for(schema)
+    base = jsonschema.validators.validator_for(schema)
 
-    def set_defaults(validator, properties, instance, schema):  # noqa: ARG001
-        if isinstance(instance, dict):
+    def fill_defaults(validator, properties, node, node_schema):
+        if isinstance(node, dict):
             for key, sub in properties.items():
-                if "default" in sub and key not in instance:
-                    instance[key] = copy.deepcopy(sub["default"])
-        yield from validator_cls.VALIDATORS["properties"](validator, properties, instance, schema)
+                if "default" in sub and key not in node:
+                    node[key] = copy.deepcopy(sub["default"])
+        yield from base.VALIDATORS["properties"](validator, properties, node, node_schema)
 
-    filling = jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
-    config = copy.deepcopy(config)
-    errors = sorted(filling(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        where = "/".join(map(str, err.absolute_path)) or "<top level>"
-        raise BiospikeError(f"invalid config at '{where}': {err.message}", source)
-    return config
+    filling = jsonschema.validators.extend(base, {"properties": fill_defaults})
+    errors = sorted(filling(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    return list(errors[0].absolute_path), errors[0].message

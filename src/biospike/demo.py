@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from biospike.config import SCHEMA_PATH, derive_seed
+from biospike.config import SCHEMA_PATH, derive_seed, fill_defaults_and_validate
 from biospike.errors import BiospikeError
 
 MODALITIES = ("eeg", "ecg", "emg")
@@ -104,7 +104,6 @@ def _demo_schema() -> dict:
 
 def demo_settings(params: dict[str, Any]) -> dict[str, Any]:
     """Validate ``params`` (the config's ``demo`` section plus ``seed``) and fill schema defaults."""
-    import jsonschema
 
     params = copy.deepcopy(dict(params))
     if "seed" not in params:
@@ -114,20 +113,10 @@ def demo_settings(params: dict[str, Any]) -> dict[str, Any]:
         raise BiospikeError(f"seed must be a non-negative integer, got {seed!r}")
     params.pop("threads", None)
     schema = _demo_schema()
-    base = jsonschema.validators.validator_for(schema)
-
-    def fill_defaults(validator, properties, instance, schema_):
-        if isinstance(instance, dict):
-            for key, sub in properties.items():
-                if "default" in sub and key not in instance:
-                    instance[key] = copy.deepcopy(sub["default"])
-        yield from base.VALIDATORS["properties"](validator, properties, instance, schema_)
-
-    filling = jsonschema.validators.extend(base, {"properties": fill_defaults})
-    errors = sorted(filling(schema).iter_errors(params), key=lambda e: list(e.absolute_path))
-    if errors:
-        where = "/".join(["demo", *map(str, errors[0].absolute_path)])
-        raise BiospikeError(f"invalid demo settings at '{where}': {errors[0].message}")
+    error = fill_defaults_and_validate(params, schema)
+    if error is not None:
+        where = "/".join(["demo", *map(str, error[0])])
+        raise BiospikeError(f"invalid demo settings at '{where}': {error[1]}")
     eeg_fs = params["eeg"]["fs_hz"]
     if float(eeg_fs) != int(eeg_fs) or eeg_fs < 64:
         raise BiospikeError(f"demo.eeg.fs_hz must be a whole number >= 64 Hz (EDF stores whole samples per second), got {eeg_fs}")

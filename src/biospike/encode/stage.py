@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from biospike.config import fill_defaults_and_validate
 from biospike.encode import delta, population, rate
 from biospike.encode.timebase import (
     TimeBase,
@@ -43,24 +44,13 @@ def _encode_schema() -> dict:
 
 def encode_settings(params: Mapping[str, Any]) -> dict[str, Any]:
     """Validate the ``encode`` settings (without seed/dataset) and fill the schema's defaults."""
-    import jsonschema
 
     settings = {k: copy.deepcopy(v) for k, v in params.items() if k not in _RUNTIME_KEYS}
     schema = _encode_schema()
-    base = jsonschema.validators.validator_for(schema)
-
-    def fill_defaults(validator, properties, instance, schema_):
-        if isinstance(instance, dict):
-            for key, sub in properties.items():
-                if "default" in sub and key not in instance:
-                    instance[key] = copy.deepcopy(sub["default"])
-        yield from base.VALIDATORS["properties"](validator, properties, instance, schema_)
-
-    filling = jsonschema.validators.extend(base, {"properties": fill_defaults})
-    errors = sorted(filling(schema).iter_errors(settings), key=lambda e: list(e.absolute_path))
-    if errors:
-        where = "/".join(["encode", *map(str, errors[0].absolute_path)])
-        raise BiospikeError(f"invalid encode settings at '{where}': {errors[0].message}")
+    error = fill_defaults_and_validate(settings, schema)
+    if error is not None:
+        where = "/".join(["encode", *map(str, error[0])])
+        raise BiospikeError(f"invalid encode settings at '{where}': {error[1]}")
     return settings
 
 
