@@ -25,33 +25,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import best_time_s, have, parser, report, row  # noqa: E402
-
-DT_S, TAU_SYN_S, TAU_MEM_S = 1e-3, 5e-3, 20e-3
-
-
-class NorseLoop(nn.Module):
-    """The plain norse way: cells as modules, one Linear call per time step."""
-
-    def __init__(self, n_in: int, n_hidden: int, n_out: int) -> None:
-        super().__init__()
-        import norse.torch as norse
-
-        self.fc = nn.Linear(n_in, n_hidden)
-        self.out = nn.Linear(n_hidden, n_out)
-        p = norse.LIFParameters(tau_syn_inv=torch.as_tensor(1 / TAU_SYN_S), tau_mem_inv=torch.as_tensor(1 / TAU_MEM_S))
-        self.lif = norse.LIFCell(p, dt=DT_S)
-        self.li = norse.LICell(norse.LIParameters(tau_syn_inv=torch.as_tensor(1 / TAU_SYN_S),
-                                                  tau_mem_inv=torch.as_tensor(1 / TAU_MEM_S)), dt=DT_S)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s_lif = s_li = None
-        volts = []
-        for t in range(x.shape[1]):
-            z, s_lif = self.lif(self.fc(x[:, t]), s_lif)
-            v, s_li = self.li(self.out(z), s_li)
-            volts.append(v)
-        return torch.stack(volts, dim=1).mean(dim=1)
+from _common import DT_S, TAU_MEM_S, TAU_SYN_S, NorseLoop, best_time_s, have, parser, report, row  # noqa: E402
 
 
 class SnnTorchLoop(nn.Module):
