@@ -542,14 +542,20 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndar
     return out
 
 
-def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean recall over the classes present in y_true (sklearn.metrics.balanced_accuracy_score)."""
+def _label_confusion(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray | None:
+    """Confusion matrix over labels 0..max(label seen), or None when there are no windows."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     if len(y_true) == 0:
+        return None
+    return confusion(y_true, y_pred, int(max(y_true.max(), y_pred.max())) + 1)
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean recall over the classes present in y_true (sklearn.metrics.balanced_accuracy_score)."""
+    cm = _label_confusion(y_true, y_pred)
+    if cm is None:
         return float("nan")
-    n = int(max(y_true.max(), y_pred.max())) + 1
-    cm = confusion(y_true, y_pred, n)
     support = cm.sum(axis=1)
     present = support > 0
     return float(np.mean(np.diag(cm)[present] / support[present]))
@@ -557,19 +563,16 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Mean F1 over labels present in y_true or y_pred (sklearn f1_score(average='macro'))."""
-    y_true = np.asarray(y_true, dtype=np.int64)
-    y_pred = np.asarray(y_pred, dtype=np.int64)
-    if len(y_true) == 0:
+    cm = _label_confusion(y_true, y_pred)
+    if cm is None:
         return float("nan")
-    n = int(max(y_true.max(), y_pred.max())) + 1
-    cm = confusion(y_true, y_pred, n)
     tp = np.diag(cm).astype(np.float64)
     fp = cm.sum(axis=0) - tp
     fn = cm.sum(axis=1) - tp
-    labels = np.union1d(np.unique(y_true), np.unique(y_pred))
+    present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0  # labels seen in y_true or y_pred
     denom = 2 * tp + fp + fn
     f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return float(np.mean(f1[labels]))
+    return float(np.mean(f1[present]))
 
 
 def _scores(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
