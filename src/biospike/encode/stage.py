@@ -1,8 +1,11 @@
 """The encode stage: windows.h5 -> spikes.h5 for one encoding (delta | population | rate).
 
-Everything fitted (thresholds, baselines, receptive fields, rate scales) is estimated on the
-training split only, so validation/test windows and the attacker's population leave no trace in
-the encoder. Settings are the config's ``encode`` section (defaults from the workflow schema).
+Everything fitted (thresholds, baselines, receptive fields, rate scales) is estimated on one
+split only, ``encode.fit_split``: ``train`` (default; validation/test windows and the attacker's
+population leave no trace in the encoder) or ``population`` (``mia/population``, the data the
+defender treats as public: the encoder then reads no private training window, so DP models
+trained on its spikes have no data-dependent preprocessing outside their guarantee). Settings are
+the config's ``encode`` section (defaults from the workflow schema).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from biospike.errors import BiospikeError
 from biospike.store import Spikes, Windows
 
 ENCODINGS = ("delta", "population", "rate")
+# encode.fit_split -> the windows.h5 group and pool the encoder statistics are fitted on
+FIT_SPLITS = {"train": ("splits", "train"), "population": ("mia", "population")}
 _RUNTIME_KEYS = ("seed", "dataset", "threads")
 
 
@@ -82,11 +87,16 @@ def plan(win: Windows, encoding: str, settings: Mapping[str, Any], source: str |
     return tb
 
 
-def _train_signals(win: Windows, source: str | None) -> np.ndarray:
-    train = win.splits.get("train")
-    if train is None or len(train) == 0:
-        raise BiospikeError("windows have no training split: encoder parameters are fitted on it", source)
-    return win.signals[np.asarray(train, dtype=np.int64)]
+def fit_signals(win: Windows, fit_split: str, source: str | None = None) -> np.ndarray:
+    """The windows the encoder statistics are fitted on (``encode.fit_split``), (n, C, L)."""
+    if fit_split not in FIT_SPLITS:
+        raise BiospikeError(f"unknown encode.fit_split {fit_split!r} (expected one of {', '.join(FIT_SPLITS)})", source)
+    group, name = FIT_SPLITS[fit_split]
+    idx = getattr(win, group).get(name)
+    if idx is None or len(idx) == 0:
+        raise BiospikeError(f"split '{group}/{name}' is missing or empty, but encode.fit_split: {fit_split} "
+                            "fits the encoder parameters on it", source)
+    return win.signals[np.asarray(idx, dtype=np.int64)]
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -111,31 +121,33 @@ def spike_stats(spikes: np.ndarray, dt_s: float) -> dict[str, Any]:
 
 def encode_windows(win: Windows, encoding: str, settings: Mapping[str, Any], seed: int,
                    source: str | None = None) -> Spikes:
-    """Encode every window; encoder parameters are fitted on ``win.splits["train"]``."""
+    """Encode every window; encoder parameters are fitted on the ``settings["fit_split"]`` windows
+    (``train``: ``win.splits["train"]``; ``population``: ``win.mia["population"]``)."""
     if not np.all(np.isfinite(win.signals)):
         raise BiospikeError("signals contain NaN or infinite values", source)
     tb = plan(win, encoding, settings, source)
-    train = _train_signals(win, source)
+    fit_split = str(settings.get("fit_split", "train"))
+    fit = fit_signals(win, fit_split, source)
     names = list(win.channel_names)
     sub = dict(settings[encoding])
     encoder: dict[str, Any] = {"name": encoding, "settings": sub, "timebase": tb.describe(),
                                "requested": {"dt_s": settings.get("dt_s"), "n_steps": settings.get("n_steps")},
-                               "fitted_on": "train", "n_train_windows": int(train.shape[0])}
+                               "fitted_on": fit_split, "n_fit_windows": int(fit.shape[0])}
     stats: dict[str, Any] = {}
     if encoding == "delta":
-        thr = delta.fit_thresholds(train, sub["threshold_mode"], sub["threshold"], names)
-        baseline = delta.channel_baseline(train)
+        thr = delta.fit_thresholds(fit, sub["threshold_mode"], sub["threshold"], names)
+        baseline = delta.channel_baseline(fit)
         steps = tb.sample_step()
         result = delta.delta_encode(win.signals, thr, baseline, steps, tb.n_steps)
         spikes = result.spikes
         decoded = delta.delta_decode(spikes, thr, baseline)
         snr, snr_per_channel = delta.reconstruction_snr_db(win.signals, decoded, steps, tb.n_steps, baseline)
         encoder["fitted"] = {"threshold": thr.tolist(), "baseline": baseline.tolist(),
-                             "spread": delta.robust_spread(train).tolist() if sub["threshold_mode"] == "spread_fraction" else None}
+                             "spread": delta.robust_spread(fit).tolist() if sub["threshold_mode"] == "spread_fraction" else None}
         stats.update(saturated_entries=result.saturated, reconstruction_snr_db=_finite_or_none(snr),
                      reconstruction_snr_db_per_channel=[_finite_or_none(s) for s in snr_per_channel])
     elif encoding == "population":
-        fields = population.fit_fields(train, sub["n_neurons"], sub["overlap"], sub["range_percentiles"], names)
+        fields = population.fit_fields(fit, sub["n_neurons"], sub["overlap"], sub["range_percentiles"], names)
         latency = sub["emission"] == "latency"
         values = tb.step_values(win.signals, sub["latency_steps"] if latency else 1)
         spikes = population.population_encode(values, fields, sub["emission"], tb.n_steps, cutoff=sub["cutoff"],
@@ -144,10 +156,10 @@ def encode_windows(win: Windows, encoding: str, settings: Mapping[str, Any], see
         encoder["fitted"] = fields.describe()
         stats["saturated_entries"] = 0
     else:
-        fit = rate.fit_scale(train, sub["polarity"], sub["scale_percentile"], names)
+        scale = rate.fit_scale(fit, sub["polarity"], sub["scale_percentile"], names)
         values = tb.step_values(win.signals)
-        spikes, capped = rate.rate_encode(values, fit, sub["emission"], sub["max_rate_hz"], tb.dt_s, seed)
-        encoder["fitted"] = fit.describe()
+        spikes, capped = rate.rate_encode(values, scale, sub["emission"], sub["max_rate_hz"], tb.dt_s, seed)
+        encoder["fitted"] = scale.describe()
         stats["saturated_entries"] = capped
     encoder["seed"] = int(seed)
     stats = {"n_windows": int(spikes.shape[0]), "n_steps": tb.n_steps, "dt_s": tb.dt_s,

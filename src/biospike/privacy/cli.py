@@ -25,6 +25,8 @@ log = logging.getLogger("biospike.privacy")
 
 # keys the rule adds to the privacy section in --params
 RESERVED = ("seed", "train", "dataset", "encoding")
+# encoder.fitted_on values that name public data (encode.fit_split: population = mia/population)
+PUBLIC_FIT_SPLITS = ("population",)
 
 
 # ------------------------------------------------------------------------------------ data
@@ -74,17 +76,19 @@ def prepare(spikes: Any, params: Mapping[str, Any], spikes_path: str | Path) -> 
 def preprocessing_record(spikes: Any, stat_source: str, weight_source: str, train_cfg: Mapping[str, Any]) -> list[dict]:
     """What was fitted on which data before DP training, and whether that is inside the guarantee."""
     enc = dict(spikes.encoder or {})
-    fit = enc.get("fit") or enc.get("fitted_on") or enc.get("fit_split")
+    # encode stage: encoder.fitted_on = encode.fit_split (train | population)
+    fit = enc.get("fitted_on") or enc.get("fit_split") or enc.get("fit")
     fit_text = str(fit.get("split") if isinstance(fit, Mapping) else fit) if fit else None
     if fit_text is None:
         enc_private, enc_note = None, ("the encoder did not record what its statistics were fitted on; "
                                        "treat them as fitted on private data")
     else:
-        enc_private = not any(w in fit_text.lower() for w in ("population", "public", "none", "fixed"))
+        enc_private = fit_text.lower() not in PUBLIC_FIT_SPLITS
         enc_note = (f"fitted on the {fit_text} split: " + (
             "private training data, NOT covered by the DP guarantee (a small leak: per-channel "
-            "statistics); fit the encoder on the population split to close it" if enc_private
-            else "public data, outside the protected set"))
+            "statistics); fit the encoder on the population split (encode.fit_split: population) "
+            "to close it" if enc_private
+            else "public data (the attacker's reference pool, never trained on), outside the protected set"))
     records = [
         {"statistic": "ingest filters (notch, band-pass, resample)", "fitted_on": "each recording itself",
          "private": False, "privatized": False,
