@@ -553,9 +553,10 @@ def plot_energy(data: Mapping[str, Any]) -> Figure:
 
 @styled
 def plot_latency_accuracy(data: Mapping[str, Any]) -> Figure:
-    """Test accuracy of the decision after each elapsed time step (quantized simulation), per
-    model (colour) and edge target (line style); a marker at each model's mean confidence
-    early-exit point. Top axis: elapsed time on the target."""
+    """Test balanced accuracy of the decision after each elapsed time step (quantized simulation),
+    per model (colour) and edge target (line style); a marker at each model's mean confidence
+    early-exit point. Top axis: elapsed time on the target. Curves carry their ``metric``
+    (report.accuracy_vs_steps): plain accuracy only for deploy results without balanced accuracy."""
     encs = list(data["encodings"])
     curves = data["curves"]
     from biospike.report import sort_targets
@@ -583,7 +584,11 @@ def plot_latency_accuracy(data: Mapping[str, Any]) -> Figure:
         if step_s and len({c.get("step_s") for c in mine}) == 1:  # one time base: a time axis on top
             sec = ax.secondary_xaxis("top", functions=(lambda s, d=step_s: s * d * 1e3, lambda m, d=step_s: m / d / 1e3))
             sec.set_xlabel("elapsed time (ms)")
-    axes[0].set_ylabel("accuracy (test, quantized)")
+    metrics = {c.get("metric", "balanced_accuracy") for c in curves}
+    score = "accuracy" if metrics == {"accuracy"} else "balanced accuracy"
+    if len(metrics) > 1:
+        score += " (plain accuracy where not recorded)"
+    axes[0].set_ylabel(f"{score} (test, quantized)")
     fig.suptitle(f"{data['dataset']}: latency-accuracy trade-off", x=0.02, ha="left", fontsize=9.5)
     handles = [Line2D([], [], color=model_color(t, targets)) for t in targets] + \
               [Line2D([], [], color="#555555", ls=HARDWARE_STYLES[i % len(HARDWARE_STYLES)]) for i in range(len(hardware))] + \

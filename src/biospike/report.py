@@ -135,16 +135,18 @@ def _enabled(section: Mapping[str, Any]) -> bool:
     return bool(section) and bool(section.get("enabled", True))
 
 
-def plan_from_config(config: Mapping[str, Any]) -> dict[str, dict]:
+def plan_from_config(config: Mapping[str, Any], hardware_kinds: Mapping[str, str] | None = None) -> dict[str, dict]:
     """The report plan (as plain JSON, for ``--params``) that a validated workflow config implies.
 
     Per dataset: the encodings (``encode.encodings``); trained targets (``train.models``, default
     snn/ann/classical, plus ``dpsnn_eps{E}`` for each ``privacy.epsilons`` entry, E as written);
     attacked targets (``attack.targets``, ``dpsnn_eps*`` = every DP target); every encoding has a
     T sweep when ``attack.t_sweep`` is non-empty; deployed: each of ``deploy.models`` on every
-    ``deploy.targets`` hardware (an MCU profile's JSON there holds the ANN baseline). A stage
+    spiking ``deploy.targets`` hardware, and the ANN baseline (``ann``) on every MCU profile
+    beside them. ``hardware_kinds`` maps each hardware name to its profile's ``kind``
+    (``config/hardware/<name>.yaml``; the workflow passes them); an unknown one is an error. A stage
     whose section is absent or has ``enabled: false`` contributes nothing. Mirrors the stage
-    rules' own target lists (attack.smk, deploy.smk).
+    rules' own target lists (attack.smk, deploy_common.smk ``deploy_targets``).
     """
     from fnmatch import fnmatch
 
@@ -166,11 +168,20 @@ def plan_from_config(config: Mapping[str, Any]) -> dict[str, dict]:
                 t_sweep = list(encodings)
         dep = _section(config, "deploy", ds)
         deployed: dict[str, list[str]] = {}
-        if _enabled(dep) and dep.get("targets"):
-            hardware = [str(h) for h in dep["targets"]]
-            for model in dep.get("models", ["snn"]):
-                if model in targets:
-                    deployed[str(model)] = hardware
+        models = [str(m) for m in dep.get("models", ["snn"])]
+        if _enabled(dep) and dep.get("targets") and models:
+            kinds = hardware_kinds or {}
+            unknown = [str(h) for h in dep["targets"] if h not in kinds]
+            if unknown:
+                raise BiospikeError(f"report plan: kind (mcu or not) of hardware profile(s) {unknown} unknown: "
+                                    "pass hardware_kinds read from config/hardware/<name>.yaml")
+            spiking = [str(h) for h in dep["targets"] if kinds[h] != "mcu"]
+            mcu = [str(h) for h in dep["targets"] if kinds[h] == "mcu"]
+            for model in models:
+                if model in targets and spiking:
+                    deployed[model] = list(spiking)
+            if mcu and "ann" in targets:  # the same-size ANN baseline, R/{ds}/{enc}/ann/deploy/{mcu}.json
+                deployed["ann"] = [*deployed.get("ann", []), *mcu]
         plan[ds] = {"encodings": encodings, "targets": targets, "attacked": attacked,
                     "deployed": deployed, "t_sweep": t_sweep}
     return plan
@@ -422,12 +433,14 @@ PRIVACY_KEYS = {  # biospike harden: privacy.json
 }
 DEPLOY_KEYS = {  # biospike simulate: R/{dataset}/{encoding}/{target}/deploy/{hardware}.json
     "fits": ("/fits",),
-    "runs_model": ("/model",),  # "snn", or "ann" for an MCU profile (the ANN baseline beside the SNN)
+    "runs_model": ("/model",),  # "snn" (also DP-SNNs), or "ann" for an MCU profile (under ann/deploy/)
     "energy_per_inference_j": ("/energy/per_inference_j",),
     "latency_s": ("/latency/per_inference_s",),
     "time_to_decision_s": ("/latency/time_to_decision_s",),
     "power_w": ("/power/average_at_real_time_w",),
     "quantized_accuracy": ("/accuracy/quantized",),
+    "quantized_balanced_accuracy": ("/balanced_accuracy/quantized",),
+    "float_balanced_accuracy": ("/balanced_accuracy/float",),  # the float model it is compared with
     "cores_used": ("/cores_used",),
 }
 
@@ -560,17 +573,22 @@ def read_t_sweep(path: str | Path, level: str = "window") -> dict[str, dict[str,
 
 
 def accuracy_vs_steps(doc: Doc) -> dict[str, Any] | None:
-    """Accuracy after each elapsed step, the step duration on this target, and the early-exit
-    point, from a deploy JSON (``accuracy_vs_time``); None when the target has no such curve
-    (MCU baselines) or the model does not fit."""
-    found = doc.find("/accuracy_vs_time/accuracy_by_step")
+    """Balanced accuracy after each elapsed step, the step duration on this target, and the
+    early-exit point, from a deploy JSON (``accuracy_vs_time``); None when the target has no such
+    curve (MCU baselines). ``metric`` names the score: deploy results written before balanced
+    accuracy was added give plain accuracy (``"accuracy"``)."""
+    metric = "balanced_accuracy"
+    found = doc.find("/accuracy_vs_time/balanced_accuracy_by_step")
+    if found is None or not found[0]:
+        metric = "accuracy"
+        found = doc.find("/accuracy_vs_time/accuracy_by_step")
     if found is None or not found[0]:
         return None
     acc = [float(a) for a in found[0]]
     step_s = doc.find("/accuracy_vs_time/step_s")
-    exit_acc = doc.find("/early_exit/accuracy")
+    exit_acc = doc.find(f"/early_exit/{metric}")
     exit_step = doc.find("/early_exit/exit_step_mean")
-    return {"steps": list(range(1, len(acc) + 1)), "accuracy": acc,
+    return {"steps": list(range(1, len(acc) + 1)), "metric": metric, "accuracy": acc,
             "step_s": None if step_s is None else as_number(step_s[0]),
             "early_exit": None if exit_acc is None or exit_step is None else
             {"step": as_number(exit_step[0]), "accuracy": as_number(exit_acc[0])}}
@@ -689,27 +707,24 @@ def _main_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
     return head, body
 
 
+def _balanced_cell(d: Mapping[str, Any]) -> str:
+    """Quantized balanced accuracy, with the float model's in brackets: "0.812 (0.830)"."""
+    q, f = d.get("quantized_balanced_accuracy"), d.get("float_balanced_accuracy")
+    return fmt_num(q) if f is None else f"{fmt_num(q)} ({fmt_num(f)})"
+
+
 def _deploy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """One line per model x edge target; the MCU's ANN baseline (it sits beside every deployed
-    SNN target) once per dataset and encoding, after that group's SNN lines."""
-    head = ["dataset", "encoding", "model", "edge target", "fits", "cores", "quantized acc.", "energy/inference",
-            "latency", "time to decision", "power"]
+    """One line per model x edge target, in the summary's row order (SNN, DP-SNNs, then the ANN
+    baseline on MCU profiles)."""
+    head = ["dataset", "encoding", "model", "edge target", "fits", "cores", "bal. acc. quantized (float)",
+            "energy/inference", "latency", "time to decision", "power"]
     order = {hw: i for i, hw in enumerate(summary.get("hardware", []))}
-    groups: dict[tuple[str, str], tuple[list, dict]] = {}
+    body = []
     for r in summary["rows"]:
-        own, baselines = groups.setdefault((r["dataset"], r["encoding"]), ([], {}))
         for hw in sorted(r.get("deploy") or {}, key=lambda h: (order.get(h, len(order)), h)):
             d = r["deploy"][hw]
-            runs = d.get("runs_model")
-            if runs is not None and runs != "snn" and runs != r["model"]:
-                baselines.setdefault((hw, runs), (f"{model_label(runs)} (baseline)", d))
-            else:
-                own.append((model_label(r["model"]), hw, d))
-    body = []
-    for (ds, enc), (own, baselines) in groups.items():
-        for label, hw, d in own + [(label, hw, d) for (hw, _), (label, d) in baselines.items()]:
-            body.append([ds, enc, label, hw, fmt_num(d["fits"]), fmt_num(d.get("cores_used")),
-                         fmt_num(d["quantized_accuracy"]), fmt_si(d["energy_per_inference_j"], "J"),
+            body.append([r["dataset"], r["encoding"], model_label(r["model"]), hw, fmt_num(d["fits"]),
+                         fmt_num(d.get("cores_used")), _balanced_cell(d), fmt_si(d["energy_per_inference_j"], "J"),
                          fmt_si(d["latency_s"], "s"), fmt_si(d.get("time_to_decision_s"), "s"), fmt_si(d["power_w"], "W")])
     return head, body
 
@@ -737,8 +752,9 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     head, body = _deploy_table(summary)
     if body:
         parts += ["", "## Edge targets", "",
-                  "Per edge target: does the model fit, cores used, accuracy of the quantized model on the "
-                  "simulated test windows, energy per inference (dynamic + static), latency per inference, time to "
+                  "Per edge target: does the model fit, cores used, balanced accuracy of the quantized model on the "
+                  "simulated test windows (of the float model in brackets), energy per inference (dynamic + static), "
+                  "latency per inference, time to "
                   "decision with the confidence early exit, and average power at the real-time rate. "
                   "MCU targets run the same-size ANN baseline.", "", _md_table(head, body)]
     return "\n".join(parts) + "\n"
@@ -913,17 +929,12 @@ def _deploy_docs(ds: str, dp: DatasetPlan, results: Path) -> dict[tuple[str, str
 
 
 def _energy_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:  # noqa: ARG001
-    bars, seen = [], set()
-    for (enc, t, hw), doc in _deploy_docs(ds, dp, results).items():
+    bars = []
+    for (enc, t, hw), doc in _deploy_docs(ds, dp, results).items():  # each JSON under the model it costs
         fits = doc.get(*DEPLOY_KEYS["fits"], what="fits")[0]
         energy = doc.find(*DEPLOY_KEYS["energy_per_inference_j"])
         reason = doc.find("/reasons")
-        runs = doc.find(*DEPLOY_KEYS["runs_model"])
-        model = t if runs is None or runs[0] == "snn" else str(runs[0])  # MCU: the ANN baseline
-        if (enc, model, hw) in seen:  # the same ANN baseline beside several SNN targets
-            continue
-        seen.add((enc, model, hw))
-        bars.append({"encoding": enc, "target": model, "hardware": hw, "fits": bool(fits),
+        bars.append({"encoding": enc, "target": t, "hardware": hw, "fits": bool(fits),
                      "energy_j": None if energy is None else energy[0],
                      "reason": None if reason is None else reason[0]})
     return {"dataset": ds, "encodings": dp.encodings, "hardware": dp.hardware, "bars": bars}

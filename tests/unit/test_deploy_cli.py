@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from biospike.cli import main
@@ -66,3 +67,68 @@ def test_simulate_errors_are_one_line(tmp_path, capsys):
     code = main(["simulate", "--model", str(tmp_path / "snn.pt"), "--spikes", str(tmp_path / "spikes.h5"),
                  "--hardware", str(HW / "loihi.yaml"), "--output", str(out)])
     assert code == 2 and "--nir" in capsys.readouterr().err and not out.exists()
+
+
+def test_balanced_accuracy_in_deploy_json_equals_sklearn(tmp_path):
+    """Balanced accuracy of the float reference, of the quantized simulation (overall and after
+    each elapsed step) and of the MCU's ANN equals scikit-learn's on the same predictions."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from biospike.deploy.hardware import load_profile
+    from biospike.deploy.nir_export import read_nir
+    from biospike.deploy.quantize import calibration_bounds, quantize_network
+    from biospike.deploy.simulator import network_from_nir, simulate_int
+    from biospike.models import load_checkpoint
+    from biospike.store import read_spikes
+
+    _setup(tmp_path)
+    # every test window (12) and every training window as calibration (24 < 64): no seeded subset
+    params = json.dumps({"seed": 5, "max_test_windows": None})
+    outs = {}
+    for hw, model, nir in (("loihi", "snn.pt", ["--nir", str(tmp_path / "model.nir")]), ("cortex_m4", "ann.pt", [])):
+        outs[hw] = tmp_path / f"{hw}.json"
+        assert main(["simulate", "--params", params, "--model", str(tmp_path / model), *nir, "--spikes",
+                     str(tmp_path / "spikes.h5"), "--hardware", str(HW / f"{hw}.yaml"), "--output", str(outs[hw])]) == 0
+    d, m = (json.loads(outs[hw].read_text()) for hw in ("loihi", "cortex_m4"))
+    sp = read_spikes(tmp_path / "spikes.h5")
+    x, y = sp.spikes[sp.splits["test"]], sp.labels[sp.splits["test"]]
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    with torch.no_grad():
+        snn_pred = load_checkpoint(tmp_path / "snn.pt")[0](xt).argmax(1).numpy()
+        ann_pred = load_checkpoint(tmp_path / "ann.pt")[0](xt).argmax(1).numpy()
+    assert d["balanced_accuracy"]["float"] == pytest.approx(balanced_accuracy_score(y, snn_pred))
+    assert m["balanced_accuracy"]["float"] == pytest.approx(balanced_accuracy_score(y, ann_pred))
+    assert m["accuracy"]["float"] == pytest.approx(np.mean(ann_pred == y))  # plain accuracy stays beside it
+    net = network_from_nir(read_nir(tmp_path / "model.nir"))
+    qnet = quantize_network(net, load_profile(HW / "loihi.yaml"), calibration_bounds(net, sp.spikes[sp.splits["train"]]))
+    trace = simulate_int(qnet, x)
+    assert d["balanced_accuracy"]["quantized"] == pytest.approx(balanced_accuracy_score(y, trace.logits.argmax(1)))
+    assert d["accuracy"]["quantized"] == pytest.approx(np.mean(trace.logits.argmax(1) == y))
+    running = np.cumsum(trace.readout, axis=1)  # argmax of the running sum = of the running mean
+    by_step = [balanced_accuracy_score(y, running[:, t].argmax(1)) for t in range(x.shape[1])]
+    assert d["accuracy_vs_time"]["balanced_accuracy_by_step"] == pytest.approx(by_step, abs=1e-5)
+
+
+def test_time_course_balanced_accuracy_by_step_and_at_the_early_exit():
+    """Imbalanced labels (3 x class 0, 1 x class 1): balanced accuracy differs from accuracy, per
+    elapsed step and at the confidence exit; predictions below are worked out by hand."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from biospike.deploy.cli import time_course
+
+    y = np.array([0, 0, 0, 1])
+    readout = np.array([
+        [[5, 0], [5, 0], [5, 0]],  # confident class 0 from step 1 (softmax 0.993): exits at 1, right
+        [[0.1, 0], [0.1, 0], [0.1, 0]],  # never confident: decided at the last step, class 0, right
+        [[0, 5], [0, 5], [0, 5]],  # confident class 1 from step 1: exits at 1, wrong
+        [[1, 0], [0, 3], [0, 3]],  # class 0 after step 1, class 1 from step 2 on, never confident
+    ], dtype=float)
+    out = time_course(readout, y, scale=1.0, dt_step_s=1e-3, confidence=0.9)
+    preds_by_step = [[0, 0, 1, 0], [0, 0, 1, 1], [0, 0, 1, 1]]
+    assert out["balanced_accuracy_by_step"] == pytest.approx(
+        [balanced_accuracy_score(y, p) for p in preds_by_step], abs=1e-5)  # 1/3, 5/6, 5/6
+    assert out["accuracy_by_step"] == pytest.approx([0.5, 0.75, 0.75])
+    exit_pred = [0, 0, 1, 1]
+    assert out["early_exit"]["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, exit_pred))
+    assert out["early_exit"]["accuracy"] == pytest.approx(0.75)
+    assert list(out["_exit_step"]) == [0, 2, 0, 2]

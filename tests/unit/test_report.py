@@ -18,7 +18,8 @@ from biospike.store import Spikes, Windows, write_json, write_spikes, write_wind
 CLASSES = ["rest", "fist", "flex"]
 CHANNELS = ["C3", "Cz", "C4", "Pz"]
 EPSILONS = ["1", "8"]
-HARDWARE = ["loihi", "xylo_audio2", "cortex_m4"]  # cortex_m4: an MCU profile, runs the ANN
+HARDWARE = ["loihi", "xylo_audio2"]  # spiking targets of the SNNs
+MCU = ["cortex_m4"]  # an MCU profile: costs the ANN, its JSON under ann/deploy/
 T_STEPS = 50
 DT_S = 0.004
 
@@ -45,14 +46,18 @@ def _deploy_json(rng: np.random.Generator, hw: str, enc: str) -> dict:
            "fits": fits, "reasons": [] if fits else ["does not fit: inputs needs 32, target has 16"],
            "cores_used": 1 if mcu else int(rng.integers(1, 8)),
            "accuracy": {"float": float(rng.uniform(0.5, 0.9)), "quantized": float(rng.uniform(0.4, 0.9)), "n_windows": 8},
+           "balanced_accuracy": {"float": float(rng.uniform(0.4, 0.8)), "quantized": float(rng.uniform(0.3, 0.8)),
+                                 "n_windows": 8},
            "energy": {"per_inference_j": float(10 ** rng.uniform(-8, -5)), "total_j": 0.0},
            "latency": {"steps": T_STEPS, "dt_s": DT_S, "per_inference_s": T_STEPS * DT_S,
                        "time_to_decision_s": float(rng.uniform(0.3, 1.0)) * T_STEPS * DT_S},
            "power": {"average_at_real_time_w": float(10 ** rng.uniform(-6, -2)), "static_w": 0.0}}
     if not mcu:
         acc = np.minimum(1, 0.3 + 0.6 * (1 - np.exp(-np.arange(1, T_STEPS + 1) / rng.uniform(5, 20))))
-        out["accuracy_vs_time"] = {"accuracy_by_step": [round(float(a), 5) for a in acc], "step_s": DT_S}
-        out["early_exit"] = {"confidence": 0.9, "accuracy": float(acc[20]), "exit_step_mean": 21.0}
+        out["accuracy_vs_time"] = {"accuracy_by_step": [round(float(a), 5) for a in acc],
+                                   "balanced_accuracy_by_step": [round(float(a) * 0.9, 5) for a in acc], "step_s": DT_S}
+        out["early_exit"] = {"confidence": 0.9, "accuracy": float(acc[20]), "balanced_accuracy": float(acc[20]) * 0.9,
+                             "exit_step_mean": 21.0}
     return out
 
 
@@ -62,7 +67,7 @@ def build_plan(attacks: bool = True, deploy: bool = True, dp: bool = True, sweep
         "encodings": ["delta", "population"],
         "targets": targets,
         "attacked": [t for t in targets if t != "classical"] if attacks else [],
-        "deployed": {t: HARDWARE for t in targets if t.startswith(("snn", "dpsnn"))} if deploy else {},
+        "deployed": ({t: HARDWARE for t in targets if t.startswith(("snn", "dpsnn"))} | {"ann": MCU}) if deploy else {},
         "t_sweep": ["delta"] if (attacks and sweep) else [],
     }
     return {"ds_a": spec, "ds_b": json.loads(json.dumps(spec))}
@@ -218,6 +223,9 @@ def test_summary_reads_the_documented_keys(fake):
             assert cells["time_to_decision_s"] == dep["latency"]["time_to_decision_s"]
             assert cells["power_w"] == dep["power"]["average_at_real_time_w"]
             assert cells["quantized_accuracy"] == dep["accuracy"]["quantized"]
+            assert cells["quantized_balanced_accuracy"] == dep["balanced_accuracy"]["quantized"]
+            assert cells["float_balanced_accuracy"] == dep["balanced_accuracy"]["float"]
+            assert cells["runs_model"] == ("ann" if row["model"] == "ann" else "snn")  # every JSON under its model
 
 
 def test_markdown_and_html_list_every_row(fake):
@@ -226,14 +234,15 @@ def test_markdown_and_html_list_every_row(fake):
     md = (results / "summary.md").read_text()
     html = (results / "summary.html").read_text()
     main_rows = [line for line in md.splitlines() if line.startswith("| ds_")]
-    # the MCU's ANN baseline (runs_model "ann") is listed once per dataset, encoding and target
-    own = sum(1 for r in summary["rows"] for d in (r.get("deploy") or {}).values() if d["runs_model"] != "ann")
-    baselines = {(r["dataset"], r["encoding"], hw) for r in summary["rows"] for hw, d in (r.get("deploy") or {}).items()
-                 if d["runs_model"] == "ann"}
-    n_deploy = own + len(baselines)
-    assert baselines and own
+    # one deploy line per model x edge target, the ANN baseline on the MCU among them
+    n_deploy = sum(len(r.get("deploy") or {}) for r in summary["rows"])
+    assert any("cortex_m4" in (r.get("deploy") or {}) for r in summary["rows"] if r["model"] == "ann")
     assert len(main_rows) == len(summary["rows"]) + n_deploy
     assert f"{summary['rows'][0]['balanced_accuracy']:.3f}" in md
+    # the deploy table shows balanced accuracy (quantized, float in brackets), not plain accuracy
+    d = summary["rows"][0]["deploy"]["loihi"]
+    assert f"{d['quantized_balanced_accuracy']:.3f} ({d['float_balanced_accuracy']:.3f})" in md
+    assert f"{d['quantized_accuracy']:.3f}" not in md
     assert html.count("<tr") == len(summary["rows"]) + n_deploy + 2  # + two header rows
 
 
@@ -341,12 +350,17 @@ def test_plan_from_config_follows_each_stage_switch():
         "attack": {"targets": ["snn", "dpsnn_eps*"], "t_sweep": [25, 50]},
         "deploy": {"targets": ["loihi", "cortex_m4"], "models": ["snn", "dpsnn_eps8"]},
     }
-    plan = report.plan_from_config(config)
+    with pytest.raises(BiospikeError, match="cortex_m4"):  # the MCU profile must be known as one
+        report.plan_from_config(config, {"loihi": "neuromorphic"})
+    plan = report.plan_from_config(config, {"loihi": "neuromorphic", "cortex_m4": "mcu"})
     assert plan["a"]["encodings"] == ["delta"] and plan["b"]["encodings"] == ["delta", "population"]
     assert plan["b"]["targets"] == ["snn", "ann", "classical", "dpsnn_eps1", "dpsnn_eps8"]
     assert plan["b"]["attacked"] == ["snn", "dpsnn_eps1", "dpsnn_eps8"]
     assert plan["b"]["t_sweep"] == ["delta", "population"]
-    assert plan["b"]["deployed"] == {"snn": ["loihi", "cortex_m4"], "dpsnn_eps8": ["loihi", "cortex_m4"]}
+    # every deploy JSON under the model it costs: the MCU runs the ANN baseline, R/b/{enc}/ann/deploy/cortex_m4.json
+    assert plan["b"]["deployed"] == {"snn": ["loihi"], "dpsnn_eps8": ["loihi"], "ann": ["cortex_m4"]}
+    no_models = {**config, "deploy": {"targets": ["loihi", "cortex_m4"], "models": []}}
+    assert report.plan_from_config(no_models)["b"]["deployed"] == {}  # no baseline without deployed models
     off = {**config, "privacy": {"enabled": False, "epsilons": [1]}, "attack": {"enabled": False}}
     del off["deploy"]
     plan = report.plan_from_config(off)
@@ -368,3 +382,26 @@ def test_energy_bars_end_at_the_energy():
     tops = sorted(p.get_y() + p.get_height() for p in fig.axes[0].patches)
     assert tops == pytest.approx(sorted([3e-6, 2e-7, 7.7e-5]), rel=1e-9)
     assert any(t.get_text() == "×" for t in fig.axes[0].texts)  # the target it does not fit
+
+
+def test_latency_curve_is_balanced_accuracy(tmp_path):
+    """The latency-accuracy figure plots balanced accuracy by step (plain accuracy only for deploy
+    results written before it existed, and then labelled as such)."""
+    from biospike import figures
+
+    dep = _deploy_json(np.random.default_rng(3), "loihi", "delta")
+    doc = report.Doc(tmp_path / "loihi.json", dep)
+    curve = report.accuracy_vs_steps(doc)
+    assert curve["metric"] == "balanced_accuracy"
+    assert curve["accuracy"] == dep["accuracy_vs_time"]["balanced_accuracy_by_step"]
+    assert curve["early_exit"] == {"step": 21.0, "accuracy": dep["early_exit"]["balanced_accuracy"]}
+    fig = figures.plot_latency_accuracy({"dataset": "d", "encodings": ["delta"],
+                                         "curves": [{"encoding": "delta", "target": "snn", "hardware": "loihi", **curve}]})
+    assert fig.axes[0].get_ylabel().startswith("balanced accuracy")
+    old = json.loads(json.dumps(dep))
+    del old["accuracy_vs_time"]["balanced_accuracy_by_step"], old["early_exit"]["balanced_accuracy"]
+    curve = report.accuracy_vs_steps(report.Doc(tmp_path / "old.json", old))
+    assert curve["metric"] == "accuracy" and curve["accuracy"] == dep["accuracy_vs_time"]["accuracy_by_step"]
+    fig = figures.plot_latency_accuracy({"dataset": "d", "encodings": ["delta"],
+                                         "curves": [{"encoding": "delta", "target": "snn", "hardware": "loihi", **curve}]})
+    assert fig.axes[0].get_ylabel().startswith("accuracy")

@@ -1,7 +1,8 @@
 # NIR export of trained spiking models and their simulation on edge-target profiles.
-# Targets: {RESULTS}/{dataset}/{encoding}/{target}/deploy/model.nir
-#          {RESULTS}/{dataset}/{encoding}/{target}/deploy/{hardware}.json  for hardware in deploy.targets
-# An "mcu" profile (cortex_m4) simulates the same-size ANN ({encoding}/ann/model.pt) beside the SNN.
+# Targets: {RESULTS}/{dataset}/{encoding}/{target}/deploy/model.nir      for target in deploy.models
+#          {RESULTS}/{dataset}/{encoding}/{target}/deploy/{hardware}.json  for spiking hardware in deploy.targets
+#          {RESULTS}/{dataset}/{encoding}/ann/deploy/{hardware}.json       for an "mcu" profile (cortex_m4): the
+#          same-size ANN baseline beside the deployed SNNs. Every JSON sits under the model it costs.
 include: "deploy_common.smk"
 
 

@@ -20,23 +20,37 @@ def deploy_params(w):
 
 
 def simulate_inputs(w):
+    """A spiking target simulates the NIR export of {target}; an MCU profile runs the same-size ANN
+    checkpoint, so its JSON sits under the ANN: {encoding}/ann/deploy/{hardware}.json."""
     base = f"{RESULTS}/{w.dataset}/{w.encoding}"
-    inputs = {"spikes": f"{base}/spikes.h5", "hardware": str(HARDWARE_DIR / f"{w.hardware}.yaml")}
-    if hardware_kind(w.hardware) == "mcu":
-        inputs["model"] = f"{base}/ann/model.pt"
-    else:
-        inputs["model"] = f"{base}/{w.target}/model.pt"
+    inputs = {
+        "spikes": f"{base}/spikes.h5",
+        "hardware": str(HARDWARE_DIR / f"{w.hardware}.yaml"),
+        "model": f"{base}/{w.target}/model.pt",
+    }
+    if hardware_kind(w.hardware) != "mcu":
         inputs["nir"] = f"{base}/{w.target}/deploy/model.nir"
+    elif w.target != "ann":
+        raise ValueError(f"{w.hardware} is an mcu profile: it costs the ANN baseline, {base}/ann/deploy/{w.hardware}.json, "
+                         f"not {w.target}")
     return inputs
+
+
+def deploy_models_on(hardware):
+    """The models one hardware profile costs: each of deploy.models on a spiking target; the
+    same-size ANN baseline on an MCU profile (only beside deployed models, so none without them)."""
+    models = list(config["deploy"]["models"])
+    return ["ann"] if models and hardware_kind(hardware) == "mcu" else models
 
 
 def deploy_targets(datasets, encodings=None):
     """All deploy outputs (for the lead's all_targets()): every dataset, its encodings (the given
-    list, or encode.smk's encodings_of(dataset)), every deploy model and hardware target."""
+    list, or encode.smk's encodings_of(dataset)), every hardware target and the models it costs
+    (deploy_models_on): every JSON sits under the model it simulates."""
     return [
         f"{RESULTS}/{ds}/{enc}/{model}/deploy/{hw}.json"
         for ds in datasets
         for enc in (encodings if encodings is not None else encodings_of(ds))
-        for model in config["deploy"]["models"]
         for hw in config["deploy"]["targets"]
+        for model in deploy_models_on(hw)
     ]

@@ -7,7 +7,8 @@
 # every stage by biospike.report.plan_from_config; a disabled stage has no rows or figures.
 import biospike.report as _report
 
-REPORT_PLAN_RAW = _report.plan_from_config(config)
+# the kind of each hardware profile (deploy_common.smk): an MCU profile's result sits under ann/deploy/
+REPORT_PLAN_RAW = _report.plan_from_config(config, {h: hardware_kind(h) for h in config["deploy"]["targets"]})
 REPORT_PLAN = _report.plan_from_params(REPORT_PLAN_RAW)
 REPORT_FIG_DIR = f"{RESULTS}/figures"
 REPORT_TARGETS = [str(p) for p in _report.report_outputs(REPORT_PLAN, RESULTS, REPORT_FIG_DIR)] if REPORT_PLAN else []

@@ -23,6 +23,7 @@ from biospike.deploy.hardware import (
     xylo_cycles_per_step,
 )
 from biospike.errors import BiospikeError
+from biospike.train import balanced_accuracy
 
 DEFAULTS = {"early_exit": {"enabled": True, "confidence": 0.9}, "max_test_windows": 512, "real_time": True,
             "calibration_windows": 64}
@@ -34,9 +35,18 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _accuracies(y: np.ndarray, pred: np.ndarray) -> tuple[float | None, float | None]:
+    """(accuracy, balanced accuracy) of predicted labels; None without windows. Balanced accuracy
+    (mean recall over the classes present) is the score to read on imbalanced sets such as ECG."""
+    if not len(y):
+        return None, None
+    return float(np.mean(pred == y)), balanced_accuracy(y, pred)
+
+
 def time_course(readout: np.ndarray, y: np.ndarray, scale: float, dt_step_s: float, confidence: float | None) -> dict[str, Any]:
-    """Accuracy as a function of elapsed steps (logits = running mean of the readout), latency to the
-    first correct classification, and the confidence early exit (softmax of running-mean logits)."""
+    """Accuracy and balanced accuracy as functions of elapsed steps (logits = running mean of the
+    readout), latency to the first correct classification, and the confidence early exit (softmax
+    of running-mean logits)."""
     steps = readout.shape[1]
     running = np.cumsum(readout, axis=1) / np.arange(1, steps + 1)[None, :, None]
     pred = running.argmax(axis=2)  # (B, T)
@@ -48,6 +58,7 @@ def time_course(readout: np.ndarray, y: np.ndarray, scale: float, dt_step_s: flo
     reach = np.flatnonzero(acc >= final - 0.01)
     out: dict[str, Any] = {
         "accuracy_by_step": [round(float(a), 5) for a in acc],
+        "balanced_accuracy_by_step": [round(balanced_accuracy(y, pred[:, t]), 5) for t in range(steps)] if len(y) else [],
         "step_s": dt_step_s,
         "first_correct_step_mean": float(first[ever].mean() + 1) if ever.any() else None,
         "first_correct_latency_s": float((first[ever].mean() + 1) * dt_step_s) if ever.any() else None,
@@ -59,9 +70,11 @@ def time_course(readout: np.ndarray, y: np.ndarray, scale: float, dt_step_s: flo
         confident = prob.max(axis=2) >= confidence
         exit_step = np.where(confident.any(axis=1), confident.argmax(axis=1), steps - 1)
         exit_pred = pred[np.arange(len(y)), exit_step]
+        exit_acc, exit_bal = _accuracies(y, exit_pred)
         out["early_exit"] = {
             "confidence": confidence,
-            "accuracy": float((exit_pred == y).mean()) if len(y) else None,
+            "accuracy": exit_acc,
+            "balanced_accuracy": exit_bal,
             "exit_step_mean": float(exit_step.mean() + 1) if len(y) else None,
             "exited_early_fraction": float(confident.any(axis=1).mean()) if len(y) else None,
         }
@@ -143,6 +156,8 @@ def evaluate_snn_target(net, profile: HardwareProfile, x: np.ndarray, y: np.ndar
     ee = cfg["early_exit"]
     course = time_course(q_trace.readout, y, readout_lsb, step_s, ee["confidence"] if ee["enabled"] else None)
     exit_step = course.pop("_exit_step", None)
+    f_acc, f_bal = _accuracies(y, f_trace.logits.argmax(1))
+    q_acc, q_bal = _accuracies(y, q_trace.logits.argmax(1))
     energy = energy_j(profile, per_inf["syn_events"], per_inf["neuron_updates"], per_inf["routed"], latency_s,
                       cycles=work["cycles"] * steps)
     result: dict[str, Any] = {
@@ -151,11 +166,8 @@ def evaluate_snn_target(net, profile: HardwareProfile, x: np.ndarray, y: np.ndar
         "reasons": mapping.reasons,
         "cores_used": mapping.cores_used,
         "mapping": mapping.details,
-        "accuracy": {
-            "float": float(np.mean(f_trace.logits.argmax(1) == y)) if len(y) else None,
-            "quantized": float(np.mean(q_trace.logits.argmax(1) == y)) if len(y) else None,
-            "n_windows": int(len(y)),
-        },
+        "accuracy": {"float": f_acc, "quantized": q_acc, "n_windows": int(len(y))},
+        "balanced_accuracy": {"float": f_bal, "quantized": q_bal, "n_windows": int(len(y))},
         "fidelity": fidelity(f_trace, q_trace, readout_lsb),
         "quantization": {**qnet.summary(), "state_saturations": q_trace.saturations},
         "per_inference": {"syn_events": per_inf["syn_events"], "neuron_updates": per_inf["neuron_updates"],
@@ -231,6 +243,8 @@ def evaluate_mcu_target(model, profile: HardwareProfile, x: np.ndarray, y: np.nd
                 if scale > 0:
                     mod.weight.copy_(torch.round(mod.weight / scale).clamp(-127, 127) * scale)
         q_logits = qmodel(xt).numpy()
+    f_acc, f_bal = _accuracies(y, f_logits.argmax(1))
+    q_acc, q_bal = _accuracies(y, q_logits.argmax(1))
     step_macs = ann_macs_per_step(arch)
     step_s, how = step_time_s(profile, dt, cfg["real_time"], {"macs": step_macs, "cycles": 0, "events": 0})
     compute_s = macs * v["cycles_per_mac"] / v["clock_hz"]
@@ -254,10 +268,10 @@ def evaluate_mcu_target(model, profile: HardwareProfile, x: np.ndarray, y: np.nd
         "fits": not reasons,
         "reasons": reasons,
         "cores_used": 1,
-        "accuracy": {"float": float(np.mean(f_logits.argmax(1) == y)) if len(y) else None,
-                     "quantized": float(np.mean(q_logits.argmax(1) == y)) if len(y) else None,
+        "accuracy": {"float": f_acc, "quantized": q_acc,
                      "quantized_note": "int8 weights (per-layer symmetric), float activations",
                      "n_windows": int(len(y))},
+        "balanced_accuracy": {"float": f_bal, "quantized": q_bal, "n_windows": int(len(y))},
         "fidelity": {"output_argmax_agreement": float(np.mean(f_logits.argmax(1) == q_logits.argmax(1))) if len(y) else None},
         "per_inference": {"macs": macs, "params": n_params},
         "latency": {"steps": steps, "dt_s": dt, "window_s": window_s, "step_s": step_s, "how": how,
@@ -366,7 +380,7 @@ def cli(argv: list[str], prog: str = "biospike simulate") -> int:
             raise BiospikeError("file not found", path)
     result = simulate_stage(params, args.model, args.nir, args.spikes, args.hardware)
     write_json(args.output, result)
-    acc = result["accuracy"]["quantized"]
-    print(f"{prog}: {result['target']}: fits={result['fits']} quantized accuracy={acc} "
+    acc, bal = result["accuracy"]["quantized"], result["balanced_accuracy"]["quantized"]
+    print(f"{prog}: {result['target']}: fits={result['fits']} quantized accuracy={acc} balanced accuracy={bal} "
           f"energy/inference={result['energy']['per_inference_j']:.3g} J -> {args.output}")
     return 0
