@@ -1,6 +1,6 @@
 import pytest
 
-from tests.workflow.helpers import run_snakemake
+from tests.workflow.helpers import RUN_TIMES, run_snakemake
 
 
 @pytest.fixture(scope="session")
@@ -10,3 +10,15 @@ def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("tiny_local")
     proc = run_snakemake(workdir, "--cores", "2")
     return workdir, proc
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Wall time, CPU time and core utilisation of each workflow run (measured, never asserted)."""
+    if not RUN_TIMES:
+        return
+    terminalreporter.section("workflow runs (wall / CPU of snakemake + local jobs)")
+    for run in RUN_TIMES:
+        busy = run["cpu_s"] / run["wall_s"] if run["wall_s"] > 0 else float("nan")
+        terminalreporter.write_line(
+            f"{run['config']:<14} {run['args'][:60]:<60} wall {run['wall_s']:7.1f} s  CPU {run['cpu_s']:7.1f} s  "
+            f"= {busy:4.2f} cores busy  (exit {run['returncode']})")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -16,6 +18,11 @@ from biospike.store import strip_volatile
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "config" / "tiny.yaml"
+
+# Wall and CPU time of every workflow run of the session, printed by conftest's terminal summary
+# (issue 9: CPU utilisation with --cores 2). CPU time is that of snakemake and the jobs it forks;
+# jobs SLURM runs are not our children, so a cluster run shows its wall time only.
+RUN_TIMES: list[dict] = []
 
 
 def snakemake_cmd(workdir: Path, *extra: str, configfile: Path = TINY) -> list[str]:
@@ -32,8 +39,15 @@ def snakemake_cmd(workdir: Path, *extra: str, configfile: Path = TINY) -> list[s
 def run_snakemake(workdir: Path, *extra: str, timeout_s: float = 1800, check: bool = True,
                   configfile: Path = TINY) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start_s = time.perf_counter()
     proc = subprocess.run(snakemake_cmd(workdir, *extra, configfile=configfile), capture_output=True,
                           text=True, timeout=timeout_s, env=env)
+    wall_s = time.perf_counter() - start_s
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    RUN_TIMES.append({"config": configfile.name, "args": " ".join(extra), "wall_s": wall_s, "cpu_s": cpu_s,
+                      "returncode": proc.returncode})
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
