@@ -148,12 +148,17 @@ def _level_data(level: str, scores: np.ndarray, labels: np.ndarray, subjects: np
 def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Sequence[str | Path], outdir: str | Path,
                  params: Mapping[str, Any], privacy_path: str | Path | None = None, time_steps: int | None = None,
                  families: Sequence[str] | None = None) -> dict:
-    """Run every configured attack on one target; write summary.json and the ROC files."""
+    """Run every configured attack on one target; write summary.json and the ROC files.
+
+    The target and reference models are queried on ``params["train"]["device"]`` (default cpu;
+    the rule passes it only when the dataset's train.device is not cpu)."""
     from biospike.store import provenance, read_spikes, write_json
+    from biospike.train import resolve_device, train_settings
 
     start_s = time.perf_counter()
     target_path, spikes_path, outdir = Path(target_path), Path(spikes_path), Path(outdir)
     cfg = attack_settings(params)
+    device = resolve_device(train_settings(params.get("train", {}))["device"])
     dataset, encoding, root = R.dataset_names(params, spikes_path)
     target_name = str(params.get("target") or target_path.parent.name)
     names = mia.attack_names(cfg, families)
@@ -164,6 +169,7 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
     pos_of = {int(w): i for i, w in enumerate(cand)}
 
     target, meta = _load_model(target_path)
+    target.to(device)
     kind = _kind_of(target)
     if meta.get("time_steps") not in (None, t_steps):
         raise BiospikeError(f"target was trained at T={meta['time_steps']} but the attack runs at T={t_steps}", target_path)
@@ -184,6 +190,7 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
     z_pos = np.sort(rng.choice(pop_pos, size=n_pop, replace=False))
 
     refs, keep = load_references(ref_dirs, cand, kind, t_steps)
+    refs = [m.to(device) for m in refs]
     y_all = np.asarray(spikes.labels, dtype=np.int64)
     query_pos = np.r_[x_pos, z_pos]
     xq = spikes.spikes[cand[query_pos]]

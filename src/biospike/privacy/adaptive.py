@@ -178,15 +178,17 @@ def public_allocation(gsm: nn.Module, blocks: list[Block], layout: GroupLayout, 
     ``gsm`` is the training model wrapped in Opacus' ``GradSampleModule``; one forward/backward on
     the public windows gives both the per-sample gradient norms (clip shares) and the hidden spike
     counts (relevance). Gradients are cleared afterwards: nothing of this reaches the optimiser.
+    Runs on the model's device; the shares come back as numpy arrays.
     """
     if layout.grouping == "flat":
         return Allocation(np.ones(1), np.ones(1), None, "public")
     rng = np.random.default_rng(seed)
     n = len(x_public)
     pick = np.sort(rng.choice(n, size=min(n, max_windows), replace=False))
-    x = x_public[pick].float()
-    y_np = np.asarray(y_public)[pick]
     plain = gsm._module
+    device = next(plain.parameters()).device
+    x = x_public[pick].float().to(device)
+    y_np = np.asarray(y_public)[pick]
     params = [p for _, p in plain.named_parameters()]
     for p in params:
         p.grad_sample = None
@@ -195,22 +197,23 @@ def public_allocation(gsm: nn.Module, blocks: list[Block], layout: GroupLayout, 
     plain.train()
     volts, spikes = plain.forward_trace(x)  # the Linear hooks capture activations as in gsm(x)
     logits = volts.mean(dim=1)
-    loss_fn(logits, torch.as_tensor(y_np)).backward()
+    loss_fn(logits, torch.as_tensor(y_np, device=device)).backward()
     from biospike.privacy.dp import finalize_grad_samples
 
     finalize_grad_samples(gsm)
     med = np.zeros(layout.n_groups)
     for block, rows in zip(blocks, layout.row_group, strict=True):
         sq = row_sq_norms([p.grad_sample for _, p in block.params])  # (N, rows)
-        grp = torch.zeros(sq.shape[0], layout.n_groups, dtype=sq.dtype).index_add_(1, rows, sq.detach())
-        med += np.median(grp.numpy(), axis=0)
+        grp = torch.zeros(sq.shape[0], layout.n_groups, dtype=sq.dtype, device=device)
+        grp.index_add_(1, rows.to(device), sq.detach())
+        med += np.median(grp.cpu().numpy(), axis=0)
     for p in params:
         p.grad_sample = None
         p.grad = None
     plain.train(was_training)
     floor = 0.01 * med.mean() if med.mean() > 0 else 1.0
     clip_share = (med + floor) / (med + floor).sum()
-    features = [s.detach().sum(dim=1).numpy() for s in spikes] + [logits.detach().numpy()]
+    features = [s.detach().sum(dim=1).cpu().numpy() for s in spikes] + [logits.detach().cpu().numpy()]
     relevance = np.zeros(layout.n_groups)
     counts = np.zeros(layout.n_groups)
     for feat, rows in zip(features, layout.row_group, strict=True):

@@ -136,7 +136,9 @@ def canary_scores(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: i
     """log p(y|x) - log(1 - p(y|x)) for each canary, centred per canary label: higher = more likely
     trained on."""
     model.eval()
-    logits = torch.cat([model(torch.as_tensor(x[s:s + batch]).float()) for s in range(0, len(x), batch)]).double()
+    device = next(model.parameters()).device  # the trainer's device (train.device)
+    logits = torch.cat([model(torch.as_tensor(x[s:s + batch]).float().to(device)).cpu()
+                        for s in range(0, len(x), batch)]).double()
     logp = torch.log_softmax(logits, dim=1)
     own = logp[torch.arange(len(y)), torch.as_tensor(y)]
     rest = torch.logsumexp(logp.masked_fill(torch.nn.functional.one_hot(torch.as_tensor(y), logits.shape[1]).bool(),
@@ -157,7 +159,8 @@ AUDIT_DEFAULTS = {"n_canaries": 200, "canary": "ood", "rate_factor": 2.0, "confi
 def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.ndarray, x_val: np.ndarray,
               y_val: np.ndarray, settings, epsilon: float | None, seed: int, audit_cfg: dict | None = None,
               x_public: np.ndarray | None = None, y_public: np.ndarray | None = None,
-              class_weight: np.ndarray | None = None, nonprivate_fit=None, progress: bool = False) -> dict:
+              class_weight: np.ndarray | None = None, nonprivate_fit=None, progress: bool = False,
+              device: str | torch.device = "cpu") -> dict:
     """Insert canaries (each its own privacy unit, included with probability 1/2), train, score,
     and bound epsilon from below.
 
@@ -165,7 +168,8 @@ def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     the released model (best validation epoch) is another iterate under the same accounting.
     ``epsilon`` None audits a non-private recipe: ``nonprivate_fit(arch, x, y, x_val, y_val, seed)
     -> model`` (the stage passes ``train.fit``). ``settings`` is a :class:`~biospike.privacy.dp.DPSettings`; its
-    delta is resolved on the augmented unit count.
+    delta is resolved on the augmented unit count. ``device`` is where DP training runs (the
+    non-private recipe follows its own ``train.device`` inside ``nonprivate_fit``).
     """
     import dataclasses
 
@@ -198,7 +202,8 @@ def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
         delta = accounting.resolve_delta(settings.delta, n_units)
     else:
         res = dp_train(arch, x_aug, y_aug, units_aug, x_val, y_val, settings, epsilon, seed,
-                       class_weight=class_weight, progress=progress, desc=f"audit eps{epsilon:g}", **public)
+                       class_weight=class_weight, progress=progress, desc=f"audit eps{epsilon:g}", device=device,
+                       **public)
         model, claimed, delta = res.model, res.privacy["epsilon"], res.privacy["delta"]
     scores = canary_scores(model, xc, yc)
     result = audit_from_scores(scores, included, delta, float(cfg["confidence"]))

@@ -166,6 +166,7 @@ def harden_stage(spikes_path: str | Path, outdir: str | Path, epsilon: float, pa
     settings = _settings(params)
     spikes = read_spikes(spikes_path)
     d = prepare(spikes, params, spikes_path)
+    device = train.resolve_device(d["train_cfg"]["device"])  # train.device: DP training runs there too
     _check_preprocessing(settings, d["preprocessing"], spikes_path)
     dataset, encoding = str(params.get("dataset", "dataset")), str(params.get("encoding", "encoding"))
     seed = derive_seed(int(params.get("seed", 0)), "harden", dataset, encoding, target_name(epsilon))
@@ -175,7 +176,7 @@ def harden_stage(spikes_path: str | Path, outdir: str | Path, epsilon: float, pa
              epsilon, len(tr), settings.unit, len(pub))
     res = dp_train(d["arch"], x[tr], labels[tr], _units(spikes, tr, settings.unit), x[va], labels[va], settings,
                    epsilon, seed, x_public=x[pub] if len(pub) else None, y_public=labels[pub] if len(pub) else None,
-                   class_weight=d["class_weight"], progress=progress, desc=f"harden eps{epsilon:g}")
+                   class_weight=d["class_weight"], progress=progress, desc=f"harden eps{epsilon:g}", device=device)
     model = res.model
     class_names = list(spikes.class_names)
     name = target_name(epsilon)
@@ -240,6 +241,7 @@ def audit_stage(spikes_path: str | Path, out_path: str | Path, epsilon: float | 
     settings = _settings(params)
     spikes = read_spikes(spikes_path)
     d = prepare(spikes, params, spikes_path)
+    device = train.resolve_device(d["train_cfg"]["device"])
     dataset, encoding = str(params.get("dataset", "dataset")), str(params.get("encoding", "encoding"))
     label = label or (target_name(epsilon) if epsilon is not None else "snn_nonprivate")
     seed = derive_seed(int(params.get("seed", 0)), "audit", dataset, encoding, label)
@@ -261,7 +263,7 @@ def audit_stage(spikes_path: str | Path, out_path: str | Path, epsilon: float | 
         out = run_audit(d["arch"], x[tr], labels[tr], _units(spikes, tr, settings.unit), x[va], labels[va], settings,
                         epsilon, seed, settings.audit, x_public=x[pub] if len(pub) else None,
                         y_public=labels[pub] if len(pub) else None, class_weight=d["class_weight"],
-                        nonprivate_fit=nonprivate_fit, progress=progress)
+                        nonprivate_fit=nonprivate_fit, progress=progress, device=device)
     except ValueError as exc:  # bad audit settings (unknown key, too few public windows for canaries)
         raise BiospikeError(str(exc), spikes_path) from None
     recipe = ("privacy.dp.dp_train (the harden recipe, canaries as extra units; last iterate)" if epsilon is not None

@@ -139,7 +139,9 @@ def _eval(model: nn.Module, x: np.ndarray, y: np.ndarray, n_classes: int, batch:
     if len(x) == 0:
         return float("nan"), float("nan"), float("nan")
     model.eval()
-    logits = torch.cat([model(torch.as_tensor(x[s:s + batch]).float()) for s in range(0, len(x), batch)])
+    device = next(model.parameters()).device
+    logits = torch.cat([model(torch.as_tensor(x[s:s + batch]).float().to(device))
+                        for s in range(0, len(x), batch)]).cpu()
     model.train()
     yt = torch.as_tensor(y)
     loss = float(nn.functional.cross_entropy(logits, yt))
@@ -218,7 +220,8 @@ class StepwiseLinearGrads:
             acts, grads = self.inputs[id(m)], self.grads[id(m)]
             if acts:
                 a = torch.stack(acts)  # (T, B, in)
-                g = torch.stack([grads.get(t, torch.zeros(a.shape[1], m.out_features)) for t in range(len(acts))])
+                zero = a.new_zeros(a.shape[1], m.out_features)
+                g = torch.stack([grads.get(t, zero) for t in range(len(acts))])
                 m.weight.grad_sample = torch.einsum("tbo,tbi->boi", g, a)
                 if m.bias is not None:
                     m.bias.grad_sample = g.sum(dim=0)
@@ -293,7 +296,8 @@ def dp_train(*args, **kwargs) -> DPResult:
 def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.ndarray,
              x_val: np.ndarray, y_val: np.ndarray, settings: DPSettings, target_epsilon: float | None,
              seed: int, x_public: np.ndarray | None = None, y_public: np.ndarray | None = None,
-             class_weight: np.ndarray | None = None, progress: bool = True, desc: str = "harden") -> DPResult:
+             class_weight: np.ndarray | None = None, progress: bool = True, desc: str = "harden",
+             device: str | torch.device = "cpu") -> DPResult:
     """Train ``arch`` with DP-SGD at ``target_epsilon`` (``None``: the same loop without clipping
     or noise, the non-private reference of the audit and the benchmark).
 
@@ -301,6 +305,10 @@ def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     ``x_public``/``y_public`` (never trained on) feed the adaptive noise allocation.
     ``class_weight`` (per class, from public data only: private class counts would couple every
     sample's loss to the others' and void the per-unit sensitivity) weights the loss.
+    ``device``: where the model, forward/backward and per-sample gradients run (``train.device``,
+    resolved by :func:`biospike.train.resolve_device`); the data stay on the CPU and each batch
+    moves over, and the noise is drawn on the CPU from the seeded generator, so the noise stream
+    does not depend on the device. The returned model is on ``device``.
     """
     from biospike.models import build_model
     from biospike.progress import progress as progress_bar
@@ -323,6 +331,8 @@ def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
         torch.manual_seed(seed)
         model = build_model(arch)
     torch.manual_seed(seed)
+    device = torch.device(device)
+    model.to(device)
     model.train()
     gsm = grad_sample_module(model) if private else None
     params = [p for p in model.parameters() if p.requires_grad]
@@ -333,7 +343,7 @@ def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     sampler = _Sampler(unit_windows, q, settings.windows_per_subject if settings.unit == "subject" else None, rng)
     x_all = torch.as_tensor(x_train)
     y_all = torch.as_tensor(np.asarray(y_train, dtype=np.int64))
-    weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32)
+    weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32, device=device)
 
     def loss_fn(logits, y):
         return loss_sum(logits, y, weight)
@@ -421,18 +431,21 @@ def clipped_unit_sum(gsm, loss_fn, blocks, layout, xb: torch.Tensor, yb: torch.T
         p.grad = None
     loss_fn(gsm(xb), yb).backward()
     finalize_grad_samples(gsm)
-    local_t = torch.as_tensor(local)
+    device = xb.device
+    local_t = torch.as_tensor(local, device=device)
     counts = torch.bincount(local_t, minlength=n_units).float() if per_subject else None
     unit_grads = {id(p): _grads_per_unit(p.grad_sample, local_t, n_units, counts)
                   for b in blocks for _, p in b.params}
-    group_sq = torch.zeros(n_units, layout.n_groups)
-    for block, rows in zip(blocks, layout.row_group, strict=True):
+    row_group = [rows.to(device) for rows in layout.row_group]
+    clip_k = clip_k.to(device)
+    group_sq = torch.zeros(n_units, layout.n_groups, device=device)
+    for block, rows in zip(blocks, row_group, strict=True):
         group_sq.index_add_(1, rows, row_sq_norms([unit_grads[id(p)] for _, p in block.params]))
     norms = group_sq.sqrt()
     factor = torch.clamp(clip_k / (norms + 1e-12), max=1.0)  # (U, K)
     unclipped = int((norms <= clip_k).all(dim=1).sum())
     summed: dict[int, torch.Tensor] = {}
-    for block, rows in zip(blocks, layout.row_group, strict=True):
+    for block, rows in zip(blocks, row_group, strict=True):
         f_rows = factor[:, rows]  # (U, rows)
         for _, p in block.params:
             summed[id(p)] = torch.einsum("ur...,ur->r...", unit_grads[id(p)], f_rows)
@@ -441,13 +454,16 @@ def clipped_unit_sum(gsm, loss_fn, blocks, layout, xb: torch.Tensor, yb: torch.T
 
 
 def _dp_step(gsm, loss_fn, blocks, layout, opt, x_all, y_all, idx, local, n_sampled, per_subject, clip_k, sigma_k, m, gen) -> int:
-    """One DP-SGD step: clipped sum + N(0, sigma_k^2) per group, divided by the public m."""
+    """One DP-SGD step: clipped sum + N(0, sigma_k^2) per group, divided by the public m.
+    The noise comes from the CPU generator ``gen`` (same stream on any device), then moves."""
+    device = next(gsm.parameters()).device
     summed, unclipped = ({}, 0) if not n_sampled else clipped_unit_sum(
-        gsm, loss_fn, blocks, layout, x_all[idx].float(), y_all[idx], local, n_sampled, per_subject, clip_k)
+        gsm, loss_fn, blocks, layout, x_all[idx].float().to(device), y_all[idx].to(device), local, n_sampled,
+        per_subject, clip_k)
     for block, rows in zip(blocks, layout.row_group, strict=True):
         s_rows = sigma_k[rows]
         for _, p in block.params:
-            noise = torch.randn(p.shape, generator=gen) * s_rows.view(-1, *([1] * (p.dim() - 1)))
+            noise = (torch.randn(p.shape, generator=gen) * s_rows.view(-1, *([1] * (p.dim() - 1)))).to(p.device)
             total = summed[id(p)] + noise if id(p) in summed else noise
             p.grad = (total / m).to(p.dtype)
     opt.step()
@@ -455,11 +471,13 @@ def _dp_step(gsm, loss_fn, blocks, layout, opt, x_all, y_all, idx, local, n_samp
 
 
 def _nonprivate_epoch(model, opt, x_all, y_all, batch_size, rng, weight) -> None:
+    device = next(model.parameters()).device
     order = rng.permutation(len(x_all))
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
         opt.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x_all[idx].float()), y_all[idx], weight=weight).backward()
+        logits = model(x_all[idx].float().to(device))
+        nn.functional.cross_entropy(logits, y_all[idx].to(device), weight=weight).backward()
         opt.step()
 
 
