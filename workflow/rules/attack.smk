@@ -39,6 +39,7 @@ rule reference_model:
     resources:
         mem_mb=2000,
         runtime=60,
+        gpu=lambda w: gpu_resources(w.dataset),
     conda:
         "../envs/biospike.yaml"
     shell:
@@ -56,7 +57,8 @@ rule attack:
         encoding="[^/]+",
         target=r"snn|ann|dpsnn_eps[0-9.]+",
     params:
-        cfg=lambda w: attack_json(ATTACK, dataset=w.dataset, encoding=w.encoding, target=w.target),
+        cfg=lambda w: attack_json(ATTACK, dataset=w.dataset, encoding=w.encoding, target=w.target,
+                                  **attack_device(w.dataset)),
         refs=lambda w, input: " ".join(str(Path(p).parent) for p in input.refs),
         privacy=lambda w: f"--privacy {RESULTS}/{w.dataset}/{w.encoding}/{w.target}/privacy.json"
         if w.target.startswith("dpsnn") else "",
@@ -68,6 +70,7 @@ rule attack:
     resources:
         mem_mb=4000,
         runtime=60,
+        gpu=lambda w: gpu_resources(w.dataset),
     conda:
         "../envs/biospike.yaml"
     shell:
@@ -96,6 +99,7 @@ rule t_sweep_target:
     resources:
         mem_mb=2000,
         runtime=60,
+        gpu=lambda w: gpu_resources(w.dataset),
     conda:
         "../envs/biospike.yaml"
     shell:
@@ -123,6 +127,7 @@ rule t_sweep_reference:
     resources:
         mem_mb=2000,
         runtime=60,
+        gpu=lambda w: gpu_resources(w.dataset),
     conda:
         "../envs/biospike.yaml"
     shell:
@@ -145,7 +150,8 @@ rule t_sweep_point:
         T=r"\d+",
     params:
         cfg=lambda w: attack_json({**_SWEEP_CFG, "attacks": ATTACK["t_sweep_attacks"]},
-                                  dataset=w.dataset, encoding=w.encoding, target=f"snn_T{w.T}"),
+                                  dataset=w.dataset, encoding=w.encoding, target=f"snn_T{w.T}",
+                                  **attack_device(w.dataset)),
         refs=lambda w, input: " ".join(str(Path(p).parent) for p in input.refs),
         outdir=lambda w, output: str(Path(output.summary).parent),
         code=_ATTACK_CODE,
@@ -155,6 +161,7 @@ rule t_sweep_point:
     resources:
         mem_mb=4000,
         runtime=60,
+        gpu=lambda w: gpu_resources(w.dataset),
     conda:
         "../envs/biospike.yaml"
     shell:

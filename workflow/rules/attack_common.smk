@@ -42,6 +42,14 @@ def attack_json(settings, **names):
     return shlex.quote(json.dumps({**settings, "seed": config["seed"], **names}, sort_keys=True))
 
 
+def attack_device(dataset):
+    """{"train": {"device": D}} for the rules that query models (attack, t_sweep_point) when the
+    dataset's train.device is not cpu; nothing for cpu, so the default run's params (and so its
+    outputs) stay as they were."""
+    device = train_device(dataset)
+    return {} if device == "cpu" else {"train": {"device": device}}
+
+
 def attack_ref_params(w, sweep=False):
     """Only what changes a reference model (so tuning an attack never retrains the references)."""
     keys = ("t_sweep_reference_models",) if sweep else ("n_reference_models",)

@@ -30,6 +30,20 @@ def rule_params(stage, dataset=None, **extra):
     return shlex.quote(json.dumps(params, sort_keys=True))
 
 
+def train_device(dataset):
+    """The torch device of the dataset's training, DP and attack jobs: train.device, the dataset's
+    override included."""
+    return stage_config(config, "train", dataset)["device"]
+
+
+def gpu_resources(dataset):
+    """GPUs one torch job of the dataset asks for (`resources: gpu=lambda w: gpu_resources(w.dataset)`):
+    1 when its train.device is cuda, else 0. The SLURM executor turns gpu=N into `--gpus=N` (none
+    for 0); locally an undeclared resource does not limit scheduling (`--resources gpu=1` would run
+    one such job at a time). Resources are no rerun trigger: cpu runs keep their outputs."""
+    return 1 if train_device(dataset) == "cuda" else 0
+
+
 def dataset_spec(dataset):
     return config["datasets"][dataset]
 

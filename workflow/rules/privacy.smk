@@ -36,6 +36,7 @@ rule harden:
     resources:
         mem_mb=3000,
         runtime=30,
+        gpu=lambda w: gpu_resources(w.dataset),
     shell:
         "biospike harden --params {params.cfg} --input {input.spikes} --epsilon {wildcards.eps} "
         "--outdir {params.outdir} --threads {threads} > {log} 2>&1"
@@ -60,6 +61,7 @@ rule privacy_audit:
     resources:
         mem_mb=3000,
         runtime=30,
+        gpu=lambda w: gpu_resources(w.dataset),
     shell:
         "biospike harden --params {params.cfg} --input {input.spikes} --epsilon {wildcards.eps} "
         "--audit {output} --threads {threads} > {log} 2>&1"
@@ -83,6 +85,7 @@ rule privacy_audit_nonprivate:
     resources:
         mem_mb=3000,
         runtime=30,
+        gpu=lambda w: gpu_resources(w.dataset),
     shell:
         "biospike harden --params {params.cfg} --input {input.spikes} --epsilon none "
         "--audit {output} --threads {threads} > {log} 2>&1"

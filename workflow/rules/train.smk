@@ -24,6 +24,7 @@ rule train_model:
     resources:
         mem_mb=2000,
         runtime=30,
+        gpu=lambda w: gpu_resources(w.dataset),
     conda:
         "../envs/biospike.yaml"
     shell:
