@@ -209,3 +209,43 @@ def test_time_step_sweep_trains_attacks_and_collects(world, tmp_path):
     assert set(sweep["trend"]) == {"loss/window", "loss/subject", "rmia/window", "rmia/subject"}
     assert sweep["trend"]["loss/window"]["time_steps"] == [6, 24]
     assert (tmp_path / "t_sweep.csv").read_text().startswith("time_steps,dt_s,attack,level,auc")
+
+
+def _pool_world(subject, record):
+    import types
+
+    return types.SimpleNamespace(subject=np.asarray(subject), record=np.asarray(record))
+
+
+def test_membership_groups_are_subjects_when_the_split_is_by_subject():
+    from biospike.attacks.references import membership_groups
+
+    pools = {"members": np.array([0, 1]), "nonmembers": np.array([2, 3]), "population": np.array([4, 5])}
+    spikes = _pool_world(["a", "a", "b", "b", "c", "c"], ["r1", "r1", "r2", "r2", "r3", "r3"])
+    groups, unit = membership_groups(spikes, pools)
+    assert unit == "subject"
+    assert groups.tolist() == ["a", "a", "b", "b", "c", "c"]
+
+
+def test_membership_groups_below_subject_level_are_whole_runs_of_one_record():
+    from biospike.attacks.mia import keep_masks
+    from biospike.attacks.references import membership_groups
+
+    # one subject, split by segment: each pool holds runs of consecutive windows of a record
+    pools = {"members": np.array([0, 1, 2, 6, 7, 12]), "nonmembers": np.array([3, 4, 5]),
+             "population": np.array([8, 9, 10, 11])}
+    record = ["r1"] * 10 + ["r2"] * 3  # window 10 starts a new record inside the population pool
+    spikes = _pool_world(["s"] * 13, record)
+    groups, unit = membership_groups(spikes, pools)
+    assert unit == "contiguous_run"
+    cand = np.concatenate([pools[p] for p in ("members", "nonmembers", "population")])
+    by_window = dict(zip(cand.tolist(), groups.tolist(), strict=True))
+    # a run is one group; a gap, a record change or another pool starts a new one
+    assert by_window[0] == by_window[1] == by_window[2]
+    assert len({by_window[0], by_window[6], by_window[12], by_window[3], by_window[8], by_window[10]}) == 6
+    assert by_window[6] == by_window[7] and by_window[8] == by_window[9] and by_window[10] == by_window[11]
+    # every reference model takes each group whole: never part of a split unit
+    keep = keep_masks(len(cand), 4, seed=3, groups=groups)
+    for g in np.unique(groups):
+        cols = keep[:, groups == g]
+        assert (cols == cols[:, :1]).all()

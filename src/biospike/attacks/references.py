@@ -3,8 +3,9 @@
 Candidate set: ``mia/members`` + ``mia/nonmembers`` + ``mia/population`` of spikes.h5, in that
 order (members = the target's training pool, non-members = test windows never trained on,
 population = the attacker's reference data from other subjects). Reference model k trains on
-the candidates where ``keep[k]`` is true: every candidate subject (``reference_unit: subject``,
-the unit the split uses; or every window) is IN for half of the K models (see
+the candidates where ``keep[k]`` is true: every candidate subject (``reference_unit: subject``;
+below subject level a run of consecutive windows of one record, see :func:`membership_groups`;
+or every window) is IN for half of the K models (see
 :func:`biospike.attacks.mia.keep_masks`), which gives online LiRA its IN and OUT models and
 offline LiRA / RMIA their OUT models, from one set of K models (one Snakemake job each).
 
@@ -54,6 +55,29 @@ def candidates(pools: Mapping[str, np.ndarray]) -> np.ndarray:
 
 def candidates_digest(cand: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(cand, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def membership_groups(spikes: Any, pools: Mapping[str, np.ndarray]) -> tuple[np.ndarray, str]:
+    """One group label per candidate window, so a reference model draws whole split units.
+
+    When the three pools hold disjoint subjects the split was by subject, and the group is the
+    subject. Otherwise (single-subject data split by segment, block or record) the split unit
+    is not stored per window, but each unit is a run of consecutive windows of one record inside
+    one pool, so the group is that run: a union of whole units, never a part of one.
+    """
+    subject = np.asarray(spikes.subject).astype(str)
+    per_pool = [set(subject[pools[name]]) for name in POOLS]
+    disjoint = all(not (a & b) for i, a in enumerate(per_pool) for b in per_pool[i + 1:])
+    if disjoint and len(set().union(*per_pool)) >= 2:
+        return subject[candidates(pools)], "subject"
+    record = np.asarray(spikes.record).astype(str)
+    labels: list[str] = []
+    for name in POOLS:
+        idx = pools[name]
+        new_run = np.ones(len(idx), dtype=bool)
+        new_run[1:] = (np.diff(idx) != 1) | (record[idx[1:]] != record[idx[:-1]])
+        labels += [f"{name}:{r}" for r in np.cumsum(new_run)]
+    return np.asarray(labels), "contiguous_run"
 
 
 def keep_seed(root_seed: int, dataset: str, encoding: str, kind: str) -> int:
@@ -211,14 +235,20 @@ def train_stage(spikes_path: str | Path, outdir: str | Path, kind: str, role: st
         n_models = int(cfg["t_sweep_reference_models"] if time_steps is not None else cfg["n_reference_models"])
         if index is None or not 0 <= index < n_models:
             raise BiospikeError(f"reference model index {index} outside 0..{n_models - 1}")
-        groups = np.asarray(spikes.subject)[cand].astype(str) if cfg["reference_unit"] == "subject" else None
+        groups, unit = (membership_groups(spikes, pools) if cfg["reference_unit"] == "subject"
+                        else (None, "window"))
+        if unit == "contiguous_run":
+            log.info("the pools share subjects (split below subject level): reference models draw "
+                     "runs of consecutive windows of one record (%d groups) instead of subjects",
+                     len(np.unique(groups)))
         keep = reference_keep(root, dataset, encoding, kind, len(cand), n_models, groups)
         keep_row = keep[index]
         train_idx, val_idx = reference_training_set(pools, keep_row)
         if not cfg["reference_early_stopping"]:  # mimic a target trained without early stopping
             val_idx = val_idx[:0]
         seed = derive_seed(root, "ref", dataset, encoding, kind, index, *sweep_key)
-        meta |= {"index": index, "n_reference_models": n_models, "reference_unit": cfg["reference_unit"]}
+        meta |= {"index": index, "n_reference_models": n_models, "reference_unit": cfg["reference_unit"],
+                 "reference_groups": unit, "n_reference_groups": int(len(np.unique(groups))) if groups is not None else None}
     elif role == "target":
         train_idx = target_train_indices(spikes, train_cfg, root, dataset)
         val_idx = np.sort(np.asarray(spikes.splits.get("val", []), dtype=np.int64))
