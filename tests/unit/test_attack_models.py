@@ -249,3 +249,17 @@ def test_membership_groups_below_subject_level_are_whole_runs_of_one_record():
     for g in np.unique(groups):
         cols = keep[:, groups == g]
         assert (cols == cols[:, :1]).all()
+
+
+def test_membership_groups_from_spikes_h5_without_record_ids():
+    """spikes.h5 (the Spikes contract) has no record ids: runs split at index gaps and pools only."""
+    from biospike.attacks.references import membership_groups
+
+    n = 9
+    spikes = Spikes(spikes=np.zeros((n, 2, 1), np.uint8), labels=np.zeros(n, np.int64), subject=np.array(["s"] * n),
+                    dt_s=0.01, channel_names=["c"], class_names=["a", "b"], encoder={}, stats={})
+    pools = {"members": np.array([0, 1, 4, 5]), "nonmembers": np.array([2, 3]), "population": np.array([6, 7, 8])}
+    groups, unit = membership_groups(spikes, pools)
+    assert unit == "contiguous_run"
+    assert groups.tolist() == ["members:1", "members:1", "members:2", "members:2", "nonmembers:1", "nonmembers:1",
+                               "population:1", "population:1", "population:1"]

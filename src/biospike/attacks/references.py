@@ -70,12 +70,17 @@ def membership_groups(spikes: Any, pools: Mapping[str, np.ndarray]) -> tuple[np.
     disjoint = all(not (a & b) for i, a in enumerate(per_pool) for b in per_pool[i + 1:])
     if disjoint and len(set().union(*per_pool)) >= 2:
         return subject[candidates(pools)], "subject"
-    record = np.asarray(spikes.record).astype(str)
+    # spikes.h5 carries no record ids (windows.h5 does): without them a run may span two
+    # adjacent records of one pool, still a union of whole units
+    record = getattr(spikes, "record", None)
+    record = np.asarray(record).astype(str) if record is not None else None
     labels: list[str] = []
     for name in POOLS:
         idx = pools[name]
         new_run = np.ones(len(idx), dtype=bool)
-        new_run[1:] = (np.diff(idx) != 1) | (record[idx[1:]] != record[idx[:-1]])
+        new_run[1:] = np.diff(idx) != 1
+        if record is not None:
+            new_run[1:] |= record[idx[1:]] != record[idx[:-1]]
         labels += [f"{name}:{r}" for r in np.cumsum(new_run)]
     return np.asarray(labels), "contiguous_run"
 
