@@ -1,0 +1,141 @@
+"""Markdown tables for docs/results.md from a finished run: utility, privacy, leakage and edge
+cost per task, plus the issue's targets checked one by one.
+
+    python workflow/scripts/results_table.py results/real [--encoding delta]
+
+Reads only what the workflow wrote: ``summary.json`` (utility, epsilon, deploy cost, each with
+its source file) and every attacked model's ``attack/summary.json`` (all attacks, window level).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+ENERGY_TARGETS = ("loihi", "loihi2", "spinnaker2", "xylo_audio2", "speck", "truenorth", "cortex_m4")
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    v = _num(value)
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def fmt_energy(value_j: Any) -> str:
+    v = _num(value_j)
+    if v is None:
+        return "–"
+    for scale, unit in ((1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ")):
+        if v >= scale:
+            return f"{v / scale:.3g} {unit}"
+    return f"{v / 1e-12:.3g} pJ"
+
+
+def strongest_attack(attack_summary: dict, level: str = "window") -> dict | None:
+    """The attack with the highest AUC at ``level`` (with its CI and TPR at 1% FPR)."""
+    best = None
+    for name, result in attack_summary.get("attacks", {}).items():
+        row = result.get(level) or {}
+        auc = _num(row.get("auc"))
+        if auc is not None and (best is None or auc > best["auc"]):
+            best = {"attack": name, "auc": auc, "auc_ci": row.get("auc_ci"), "tpr_1pct": row.get("tpr_at_1pct_fpr")}
+    return best
+
+
+def collect(results: Path, encoding: str) -> dict[str, dict[str, Any]]:
+    summary = json.loads((results / "summary.json").read_text())
+    tasks: dict[str, dict[str, Any]] = {}
+    for row in summary["rows"]:
+        if row["encoding"] != encoding:
+            continue
+        task = tasks.setdefault(row["dataset"], {"models": {}})
+        task["models"][row["model"]] = row
+        attack_file = results / row["dataset"] / encoding / row["model"] / "attack" / "summary.json"
+        if attack_file.exists():
+            row["strongest"] = strongest_attack(json.loads(attack_file.read_text()))
+    return tasks
+
+
+def _dp_models(models: dict) -> list[tuple[float, dict]]:
+    return sorted((float(r["epsilon"]), r) for m, r in models.items() if m.startswith("dpsnn") and _num(r.get("epsilon")))
+
+
+def utility_table(tasks: dict) -> list[str]:
+    lines = ["| task | SNN | ANN | classical | SNN − ANN | DP-SNN bal. acc. at accounted ε | SNN strongest attack AUC [95% CI] (TPR@1%FPR) |",
+             "|---|---|---|---|---|---|---|"]
+    for ds, task in tasks.items():
+        m = task["models"]
+        snn, ann, cls = (_num(m.get(k, {}).get("balanced_accuracy")) for k in ("snn", "ann", "classical"))
+        dp = ", ".join(f"ε={fmt(r['epsilon'], 2)}: {fmt(r['balanced_accuracy'])}" for _, r in _dp_models(m)) or "–"
+        att = m.get("snn", {}).get("strongest")
+        att_s = "–" if att is None else (f"{att['auc']:.2f} [{fmt(att['auc_ci'][0], 2)}, {fmt(att['auc_ci'][1], 2)}] "
+                                         f"({fmt(att['tpr_1pct'], 3) if _num(att['tpr_1pct']) is not None else 'n/e'})")
+        diff = fmt(snn - ann) if snn is not None and ann is not None else "–"
+        lines.append(f"| {ds} | {fmt(snn)} | {fmt(ann)} | {fmt(cls)} | {diff} | {dp} | {att_s} |")
+    return lines
+
+
+def energy_table(tasks: dict) -> list[str]:
+    lines = ["| task | " + " | ".join(ENERGY_TARGETS) + " |", "|---|" + "---|" * len(ENERGY_TARGETS)]
+    for ds, task in tasks.items():
+        cells = []
+        for target in ENERGY_TARGETS:
+            model = "ann" if target == "cortex_m4" else "snn"
+            dep = (task["models"].get(model, {}).get("deploy") or {}).get(target)
+            if not dep:
+                cells.append("–")
+            elif not dep.get("fits"):
+                cells.append("does not fit")
+            else:
+                bal = dep.get("quantized_balanced_accuracy")
+                cells.append(f"{fmt_energy(dep.get('energy_per_inference_j'))} ({fmt(bal, 2)})")
+        lines.append(f"| {ds} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def target_checks(tasks: dict, eps_target: float = 8.0) -> list[str]:
+    lines = ["| task | SNN ≥ ANN − 0.03 | SNN > classical | EMG ≥ 0.90 | ε=8 loses ≤ 0.05 | ε=8 strongest AUC ≤ 0.55 |",
+             "|---|---|---|---|---|---|"]
+
+    def mark(ok: bool | None, detail: str) -> str:
+        return "–" if ok is None else ("yes" if ok else "**no**") + f" ({detail})"
+
+    for ds, task in tasks.items():
+        m = task["models"]
+        snn, ann, cls = (_num(m.get(k, {}).get("balanced_accuracy")) for k in ("snn", "ann", "classical"))
+        dp8 = next((r for e, r in _dp_models(m) if abs(e - eps_target) < 0.5), None)
+        dp8_acc = _num(dp8.get("balanced_accuracy")) if dp8 else None
+        dp8_att = dp8.get("strongest") if dp8 else None
+        emg = ds.startswith("emg")
+        lines.append("| " + " | ".join([
+            ds,
+            mark(None if snn is None or ann is None else snn >= ann - 0.03, f"{fmt(snn)} vs {fmt(ann)}"),
+            mark(None if snn is None or cls is None else snn > cls, f"{fmt(snn)} vs {fmt(cls)}"),
+            mark(snn >= 0.90 if emg and snn is not None else None, fmt(snn)),
+            mark(None if dp8_acc is None or snn is None else snn - dp8_acc <= 0.05, f"{fmt(dp8_acc)}, −{fmt(snn - dp8_acc)}" if dp8_acc is not None and snn is not None else ""),
+            mark(None if dp8_att is None else dp8_att["auc"] <= 0.55, f"{dp8_att['attack']} {dp8_att['auc']:.2f}" if dp8_att else ""),
+        ]) + " |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--encoding", default="delta")
+    args = parser.parse_args()
+    tasks = collect(args.results, args.encoding)
+    for title, lines in (("Utility, privacy and leakage (test split, balanced accuracy)", utility_table(tasks)),
+                         ("Energy per inference (quantized balanced accuracy); Cortex-M4 runs the ANN", energy_table(tasks)),
+                         ("Targets", target_checks(tasks))):
+        print(f"### {title}\n")
+        print("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
