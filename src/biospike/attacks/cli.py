@@ -231,6 +231,11 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
 
     privacy = _privacy_info(privacy_path)
     subjects = np.asarray(spikes.subject)[x_idx].astype(str)
+    # window-level CIs resample whole split units: subjects when the split was by subject, else
+    # runs of consecutive windows (trials, blocks); resampling the one subject of single-subject
+    # data would give a zero-width interval
+    groups, group_unit = R.membership_groups(spikes, pools)
+    unit_of_x = np.asarray(groups)[x_pos]
     boot = cfg["bootstrap"]
     outdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
@@ -240,7 +245,7 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
         for level in cfg["levels"]:
             s, y, clusters, notes = _level_data(level, scores[name], labels_x, subjects)
             if level == "window" and boot["by_subject"]:
-                clusters = subjects
+                clusters = unit_of_x
             entry: dict[str, Any] = dict(notes)
             if y.all() or not y.any():
                 entry |= {"status": "not estimable", "reason": f"no {'non-' if y.all() else ''}members at {level} level",
@@ -251,7 +256,8 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
             seed = derive_seed(root, "attack", dataset, encoding, target_name, name, level, "bootstrap")
             entry |= M.evaluate_scores(y, s, int(boot["n"]), float(boot["ci"]), seed, clusters)
             # what one bootstrap draw resamples: subjects (subject level, or windows grouped by subject)
-            entry["bootstrap_unit"] = "subject" if level == "subject" or clusters is not None else "window"
+            entry["bootstrap_unit"] = ("subject" if level == "subject" else group_unit if clusters is not None
+                                       else "window")
             if privacy is not None:
                 unit_level = "subject" if privacy["unit"] == "subject" else "window"
                 if level == unit_level:
