@@ -189,15 +189,18 @@ def assert_no_raw_ids(path: Path, raw_ids: list[str]) -> None:
 
 def test_ingest_real_af2017(shared_data, tmp_path):
     win = ingest_real(shared_data, "ecg_af2017")
+    spec = real_config(shared_data)["datasets"]["ecg_af2017"]
+    fs_hz = spec["resample_hz"]
+    n_window, n_stride = round(spec["window_s"] * fs_hz), round(spec["stride_s"] * fs_hz)
     folder = shared_data / "ecg" / "physionet2017"
     refs = dict(line.split(",") for line in (folder / "REFERENCE.csv").read_text().split())
     expected = collections.Counter()
     for path in sorted(folder.glob("*.mat")):
         n_300 = int((folder / f"{path.stem}.hea").read_text().split()[3])
-        n_150 = n_300 // 2
-        expected[refs[path.stem]] += max(0, (n_150 - 1350) // 675 + 1)  # 9 s crops every 4.5 s at 150 Hz
+        n_resampled = n_300 * fs_hz // 300
+        expected[refs[path.stem]] += max(0, (n_resampled - n_window) // n_stride + 1)  # crops every stride
     assert np.bincount(win.labels, minlength=4).tolist() == [expected[k] for k in "NAO~"]
-    assert win.signals.shape[1:] == (1, 1350)
+    assert win.signals.shape[1:] == (1, n_window) and win.fs_hz == fs_hz
     assert len(set(win.subject)) == 201  # one patient per record
     assert_sane(win, 4)
     owner = {}
@@ -217,8 +220,9 @@ def test_ingest_real_af_vs_normal(shared_data):
 
 def test_ingest_real_beats(shared_data):
     win = ingest_real(shared_data, "ecg_beats")
+    before_s, after_s = real_config(shared_data)["datasets"]["ecg_beats"]["beat_window_s"]
     assert_sane(win, 3)
-    assert win.fs_hz == 128.0 and win.signals.shape[1:] == (1, 90)
+    assert win.fs_hz == 128.0 and win.signals.shape[1:] == (1, round((before_s + after_s) * 128))
     counts = np.bincount(win.labels, minlength=3)
     dropped = win.preprocessing["split"]["windows_dropped_at_block_edges"]
     assert counts.sum() + dropped <= 2239 + 1846 + 33 + 30 + 1 + 6
@@ -230,8 +234,9 @@ def test_ingest_real_beats(shared_data):
 
 def test_ingest_real_uci(shared_data):
     win = ingest_real(shared_data, "emg_uci")
+    window_s = real_config(shared_data)["datasets"]["emg_uci"]["window_s"]
     assert_sane(win, 6)
-    assert win.fs_hz == 200.0 and win.signals.shape[1:] == (8, 50)
+    assert win.fs_hz == 200.0 and win.signals.shape[1:] == (8, round(window_s * 200))
     # 4 holds per gesture, one in each pool
     assert win.preprocessing["split"]["units"] == {"population": 6, "test": 6, "val": 6, "train": 6}
     for idx in [*win.splits.values(), win.mia["population"]]:
