@@ -57,6 +57,13 @@ def _expected_fit(win: Windows, idx: np.ndarray, encoding: str, settings: dict) 
     return rate.fit_scale(fit, sub["polarity"], sub["scale_percentile"], CHANNELS).describe()
 
 
+def _fit_with_scaled(idx, encoding, settings):
+    """Fitted encoder statistics after multiplying the windows ``idx`` by 5."""
+    win = _windows()
+    win.signals[idx] *= 5
+    return encode_windows(win, encoding, settings, seed=1).encoder["fitted"]
+
+
 @pytest.mark.parametrize("encoding", ["delta", "population", "rate"])
 def test_population_fit_uses_the_population_windows_only(encoding):
     win = _windows()
@@ -65,12 +72,8 @@ def test_population_fit_uses_the_population_windows_only(encoding):
     assert sp.encoder["fitted"] == _expected_fit(win, POP_IDX, encoding, POP)
     assert sp.encoder["fitted"] != _expected_fit(win, TRAIN_IDX, encoding, POP)
 
-    train_changed = _windows()
-    train_changed.signals[TRAIN_IDX] *= 5
-    assert encode_windows(train_changed, encoding, POP, seed=1).encoder["fitted"] == sp.encoder["fitted"]
-    pop_changed = _windows()
-    pop_changed.signals[POP_IDX] *= 5
-    assert encode_windows(pop_changed, encoding, POP, seed=1).encoder["fitted"] != sp.encoder["fitted"]
+    assert _fit_with_scaled(TRAIN_IDX, encoding, POP) == sp.encoder["fitted"]
+    assert _fit_with_scaled(POP_IDX, encoding, POP) != sp.encoder["fitted"]
 
 
 @pytest.mark.parametrize("encoding", ["delta", "population", "rate"])
@@ -80,12 +83,8 @@ def test_default_still_fits_on_train(encoding):
     sp = encode_windows(win, encoding, DEFAULT, seed=1)
     assert sp.encoder["fitted_on"] == "train" and sp.encoder["n_fit_windows"] == len(TRAIN_IDX)
     assert sp.encoder["fitted"] == _expected_fit(win, TRAIN_IDX, encoding, DEFAULT)
-    pop_changed = _windows()
-    pop_changed.signals[POP_IDX] *= 5
-    assert encode_windows(pop_changed, encoding, DEFAULT, seed=1).encoder["fitted"] == sp.encoder["fitted"]
-    train_changed = _windows()
-    train_changed.signals[TRAIN_IDX] *= 5
-    assert encode_windows(train_changed, encoding, DEFAULT, seed=1).encoder["fitted"] != sp.encoder["fitted"]
+    assert _fit_with_scaled(POP_IDX, encoding, DEFAULT) == sp.encoder["fitted"]
+    assert _fit_with_scaled(TRAIN_IDX, encoding, DEFAULT) != sp.encoder["fitted"]
 
 
 def test_missing_or_empty_fit_split_is_an_error_naming_the_windows_file(tmp_path, capsys):
