@@ -513,7 +513,7 @@ def plot_energy(data: Mapping[str, Any]) -> Figure:
     encs = list(data["encodings"])
     hardware = list(data["hardware"])
     bars = data["bars"]
-    from biospike.report import sort_targets
+    from biospike.report import fmt_si, sort_targets
 
     targets = sort_targets({b["target"] for b in bars})
     fig = new_figure(max(4.8, 0.9 + 0.28 * len(targets) * len(hardware)), 0.8 + 2.3 * len(encs))
@@ -531,8 +531,6 @@ def plot_energy(data: Mapping[str, Any]) -> Figure:
                 if b["fits"] and b["energy_j"]:
                     # height E - lo from bottom lo: the bar top is exactly E on the log axis
                     ax.bar(x, b["energy_j"] - lo, width * 0.92, bottom=lo, color=model_color(t, targets))
-                    from biospike.report import fmt_si
-
                     ax.text(x, b["energy_j"] * 1.12, fmt_si(b["energy_j"], "J").replace(" ", "\u2009"), ha="center",
                             va="bottom", fontsize=6, rotation=90 if len(present) > 3 else 0)
                 else:

@@ -255,7 +255,7 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
                 continue
             seed = derive_seed(root, "attack", dataset, encoding, target_name, name, level, "bootstrap")
             entry |= M.evaluate_scores(y, s, int(boot["n"]), float(boot["ci"]), seed, clusters)
-            # what one bootstrap draw resamples: subjects (subject level, or windows grouped by subject)
+            # what one bootstrap draw resamples: subjects (subject level), or windows grouped by split unit
             entry["bootstrap_unit"] = ("subject" if level == "subject" else group_unit if clusters is not None
                                        else "window")
             if privacy is not None:

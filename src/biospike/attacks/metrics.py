@@ -224,10 +224,11 @@ def dp_ceiling_check(
     the ceiling at the upper bound of FPR, Bonferroni-corrected over the thresholds, so sampling
     noise alone fails the check with probability at most 1 - ci.
 
-    Clustered units (windows grouped by subject): windows of one subject are not independent
-    trials, and member and non-member subjects differ by chance (which subjects the split drew),
-    which a per-window binomial bound would mistake for leakage. The check then resamples whole
-    subjects (members and non-members separately) and compares the lower bound of TPR at each FPR
+    Clustered units (windows grouped by their split unit: subject, or trial/block of
+    single-subject data): windows of one unit are not independent trials, and member and
+    non-member units differ by chance (which units the split drew), which a per-window binomial
+    bound would mistake for leakage. The check then resamples whole units (members and
+    non-members separately) and compares the lower bound of TPR at each FPR
     of :data:`CEILING_FPR_GRID` (those with at least 1/FPR non-members), Bonferroni-corrected over
     the grid, with the ceiling at that FPR.
     """

@@ -135,10 +135,10 @@ def make_canaries(n: int, x_like: np.ndarray, n_classes: int, kind: str, rng: np
 def canary_scores(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 256) -> np.ndarray:
     """log p(y|x) - log(1 - p(y|x)) for each canary, centred per canary label: higher = more likely
     trained on."""
+    from biospike.train import predict_logits  # batched, on the trainer's device, eval mode
+
     model.eval()
-    device = next(model.parameters()).device  # the trainer's device (train.device)
-    logits = torch.cat([model(torch.as_tensor(x[s:s + batch]).float().to(device)).cpu()
-                        for s in range(0, len(x), batch)]).double()
+    logits = torch.as_tensor(predict_logits(model, x, batch)).double()
     logp = torch.log_softmax(logits, dim=1)
     own = logp[torch.arange(len(y)), torch.as_tensor(y)]
     rest = torch.logsumexp(logp.masked_fill(torch.nn.functional.one_hot(torch.as_tensor(y), logits.shape[1]).bool(),
@@ -154,6 +154,16 @@ def canary_scores(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: i
 
 AUDIT_DEFAULTS = {"n_canaries": 200, "canary": "ood", "rate_factor": 2.0, "confidence": 0.95,
                   "nonprivate": "last_epoch", "nonprivate_epochs": 60}
+
+
+def audit_settings(audit_cfg: dict | None) -> dict:
+    """``privacy.audit`` over :data:`AUDIT_DEFAULTS` (``enabled`` is the workflow's switch);
+    an unknown key is a ValueError."""
+    given = {k: v for k, v in (audit_cfg or {}).items() if k != "enabled"}
+    unknown = sorted(set(given) - set(AUDIT_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown privacy.audit settings: {unknown} (known: {sorted(AUDIT_DEFAULTS)})")
+    return {**AUDIT_DEFAULTS, **given}
 
 
 def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.ndarray, x_val: np.ndarray,
@@ -178,11 +188,7 @@ def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
 
     settings = dataclasses.replace(settings, select="last")
 
-    given = {k: v for k, v in (audit_cfg or {}).items() if k != "enabled"}
-    unknown = sorted(set(given) - set(AUDIT_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown privacy.audit settings: {unknown} (known: {sorted(AUDIT_DEFAULTS)})")
-    cfg = {**AUDIT_DEFAULTS, **given}
+    cfg = audit_settings(audit_cfg)
     rng = np.random.default_rng(seed)
     m = int(cfg["n_canaries"])
     n_classes = int(arch["n_out"])

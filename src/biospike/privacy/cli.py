@@ -234,7 +234,7 @@ def audit_stage(spikes_path: str | Path, out_path: str | Path, epsilon: float | 
     ``train.fit`` with the train section) on this dataset's training windows."""
     from biospike import train
     from biospike.config import derive_seed
-    from biospike.privacy.audit import AUDIT_DEFAULTS, run_audit
+    from biospike.privacy.audit import audit_settings, run_audit
     from biospike.store import provenance, read_spikes, write_json
 
     start_s = time.perf_counter()
@@ -249,7 +249,10 @@ def audit_stage(spikes_path: str | Path, out_path: str | Path, epsilon: float | 
     tr, va, pub = d["train_idx"], d["val_idx"], d["public_idx"]
     log.info("audit %s %s/%s: %d training windows (%s-level units)", label, dataset, encoding, len(tr), settings.unit)
 
-    audit_cfg = {**AUDIT_DEFAULTS, **{k: v for k, v in (settings.audit or {}).items() if k != "enabled"}}
+    try:
+        audit_cfg = audit_settings(settings.audit)
+    except ValueError as exc:  # unknown privacy.audit key
+        raise BiospikeError(str(exc), spikes_path) from None
     early_stopping = audit_cfg["nonprivate"] == "early_stopping"
 
     def nonprivate_fit(arch, x_fit, y_fit, x_v, y_v, fit_seed):
@@ -264,7 +267,7 @@ def audit_stage(spikes_path: str | Path, out_path: str | Path, epsilon: float | 
                         epsilon, seed, settings.audit, x_public=x[pub] if len(pub) else None,
                         y_public=labels[pub] if len(pub) else None, class_weight=d["class_weight"],
                         nonprivate_fit=nonprivate_fit, progress=progress, device=device)
-    except ValueError as exc:  # bad audit settings (unknown key, too few public windows for canaries)
+    except ValueError as exc:  # audit settings the data cannot meet (too few public windows for canaries)
         raise BiospikeError(str(exc), spikes_path) from None
     recipe = ("privacy.dp.dp_train (the harden recipe, canaries as extra units; last iterate)" if epsilon is not None
               else "train.fit, the snn target's recipe with early stopping" if early_stopping else

@@ -101,7 +101,7 @@ class DPSettings:
             raise BiospikeError(f"unknown privacy settings: {unknown} (known: {sorted(known | {'enabled'})})")
         try:
             clip = AdaptiveClipping(**cfg.pop("adaptive_clipping", {}) or {})
-            noise = AdaptiveNoise(**{k: v for k, v in (cfg.pop("adaptive_noise", {}) or {}).items()})
+            noise = AdaptiveNoise(**cfg.pop("adaptive_noise", {}) or {})
         except TypeError as exc:
             raise BiospikeError(f"privacy.adaptive_clipping / adaptive_noise: {exc}") from None
         out = cls(**cfg, adaptive_clipping=clip, adaptive_noise=noise)
@@ -138,10 +138,9 @@ def _eval(model: nn.Module, x: np.ndarray, y: np.ndarray, n_classes: int, batch:
     """Validation loss, balanced accuracy, accuracy (validation subjects are not training units)."""
     if len(x) == 0:
         return float("nan"), float("nan"), float("nan")
-    model.eval()
-    device = next(model.parameters()).device
-    logits = torch.cat([model(torch.as_tensor(x[s:s + batch]).float().to(device))
-                        for s in range(0, len(x), batch)]).cpu()
+    from biospike.train import predict_logits  # batched, on the model's device, eval mode
+
+    logits = torch.as_tensor(predict_logits(model, x, batch))
     model.train()
     yt = torch.as_tensor(y)
     loss = float(nn.functional.cross_entropy(logits, yt))
