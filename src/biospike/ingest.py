@@ -29,7 +29,7 @@ from biospike.io import NO_LABEL, Recording, read_recording, reader_module
 from biospike.store import Windows
 
 SPLIT_UNITS = ("subject", "record", "segment", "block")
-POOL_ORDER = ("population", "test", "val", "train")
+POOL_ORDER = ("population", "holdout", "test", "val", "train")
 DEFAULT_DATA_ROOT = "../shared/data"
 NOTCH_QUALITY = 30.0
 BANDPASS_ORDER = 4
@@ -100,6 +100,11 @@ def make_splits(
     at least one unit and train gets the rest (at least one). Units with any window in
     ``forced_test`` form the test pool (``test_records_regex``) and the other fractions apply to
     the remaining units.
+
+    A forced test pool (another session or site) differs in distribution from the training
+    pool, so it cannot serve as the attack's non-members: an attack would then score the shift,
+    not membership. With ``forced_test`` the non-members are a separate ``holdout`` pool of the
+    free units (``test_fraction`` of them), never trained on, not in the population.
     """
     units = np.asarray(subjects).astype(str)
     labels = np.asarray(labels, dtype=np.int64)
@@ -123,13 +128,14 @@ def make_splits(
     sizes = {
         "population": _pool_size(float(cfg.get("population_fraction", 0.2)), n_free),
         "test": 0 if forced.any() else _pool_size(float(cfg.get("test_fraction", 0.2)), n_free),
+        "holdout": _pool_size(float(cfg.get("test_fraction", 0.2)), n_free) if forced.any() else 0,
         "val": _pool_size(float(cfg.get("val_fraction", 0.15)), n_free),
     }
     sizes["train"] = n_free - sum(sizes.values())
     if sizes["train"] < 1:
         raise BiospikeError(
             f"{len(uniq)} {unit_name} unit(s) ({int(forced.sum())} forced into test) cannot give "
-            f"population/test/val {sizes['population']}/{sizes['test']}/{sizes['val']} and keep one for "
+            f"population/test/val {sizes['population']}/{sizes['test'] or sizes['holdout']}/{sizes['val']} and keep one for "
             f"training: lower the split fractions or split by a finer unit (split_by)"
         )
     pool_of_unit = np.empty(len(uniq), dtype=object)
@@ -138,7 +144,8 @@ def make_splits(
     window_pool = pool_of_unit[inverse]
     idx = {pool: np.flatnonzero(window_pool == pool).astype(np.int64) for pool in POOL_ORDER}
     splits = {"train": idx["train"], "val": idx["val"], "test": idx["test"]}
-    mia = {"members": idx["train"], "nonmembers": idx["test"], "population": idx["population"]}
+    nonmembers = idx["holdout"] if forced.any() else idx["test"]
+    mia = {"members": idx["train"], "nonmembers": nonmembers, "population": idx["population"]}
     return splits, mia
 
 
@@ -424,14 +431,18 @@ def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: 
     except BiospikeError as exc:
         raise BiospikeError(exc.problem, root) from None
     unit_s = np.asarray(unit).astype(str)
+    pools = {**splits, "population": mia["population"]}
+    if forced is not None:
+        pools["mia_holdout"] = mia["nonmembers"]
     split_info = {
         "by": split_by,
         "fractions": fractions,
         "test_records_regex": spec.get("test_records_regex"),
         "split_block_s": spec.get("split_block_s") if split_by == "block" else None,
-        "units": {pool: int(len(np.unique(unit_s[idx]))) for pool, idx in
-                  {**splits, "population": mia["population"]}.items()},
-        "windows": {pool: int(len(idx)) for pool, idx in {**splits, "population": mia["population"]}.items()},
+        "units": {pool: int(len(np.unique(unit_s[idx]))) for pool, idx in pools.items()},
+        "windows": {pool: int(len(idx)) for pool, idx in pools.items()},
+        "mia_nonmembers": "test split" if forced is None else
+                          "holdout pool of the non-test records (the forced test split is another distribution)",
         "windows_dropped_at_block_edges": dropped_at_edges,
         "privacy_unit": "subject" if split_by == "subject" else f"{split_by} (single-subject data: "
                         "membership is per unit, not per person)",

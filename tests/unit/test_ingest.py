@@ -370,6 +370,18 @@ def test_make_splits_forced_test_units():
     splits, mia = make_splits(subjects, np.zeros(24, int), SPLITS, 0, forced_test=forced)
     assert set(subjects[splits["test"]]) == {"u3", "u7"}
     assert not forced[splits["train"]].any() and not forced[mia["population"]].any()
+    # non-members come from the free units (same distribution as the members), not the forced test
+    assert len(mia["nonmembers"]) > 0 and not forced[mia["nonmembers"]].any()
+    pools = [splits["train"], splits["val"], splits["test"], mia["population"], mia["nonmembers"]]
+    assert sorted(np.concatenate(pools).tolist()) == list(range(24))
+    assert len({s for p in pools for s in set(subjects[p])}) == 12  # every unit in exactly one pool
+    assert sum(len(set(subjects[p])) for p in pools) == 12
+
+
+def test_make_splits_nonmembers_are_the_test_split_without_forced_test():
+    subjects = np.repeat([f"u{i}" for i in range(12)], 2)
+    splits, mia = make_splits(subjects, np.zeros(24, int), SPLITS, 0)
+    np.testing.assert_array_equal(mia["nonmembers"], splits["test"])
 
 
 @settings(max_examples=40, deadline=None)

@@ -357,8 +357,8 @@ def sweep_table(summaries: Sequence[Mapping[str, Any]]) -> tuple[list[dict], dic
                 rows.append({"time_steps": s["time_steps"], "dt_s": s["dt_s"], "attack": name, "level": level,
                              "auc": r["auc"], "auc_ci_low": r["auc_ci"][0], "auc_ci_high": r["auc_ci"][1],
                              "tpr_at_1pct_fpr": r["tpr_at_1pct_fpr"],
-                             "train_accuracy": s["target_accuracy"]["members"],
-                             "test_accuracy": s["target_accuracy"]["nonmembers"]})
+                             "member_accuracy": s["target_accuracy"]["members"],
+                             "nonmember_accuracy": s["target_accuracy"]["nonmembers"]})
     trend: dict[str, dict] = {}
     for key in sorted({(r["attack"], r["level"]) for r in rows}):
         pts = [r for r in rows if (r["attack"], r["level"]) == key]
@@ -392,7 +392,7 @@ def cli_sweep(argv: list[str], prog: str) -> int:
            "finding_tested": "membership leakage rises with the number of time steps T (Guan et al. 2025)",
            "provenance": provenance({"summaries": list(args.summaries)}, inputs=args.summaries)}
     columns = ["time_steps", "dt_s", "attack", "level", "auc", "auc_ci_low", "auc_ci_high", "tpr_at_1pct_fpr",
-               "train_accuracy", "test_accuracy"]
+               "member_accuracy", "nonmember_accuracy"]
     with atomic_path(args.csv) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
