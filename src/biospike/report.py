@@ -164,7 +164,7 @@ def plan_from_config(config: Mapping[str, Any], hardware_kinds: Mapping[str, str
         if _enabled(att):
             patterns = att.get("targets", ["snn", "ann", f"{DP_PREFIX}*"])
             attacked = [t for t in targets if any(fnmatch(t, p) for p in patterns)]
-            if att.get("t_sweep") and "snn" in targets:
+            if att.get("t_sweep") and "snn" in targets and attacked:  # the workflow sweeps attacked datasets only
                 t_sweep = list(encodings)
         dep = _section(config, "deploy", ds)
         deployed: dict[str, list[str]] = {}

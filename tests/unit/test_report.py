@@ -367,6 +367,11 @@ def test_plan_from_config_follows_each_stage_switch():
     assert plan["b"]["targets"] == ["snn", "ann", "classical"]
     assert plan["b"]["attacked"] == [] and plan["b"]["t_sweep"] == [] and plan["b"]["deployed"] == {}
     assert report.plan_from_config({"datasets": {"a": {}}}) == {}  # no encodings: nothing to report
+    # a dataset's own attack.targets (emg_myo_within in config/real.yaml: [] = utility only)
+    own = {**config, "datasets": {"a": {"attack": {"targets": []}}, "b": {"attack": {"targets": ["ann"]}}}}
+    plan = report.plan_from_config(own, {"loihi": "neuromorphic", "cortex_m4": "mcu"})
+    assert plan["a"]["attacked"] == [] and plan["a"]["t_sweep"] == []
+    assert plan["b"]["attacked"] == ["ann"] and plan["b"]["t_sweep"] == ["delta", "population"]
 
 
 def test_energy_bars_end_at_the_energy():

@@ -13,7 +13,7 @@ def attack_dp_targets(dataset):
 
 def attack_target_names(dataset):
     names = []
-    for t in ATTACK["targets"]:
+    for t in stage_config(config, "attack", dataset).get("targets", ATTACK["targets"]):
         for name in attack_dp_targets(dataset) if t == "dpsnn_eps*" else [t]:
             if name not in names:
                 names.append(name)
@@ -25,8 +25,9 @@ def attack_all_targets():
     out = []
     for ds in DATASETS:
         for enc in encodings_of(ds):
-            out += [f"{RESULTS}/{ds}/{enc}/{t}/attack/summary.json" for t in attack_target_names(ds)]
-            if ATTACK["t_sweep"]:
+            names = attack_target_names(ds)
+            out += [f"{RESULTS}/{ds}/{enc}/{t}/attack/summary.json" for t in names]
+            if ATTACK["t_sweep"] and names:
                 out.append(f"{RESULTS}/{ds}/{enc}/t_sweep.json")
     return out
 
