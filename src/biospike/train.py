@@ -436,7 +436,7 @@ def _batches(x: np.ndarray, batch_size: int):
         yield torch.as_tensor(np.asarray(x[lo:lo + batch_size]), dtype=torch.float32)
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def device_of(model: nn.Module) -> torch.device:
     try:
         return next(model.parameters()).device
     except StopIteration:
@@ -445,7 +445,7 @@ def _device_of(model: nn.Module) -> torch.device:
 
 def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Logits (N, n_out) float32 for spike counts x (N, T, C), in eval mode without gradients."""
-    device = _device_of(model)
+    device = device_of(model)
     was_training = model.training
     model.eval()
     out = []
@@ -467,7 +467,7 @@ def firing_rates(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> list
 def firing_stats(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> dict[str, Any]:
     """Per hidden layer: mean rate, fraction of neurons that never fire; spikes per inference."""
     plain = getattr(model, "_module", model)
-    device = _device_of(plain)
+    device = device_of(plain)
     was_training = plain.training
     plain.eval()
     n = len(x)

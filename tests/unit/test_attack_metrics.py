@@ -193,7 +193,7 @@ def test_clustered_ceiling_check_tolerates_subject_differences_but_catches_a_lea
         false_alarms_binomial += M.dp_ceiling_check(labels, scores, 0.5, 1e-5, 0.95)["violated"]
         check = M.dp_ceiling_check(labels, scores, 0.5, 1e-5, 0.95, clusters=subj, n_bootstrap=200, seed=seed)
         false_alarms_clustered += check["violated"]
-        assert "subject-cluster bootstrap" in check["method"]
+        assert "cluster bootstrap (whole split units" in check["method"]
     assert false_alarms_clustered == 0
     assert false_alarms_binomial >= 1  # the reason the clustered check exists
     labels, scores, subj = _subject_world(6.0, 0)

@@ -280,7 +280,7 @@ def _ceiling_check_clustered(
     n_neg = int((~labels).sum())
     grid = [f for f in CEILING_FPR_GRID if n_neg >= min_nonmembers_for(f)]
     out: dict = {
-        "method": f"subject-cluster bootstrap ({n_bootstrap} draws) of TPR at FPR in {grid}, Bonferroni over the grid",
+        "method": f"cluster bootstrap (whole split units, {n_bootstrap} draws) of TPR at FPR in {grid}, Bonferroni over the grid",
         "epsilon": float(epsilon),
         "delta": float(delta),
         "ci_level": ci,

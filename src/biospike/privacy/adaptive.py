@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from biospike.train import device_of
+
 GROUPINGS = ("flat", "layer", "neuron")
 
 
@@ -186,7 +188,7 @@ def public_allocation(gsm: nn.Module, blocks: list[Block], layout: GroupLayout, 
     n = len(x_public)
     pick = np.sort(rng.choice(n, size=min(n, max_windows), replace=False))
     plain = gsm._module
-    device = next(plain.parameters()).device
+    device = device_of(plain)
     x = x_public[pick].float().to(device)
     y_np = np.asarray(y_public)[pick]
     params = [p for _, p in plain.named_parameters()]

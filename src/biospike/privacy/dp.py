@@ -44,6 +44,7 @@ from biospike.privacy.adaptive import (
     row_sq_norms,
     uniform_allocation,
 )
+from biospike.train import device_of
 
 UNITS = ("window", "subject")
 
@@ -455,7 +456,7 @@ def clipped_unit_sum(gsm, loss_fn, blocks, layout, xb: torch.Tensor, yb: torch.T
 def _dp_step(gsm, loss_fn, blocks, layout, opt, x_all, y_all, idx, local, n_sampled, per_subject, clip_k, sigma_k, m, gen) -> int:
     """One DP-SGD step: clipped sum + N(0, sigma_k^2) per group, divided by the public m.
     The noise comes from the CPU generator ``gen`` (same stream on any device), then moves."""
-    device = next(gsm.parameters()).device
+    device = device_of(gsm)
     summed, unclipped = ({}, 0) if not n_sampled else clipped_unit_sum(
         gsm, loss_fn, blocks, layout, x_all[idx].float().to(device), y_all[idx].to(device), local, n_sampled,
         per_subject, clip_k)
@@ -470,7 +471,7 @@ def _dp_step(gsm, loss_fn, blocks, layout, opt, x_all, y_all, idx, local, n_samp
 
 
 def _nonprivate_epoch(model, opt, x_all, y_all, batch_size, rng, weight) -> None:
-    device = next(model.parameters()).device
+    device = device_of(model)
     order = rng.permutation(len(x_all))
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
