@@ -147,6 +147,8 @@ def assert_sane(win, n_classes: int) -> None:
     assert len(win.class_names) == n_classes
     assert (np.bincount(win.labels, minlength=n_classes) > 0).all()
     pools = [*win.splits.values(), win.mia["population"]]
+    if not np.array_equal(win.mia["nonmembers"], win.splits["test"]):  # the holdout of a forced test split
+        pools.append(win.mia["nonmembers"])
     assert sorted(np.concatenate(pools).tolist()) == list(range(len(win.labels)))
     assert all(len(p) > 0 for p in pools)
 

@@ -42,13 +42,24 @@ GLOBAL_ONLY = {
 PSEUDONYM = {"subject": re.compile(r"^sub-[0-9a-f]{8,}$"), "record": re.compile(r"^rec-[0-9a-f]{8,}$")}
 
 
+def _keys_of(budget: dict, override: dict) -> dict:
+    """The part of ``budget`` whose keys a dataset override sets (recursively): the global budget
+    covers the rest, and a dataset section may allow fewer keys (attack: targets only)."""
+    out = {}
+    for key, value in budget.items():
+        if key in override:
+            both_dicts = isinstance(value, dict) and isinstance(override[key], dict)
+            out[key] = _keys_of(value, override[key]) if both_dicts else value
+    return out
+
+
 def reduced_config(real: dict, results_dir: Path, data_root: Path) -> dict:
     cfg = copy.deepcopy(real)
     for section, budget in BUDGET.items():
         cfg[section] = deep_merge(cfg.get(section) or {}, budget)
         for spec in cfg["datasets"].values():
             if spec.get(section):
-                spec[section] = deep_merge(spec[section], budget)
+                spec[section] = deep_merge(spec[section], _keys_of(budget, spec[section]))
     for section, budget in GLOBAL_ONLY.items():
         cfg[section] = deep_merge(cfg.get(section) or {}, budget)
     cfg["results_dir"] = str(results_dir)
@@ -150,12 +161,26 @@ def test_windows_have_pseudonymous_ids_only(real_run, shared_data):
     assert {"A00001", "S001", "12345"} <= seen_raw
 
 
+def _private(cfg: dict, ds: str) -> bool:
+    from biospike.config import stage_config
+
+    return bool(stage_config(cfg, "privacy", ds).get("enabled", True))
+
+
+def _attacked(cfg: dict, ds: str) -> list[str]:
+    """The targets attacked on ``ds`` (a dataset may set its own attack.targets, e.g. [])."""
+    from biospike.config import stage_config
+
+    names = stage_config(cfg, "attack", ds)["targets"]
+    return [DP_TARGET if t == "dpsnn_eps*" else t for t in names if t != "dpsnn_eps*" or _private(cfg, ds)]
+
+
 def test_every_dataset_trained(real_run):
     results, cfg, _ = real_run
     for ds, enc in _cases(cfg):
         assert (results / ds / "windows.h5").is_file(), ds
         classes = cfg["datasets"][ds]["classes"]
-        for model in ("snn", "ann", "classical", DP_TARGET):
+        for model in ("snn", "ann", "classical", *([DP_TARGET] if _private(cfg, ds) else [])):
             m = _load(results / ds / enc / model / "metrics.json")
             assert m["class_names"] == classes, (ds, model, m["class_names"])
             bal = m["test"]["balanced_accuracy"]
@@ -165,7 +190,8 @@ def test_every_dataset_trained(real_run):
 def test_dp_models_are_accounted(real_run):
     results, cfg, _ = real_run
     public_fit = (cfg.get("encode") or {}).get("fit_split") == "population"
-    for ds, enc in _cases(cfg):
+    assert any(_private(cfg, ds) for ds, _ in _cases(cfg))
+    for ds, enc in [(ds, enc) for ds, enc in _cases(cfg) if _private(cfg, ds)]:
         priv = _load(results / ds / enc / DP_TARGET / "privacy.json")
         assert priv["private"] is True and priv["target_epsilon"] == DP_EPSILON
         assert 0 < priv["epsilon"] <= DP_EPSILON * (1 + 1e-6), (ds, priv["epsilon"])
@@ -182,7 +208,8 @@ def test_audits_stay_under_the_claim(real_run):
     from biospike.config import stage_config
 
     results, cfg, _ = real_run
-    audited = [(ds, enc) for ds, enc in _cases(cfg) if stage_config(cfg, "privacy", ds)["audit"].get("enabled")]
+    audited = [(ds, enc) for ds, enc in _cases(cfg)
+               if _private(cfg, ds) and stage_config(cfg, "privacy", ds)["audit"].get("enabled")]
     for ds, enc in audited:
         eps = _load(results / ds / enc / DP_TARGET / "privacy.json")["epsilon"]
         audit = _load(results / ds / enc / DP_TARGET / "audit.json")
@@ -193,9 +220,11 @@ def test_audits_stay_under_the_claim(real_run):
 
 def test_attacks_summarised(real_run):
     results, cfg, _ = real_run
-    targets = cfg["attack"]["targets"]
+    assert any(_attacked(cfg, ds) for ds, _ in _cases(cfg))
     for ds, enc in _cases(cfg):
-        for target in [DP_TARGET if t == "dpsnn_eps*" else t for t in targets]:
+        if not _attacked(cfg, ds):  # utility-only dataset: no reference models were trained either
+            assert not (results / ds / enc / "refs").exists(), ds
+        for target in _attacked(cfg, ds):
             s = _load(results / ds / enc / target / "attack" / "summary.json")
             assert s["target"] == target and s["K"] == 2 and s["attacks"], (ds, target)
             for name, levels in s["attacks"].items():
@@ -230,3 +259,20 @@ def test_summary_lists_every_dataset(real_run):
     summary = _load(results / "summary.json")
     assert {r["dataset"] for r in summary["rows"]} == set(cfg["datasets"])
     assert (results / "summary.html").is_file() and (results / "summary.md").is_file()
+
+
+def test_forced_test_split_is_not_the_attacks_nonmembers(real_run):
+    """With test_records_regex (emg_myo: session 3) the attacks' non-members are a holdout of
+    the training sessions, not the other-session test split (docs/attacks.md)."""
+    from biospike.store import read_windows
+
+    results, cfg, _ = real_run
+    forced = [ds for ds, spec in cfg["datasets"].items() if spec.get("test_records_regex")]
+    assert forced
+    for ds in forced:
+        win = read_windows(results / ds / "windows.h5")
+        non, test = set(win.mia["nonmembers"].tolist()), set(win.splits["test"].tolist())
+        assert non and not non & test, ds
+        assert not non & set(win.splits["train"].tolist()) and not non & set(win.splits["val"].tolist())
+        assert not set(win.record[sorted(non)]) & set(win.record[sorted(test)]), ds  # other sessions
+        assert win.preprocessing["split"]["units"]["mia_holdout"] >= 1
