@@ -48,3 +48,18 @@ def test_target_checks_mark_each_target(tmp_path):
     assert "**no**" not in met and met.count("yes") == 5
     missed = _run(tmp_path / "b", snn=0.80, ann=0.90, classical=0.85, dp8=0.60, dp8_auc=0.70)
     assert missed.count("**no**") == 5
+
+
+def test_emg_target_only_for_a_within_session_test_and_dp_difference_signed(tmp_path, monkeypatch):
+    monkeypatch.setattr(rt, "test_split_kind", lambda path: "cross-record")
+    row = _run(tmp_path / "c", snn=0.80, ann=0.80, classical=0.70, dp8=0.85, dp8_auc=0.50)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == "–"  # a cross-session test split is not the within-session EMG target
+    assert cells[4] == "yes (0.850, +0.050)"
+
+
+def test_leakage_table_lists_every_attacked_model(tmp_path):
+    _run(tmp_path / "d", snn=0.9, ann=0.9, classical=0.8, dp8=0.85, dp8_auc=0.53)
+    lines = rt.leakage_table(rt.collect(tmp_path / "d", "delta"))
+    assert len(lines) == 3  # header, rule, the one attacked model
+    assert lines[2].startswith("| emg_x | dpsnn_eps8 | 7.99 | 0.850 | 0.53 [0.40, 0.70] (0.000, loss) |")
