@@ -599,7 +599,8 @@ def accuracy_vs_steps(doc: Doc) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------------------------
 
 ROW_COLUMNS = ("balanced_accuracy", "macro_f1", "accuracy", "epsilon", "delta", "privacy_unit",
-               "attack", "attack_auc", "attack_tpr_at_1pct_fpr", "spikes_per_inference")
+               "attack", "attack_auc", "attack_tpr_at_1pct_fpr", "max_attack_auc", "max_attack_auc_p",
+               "spikes_per_inference")
 DEPLOY_COLUMNS = tuple(DEPLOY_KEYS)
 
 
@@ -626,7 +627,8 @@ def build_summary(plan: Plan, results: str | Path, cfg: Mapping[str, Any] | None
                     row.put("privacy_unit", priv, priv.find(*PRIVACY_KEYS["privacy_unit"]))
                 else:
                     row.values.update(epsilon=None, delta=None, privacy_unit=None)
-                row.values.update(attack=None, attack_auc=None, attack_tpr_at_1pct_fpr=None)
+                row.values.update(attack=None, attack_auc=None, attack_tpr_at_1pct_fpr=None, max_attack_auc=None,
+                                  max_attack_auc_p=None)
                 if tgt in dp.attacked:
                     att = Doc.load(tdir / "attack" / "summary.json")
                     best = best_attack(attack_results(att, cfg["attack_level"]), cfg["best_attack_by"])
@@ -637,6 +639,10 @@ def build_summary(plan: Plan, results: str | Path, cfg: Mapping[str, Any] | None
                     row.put("attack_auc", att, None if best.auc_ptr is None else (best.auc, best.auc_ptr))
                     row.put("attack_tpr_at_1pct_fpr", att,
                             None if best.tpr_ptr is None else (best.tpr_at_1pct_fpr, best.tpr_ptr))
+                    # the highest window AUC over all attacks and its permutation p-value (absent
+                    # in summaries written before the test existed)
+                    row.put("max_attack_auc", att, att.find("/strongest_window/auc"))
+                    row.put("max_attack_auc_p", att, att.find("/strongest_window/p_value"))
                 for hw in dp.deployed.get(tgt, []):
                     dep = Doc.load(tdir / "deploy" / f"{hw}.json")
                     for column, ptrs in DEPLOY_KEYS.items():
@@ -697,14 +703,22 @@ def model_label(target: str) -> str:
 
 def _main_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     head = ["dataset", "encoding", "model", "bal. acc.", "macro-F1", "ε (δ, unit)", "best attack",
-            "attack AUC", "TPR@1%FPR", "spikes/inference"]
+            "attack AUC", "TPR@1%FPR", "max AUC (p)", "spikes/inference"]
     body = []
     for r in summary["rows"]:
         eps = "–" if r["epsilon"] is None else f"{fmt_num(r['epsilon'], 2)} ({r['delta']:.0e}, {r['privacy_unit'] or '?'})"
         body.append([r["dataset"], r["encoding"], model_label(r["model"]), fmt_num(r["balanced_accuracy"]),
                      fmt_num(r["macro_f1"]), eps, r["attack"] or "–", fmt_num(r["attack_auc"]),
-                     fmt_num(r["attack_tpr_at_1pct_fpr"]), fmt_num(r["spikes_per_inference"], 1)])
+                     fmt_num(r["attack_tpr_at_1pct_fpr"]), _max_auc_cell(r), fmt_num(r["spikes_per_inference"], 1)])
     return head, body
+
+
+def _max_auc_cell(r: Mapping[str, Any]) -> str:
+    """Highest window AUC over all attacks with the permutation p-value of that maximum."""
+    auc, p = r.get("max_attack_auc"), r.get("max_attack_auc_p")
+    if auc is None:
+        return "–"
+    return fmt_num(auc) if p is None else f"{fmt_num(auc)} ({fmt_num(p)})"
 
 
 def _balanced_cell(d: Mapping[str, Any]) -> str:

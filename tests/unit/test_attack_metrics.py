@@ -201,3 +201,43 @@ def test_clustered_ceiling_check_tolerates_subject_differences_but_catches_a_lea
     assert check["violated"]
     w = check["worst"]
     assert w["tpr_lower"] > w["ceiling"] and w["binding"]
+
+
+def _attack_scores(labels, base, rng, n_attacks=8, leak=0.0):
+    """n_attacks noisy views of the same per-window score; ``leak`` shifts one of them for members."""
+    out = {f"a{i}": base + 0.5 * rng.normal(size=base.size) for i in range(n_attacks)}
+    out["a0"] = out["a0"] + leak * labels
+    return out
+
+
+def test_strongest_attack_test_is_calibrated_by_units_not_windows():
+    """No membership effect, but subject effects: the best of 8 attacks often looks like
+    leakage window by window (p < 0.05), never after permuting whole subjects (p uniform)."""
+    p_units, p_windows = [], []
+    for seed in range(20):
+        labels, base, subj = _subject_world(0.0, seed)
+        sc = _attack_scores(labels, base, np.random.default_rng(seed))
+        p_units.append(M.strongest_attack_test(labels, sc, subj, 200, seed)["p_value"])
+        p_windows.append(M.strongest_attack_test(labels, sc, None, 200, seed)["p_value"])
+    assert sum(p < 0.05 for p in p_units) <= 3  # ~1 expected of 20 at a 5% level
+    assert sum(p < 0.05 for p in p_windows) >= 10  # the reason the units are permuted
+
+
+def test_strongest_attack_test_finds_a_leak_and_names_the_attack():
+    labels, base, subj = _subject_world(0.0, 0)
+    sc = _attack_scores(labels, base, np.random.default_rng(0), leak=3.0)
+    out = M.strongest_attack_test(labels, sc, subj, 500, 1)
+    assert out["attack"] == "a0" and out["auc"] > out["null_auc_q95"] and out["p_value"] <= 2 / 501
+    assert out["auc"] == pytest.approx(M.roc_auc(labels, sc["a0"]))
+    assert out["n_units"] == {"members": 20, "nonmembers": 20}
+    assert out == M.strongest_attack_test(labels, sc, subj, 500, 1)  # seeded
+
+
+def test_strongest_attack_test_rejects_mixed_units_and_counts_labelings():
+    labels = np.array([True, True, False, False])
+    sc = {"a": np.array([0.9, 0.8, 0.1, 0.2])}
+    with pytest.raises(ValueError, match="both members and non-members"):
+        M.strongest_attack_test(labels, sc, np.array([0, 1, 1, 2]), 10, 0)
+    out = M.strongest_attack_test(labels, sc, np.array([0, 0, 1, 1]), 50, 0)
+    assert out["n_distinct_labelings"] == 2 and out["auc"] == 1.0
+    assert out["p_value"] > 0.3  # two units: the observed labeling is one of two, never significant

@@ -113,6 +113,10 @@ def test_attacks_on_an_overfit_model_reach_high_auc(world):
     on_disk = read_json(root / "snn" / "attack" / "summary.json")
     assert on_disk["attacks"]["loss"]["window"]["auc"] == out["attacks"]["loss"]["window"]["auc"]
     assert "rmia_offline_a" in on_disk["details"]
+    top = out["strongest_window"]  # the best attack is real leakage, not the luck of picking a maximum
+    assert top["auc"] == max(out["attacks"][n]["window"]["auc"] for n in out["attack_names"])
+    assert top["unit"] == "subject" and top["n_units"] == {"members": 6, "nonmembers": 6}
+    assert top["p_value"] < 0.01 and top["auc"] > top["null_auc_q95"]
     roc = np.loadtxt(root / "snn" / "attack" / "loss_window_roc.csv", delimiter=",", skiprows=1)
     assert roc[0, 0] == 0 and roc[-1, 0] == 1 and np.all(np.diff(roc[:, 0]) >= 0)
 
@@ -126,6 +130,7 @@ def test_attacks_on_a_model_that_never_saw_the_members_are_at_chance(world):
         for level in ("window", "subject"):
             lo, hi = out["attacks"][name][level]["auc_ci"]
             assert lo <= 0.5 <= hi, (name, level, out["attacks"][name][level]["auc"], lo, hi)
+    assert out["strongest_window"]["p_value"] > 0.05  # the best of 8 chance-level attacks is not leakage
 
 
 @pytest.mark.slow

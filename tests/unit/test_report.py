@@ -141,9 +141,11 @@ def build_fake_results(root: Path, plan_raw: dict, seed: int = 0) -> Path:
                                                     "tpr_at_1pct_fpr_ci": [0.0, 0.2],
                                                     "tpr_at_0.1pct_fpr": "not estimable",
                                                     "n_members": 12, "n_nonmembers": 200}
+                    top = max(attacks, key=lambda n: attacks[n]["window"]["auc"])
                     write_json(tdir / "attack" / "summary.json", {
                         "target": tgt, "attacks": attacks, "attack_names": list(attacks), "levels": ["window", "subject"],
-                        "privacy": None})
+                        "privacy": None, "strongest_window": {"attack": top, "auc": attacks[top]["window"]["auc"],
+                                                              "p_value": round(1 - attacks[top]["window"]["auc"], 3)}})
                 for hw in spec["deployed"].get(tgt, []):
                     write_json(tdir / "deploy" / f"{hw}.json", _deploy_json(rng, hw, enc))
         for enc in spec["t_sweep"]:
@@ -178,7 +180,7 @@ def test_every_summary_number_equals_its_source(fake):
     checked = 0
     for row, src in zip(rows, sources, strict=True):
         for col in ("balanced_accuracy", "macro_f1", "accuracy", "epsilon", "delta", "privacy_unit",
-                    "attack_auc", "attack_tpr_at_1pct_fpr", "spikes_per_inference"):
+                    "attack_auc", "attack_tpr_at_1pct_fpr", "max_attack_auc", "max_attack_auc_p", "spikes_per_inference"):
             if row[col] is not None:
                 assert col in src, (row["model"], col)
                 assert report.resolve_source(src[col]) == row[col]

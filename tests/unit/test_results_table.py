@@ -21,6 +21,8 @@ def test_strongest_attack_is_the_highest_window_auc_and_skips_unestimable():
     best = rt.strongest_attack(summary)
     assert best["attack"] == "rmia" and best["auc"] == 0.61 and best["tpr_1pct"] == "not estimable"
     assert rt.strongest_attack({"attacks": {}}) is None
+    with_test = rt.strongest_attack({**summary, "strongest_window": {"attack": "rmia", "auc": 0.61, "p_value": 0.2}})
+    assert with_test["p_value"] == 0.2 and rt._attack_cell(with_test).endswith("rmia, p = 0.200)")
 
 
 def test_energy_is_printed_in_the_right_unit():

@@ -38,13 +38,17 @@ def fmt_energy(value_j: Any) -> str:
 
 
 def strongest_attack(attack_summary: dict, level: str = "window") -> dict | None:
-    """The attack with the highest AUC at ``level`` (with its CI and TPR at 1% FPR)."""
+    """The attack with the highest AUC at ``level`` (with its CI and TPR at 1% FPR), and at window
+    level the permutation p-value of that maximum (``strongest_window``) when the run has one."""
     best = None
     for name, result in attack_summary.get("attacks", {}).items():
         row = result.get(level) or {}
         auc = _num(row.get("auc"))
         if auc is not None and (best is None or auc > best["auc"]):
             best = {"attack": name, "auc": auc, "auc_ci": row.get("auc_ci"), "tpr_1pct": row.get("tpr_at_1pct_fpr")}
+    test = attack_summary.get("strongest_window") if level == "window" else None
+    if best is not None and test:
+        best["p_value"] = test.get("p_value")
     return best
 
 
@@ -100,12 +104,14 @@ def _attack_cell(att: dict | None) -> str:
         return "–"
     tpr = _num(att["tpr_1pct"])
     ci = att.get("auc_ci") or [None, None]
-    return f"{att['auc']:.2f} [{fmt(ci[0], 2)}, {fmt(ci[1], 2)}] ({'n/e' if tpr is None else f'{tpr:.3f}'}, {att['attack']})"
+    p = _num(att.get("p_value"))
+    p_s = "" if p is None else f", p = {p:.3f}"
+    return f"{att['auc']:.2f} [{fmt(ci[0], 2)}, {fmt(ci[1], 2)}] ({'n/e' if tpr is None else f'{tpr:.3f}'}, {att['attack']}{p_s})"
 
 
 def leakage_table(tasks: dict) -> list[str]:
     """Strongest window-level attack per attacked model: AUC [95% CI] (TPR at 1% FPR, attack)."""
-    lines = ["| task | model | ε | test bal. acc. | strongest attack: AUC [95% CI] (TPR@1%FPR, attack) |",
+    lines = ["| task | model | ε | test bal. acc. | strongest attack: AUC [95% CI] (TPR@1%FPR, attack, permutation p of the maximum) |",
              "|---|---|---|---|---|"]
     for ds, task in tasks.items():
         m = task["models"]
@@ -137,6 +143,13 @@ def energy_table(tasks: dict) -> list[str]:
     return lines
 
 
+def _auc_detail(att: dict | None) -> str:
+    if not att:
+        return ""
+    p = _num(att.get("p_value"))
+    return f"{att['attack']} {att['auc']:.2f}" + ("" if p is None else f", p = {p:.2f}")
+
+
 def target_checks(tasks: dict, eps_target: float = 8.0) -> list[str]:
     lines = ["| task | SNN ≥ ANN − 0.03 | SNN > classical | EMG ≥ 0.90 within-session | ε=8 loses ≤ 0.05 | ε=8 strongest AUC ≤ 0.55 |",
              "|---|---|---|---|---|---|"]
@@ -158,7 +171,7 @@ def target_checks(tasks: dict, eps_target: float = 8.0) -> list[str]:
             mark(snn >= 0.90 if emg_within and snn is not None else None, fmt(snn)),
             mark(None if dp8_acc is None or snn is None else snn - dp8_acc <= 0.05,
                  f"{fmt(dp8_acc)}, {dp8_acc - snn:+.3f}" if dp8_acc is not None and snn is not None else ""),
-            mark(None if dp8_att is None else dp8_att["auc"] <= 0.55, f"{dp8_att['attack']} {dp8_att['auc']:.2f}" if dp8_att else ""),
+            mark(None if dp8_att is None else dp8_att["auc"] <= 0.55, _auc_detail(dp8_att)),
         ]) + " |")
     return lines
 

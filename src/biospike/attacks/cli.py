@@ -274,6 +274,15 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
             _write_roc(outdir / f"{name}_{level}_roc.csv", y, s)
             results[name][level] = entry
 
+    strongest = None
+    window_ok = [n for n in names if "auc" in results[n].get("window", {})]
+    if "window" in cfg["levels"] and window_ok and int(boot["n_permutations"]) > 0:
+        # clusters as for the window CIs: whole split units keep their membership under permutation
+        strongest = M.strongest_attack_test(labels_x, {n: scores[n] for n in window_ok},
+                                            unit_of_x if boot["by_subject"] else None, int(boot["n_permutations"]),
+                                            derive_seed(root, "attack", dataset, encoding, target_name, "permutation"))
+        strongest["unit"] = group_unit if boot["by_subject"] else "window"
+
     y_t = y_all[x_idx]
     pred = target_logits_plain[:n_x].argmax(axis=1)
     acc_mem = float(np.mean(pred[labels_x] == y_t[labels_x]))
@@ -282,6 +291,7 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
         "target": target_name, "dataset": dataset, "encoding": encoding, "model_kind": kind,
         "reference_kind": kind, "K": len(refs), "time_steps": t_steps, "dt_s": float(spikes.dt_s),
         "attacks": results, "attack_names": names, "levels": list(cfg["levels"]),
+        "strongest_window": strongest,
         "n_members": int(labels_x.sum()), "n_nonmembers": int((~labels_x).sum()),
         "n_member_subjects": int(len(np.unique(subjects[labels_x]))),
         "n_nonmember_subjects": int(len(np.unique(subjects[~labels_x]))),

@@ -16,7 +16,7 @@ DEFAULTS: dict[str, Any] = {
     "lira": {"online": True, "offline": True, "fixed_variance": True},
     "rmia": {"gamma": 2.0, "n_population": 1000, "offline_a": "auto", "online": False},
     "input_dropout": {"enabled": True, "p": 0.01, "n_queries": 10},
-    "bootstrap": {"n": 500, "ci": 0.95, "by_subject": True},
+    "bootstrap": {"n": 500, "ci": 0.95, "by_subject": True, "n_permutations": 1000},
     "levels": ["window", "subject"],
     "t_sweep": [25, 50, 100],
     "t_sweep_attacks": ["loss", "rmia"],
