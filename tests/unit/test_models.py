@@ -40,15 +40,29 @@ def test_bad_arch_and_checkpoint_are_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "junk.pt")
 
 
-def test_ann_leaky_matmul_equals_recurrence():
-    x = torch.randn(3, 40, 4, dtype=torch.float64)
-    decay = 0.93
-    state = torch.zeros(3, 4, dtype=torch.float64)
+def _leaky_loop(x: torch.Tensor, decay: float) -> torch.Tensor:
+    state = torch.zeros(x.shape[0], x.shape[2], dtype=x.dtype)
     expected = []
-    for t in range(40):
+    for t in range(x.shape[1]):
         state = decay * state + (1 - decay) * x[:, t]
         expected.append(state)
-    torch.testing.assert_close(_leaky(x, decay), torch.stack(expected, dim=1), rtol=0, atol=1e-12)
+    return torch.stack(expected, dim=1)
+
+
+@pytest.mark.parametrize("steps", [1, 7, 40, 64, 65, 130, 451])
+@pytest.mark.parametrize("block", [1, 8, 64])
+def test_ann_leaky_blocked_matmul_equals_recurrence(steps, block):
+    """One block, whole blocks, a partial last block, and block 1 (a plain recurrence)."""
+    x = torch.randn(3, steps, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(steps))
+    torch.testing.assert_close(_leaky(x, 0.93, block=block), _leaky_loop(x, 0.93), rtol=0, atol=1e-12)
+
+
+def test_ann_leaky_gradient_equals_recurrence_gradient():
+    x = torch.randn(2, 150, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 150, 3, dtype=torch.float64)
+    (g_blocked,) = torch.autograd.grad((_leaky(x, 0.9, block=32) * w).sum(), x)
+    (g_loop,) = torch.autograd.grad((_leaky_loop(x, 0.9) * w).sum(), x)
+    torch.testing.assert_close(g_blocked, g_loop, rtol=0, atol=1e-12)
 
 
 def test_snn_hidden_biases_start_at_zero_and_ann_matches_sizes():

@@ -31,17 +31,40 @@ class ANNArch:
         return cls(**{k: v for k, v in d.items() if k in fields} | {"n_hidden": list(d["n_hidden"])})
 
 
-def _leaky(current: torch.Tensor, decay: float) -> torch.Tensor:
+# Time steps per block of the blocked filter: the in-block matmul costs ~T x LEAKY_BLOCK per unit
+# (measured, forward + backward, B 16, H 64, one thread: T 100 as before, T 450 2.1x and T 1350 33x
+# faster than one (T, T) kernel)
+# instead of T^2, the Python loop runs T / LEAKY_BLOCK times.
+LEAKY_BLOCK = 128
+
+
+def _leaky(current: torch.Tensor, decay: float, block: int = LEAKY_BLOCK) -> torch.Tensor:
     """h_t = decay * h_{t-1} + (1 - decay) * current_t over the time axis of (B, T, H), h_0 = 0.
 
-    The filter is linear and time-invariant, so it runs as one matmul with its (T, T)
-    lower-triangular impulse response instead of a Python loop over T.
+    The filter is linear and time-invariant: within a block of ``block`` steps it is one matmul
+    with the block's lower-triangular impulse response, and each block starts from the previous
+    block's last state, h_{s+k} = sum_j K[k, j] current_{s+j} + decay^(k+1) h_{s-1}. That is
+    O(T x block) instead of the O(T^2) of one (T, T) kernel (20x slower than the SNN at T = 1350)
+    and T / block Python steps instead of T.
     """
     steps = current.shape[1]
-    lag = torch.arange(steps, device=current.device)
+    size = min(block, steps)
+    lag = torch.arange(size, device=current.device)
     lag = lag[:, None] - lag[None, :]
-    kernel = torch.where(lag >= 0, (1.0 - decay) * decay ** lag.clamp(min=0).double(), 0.0)
-    return torch.matmul(kernel.to(current.dtype), current)
+    kernel = torch.where(lag >= 0, (1.0 - decay) * decay ** lag.clamp(min=0).double(), 0.0).to(current.dtype)
+    if steps <= size:
+        return torch.matmul(kernel, current)
+    carry_gain = (decay ** torch.arange(1, size + 1, device=current.device).double()).to(current.dtype)[:, None]
+    out, last = [], None
+    for start in range(0, steps, size):
+        chunk = current[:, start:start + size]
+        n = chunk.shape[1]
+        h = torch.matmul(kernel[:n, :n], chunk)
+        if last is not None:
+            h = h + carry_gain[:n] * last[:, None, :]
+        out.append(h)
+        last = h[:, -1]
+    return torch.cat(out, dim=1)
 
 
 class ANN(nn.Module):
