@@ -199,7 +199,9 @@ def _label_segments(rec: Recording) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _preprocess(rec: Recording, spec: Mapping[str, Any], channel_idx: list[int]) -> tuple[np.ndarray, float]:
-    """Channels -> NaN/flat check -> notch -> band-pass -> resample; errors name the file."""
+    """Channels -> NaN/flat check -> notch -> band-pass -> resample; errors name the file.
+    With ``rr_channel`` (ECG) an RR-interval channel is appended, from R peaks found on the first
+    picked lead at the recording's own rate (detectors need more than the output rate)."""
     x = rec.signal[channel_idx]
     nonfinite, flat = sig.bad_channels(x)
     names = [rec.channel_names[i] for i in channel_idx]
@@ -207,12 +209,16 @@ def _preprocess(rec: Recording, spec: Mapping[str, Any], channel_idx: list[int])
         raise BiospikeError(f"channel(s) {[names[i] for i in nonfinite]} contain NaN or infinite samples", rec.path)
     if flat:
         raise BiospikeError(f"channel(s) {[names[i] for i in flat]} are flat (constant signal)", rec.path)
+    raw_lead = x[0]
     try:
         x = sig.notch(x, rec.fs_hz, spec.get("notch_hz"), NOTCH_QUALITY)
         x = sig.bandpass(x, rec.fs_hz, spec.get("bandpass_hz"), BANDPASS_ORDER)
         x, fs_out_hz = sig.resample(x, rec.fs_hz, spec.get("resample_hz"))
     except BiospikeError as exc:
         raise BiospikeError(exc.problem, rec.path) from None
+    if spec.get("rr_channel"):
+        peaks = sig.r_peaks(raw_lead, rec.fs_hz)
+        x = np.vstack([x, sig.rr_trace(peaks, rec.fs_hz, x.shape[1], fs_out_hz)[None].astype(x.dtype)])
     return x, fs_out_hz
 
 
@@ -253,6 +259,15 @@ def _windows_of(rec: Recording, x: np.ndarray, fs_out_hz: float, spec: Mapping[s
     return starts, cls_w, unit_local, info
 
 
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
 def _check_spec(spec: Mapping[str, Any], root: Path) -> None:
     split_by = spec.get("split_by", "subject")
     if split_by not in SPLIT_UNITS:
@@ -268,6 +283,8 @@ def _check_spec(spec: Mapping[str, Any], root: Path) -> None:
         raise BiospikeError(
             f"band-pass upper edge {band[1]:g} Hz is not below the Nyquist rate after resampling "
             f"({float(fs_out) / 2:g} Hz at resample_hz={fs_out:g})", root)
+    if spec.get("rr_channel") and spec.get("modality") != "ecg":
+        raise BiospikeError(f"rr_channel needs ECG (modality: ecg), this dataset is {spec.get('modality')!r}", root)
     if len(set(spec["classes"])) != len(spec["classes"]):
         raise BiospikeError(f"classes contain duplicates: {spec['classes']}", root)
     if spec.get("test_records_regex"):
@@ -278,6 +295,10 @@ def _check_spec(spec: Mapping[str, Any], root: Path) -> None:
 
 
 def _output_channel_names(spec: Mapping[str, Any], picked: list[list[str]]) -> list[str]:
+    return _signal_channel_names(spec, picked) + (["RR"] if spec.get("rr_channel") else [])
+
+
+def _signal_channel_names(spec: Mapping[str, Any], picked: list[list[str]]) -> list[str]:
     wanted = spec.get("channels")
     if wanted is not None and all(isinstance(w, str) for w in wanted):
         return list(wanted)
@@ -466,6 +487,10 @@ def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: 
                    if reader == "wfdb_beats" else
                    {"kind": "record_crops" if reader == "physionet2017" else "fixed_in_segment",
                     "window_s": spec["window_s"], "stride_s": spec["stride_s"], "length_samples": length}),
+        "rr_channel": None if not spec.get("rr_channel") else {
+            "channel": "RR", "unit": "s", "detector": "neurokit2 ecg_clean + ecg_peaks (default method) on the "
+            "unfiltered first picked lead at its own rate", "neurokit2": _version("neurokit2"),
+            "trace": "interval ending at the latest beat, held until the next (0 with fewer than two beats)"},
         "label_map": dict(spec["label_map"]),
         "source_label_counts": source_labels,
         "windows_per_class": dict(zip(classes, np.bincount(labels, minlength=len(classes)).tolist(), strict=True)),

@@ -82,6 +82,42 @@ def resample(x: np.ndarray, fs_in_hz: float, fs_out_hz: float | None) -> tuple[n
     return sps.resample_poly(x, up, down, axis=-1), fs_in_hz * up / down
 
 
+def r_peaks(lead: np.ndarray, fs_hz: float) -> np.ndarray:
+    """Sample indices of the R peaks of one ECG lead (neurokit2's default detector on its own
+    cleaning of the raw lead). Empty when the lead is too short or no beat is found."""
+    import warnings
+
+    import neurokit2 as nk
+
+    lead = np.asarray(lead, dtype=np.float64)
+    if lead.size < 2 * fs_hz:
+        return np.zeros(0, dtype=np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # neurokit2 warns on short or noisy records; an empty result says it
+        try:
+            _, info = nk.ecg_peaks(nk.ecg_clean(lead, sampling_rate=fs_hz), sampling_rate=fs_hz)
+        except (ValueError, IndexError, ZeroDivisionError):
+            return np.zeros(0, dtype=np.int64)
+    return np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
+
+
+def rr_trace(peaks: np.ndarray, fs_in_hz: float, n_out: int, fs_out_hz: float) -> np.ndarray:
+    """RR interval (s) of the latest beat at each of ``n_out`` samples at ``fs_out_hz``: a step
+    signal that changes at every beat by the change of the beat-to-beat interval, which is what
+    atrial fibrillation (irregular RR) and premature beats (a short RR) are read from. Before the
+    second beat it holds the first interval; with fewer than two beats it is 0 (no information,
+    and a send-on-delta encoder then emits nothing)."""
+    peaks = np.sort(np.asarray(peaks, dtype=np.float64)) / fs_in_hz
+    out = np.zeros(n_out, dtype=np.float64)
+    if peaks.size < 2:
+        return out
+    rr = np.diff(peaks)  # rr[i] ends at beat i + 1
+    t_out = np.arange(n_out) / fs_out_hz
+    latest = np.searchsorted(peaks, t_out, side="right") - 1  # index of the latest beat at or before t
+    out[:] = rr[np.clip(latest - 1, 0, rr.size - 1)]
+    return out
+
+
 def rescale_events(onset: np.ndarray, duration: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
     """Map events to a new rate (``ratio`` = fs_out / fs_in). Segments shrink to the samples
     fully inside them; point events (duration 0) round to the nearest sample."""

@@ -249,3 +249,23 @@ def test_hash_subject_is_stable_salted_and_hides_raw_id():
     assert a != sig.hash_subject("S001", sig.dataset_salt("other"))
     assert "S001" not in a and "001" not in a
     assert sig.hash_id("S001/R04", salt, "rec").startswith("rec-")
+
+
+def test_rr_trace_holds_the_latest_interval_in_seconds():
+    peaks = np.array([100, 400, 600, 1000])  # at 200 Hz: beats at 0.5, 2.0, 3.0, 5.0 s
+    out = sig.rr_trace(peaks, 200.0, 60, 10.0)  # 6 s at 10 Hz
+    t = np.arange(60) / 10.0
+    expected = np.where(t < 3.0, 1.5, np.where(t < 5.0, 1.0, 2.0))  # first interval held before beat 2
+    np.testing.assert_allclose(out, expected)
+    assert (sig.rr_trace(np.array([50]), 200.0, 10, 10.0) == 0).all()  # one beat: no interval
+
+
+def test_r_peaks_find_the_beats_of_a_simulated_ecg():
+    import neurokit2 as nk
+
+    fs = 300
+    ecg = nk.ecg_simulate(duration=20, sampling_rate=fs, heart_rate=75, random_state=1)
+    peaks = sig.r_peaks(ecg, fs)
+    assert 22 <= len(peaks) <= 27  # 75 bpm over 20 s
+    np.testing.assert_allclose(np.median(np.diff(peaks)) / fs, 0.8, atol=0.05)
+    assert len(sig.r_peaks(ecg[:fs], fs)) == 0  # shorter than 2 s: no detection
