@@ -302,6 +302,33 @@ def test_physionet2017_record_crops_subject_is_record(tmp_path):
     assert 0.1 < np.abs(win.signals).max() < 5
 
 
+def test_physionet2017_rr_channel_from_detected_beats(tmp_path):
+    import neurokit2 as nk
+    import scipy.io
+
+    labels = {f"A{i:05d}": "NA"[i % 2] for i in range(6)}
+    write_physionet2017(tmp_path, labels, duration_s=12.0)
+    for i, rec in enumerate(labels):  # real-looking beats at 60-85 bpm instead of noise
+        ecg = nk.ecg_simulate(duration=12, sampling_rate=300, heart_rate=60 + 5 * i, random_state=i, method="simple")
+        scipy.io.savemat(tmp_path / f"{rec}.mat", {"val": (ecg[None] * 1000).astype(np.int16)}, format="4")
+    spec = {
+        "reader": "physionet2017", "modality": "ecg", "path": str(tmp_path), "pattern": "*.mat",
+        "expected_fs_hz": 300, "classes": ["normal", "af"], "label_map": {"N": "normal", "A": "af"},
+        "bandpass_hz": [0.5, 40.0], "resample_hz": 100, "window_s": 6.0, "stride_s": 6.0, "rr_channel": True,
+        "split_fractions": {"population_fraction": 0.0, "test_fraction": 0.2, "val_fraction": 0.0},
+    }
+    win = run(spec)
+    assert win.channel_names == ["ECG", "RR"] and win.signals.shape[1:] == (2, 600)
+    assert win.preprocessing["rr_channel"]["unit"] == "s"
+    for rec in np.unique(win.record):
+        rr = win.signals[win.record == rec][:, 1]
+        hr_bpm = 60.0 / np.median(rr)
+        assert 55 < hr_bpm < 90, hr_bpm  # the simulated rate, read back from the detected beats
+    eeg = {**spec, "modality": "eeg"}
+    with pytest.raises(BiospikeError, match="rr_channel needs ECG"):
+        run(eeg)
+
+
 # -------------------------------------------------------------------------------- NinaPro
 
 
