@@ -202,7 +202,13 @@ def test_ingest_real_af2017(shared_data, tmp_path):
         n_resampled = n_300 * fs_hz // 300
         expected[refs[path.stem]] += max(0, (n_resampled - n_window) // n_stride + 1)  # crops every stride
     assert np.bincount(win.labels, minlength=4).tolist() == [expected[k] for k in "NAO~"]
-    assert win.signals.shape[1:] == (1, n_window) and win.fs_hz == fs_hz
+    n_channels = 2 if spec.get("rr_channel") else 1  # the lead (+ the RR-interval channel)
+    assert win.signals.shape[1:] == (n_channels, n_window) and win.fs_hz == fs_hz
+    if spec.get("rr_channel"):
+        rr = win.signals[:, 1]
+        beating = rr[rr > 0]
+        assert (rr > 0).mean() > 0.95  # beats found in nearly every window
+        assert 0.25 < np.median(beating) < 1.5  # 40-240 bpm
     assert len(set(win.subject)) == 201  # one patient per record
     assert_sane(win, 4)
     owner = {}
@@ -224,7 +230,8 @@ def test_ingest_real_beats(shared_data):
     win = ingest_real(shared_data, "ecg_beats")
     before_s, after_s = real_config(shared_data)["datasets"]["ecg_beats"]["beat_window_s"]
     assert_sane(win, 3)
-    assert win.fs_hz == 128.0 and win.signals.shape[1:] == (1, round((before_s + after_s) * 128))
+    n_channels = 2 if real_config(shared_data)["datasets"]["ecg_beats"].get("rr_channel") else 1
+    assert win.fs_hz == 128.0 and win.signals.shape[1:] == (n_channels, round((before_s + after_s) * 128))
     counts = np.bincount(win.labels, minlength=3)
     dropped = win.preprocessing["split"]["windows_dropped_at_block_edges"]
     assert counts.sum() + dropped <= 2239 + 1846 + 33 + 30 + 1 + 6
