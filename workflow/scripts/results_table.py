@@ -85,15 +85,13 @@ def _dp_models(models: dict) -> list[tuple[float, dict]]:
 
 
 def utility_table(tasks: dict) -> list[str]:
-    lines = ["| task | SNN | ANN | classical | SNN − ANN | DP-SNN bal. acc. at accounted ε | SNN strongest attack AUC [95% CI] (TPR@1%FPR) |",
+    lines = ["| task | SNN | ANN | classical | SNN − ANN | DP-SNN bal. acc. at accounted ε | SNN strongest attack AUC [95% CI] (TPR@1%FPR, attack, p) |",
              "|---|---|---|---|---|---|---|"]
     for ds, task in tasks.items():
         m = task["models"]
         snn, ann, cls = (_num(m.get(k, {}).get("balanced_accuracy")) for k in ("snn", "ann", "classical"))
         dp = ", ".join(f"ε={fmt(r['epsilon'], 2)}: {fmt(r['balanced_accuracy'])}" for _, r in _dp_models(m)) or "–"
-        att = m.get("snn", {}).get("strongest")
-        att_s = "–" if att is None else (f"{att['auc']:.2f} [{fmt(att['auc_ci'][0], 2)}, {fmt(att['auc_ci'][1], 2)}] "
-                                         f"({fmt(att['tpr_1pct'], 3) if _num(att['tpr_1pct']) is not None else 'n/e'})")
+        att_s = _attack_cell(m.get("snn", {}).get("strongest"))
         diff = fmt(snn - ann) if snn is not None and ann is not None else "–"
         lines.append(f"| {ds} | {fmt(snn)} | {fmt(ann)} | {fmt(cls)} | {diff} | {dp} | {att_s} |")
     return lines
