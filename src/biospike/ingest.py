@@ -259,15 +259,6 @@ def _windows_of(rec: Recording, x: np.ndarray, fs_out_hz: float, spec: Mapping[s
     return starts, cls_w, unit_local, info
 
 
-def _version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
-
-
 def _check_spec(spec: Mapping[str, Any], root: Path) -> None:
     split_by = spec.get("split_by", "subject")
     if split_by not in SPLIT_UNITS:
@@ -489,7 +480,7 @@ def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: 
                     "window_s": spec["window_s"], "stride_s": spec["stride_s"], "length_samples": length}),
         "rr_channel": None if not spec.get("rr_channel") else {
             "channel": "RR", "unit": "s", "detector": "neurokit2 ecg_clean + ecg_peaks (default method) on the "
-            "unfiltered first picked lead at its own rate", "neurokit2": _version("neurokit2"),
+            "unfiltered first picked lead at its own rate (its version: provenance.versions)",
             "trace": "interval ending at the latest beat, held until the next (0 with fewer than two beats)"},
         "label_map": dict(spec["label_map"]),
         "source_label_counts": source_labels,

@@ -24,7 +24,8 @@ import numpy as np
 
 from biospike.errors import BiospikeError
 
-_VERSIONED_PACKAGES = ("biospike", "numpy", "scipy", "torch", "norse", "opacus", "mne", "wfdb", "nir", "h5py")
+_VERSIONED_PACKAGES = ("biospike", "numpy", "scipy", "torch", "norse", "opacus", "mne", "wfdb", "nir", "h5py",
+                       "neurokit2")
 
 
 def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
