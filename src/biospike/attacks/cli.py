@@ -235,8 +235,9 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
     # runs of consecutive windows (trials, blocks); resampling the one subject of single-subject
     # data would give a zero-width interval
     groups, group_unit = R.membership_groups(spikes, pools)
-    unit_of_x = np.asarray(groups)[x_pos]
     boot = cfg["bootstrap"]
+    window_clusters = np.asarray(groups)[x_pos] if boot["by_subject"] else None
+    window_unit = group_unit if boot["by_subject"] else "window"
     outdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
     violations = []
@@ -244,8 +245,8 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
         results[name] = {}
         for level in cfg["levels"]:
             s, y, clusters, notes = _level_data(level, scores[name], labels_x, subjects)
-            if level == "window" and boot["by_subject"]:
-                clusters = unit_of_x
+            if level == "window":
+                clusters = window_clusters
             entry: dict[str, Any] = dict(notes)
             if y.all() or not y.any():
                 entry |= {"status": "not estimable", "reason": f"no {'non-' if y.all() else ''}members at {level} level",
@@ -256,8 +257,7 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
             seed = derive_seed(root, "attack", dataset, encoding, target_name, name, level, "bootstrap")
             entry |= M.evaluate_scores(y, s, int(boot["n"]), float(boot["ci"]), seed, clusters)
             # what one bootstrap draw resamples: subjects (subject level), or windows grouped by split unit
-            entry["bootstrap_unit"] = ("subject" if level == "subject" else group_unit if clusters is not None
-                                       else "window")
+            entry["bootstrap_unit"] = "subject" if level == "subject" else window_unit
             if privacy is not None:
                 unit_level = "subject" if privacy["unit"] == "subject" else "window"
                 if level == unit_level:
@@ -278,10 +278,10 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
     window_ok = [n for n in names if "auc" in results[n].get("window", {})]
     if "window" in cfg["levels"] and window_ok and int(boot["n_permutations"]) > 0:
         # clusters as for the window CIs: whole split units keep their membership under permutation
-        strongest = M.strongest_attack_test(labels_x, {n: scores[n] for n in window_ok},
-                                            unit_of_x if boot["by_subject"] else None, int(boot["n_permutations"]),
+        strongest = M.strongest_attack_test(labels_x, {n: scores[n] for n in window_ok}, window_clusters,
+                                            int(boot["n_permutations"]),
                                             derive_seed(root, "attack", dataset, encoding, target_name, "permutation"))
-        strongest["unit"] = group_unit if boot["by_subject"] else "window"
+        strongest["unit"] = window_unit
 
     y_t = y_all[x_idx]
     pred = target_logits_plain[:n_x].argmax(axis=1)

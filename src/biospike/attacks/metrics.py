@@ -338,8 +338,9 @@ def strongest_attack_test(labels: np.ndarray, scores: dict[str, np.ndarray], clu
     if not scores:
         raise ValueError("no attack scores")
     names = sorted(scores)
-    labels, _ = _check(labels, scores[names[0]])
-    ranks = np.column_stack([stats.rankdata(_check(labels, scores[n])[1]) for n in names])  # (n, A)
+    checked = [_check(labels, scores[n]) for n in names]
+    labels = checked[0][0]
+    ranks = np.column_stack([stats.rankdata(s) for _, s in checked])  # (n, A)
     units = np.arange(labels.size) if clusters is None else np.asarray(clusters)
     if units.shape != labels.shape:
         raise ValueError("one cluster label per window")
@@ -351,22 +352,21 @@ def strongest_attack_test(labels: np.ndarray, scores: dict[str, np.ndarray], clu
         raise ValueError("a cluster holds both members and non-members")
     n_units, n_member_units = len(uniq), int(unit_label.sum())
 
-    def max_auc(window_labels: np.ndarray) -> np.ndarray:
-        """(P, n) bool -> (P,) highest AUC over the attacks, from rank sums."""
+    def aucs(window_labels: np.ndarray) -> np.ndarray:
+        """(P, n) bool -> (P, A) AUC of every attack, from rank sums."""
         n_pos = window_labels.sum(axis=1, keepdims=True).astype(np.float64)
         n_neg = labels.size - n_pos
-        auc = (window_labels.astype(np.float64) @ ranks - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-        return auc.max(axis=1)
+        return (window_labels.astype(np.float64) @ ranks - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
-    observed_auc = max_auc(labels[None, :])[0]
-    best = names[int(np.argmax(labels.astype(np.float64) @ ranks))]
+    observed = aucs(labels[None, :])[0]
+    observed_auc, best = observed.max(), names[int(np.argmax(observed))]
     rng = np.random.default_rng(seed)
     null = np.empty(n_permutations)
     chunk = max(1, min(n_permutations, 2_000_000 // max(labels.size, 1)))
     for lo in range(0, n_permutations, chunk):
         k = min(chunk, n_permutations - lo)
         perm_units = np.argsort(rng.random((k, n_units)), axis=1) < n_member_units  # k random unit labelings
-        null[lo:lo + k] = max_auc(perm_units[:, inverse])
+        null[lo:lo + k] = aucs(perm_units[:, inverse]).max(axis=1)
     exceed = int((null >= observed_auc - 1e-12).sum())
     return {
         "method": f"max AUC over {len(names)} attacks vs {n_permutations} permutations of the member label "
