@@ -44,7 +44,7 @@ from biospike.privacy.adaptive import (
     row_sq_norms,
     uniform_allocation,
 )
-from biospike.train import device_of
+from biospike.train import device_of, predict_logits
 
 UNITS = ("window", "subject")
 
@@ -139,9 +139,7 @@ def _eval(model: nn.Module, x: np.ndarray, y: np.ndarray, n_classes: int, batch:
     """Validation loss, balanced accuracy, accuracy (validation subjects are not training units)."""
     if len(x) == 0:
         return float("nan"), float("nan"), float("nan")
-    from biospike.train import predict_logits  # batched, on the model's device, eval mode
-
-    logits = torch.as_tensor(predict_logits(model, x, batch))
+    logits = torch.as_tensor(predict_logits(model, x, batch))  # batched, on the model's device, eval mode
     model.train()
     yt = torch.as_tensor(y)
     loss = float(nn.functional.cross_entropy(logits, yt))
