@@ -42,6 +42,14 @@ def stage_config(config: Mapping[str, Any], stage: str, dataset: str | None = No
     return deep_merge(base, spec.get(stage))
 
 
+def privacy_params(config: Mapping[str, Any], dataset: str, encoding: str) -> dict:
+    """What the privacy rules pass as ``--params``: the dataset's effective privacy section, its
+    train section under ``train``, the root seed and the names (one merge for the workflow and
+    workflow/scripts/dp_sweep.py)."""
+    return {**stage_config(config, "privacy", dataset), "train": stage_config(config, "train", dataset),
+            "seed": config["seed"], "dataset": dataset, "encoding": encoding}
+
+
 def derive_seed(root_seed: int, *keys: object) -> int:
     """A 31-bit seed for one purpose (e.g. ``("train", "demo_eeg", "delta", "snn")``).
 

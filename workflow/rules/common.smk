@@ -4,7 +4,7 @@ import json
 import shlex
 from pathlib import Path
 
-from biospike.config import deep_merge, stage_config
+from biospike.config import deep_merge, privacy_params, stage_config
 
 RESULTS = config["results_dir"]
 DATASETS = list(config["datasets"])

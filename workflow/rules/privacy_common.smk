@@ -26,8 +26,7 @@ _ALL_EPSILONS = sorted({e for ds in DATASETS if privacy_enabled(ds) for e in pri
 
 def privacy_json(w, **extra):
     """--params: the dataset's privacy section + its train section + root seed + names."""
-    params = {**privacy_settings(w.dataset), "train": stage_config(config, "train", w.dataset),
-              "seed": config["seed"], "dataset": w.dataset, "encoding": w.encoding, **extra}
+    params = {**privacy_params(config, w.dataset, w.encoding), **extra}
     return shlex.quote(json.dumps(params, sort_keys=True))
 
 

@@ -33,11 +33,9 @@ def parse_grid(text: str) -> list[tuple[int, int, float]]:
 
 def sweep_params(config: dict, dataset: str, encoding: str, batch: int, epochs: int, lr: float) -> dict:
     """The harden rule's --params for ``dataset`` with the recipe replaced."""
-    from biospike.config import stage_config
+    from biospike.config import privacy_params
 
-    params = {**stage_config(config, "privacy", dataset), "train": stage_config(config, "train", dataset),
-              "seed": config["seed"], "dataset": dataset, "encoding": encoding}
-    return params | {"batch_size": batch, "epochs": epochs, "lr": lr}
+    return privacy_params(config, dataset, encoding) | {"batch_size": batch, "epochs": epochs, "lr": lr}
 
 
 def main(argv: list[str] | None = None) -> int:
