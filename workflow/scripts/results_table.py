@@ -59,9 +59,10 @@ def test_split_kind(windows_h5: Path) -> str:
         return "within"
     import h5py
 
+    from biospike.store import get_json_attr
+
     with h5py.File(windows_h5, "r") as fh:
-        raw = fh.attrs.get("preprocessing", "{}")
-    split = json.loads(raw if isinstance(raw, str) else raw.decode()).get("split", {})
+        split = get_json_attr(fh, "preprocessing", {}).get("split", {})
     return "cross-record" if split.get("test_records_regex") else "within"
 
 
