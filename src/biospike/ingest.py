@@ -125,17 +125,20 @@ def make_splits(
         np.logical_or.at(forced, inverse, np.asarray(forced_test, dtype=bool))
     free = np.flatnonzero(~forced)
     n_free = len(free)
+    has_forced = bool(forced.any())
+    # test_fraction of the free units: the test pool, or with a forced test pool the holdout
+    n_test = _pool_size(float(cfg.get("test_fraction", 0.2)), n_free)
     sizes = {
         "population": _pool_size(float(cfg.get("population_fraction", 0.2)), n_free),
-        "test": 0 if forced.any() else _pool_size(float(cfg.get("test_fraction", 0.2)), n_free),
-        "holdout": _pool_size(float(cfg.get("test_fraction", 0.2)), n_free) if forced.any() else 0,
+        "test": 0 if has_forced else n_test,
+        "holdout": n_test if has_forced else 0,
         "val": _pool_size(float(cfg.get("val_fraction", 0.15)), n_free),
     }
     sizes["train"] = n_free - sum(sizes.values())
     if sizes["train"] < 1:
         raise BiospikeError(
             f"{len(uniq)} {unit_name} unit(s) ({int(forced.sum())} forced into test) cannot give "
-            f"population/test/val {sizes['population']}/{sizes['test'] or sizes['holdout']}/{sizes['val']} and keep one for "
+            f"population/test/val {sizes['population']}/{n_test}/{sizes['val']} and keep one for "
             f"training: lower the split fractions or split by a finer unit (split_by)"
         )
     pool_of_unit = np.empty(len(uniq), dtype=object)
@@ -144,7 +147,7 @@ def make_splits(
     window_pool = pool_of_unit[inverse]
     idx = {pool: np.flatnonzero(window_pool == pool).astype(np.int64) for pool in POOL_ORDER}
     splits = {"train": idx["train"], "val": idx["val"], "test": idx["test"]}
-    nonmembers = idx["holdout"] if forced.any() else idx["test"]
+    nonmembers = idx["holdout"] if has_forced else idx["test"]
     mia = {"members": idx["train"], "nonmembers": nonmembers, "population": idx["population"]}
     return splits, mia
 
