@@ -1,6 +1,8 @@
 # biospike: raw EMG/EEG/ECG -> spiking networks, privacy-hardened, attacked, costed on edge hardware.
 # Entry point: `snakemake --cores N` runs the embedded demo; see README.md and config/README.md.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from biospike.config import validate_config
 
 min_version("9.0")
 
@@ -8,7 +10,11 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# The project's validator (schema workflow/schemas/config.schema.yaml, defaults filled): one line
+# per problem with the key path and the allowed keys or values.
+_validated = validate_config(config, source="config")
+config.clear()
+config.update(_validated)
 
 
 report: "workflow/report/workflow.rst"

@@ -24,3 +24,12 @@ def shared_data() -> Path:
             pytest.fail(f"{SHARED_DATA} is missing in CI")
         pytest.skip(f"{SHARED_DATA} not present")
     return SHARED_DATA
+
+
+def envelope(seed: int | None = 7, **sections_and_names) -> str:
+    """The ``--params`` JSON a rule would pass: config sections (dict values) and names (str values)."""
+    import json
+
+    settings = {k: v for k, v in sections_and_names.items() if isinstance(v, dict)}
+    names = {k: v for k, v in sections_and_names.items() if isinstance(v, str)}
+    return json.dumps({"settings": settings, "names": names, "seed": seed})

@@ -68,33 +68,24 @@ def class_logits(pipe: Any, feats: np.ndarray, n_classes: int) -> np.ndarray:
     return out
 
 
-def classical_stage(windows_path: str | Path, outdir: str | Path, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Train on the train split of windows.h5; write model.joblib, metrics.json, curve.csv."""
+def classical_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progress: bool = True) -> dict[str, Any]:  # noqa: ARG001
+    """Train on the train split of ``inputs["windows"]``; write model.joblib, metrics.json, curve.csv."""
     import joblib
 
-    from biospike.store import atomic_path, provenance, read_windows, write_json
-    from biospike.train import (
-        _finite,
-        _names_and_seed,
-        evaluate,
-        select_train_indices,
-        subsample_seed,
-        train_settings,
-        write_curve,
-    )
+    from biospike.metrics import evaluate
+    from biospike.results import metrics_record, write_target
+    from biospike.store import atomic_path, provenance, read_windows
+    from biospike.trainset import names_and_seed, require_splits, split_indices, training_windows
 
     start_s = time.perf_counter()
-    outdir = Path(outdir)
-    cfg = train_settings(params)
+    windows_path = inputs["windows"]
+    cfg = ctx["train"]
     win = read_windows(windows_path)
-    dataset, encoding, seed = _names_and_seed(params, outdir, "classical")
-    for name in ("train", "val", "test"):
-        if name not in win.splits:
-            raise BiospikeError(f"no '{name}' split in splits/", windows_path)
+    dataset, encoding, seed = names_and_seed(ctx, win, "classical")
+    require_splits(win, windows_path)
     labels = np.asarray(win.labels, dtype=np.int64)
-    train_all = np.sort(win.splits["train"])
-    train_idx = select_train_indices(train_all, labels, cfg["max_train_windows"], subsample_seed(params, dataset))
-    val_idx, test_idx = np.sort(win.splits["val"]), np.sort(win.splits["test"])
+    train_idx, train_all = training_windows(win, cfg, ctx.root_seed(), dataset)
+    val_idx, test_idx = split_indices(win, "val"), split_indices(win, "test")
     if len(np.unique(labels[train_idx])) < 2:
         raise BiospikeError("the training split holds fewer than two classes", windows_path)
     feats = features(win.signals, win.fs_hz)
@@ -103,40 +94,31 @@ def classical_stage(windows_path: str | Path, outdir: str | Path, params: Mappin
     pipe = fit_classical(feats[train_idx], labels[train_idx], cfg["class_weighting"], seed)
     class_names = list(win.class_names)
     n_classes = len(class_names)
-
-    metrics: dict[str, Any] = {"model": "classical", "dataset": dataset, "encoding": encoding, "class_names": class_names}
-    for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
-        metrics[name] = evaluate(class_logits(pipe, feats[idx], n_classes), labels[idx], win.subject[idx], class_names)
-    row = {"epoch": 1, "train_loss": metrics["train"].get("nll"), "val_loss": metrics["val"].get("nll"),
-           "val_balanced_accuracy": metrics["val"]["balanced_accuracy"], "val_accuracy": metrics["val"]["accuracy"],
+    splits = {name: evaluate(class_logits(pipe, feats[idx], n_classes), labels[idx], win.subject[idx], class_names)
+              for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))}
+    row = {"epoch": 1, "train_loss": splits["train"].get("nll"), "val_loss": splits["val"].get("nll"),
+           "val_balanced_accuracy": splits["val"]["balanced_accuracy"], "val_accuracy": splits["val"]["accuracy"],
            "lr": None}
     clf = pipe[-1]
-    metrics |= {
-        "firing": None,
-        "spikes_per_inference": None,
-        "status": "ok",
-        "errors": [],
-        "n_parameters": int(clf.coef_.size + clf.intercept_.size),
-        "n_windows": {"train": len(train_idx), "train_available": len(train_all), "val": len(val_idx), "test": len(test_idx)},
-        "epochs_run": 1,
-        "best_epoch": 1,
-        "stopped_early": False,
-        "history": {"best": row, "final": row},
-        "arch": {"kind": "classical", "features": "log RMS + log Welch band power per channel",
-                 "n_bands": N_BANDS, "band_edges_hz": band_edges_hz(win.fs_hz, win.signals.shape[2]).tolist(),
-                 "C": C_REG, "n_features": int(feats.shape[1])},
-        "seed": seed,
-        "provenance": provenance({"train": cfg, "model": "classical", "dataset": dataset, "encoding": encoding},
-                                 inputs=[windows_path], seed=seed),
-    }
+    metrics = metrics_record(
+        model="classical", dataset=dataset, encoding=encoding, class_names=class_names, splits=splits,
+        n_windows={"train": len(train_idx), "train_available": len(train_all), "val": len(val_idx), "test": len(test_idx)},
+        seed=seed, history=[row], best_epoch=1, stopped_early=False,
+        arch={"kind": "classical", "features": "log RMS + log Welch band power per channel",
+              "n_bands": N_BANDS, "band_edges_hz": band_edges_hz(win.fs_hz, win.signals.shape[2]).tolist(),
+              "C": C_REG, "n_features": int(feats.shape[1])},
+        n_parameters=int(clf.coef_.size + clf.intercept_.size))
+    metrics["provenance"] = provenance({"train": cfg, "model": "classical", "dataset": dataset, "encoding": encoding},
+                                       inputs=[windows_path], seed=seed)
     metrics["wall_time_s"] = time.perf_counter() - start_s
     payload = {"pipeline": pipe, "fs_hz": float(win.fs_hz), "n_bands": N_BANDS, "class_names": class_names,
                "channel_names": list(win.channel_names), "train_indices": train_idx.tolist(), "seed": seed}
-    outdir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(outdir / "model.joblib") as tmp:
-        joblib.dump(payload, tmp)
-    write_curve(outdir / "curve.csv", [row])
-    write_json(outdir / "metrics.json", _finite(metrics))
+
+    def save(directory: Path) -> None:
+        with atomic_path(directory / "model.joblib") as tmp:
+            joblib.dump(payload, tmp)
+
+    write_target(outdir, metrics, [row], save)
     return metrics
 
 

@@ -1,8 +1,17 @@
-"""Configuration: loading, per-dataset overrides, and deterministic seeding from one root seed."""
+"""Configuration: the schema, validation with defaults, per-dataset overrides, seeding.
+
+The one schema (``biospike/config.schema.yaml``, also at ``workflow/schemas/``) holds every key,
+its type, allowed values, unit and default. The workflow validates the whole config against it at
+start-up (:func:`validate_config`); each stage validates its own section with the same schema and
+the same defaults (:func:`section_settings`), so a library caller without a config gets exactly
+the workflow's behaviour and no default is typed twice.
+"""
 
 from __future__ import annotations
 
 import copy
+import difflib
+import functools
 import hashlib
 import os
 import random
@@ -15,7 +24,7 @@ import yaml
 
 from biospike.errors import BiospikeError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "config.schema.yaml"
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict:
@@ -40,14 +49,6 @@ def stage_config(config: Mapping[str, Any], stage: str, dataset: str | None = No
     except KeyError:
         raise BiospikeError(f"dataset {dataset!r} is not defined under 'datasets'") from None
     return deep_merge(base, spec.get(stage))
-
-
-def privacy_params(config: Mapping[str, Any], dataset: str, encoding: str) -> dict:
-    """What the privacy rules pass as ``--params``: the dataset's effective privacy section, its
-    train section under ``train``, the root seed and the names (one merge for the workflow and
-    workflow/scripts/dp_sweep.py)."""
-    return {**stage_config(config, "privacy", dataset), "train": stage_config(config, "train", dataset),
-            "seed": config["seed"], "dataset": dataset, "encoding": encoding}
 
 
 def derive_seed(root_seed: int, *keys: object) -> int:
@@ -90,28 +91,74 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-def validate_config(config: dict, source: str | Path = "config", schema_path: Path = SCHEMA_PATH) -> dict:
-    """Validate against the workflow schema, filling defaults; unknown keys are an error.
+# ---------------------------------------------------------------------------------------------
+# the schema
+# ---------------------------------------------------------------------------------------------
 
-    The same schema is used by the Snakefile's ``validate``; this function gives a one-line
-    message with the offending key path for CLI users.
+
+@functools.lru_cache(maxsize=1)
+def _schema_text() -> str:
+    try:
+        return SCHEMA_PATH.read_text()
+    except OSError as exc:
+        raise BiospikeError(f"cannot read the config schema ({exc})", SCHEMA_PATH) from None
+
+
+def schema() -> dict:
+    """The whole config schema (a fresh copy)."""
+    return yaml.safe_load(_schema_text())
+
+
+def section_schema(section: str) -> dict:
+    """The schema of one top-level key (``train``, ``privacy``, ``data_root``, ...) with the
+    ``$defs`` its references point to and the top-level defaults; ``dataset`` is the schema of
+    one entry of ``datasets``."""
+    root = schema()
+    defs = root.get("$defs", {})
+    if section in root["properties"]:
+        return {"$defs": defs, **root["properties"][section]}
+    if section in defs:
+        return {"$defs": defs, "$ref": f"#/$defs/{section}"}
+    raise BiospikeError(f"the config schema has no section {section!r} "
+                        f"(sections: {', '.join(root['properties'])})", SCHEMA_PATH)
+
+
+def section_settings(section: str, given: Any = None, where: str | None = None) -> Any:
+    """``given`` validated against the schema's ``section`` with every missing key set to its
+    default (MNE's ``_check_option`` idea: one validator, the schema's own defaults). An unknown
+    key or a bad value is one :class:`BiospikeError` listing every problem with its key path.
+    A scalar section (``data_root``) given as None takes its default."""
+    node = section_schema(section)
+    if node.get("type") == "object" or "$ref" in node or "allOf" in node:
+        value: Any = copy.deepcopy(dict(given or {}))
+    else:
+        value = copy.deepcopy(node.get("default")) if given is None else copy.deepcopy(given)
+    problems = fill_defaults_and_validate(value, node)
+    if problems:
+        raise BiospikeError(format_problems(problems, prefix=where or section))
+    return value
+
+
+def validate_config(config: dict, source: str | Path = "config", schema_path: Path = SCHEMA_PATH) -> dict:
+    """Validate a whole config, filling defaults; unknown keys are an error.
+
+    The message has one line per problem, ``invalid config at 'train/epoch': ...`` with the
+    allowed keys or values, the way the workflow reports it at start-up.
     """
-    schema = yaml.safe_load(schema_path.read_text())
+    sch = schema() if schema_path == SCHEMA_PATH else yaml.safe_load(Path(schema_path).read_text())
     config = copy.deepcopy(config)
-    error = fill_defaults_and_validate(config, schema)
-    if error is not None:
-        path, message = error
-        where = "/".join(map(str, path)) or "<top level>"
-        raise BiospikeError(f"invalid config at '{where}': {message}", source)
+    problems = fill_defaults_and_validate(config, sch)
+    if problems:
+        raise BiospikeError(format_problems(problems), source)
     return config
 
 
-def fill_defaults_and_validate(instance: Any, schema: dict) -> tuple[list, str] | None:
-    """Validate ``instance`` against a JSON schema, filling each missing property that has a
-    ``default`` in place; returns the first error as (key path, message), or None.
+Problem = tuple[list, str]
 
-    One mechanism for the workflow config and for the stage CLIs that check their own section.
-    """
+
+def fill_defaults_and_validate(instance: Any, schema: dict) -> list[Problem]:
+    """Validate ``instance`` against a JSON schema, filling each missing property that has a
+    ``default`` in place; returns every problem as (key path, message), empty if valid."""
     import jsonschema
 
     base = jsonschema.validators.validator_for(schema)
@@ -124,7 +171,80 @@ def fill_defaults_and_validate(instance: Any, schema: dict) -> tuple[list, str] 
         yield from base.VALIDATORS["properties"](validator, properties, node, node_schema)
 
     filling = jsonschema.validators.extend(base, {"properties": fill_defaults})
-    errors = sorted(filling(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
-    if not errors:
-        return None
-    return list(errors[0].absolute_path), errors[0].message
+    errors = list(filling(schema).iter_errors(instance))
+    problems = []
+    for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
+        problems += _explain(error, schema)
+    seen, unique = set(), []
+    for path, message in problems:
+        key = ("/".join(map(str, path)), message)
+        if key not in seen:
+            seen.add(key)
+            unique.append((path, message))
+    return unique
+
+
+def _allowed_keys(error, root: Mapping[str, Any]) -> list[str]:
+    keys: list[str] = []
+    for sub in _subschemas(error.schema, root):
+        keys += [k for k in sub.get("properties", {}) if k not in keys]
+    return keys
+
+
+def _subschemas(node: Mapping[str, Any], root: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """``node`` and the schemas its ``allOf`` / ``$ref`` pull in (one level of $defs)."""
+    out = [node]
+    for part in node.get("allOf", []):
+        if "$ref" in part and part["$ref"].startswith("#/$defs/"):
+            out.append(root.get("$defs", {}).get(part["$ref"].split("/")[-1], {}))
+        else:
+            out.append(part)
+    if "$ref" in node and node["$ref"].startswith("#/$defs/"):
+        out.append(root.get("$defs", {}).get(node["$ref"].split("/")[-1], {}))
+    return out
+
+
+def _expected(sub) -> str:
+    """What one branch of an anyOf wants, in words."""
+    value = sub.validator_value
+    words = {"enum": lambda: f"one of {', '.join(map(repr, value))}", "const": lambda: repr(value),
+             "exclusiveMinimum": lambda: f"a number > {value}", "minimum": lambda: f"a number >= {value}",
+             "exclusiveMaximum": lambda: f"a number < {value}", "maximum": lambda: f"a number <= {value}",
+             "type": lambda: f"a value of type {value}"}
+    return words[sub.validator]() if sub.validator in words else sub.message
+
+
+def _explain(error, root: Mapping[str, Any]) -> list[Problem]:
+    """One or more (path, message) for a jsonschema error, in words a user can act on."""
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+        allowed = _allowed_keys(error, root)
+        out = []
+        for key in sorted(set(error.instance) - set(allowed)) if allowed else []:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            out.append(([*path, key], f"unknown key{hint}; allowed: {', '.join(allowed)}"))
+        return out or [(path, error.message)]
+    if error.validator == "enum":
+        return [(path, f"{error.instance!r} is not allowed; allowed: {', '.join(map(repr, error.validator_value))}")]
+    if error.validator in ("exclusiveMinimum", "minimum", "exclusiveMaximum", "maximum", "type"):
+        return [(path, f"{error.instance!r} is not valid: expected {_expected(error)}")]
+    if error.validator == "required":
+        return [(path, error.message.replace("is a required property", "is required here"))]
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        options = []
+        for sub in error.context:
+            text = _expected(sub)
+            if text not in options:
+                options.append(text)
+        return [(path, f"{error.instance!r} is not valid: expected {' or '.join(options)}")]
+    return [(path, error.message)]
+
+
+def format_problems(problems: list[Problem], prefix: str | None = None) -> str:
+    """``invalid config at 'a/b': message`` per line (``prefix`` leads every key path)."""
+    lines = []
+    for path, message in problems:
+        where = "/".join([*([prefix] if prefix else []), *map(str, path)]) or "<top level>"
+        lines.append(f"invalid config at '{where}': {message}")
+    return "\n".join(lines)

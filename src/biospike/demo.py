@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from biospike.config import SCHEMA_PATH, derive_seed, fill_defaults_and_validate
+from biospike.config import derive_seed, section_settings
 from biospike.errors import BiospikeError
 
 MODALITIES = ("eeg", "ecg", "emg")
@@ -92,16 +92,6 @@ _GESTURE_ACT = {
 # ================================================================================================
 
 
-def _demo_schema() -> dict:
-    import yaml
-
-    try:
-        schema = yaml.safe_load(SCHEMA_PATH.read_text())
-        return schema["properties"]["demo"]
-    except (OSError, KeyError, yaml.YAMLError) as exc:
-        raise BiospikeError(f"cannot read the demo section of the config schema ({exc})", SCHEMA_PATH) from None
-
-
 def demo_settings(params: dict[str, Any]) -> dict[str, Any]:
     """Validate ``params`` (the config's ``demo`` section plus ``seed``) and fill schema defaults."""
 
@@ -112,11 +102,7 @@ def demo_settings(params: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise BiospikeError(f"seed must be a non-negative integer, got {seed!r}")
     params.pop("threads", None)
-    schema = _demo_schema()
-    error = fill_defaults_and_validate(params, schema)
-    if error is not None:
-        where = "/".join(["demo", *map(str, error[0])])
-        raise BiospikeError(f"invalid demo settings at '{where}': {error[1]}")
+    params = section_settings("demo", params)
     eeg_fs = params["eeg"]["fs_hz"]
     if float(eeg_fs) != int(eeg_fs) or eeg_fs < 64:
         raise BiospikeError(f"demo.eeg.fs_hz must be a whole number >= 64 Hz (EDF stores whole samples per second), got {eeg_fs}")
@@ -765,15 +751,16 @@ def generate(params: dict[str, Any], out_dir: str | Path, threads: int = 1) -> d
 
 
 def cli(argv: list[str], prog: str = "biospike demo") -> int:
-    from biospike.cliutil import load_params, stage_parser
+    from biospike.cliutil import load_context, stage_parser
 
-    parser = stage_parser(prog, "Write labelled synthetic EEG (EDF+), ECG (WFDB) and EMG (text) recordings.")
+    parser = stage_parser(prog, "Write labelled synthetic EEG (EDF+), ECG (WFDB) and EMG (text) recordings.",
+                          sections=("demo",), names=())
     parser.add_argument("--out-dir", default=None, help="output directory (default: the 'out_dir' setting)")
     args = parser.parse_args(argv)
-    params = load_params(args.params)
-    out_dir = args.out_dir or params.get("out_dir") or "data/demo"
+    ctx = load_context(args)
+    out_dir = args.out_dir or ctx["demo"]["out_dir"]
     started = time.perf_counter()
-    manifest = generate(params, out_dir, threads=args.threads)
+    manifest = generate({**ctx["demo"], "seed": ctx.root_seed()}, out_dir, threads=args.threads)
     total_bytes = sum(f["bytes"] for f in manifest["files"].values())
     print(f"{prog}: wrote {len(manifest['subjects'])} subjects x {len(MODALITIES)} modalities "
           f"({len(manifest['files'])} files, {total_bytes / 1e6:.1f} MB) to {out_dir} "

@@ -22,17 +22,10 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from biospike.registry import OKABE_ITO  # noqa: E402
 from biospike.store import atomic_path  # noqa: E402
+from biospike.targets import color, label, sort_targets  # noqa: E402
 
-# Okabe & Ito (2008), colour-universal design
-OKABE_ITO = {
-    "black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
-    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
-}
-FIXED_COLORS = {"snn": OKABE_ITO["blue"], "ann": OKABE_ITO["orange"], "classical": "#7f7f7f"}
-# DP-SNNs: in order of increasing epsilon (more privacy = warmer)
-DP_COLORS = (OKABE_ITO["vermillion"], OKABE_ITO["purple"], OKABE_ITO["green"], OKABE_ITO["sky"],
-             OKABE_ITO["yellow"], OKABE_ITO["black"])
 ENCODING_STYLES = {"delta": ("-", "o"), "population": ("--", "s"), "rate": (":", "^")}
 _EXTRA_STYLES = (("-.", "D"), ((0, (1, 1)), "v"), ((0, (5, 1, 1, 1)), "P"))
 HARDWARE_STYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1, 1, 1)))
@@ -46,21 +39,9 @@ RC = {
 }
 
 
-def _dp_eps(target: str) -> float | None:
-    from biospike.report import dp_epsilon
-
-    return dp_epsilon(target)
-
-
 def model_color(target: str, all_targets: Sequence[str] = ()) -> str:
-    """Fixed colour per model; DP-SNNs by their epsilon's rank among ``all_targets``."""
-    if target in FIXED_COLORS:
-        return FIXED_COLORS[target]
-    eps = _dp_eps(target)
-    if eps is not None:
-        eps_all = sorted({e for e in (_dp_eps(t) for t in (*all_targets, target)) if e is not None})
-        return DP_COLORS[eps_all.index(eps) % len(DP_COLORS)]
-    return OKABE_ITO["black"]
+    """Fixed colour per model kind; lever variants (DP-SNNs) by their value's rank (biospike.targets)."""
+    return color(target, all_targets)
 
 
 def encoding_style(encoding: str, encodings: Sequence[str] = ()) -> tuple[Any, str]:
@@ -72,9 +53,7 @@ def encoding_style(encoding: str, encodings: Sequence[str] = ()) -> tuple[Any, s
 
 
 def model_label(target: str) -> str:
-    from biospike.report import model_label as _label
-
-    return _label(target)
+    return label(target)
 
 
 def hardware_label(hw: str) -> str:
@@ -418,8 +397,6 @@ def plot_roc(data: Mapping[str, Any]) -> Figure:
     all_targets = sorted({t for e in data["encodings"].values() for t in e})
     positives = [f for e in data["encodings"].values() for c in e.values() for f in c["fpr"] if f > 0]
     floor = max(min(positives) / 2 if positives else 1e-3, 1e-5)
-    from biospike.report import sort_targets
-
     for ax, enc in zip(axes, encs, strict=True):
         grid = np.logspace(math.log10(floor), 0, 200)
         ax.plot(grid, grid, color="#999999", lw=0.8, ls="-")
@@ -513,7 +490,7 @@ def plot_energy(data: Mapping[str, Any]) -> Figure:
     encs = list(data["encodings"])
     hardware = list(data["hardware"])
     bars = data["bars"]
-    from biospike.report import fmt_si, sort_targets
+    from biospike.units import fmt_si
 
     targets = sort_targets({b["target"] for b in bars})
     fig = new_figure(max(4.8, 0.9 + 0.28 * len(targets) * len(hardware)), 0.8 + 2.3 * len(encs))
@@ -557,8 +534,6 @@ def plot_latency_accuracy(data: Mapping[str, Any]) -> Figure:
     (report.accuracy_vs_steps): plain accuracy only for deploy results without balanced accuracy."""
     encs = list(data["encodings"])
     curves = data["curves"]
-    from biospike.report import sort_targets
-
     targets = sort_targets({c["target"] for c in curves})
     hardware = list(dict.fromkeys(c["hardware"] for c in curves))
     fig = new_figure(3.5 * len(encs) + 0.4, 3.5)

@@ -520,35 +520,18 @@ def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: 
 # ------------------------------------------------------------------------------------ CLI
 
 
-def parse_params(params: Mapping[str, Any]) -> tuple[dict, str, int, dict, str | None]:
-    """Split the rule's ``--params`` (dataset spec + splits + seed + dataset [+ data_root]) and
-    validate the spec against the workflow schema (defaults filled, unknown keys rejected)."""
-    from biospike.config import validate_config
-
-    params = dict(params)
-    missing = [k for k in ("dataset", "seed") if k not in params]
-    if missing:
-        raise BiospikeError(f"--params lacks {missing} (expected the dataset spec plus 'dataset', 'seed', 'splits')")
-    dataset = str(params.pop("dataset"))
-    seed = params.pop("seed")
-    splits = params.pop("splits", {})
-    data_root = params.pop("data_root", None)
-    config = {"seed": seed, "splits": splits, "datasets": {dataset: params}}
-    if data_root is not None:
-        config["data_root"] = data_root
-    config = validate_config(config, source="--params")
-    return config["datasets"][dataset], dataset, int(seed), config["splits"], config["data_root"]
-
-
 def cli(argv: list[str], prog: str = "biospike ingest") -> int:
-    from biospike.cliutil import load_params, stage_parser
+    from biospike.cliutil import load_context, stage_parser
     from biospike.store import write_windows
 
-    parser = stage_parser(prog, "read recordings, preprocess, window and split by subject -> windows.h5")
+    parser = stage_parser(prog, "read recordings, preprocess, window and split by subject -> windows.h5",
+                          sections=("dataset", "splits", "data_root"))
     parser.add_argument("--output", required=True, help="results/{dataset}/windows.h5")
     args = parser.parse_args(argv)
-    spec, dataset, seed, split_cfg, data_root = parse_params(load_params(args.params))
-    win = ingest_dataset(spec, dataset, seed, split_cfg, data_root=data_root)
+    ctx = load_context(args)
+    dataset = ctx.name("dataset")
+    win = ingest_dataset(ctx["dataset"], dataset, ctx.root_seed(), ctx["splits"], data_root=ctx["data_root"])
+    win.dataset = dataset
     write_windows(args.output, win)
     counts = win.preprocessing["windows_per_class"]
     sizes = {k: len(v) for k, v in win.splits.items()} | {"population": len(win.mia["population"])}

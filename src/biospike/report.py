@@ -1,8 +1,8 @@
 """The report: one summary table with every number traced to its source, and the figures.
 
-Inputs are the per-stage result files (layout in DESIGN.md); what must exist is decided by a
-*plan* (which datasets, encodings, trained targets, attacked targets, deployed targets x
-hardware, T sweeps) that the workflow derives from the config (``workflow/rules/report.smk``).
+Inputs are the per-stage result files; what must exist is decided by the *plan*
+(:mod:`biospike.plan`: datasets, encodings, trained targets, attacked targets, deployed targets x
+hardware, T sweeps) that the workflow derives from the config and hands over in ``--params``.
 A stage that is disabled has no entries in the plan and hence no rows or figures; a file the
 plan names that is missing is an error naming the file. Without a plan (CLI use on an existing
 results tree) the plan is discovered from the files present.
@@ -18,23 +18,20 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from biospike.errors import BiospikeError
+from biospike.plan import DatasetPlan, Plan, plan_from_json, target_dir
+from biospike.registry import Registry
 from biospike.store import atomic_path, provenance, read_json, write_json
+from biospike.targets import dp_epsilon, label
+from biospike.units import fmt_num, fmt_si
 
-NON_PRIVATE = ("snn", "ann", "classical")
-DP_PREFIX = "dpsnn_eps"
 FIGURE_FORMATS = ("png", "svg")
-
-# Figure kinds, in report order; each is one file per dataset: {figures}/{dataset}/{kind}.{fmt}
-FIGURE_KINDS = ("signals", "training", "confusion", "privacy_utility", "roc", "attack_vs_T",
-                "energy", "latency_accuracy")
 
 DEFAULT_CFG: dict[str, Any] = {
     "formats": list(FIGURE_FORMATS),
@@ -45,146 +42,6 @@ DEFAULT_CFG: dict[str, Any] = {
     "best_attack_by": "tpr_at_1pct_fpr",
     "attack_level": "window",
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# targets and the plan
-# ---------------------------------------------------------------------------------------------
-
-
-def dp_epsilon(target: str) -> float | None:
-    """The target epsilon written in a DP target's name (``dpsnn_eps0.5`` -> 0.5), else None."""
-    if not target.startswith(DP_PREFIX):
-        return None
-    try:
-        return float(target[len(DP_PREFIX):])
-    except ValueError:
-        return None
-
-
-def target_order(target: str) -> tuple:
-    """snn, the DP-SNNs by increasing epsilon, ann, classical, then anything else by name."""
-    eps = dp_epsilon(target)
-    if target == "snn":
-        return (0, 0.0, target)
-    if eps is not None:
-        return (1, eps, target)
-    if target == "ann":
-        return (2, 0.0, target)
-    if target == "classical":
-        return (3, 0.0, target)
-    return (4, 0.0, target)
-
-
-def sort_targets(targets: Iterable[str]) -> list[str]:
-    return sorted(set(targets), key=target_order)
-
-
-@dataclasses.dataclass
-class DatasetPlan:
-    """What the workflow produced for one dataset (and so what the report must find)."""
-
-    encodings: list[str]
-    targets: list[str]  # trained: metrics.json + curve.csv (+ privacy.json for dpsnn_eps*)
-    attacked: list[str] = dataclasses.field(default_factory=list)  # attack/summary.json
-    deployed: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # target -> hardware
-    t_sweep: list[str] = dataclasses.field(default_factory=list)  # encodings with t_sweep.json
-
-    def __post_init__(self) -> None:
-        self.targets = sort_targets(self.targets)
-        self.attacked = sort_targets(self.attacked)
-        self.deployed = {t: list(self.deployed[t]) for t in sort_targets(self.deployed)}
-        unknown = (set(self.attacked) | set(self.deployed)) - set(self.targets)
-        if unknown:
-            raise BiospikeError(f"report plan: attacked/deployed targets {sorted(unknown)} are not trained targets")
-
-    @property
-    def hardware(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for hws in self.deployed.values():
-            seen.update(dict.fromkeys(hws))
-        return list(seen)
-
-
-Plan = dict[str, DatasetPlan]
-
-
-def plan_from_params(raw: Mapping[str, Any]) -> Plan:
-    """``{"dataset": {"encodings": [...], "targets": [...], "attacked": [...],
-    "deployed": {target: [hardware, ...]}, "t_sweep": [encoding, ...]}}`` -> Plan."""
-    plan: Plan = {}
-    for ds, spec in raw.items():
-        try:
-            plan[ds] = DatasetPlan(
-                encodings=list(spec["encodings"]), targets=list(spec["targets"]),
-                attacked=list(spec.get("attacked", [])), deployed=dict(spec.get("deployed", {})),
-                t_sweep=list(spec.get("t_sweep", [])),
-            )
-        except (KeyError, TypeError) as exc:
-            raise BiospikeError(f"report plan for dataset {ds!r} is malformed ({exc!r})") from None
-    return plan
-
-
-def _section(config: Mapping[str, Any], stage: str, ds: str) -> dict:
-    from biospike.config import stage_config
-
-    return stage_config(config, stage, ds) if stage in config else {}
-
-
-def _enabled(section: Mapping[str, Any]) -> bool:
-    return bool(section) and bool(section.get("enabled", True))
-
-
-def plan_from_config(config: Mapping[str, Any], hardware_kinds: Mapping[str, str] | None = None) -> dict[str, dict]:
-    """The report plan (as plain JSON, for ``--params``) that a validated workflow config implies.
-
-    Per dataset: the encodings (``encode.encodings``); trained targets (``train.models``, default
-    snn/ann/classical, plus ``dpsnn_eps{E}`` for each ``privacy.epsilons`` entry, E as written);
-    attacked targets (``attack.targets``, ``dpsnn_eps*`` = every DP target); every encoding has a
-    T sweep when ``attack.t_sweep`` is non-empty; deployed: each of ``deploy.models`` on every
-    spiking ``deploy.targets`` hardware, and the ANN baseline (``ann``) on every MCU profile
-    beside them. ``hardware_kinds`` maps each hardware name to its profile's ``kind``
-    (``config/hardware/<name>.yaml``; the workflow passes them); an unknown one is an error. A stage
-    whose section is absent or has ``enabled: false`` contributes nothing. Mirrors the stage
-    rules' own target lists (attack.smk, deploy_common.smk ``deploy_targets``).
-    """
-    from fnmatch import fnmatch
-
-    plan: dict[str, dict] = {}
-    for ds in config.get("datasets", {}):
-        encodings = [str(e) for e in _section(config, "encode", ds).get("encodings", [])]
-        if not encodings:
-            continue
-        targets = [str(m) for m in _section(config, "train", ds).get("models", ["snn", "ann", "classical"])]
-        priv = _section(config, "privacy", ds)
-        if _enabled(priv):
-            targets += [f"{DP_PREFIX}{e}" for e in priv.get("epsilons", [])]
-        att = _section(config, "attack", ds)
-        attacked, t_sweep = [], []
-        if _enabled(att):
-            patterns = att.get("targets", ["snn", "ann", f"{DP_PREFIX}*"])
-            attacked = [t for t in targets if any(fnmatch(t, p) for p in patterns)]
-            if att.get("t_sweep") and "snn" in targets and attacked:  # the workflow sweeps attacked datasets only
-                t_sweep = list(encodings)
-        dep = _section(config, "deploy", ds)
-        deployed: dict[str, list[str]] = {}
-        models = [str(m) for m in dep.get("models", ["snn"])]
-        if _enabled(dep) and dep.get("targets") and models:
-            kinds = hardware_kinds or {}
-            unknown = [str(h) for h in dep["targets"] if h not in kinds]
-            if unknown:
-                raise BiospikeError(f"report plan: kind (mcu or not) of hardware profile(s) {unknown} unknown: "
-                                    "pass hardware_kinds read from config/hardware/<name>.yaml")
-            spiking = [str(h) for h in dep["targets"] if kinds[h] != "mcu"]
-            mcu = [str(h) for h in dep["targets"] if kinds[h] == "mcu"]
-            for model in models:
-                if model in targets and spiking:
-                    deployed[model] = list(spiking)
-            if mcu and "ann" in targets:  # the same-size ANN baseline, R/{ds}/{enc}/ann/deploy/{mcu}.json
-                deployed["ann"] = [*deployed.get("ann", []), *mcu]
-        plan[ds] = {"encodings": encodings, "targets": targets, "attacked": attacked,
-                    "deployed": deployed, "t_sweep": t_sweep}
-    return plan
 
 
 def discover_plan(results: str | Path) -> Plan:
@@ -224,10 +81,6 @@ def discover_plan(results: str | Path) -> Plan:
 # ---------------------------------------------------------------------------------------------
 
 
-def target_dir(results: Path, ds: str, enc: str, target: str) -> Path:
-    return Path(results) / ds / enc / target
-
-
 def summary_inputs(plan: Plan, results: str | Path) -> list[Path]:
     """Every file the summary reads, in a stable order."""
     results = Path(results)
@@ -246,42 +99,39 @@ def summary_inputs(plan: Plan, results: str | Path) -> list[Path]:
     return paths
 
 
+@dataclasses.dataclass(frozen=True)
+class FigureSpec:
+    """One figure kind: where it goes in the report, when a dataset has it, which files it reads
+    (the figure rule's inputs), how its data are gathered (``data(ds, dp, results, cfg)``) and
+    which ``biospike.figures.plot_<name>`` draws it."""
+
+    name: str
+    category: str  # Snakemake report category, numbered in pipeline order
+    label: str
+    applies: Callable[[DatasetPlan], bool]
+    inputs: Callable[[DatasetPlan, Path, str], list[Path]]
+    data: Callable[..., dict]
+
+
+FIGURES: Registry[FigureSpec] = Registry("figure kind")
+
+
+def register_figure(spec: FigureSpec) -> FigureSpec:
+    return FIGURES.register(spec)
+
+
+def _target_dirs(dp: DatasetPlan, results: Path, ds: str) -> list[tuple[str, str, Path]]:
+    return [(enc, t, target_dir(results, ds, enc, t)) for enc in dp.encodings for t in dp.targets]
+
+
 def figure_kinds(dp: DatasetPlan) -> list[str]:
     """The figures a dataset gets: a disabled stage has none."""
-    kinds = ["signals", "training", "confusion"]
-    if any(dp_epsilon(t) is not None for t in dp.targets):
-        kinds.append("privacy_utility")
-    if dp.attacked:
-        kinds.append("roc")
-    if dp.t_sweep:
-        kinds.append("attack_vs_T")
-    if dp.deployed:
-        kinds += ["energy", "latency_accuracy"]
-    return kinds
+    return [f.name for f in FIGURES if f.applies(dp)]
 
 
 def figure_inputs(plan: Plan, results: str | Path, kind: str, ds: str) -> list[Path]:
     """The files one figure reads (the figure rule's inputs)."""
-    results = Path(results)
-    dp = plan[ds]
-    tdirs = [(enc, t, target_dir(results, ds, enc, t)) for enc in dp.encodings for t in dp.targets]
-    if kind == "signals":
-        return [results / ds / "windows.h5"] + [results / ds / enc / "spikes.h5" for enc in dp.encodings]
-    if kind == "training":
-        return [d / "curve.csv" for _, t, d in tdirs]
-    if kind == "confusion":
-        return [d / "metrics.json" for _, t, d in tdirs]
-    if kind == "privacy_utility":
-        return [d / "metrics.json" for _, t, d in tdirs if t in ("snn", "ann") or dp_epsilon(t) is not None] + \
-               [d / "privacy.json" for _, t, d in tdirs if dp_epsilon(t) is not None]
-    if kind == "roc":
-        return [d / "attack" / "summary.json" for _, t, d in tdirs if t in dp.attacked] + \
-               [d / "privacy.json" for _, t, d in tdirs if t in dp.attacked and dp_epsilon(t) is not None]
-    if kind == "attack_vs_T":
-        return [results / ds / enc / "t_sweep.json" for enc in dp.t_sweep]
-    if kind in ("energy", "latency_accuracy"):
-        return [d / "deploy" / f"{hw}.json" for _, t, d in tdirs for hw in dp.deployed.get(t, [])]
-    raise BiospikeError(f"unknown figure kind {kind!r} (known: {', '.join(FIGURE_KINDS)})")
+    return FIGURES[kind].inputs(plan[ds], Path(results), ds)
 
 
 def figure_paths(fig_dir: str | Path, ds: str, kind: str, formats: Sequence[str] = FIGURE_FORMATS) -> list[Path]:
@@ -665,49 +515,13 @@ def build_summary(plan: Plan, results: str | Path, cfg: Mapping[str, Any] | None
 
 # --- markdown / html -------------------------------------------------------------------------
 
-_SI = ((1e-12, "p"), (1e-9, "n"), (1e-6, "µ"), (1e-3, "m"), (1.0, ""))
-
-
-def fmt_si(value: Any, unit: str) -> str:
-    """1.23e-6, "J" -> "1.23 µJ"; None -> "–"."""
-    if value is None:
-        return "–"
-    v = float(value)
-    if v == 0:
-        return f"0 {unit}"
-    scale, prefix = _SI[0]
-    for s, p in _SI:
-        if abs(v) >= s:
-            scale, prefix = s, p
-    return f"{v / scale:.3g} {prefix}{unit}"
-
-
-def fmt_num(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.{digits}f}" if abs(value) >= 10 ** -digits or value == 0 else f"{value:.2g}"
-    return str(value)
-
-
-def model_label(target: str) -> str:
-    eps = dp_epsilon(target)
-    if eps is not None:
-        return f"DP-SNN ε={target[len(DP_PREFIX):]}"
-    return {"snn": "SNN", "ann": "ANN", "classical": "classical"}.get(target, target)
-
-
 def _main_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     head = ["dataset", "encoding", "model", "bal. acc.", "macro-F1", "ε (δ, unit)", "best attack",
             "attack AUC", "TPR@1%FPR", "max AUC (p)", "spikes/inference"]
     body = []
     for r in summary["rows"]:
         eps = "–" if r["epsilon"] is None else f"{fmt_num(r['epsilon'], 2)} ({r['delta']:.0e}, {r['privacy_unit'] or '?'})"
-        body.append([r["dataset"], r["encoding"], model_label(r["model"]), fmt_num(r["balanced_accuracy"]),
+        body.append([r["dataset"], r["encoding"], label(r["model"]), fmt_num(r["balanced_accuracy"]),
                      fmt_num(r["macro_f1"]), eps, r["attack"] or "–", fmt_num(r["attack_auc"]),
                      fmt_num(r["attack_tpr_at_1pct_fpr"]), _max_auc_cell(r), fmt_num(r["spikes_per_inference"], 1)])
     return head, body
@@ -737,7 +551,7 @@ def _deploy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]
     for r in summary["rows"]:
         for hw in sorted(r.get("deploy") or {}, key=lambda h: (order.get(h, len(order)), h)):
             d = r["deploy"][hw]
-            body.append([r["dataset"], r["encoding"], model_label(r["model"]), hw, fmt_num(d["fits"]),
+            body.append([r["dataset"], r["encoding"], label(r["model"]), hw, fmt_num(d["fits"]),
                          fmt_num(d.get("cores_used")), _balanced_cell(d), fmt_si(d["energy_per_inference_j"], "J"),
                          fmt_si(d["latency_s"], "s"), fmt_si(d.get("time_to_decision_s"), "s"), fmt_si(d["power_w"], "W")])
     return head, body
@@ -830,7 +644,7 @@ def make_figure(kind: str, ds: str, plan: Plan, results: str | Path, fig_dir: st
     if kind not in figure_kinds(dp):
         raise BiospikeError(f"figure {kind!r} has no data for dataset {ds!r} (stage disabled in the plan)")
     require_files(figure_inputs(plan, results, kind, ds))
-    data = _FIGURE_DATA[kind](ds, dp, results, cfg)
+    data = FIGURES[kind].data(ds, dp, results, cfg)
     fig = getattr(figures, f"plot_{kind}")(data)
     paths = figure_paths(fig_dir, ds, kind, cfg["formats"])
     figures.save(fig, paths, dpi=cfg["dpi"])
@@ -964,16 +778,43 @@ def _latency_accuracy_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping
     return {"dataset": ds, "encodings": dp.encodings, "curves": curves}
 
 
-_FIGURE_DATA = {
-    "signals": _signals_data,
-    "training": _training_data,
-    "confusion": _confusion_data,
-    "privacy_utility": _privacy_utility_data,
-    "roc": _roc_data,
-    "attack_vs_T": _attack_vs_T_data,
-    "energy": _energy_data,
-    "latency_accuracy": _latency_accuracy_data,
-}
+def _privacy_inputs(dp: DatasetPlan, results: Path, ds: str) -> list[Path]:
+    tdirs = _target_dirs(dp, results, ds)
+    return [d / "metrics.json" for _, t, d in tdirs if t in ("snn", "ann") or dp_epsilon(t) is not None] + \
+           [d / "privacy.json" for _, t, d in tdirs if dp_epsilon(t) is not None]
+
+
+def _roc_inputs(dp: DatasetPlan, results: Path, ds: str) -> list[Path]:
+    tdirs = _target_dirs(dp, results, ds)
+    return [d / "attack" / "summary.json" for _, t, d in tdirs if t in dp.attacked] + \
+           [d / "privacy.json" for _, t, d in tdirs if t in dp.attacked and dp_epsilon(t) is not None]
+
+
+def _deploy_inputs(dp: DatasetPlan, results: Path, ds: str) -> list[Path]:
+    return [d / "deploy" / f"{hw}.json" for _, t, d in _target_dirs(dp, results, ds) for hw in dp.deployed.get(t, [])]
+
+
+for _spec in (
+    FigureSpec("signals", "2 Encoding", "signal and spike rasters", lambda dp: True,
+               lambda dp, r, ds: [r / ds / "windows.h5"] + [r / ds / enc / "spikes.h5" for enc in dp.encodings],
+               _signals_data),
+    FigureSpec("training", "3 Training", "training curves", lambda dp: True,
+               lambda dp, r, ds: [d / "curve.csv" for _, _, d in _target_dirs(dp, r, ds)], _training_data),
+    FigureSpec("confusion", "3 Training", "confusion matrices", lambda dp: True,
+               lambda dp, r, ds: [d / "metrics.json" for _, _, d in _target_dirs(dp, r, ds)], _confusion_data),
+    FigureSpec("privacy_utility", "4 Privacy", "privacy-utility curve", lambda dp: bool(dp.dp_targets),
+               _privacy_inputs, _privacy_utility_data),
+    FigureSpec("roc", "5 Membership inference", "attack ROC (log-log) with DP ceilings", lambda dp: bool(dp.attacked),
+               _roc_inputs, _roc_data),
+    FigureSpec("attack_vs_T", "5 Membership inference", "attack TPR and AUC vs time steps T",
+               lambda dp: bool(dp.t_sweep), lambda dp, r, ds: [r / ds / enc / "t_sweep.json" for enc in dp.t_sweep],
+               _attack_vs_T_data),
+    FigureSpec("energy", "6 Edge deployment", "energy per inference per target", lambda dp: bool(dp.deployed),
+               _deploy_inputs, _energy_data),
+    FigureSpec("latency_accuracy", "6 Edge deployment", "latency-accuracy trade-off", lambda dp: bool(dp.deployed),
+               _deploy_inputs, _latency_accuracy_data),
+):
+    register_figure(_spec)
 
 
 def make_figures(plan: Plan, results: str | Path, fig_dir: str | Path, cfg: Mapping[str, Any] | None = None,
@@ -1006,27 +847,30 @@ def write_summary(plan: Plan, results: str | Path, output_json: str | Path, outp
 
 
 def cli(argv: list[str], prog: str = "biospike report") -> int:
-    from biospike.cliutil import load_params, stage_parser
+    from biospike.cliutil import load_context, load_params, stage_parser
 
-    parser = stage_parser(prog, "Summary tables (JSON, Markdown, HTML) and figures from a results tree.")
+    parser = stage_parser(prog, "Summary tables (JSON, Markdown, HTML) and figures from a results tree.",
+                          sections=("report",), names=())
     parser.add_argument("--results", required=True, help="results directory (config results_dir)")
+    parser.add_argument("--plan", help="the run's plan as JSON or @file (biospike.plan); default: discovered from --results")
     parser.add_argument("--output-json", help="summary.json to write")
     parser.add_argument("--output-md", help="summary.md to write")
     parser.add_argument("--output-html", help="summary.html to write (a table for the Snakemake report)")
     parser.add_argument("--figures", help="figure directory: {figures}/{dataset}/{kind}.{png,svg}")
-    parser.add_argument("--only", action="append", choices=FIGURE_KINDS, metavar="KIND",
-                        help=f"draw only this figure kind (repeatable; {', '.join(FIGURE_KINDS)})")
+    parser.add_argument("--only", action="append", choices=FIGURES.names(), metavar="KIND",
+                        help=f"draw only this figure kind (repeatable; {', '.join(FIGURES.names())})")
     parser.add_argument("--dataset", action="append", help="draw figures of this dataset only (repeatable)")
     args = parser.parse_args(argv)
-    params = load_params(args.params)
-    cfg = {**DEFAULT_CFG, **params.get("report", {}), **{k: v for k, v in params.items() if k in DEFAULT_CFG}}
-    plan = plan_from_params(params["plan"]) if "plan" in params else discover_plan(args.results)
+    ctx = load_context(args)
+    cfg = {**DEFAULT_CFG, **ctx["report"]}
+    plan = plan_from_json(load_params(args.plan)) if args.plan else discover_plan(args.results)
     if not plan:
         raise BiospikeError("nothing to report: no dataset with windows.h5 and spikes.h5", args.results)
     if not (args.output_json or args.figures):
         parser.error("give --output-json and/or --figures")
     if args.output_json:
-        write_summary(plan, args.results, args.output_json, args.output_md, args.output_html, cfg, params)
+        write_summary(plan, args.results, args.output_json, args.output_md, args.output_html, cfg,
+                      {"report": ctx["report"], "seed": ctx.seed})
     if args.figures:
         if args.dataset:
             unknown = sorted(set(args.dataset) - set(plan))
@@ -1040,13 +884,3 @@ def cli(argv: list[str], prog: str = "biospike report") -> int:
         else:
             make_figures(plan, args.results, args.figures, cfg, kinds=args.only, datasets=args.dataset)
     return 0
-
-
-def _jsonable_plan(plan: Plan) -> dict:
-    return {ds: dataclasses.asdict(dp) for ds, dp in plan.items()}
-
-
-def plan_json(plan: Plan) -> str:
-    return json.dumps(_jsonable_plan(plan), sort_keys=True)
-
-

@@ -191,6 +191,7 @@ class Windows:
     splits: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # train/val/test indices
     mia: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # members/nonmembers/population
     provenance: dict = dataclasses.field(default_factory=dict)
+    dataset: str = ""  # the config's dataset name (later stages record it and derive seeds from it)
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -219,6 +220,7 @@ def write_windows(path: str | Path, win: Windows) -> None:
         set_json_attr(fh, "class_names", list(win.class_names))
         set_json_attr(fh, "preprocessing", win.preprocessing)
         set_json_attr(fh, "provenance", win.provenance)
+        fh.attrs["dataset"] = win.dataset
         for group_name, members in (("splits", win.splits), ("mia", win.mia)):
             grp = fh.create_group(group_name)
             for key, idx in members.items():
@@ -240,6 +242,7 @@ def read_windows(path: str | Path) -> Windows:
             splits={k: fh["splits"][k][()] for k in fh.get("splits", {})},
             mia={k: fh["mia"][k][()] for k in fh.get("mia", {})},
             provenance=get_json_attr(fh, "provenance", {}),
+            dataset=str(fh.attrs.get("dataset", "")),
         )
 
 
@@ -268,6 +271,8 @@ class Spikes:
     splits: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     mia: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     provenance: dict = dataclasses.field(default_factory=dict)
+    dataset: str = ""  # the names the encode stage was given (recorded so later stages need not guess)
+    encoding: str = ""
 
 
 def write_spikes(path: str | Path, sp: Spikes) -> None:
@@ -282,6 +287,8 @@ def write_spikes(path: str | Path, sp: Spikes) -> None:
         set_json_attr(fh, "encoder", sp.encoder)
         set_json_attr(fh, "stats", sp.stats)
         set_json_attr(fh, "provenance", sp.provenance)
+        fh.attrs["dataset"] = sp.dataset
+        fh.attrs["encoding"] = sp.encoding
         for group_name, members in (("splits", sp.splits), ("mia", sp.mia)):
             grp = fh.create_group(group_name)
             for key, idx in members.items():
@@ -302,4 +309,6 @@ def read_spikes(path: str | Path) -> Spikes:
             splits={k: fh["splits"][k][()] for k in fh.get("splits", {})},
             mia={k: fh["mia"][k][()] for k in fh.get("mia", {})},
             provenance=get_json_attr(fh, "provenance", {}),
+            dataset=str(fh.attrs.get("dataset", "")),
+            encoding=str(fh.attrs.get("encoding", "")),
         )

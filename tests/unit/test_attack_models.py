@@ -15,6 +15,7 @@ import torch
 from biospike.attacks import cli as attack_cli
 from biospike.attacks.references import candidate_pools, candidates, rebin_time, train_stage
 from biospike.cli import main
+from biospike.cliutil import envelope, parse_envelope
 from biospike.models import save_checkpoint
 from biospike.store import Spikes, read_json, write_spikes
 from biospike.train import train_settings
@@ -26,6 +27,14 @@ ATTACK = {"n_reference_models": 4, "reference_early_stopping": False,
           "rmia": {"n_population": 72, "offline_a": "auto"}, "bootstrap": {"n": 200}}
 PER_SUBJECT = 12
 N_CLASSES = 4
+
+
+def _env(attack=ATTACK, train=TRAIN, target="snn") -> dict:
+    return envelope({"attack": attack, "train": train}, {"dataset": "toy", "encoding": "delta", "target": target}, 11)
+
+
+def _ctx(**kw):
+    return parse_envelope(_env(**kw), ("attack", "train"))
 
 
 def _spikes(seed: int = 0) -> Spikes:
@@ -53,25 +62,24 @@ def world(tmp_path_factory):
     """spikes.h5, four reference models, an overfit target and a target that never saw the members
     (about 40 s on one core: the tests using it are marked slow)."""
     torch.set_num_threads(1)
-    from biospike.attacks.references import train_model
+    from biospike.train import fit_on
 
     root = tmp_path_factory.mktemp("attack") / "R" / "toy" / "delta"
     root.mkdir(parents=True)
     sp = _spikes()
     write_spikes(root / "spikes.h5", sp)
-    params = {"seed": 11, "train": TRAIN, **ATTACK}
     refs = []
     for k in range(4):
         d = root / "refs" / "snn" / str(k)
-        train_stage(root / "spikes.h5", d, "snn", "reference", params, index=k)
+        train_stage(_ctx(), root / "spikes.h5", d, "snn", "reference", index=k)
         refs.append(d)
     empty = np.zeros(0, dtype=np.int64)
-    overfit, _ = train_model("snn", sp, sp.mia["members"], empty, TRAIN, seed=1)
+    overfit, _ = fit_on("snn", sp, sp.mia["members"], empty, train_settings(TRAIN), seed=1)
     save_checkpoint(root / "snn" / "model.pt", overfit, {"train_indices": sp.mia["members"].tolist()})
     # same recipe, trained on the val split only: it never saw a member
-    blind, _ = train_model("snn", sp, sp.splits["val"], empty, TRAIN, seed=2)
+    blind, _ = fit_on("snn", sp, sp.splits["val"], empty, train_settings(TRAIN), seed=2)
     save_checkpoint(root / "blind" / "model.pt", blind, {})
-    return {"root": root, "params": params, "refs": refs, "spikes": sp}
+    return {"root": root, "refs": refs, "spikes": sp}
 
 
 @pytest.mark.slow
@@ -88,15 +96,15 @@ def test_reference_models_train_on_their_keep_mask(world):
     assert meta["n_reference_models"] == 4 and meta["index"] == 0
     # deterministic: the same job again writes the same keep mask
     d = world["root"] / "again"
-    train_stage(world["root"] / "spikes.h5", d, "snn", "reference", world["params"], index=0)
+    train_stage(_ctx(), world["root"] / "spikes.h5", d, "snn", "reference", index=0)
     np.testing.assert_array_equal(np.load(d / "keep.npy"), keeps[0])
 
 
 @pytest.mark.slow
 def test_attacks_on_an_overfit_model_reach_high_auc(world):
     root = world["root"]
-    out = attack_cli.attack_stage(root / "snn" / "model.pt", root / "spikes.h5", world["refs"], root / "snn" / "attack",
-                                  world["params"])
+    out = attack_cli.attack_stage(_ctx(), root / "snn" / "model.pt", root / "spikes.h5", world["refs"],
+                                  root / "snn" / "attack")
     assert out["target_accuracy"]["members"] > 0.9  # memorised the random labels
     assert out["attack_names"] == ["loss", "lira_online", "lira_offline", "rmia",
                                    "loss_dropout", "lira_online_dropout", "lira_offline_dropout", "rmia_dropout"]
@@ -124,8 +132,8 @@ def test_attacks_on_an_overfit_model_reach_high_auc(world):
 @pytest.mark.slow
 def test_attacks_on_a_model_that_never_saw_the_members_are_at_chance(world):
     root = world["root"]
-    out = attack_cli.attack_stage(root / "blind" / "model.pt", root / "spikes.h5", world["refs"],
-                                  root / "blind" / "attack", world["params"])
+    out = attack_cli.attack_stage(_ctx(target="blind"), root / "blind" / "model.pt", root / "spikes.h5", world["refs"],
+                                  root / "blind" / "attack")
     for name in out["attack_names"]:
         for level in ("window", "subject"):
             lo, hi = out["attacks"][name][level]["auc_ci"]
@@ -138,7 +146,7 @@ def test_dp_ceiling_violation_fails_the_cli_and_a_compliant_model_passes(world, 
     root = world["root"]
     priv = root / "privacy.json"
     priv.write_text(json.dumps({"private": True, "epsilon": 0.5, "delta": 1e-5, "privacy_unit": "window"}))
-    base = ["attack", "--params", json.dumps({**world["params"], "attacks": ["loss"], "input_dropout": {"enabled": False}}),
+    base = ["attack", "--params", json.dumps(_env(attack={**ATTACK, "attacks": ["loss"], "input_dropout": {"enabled": False}})),
             "--spikes", str(root / "spikes.h5"), "--refs", *map(str, world["refs"]), "--privacy", str(priv)]
     code = main([*base, "--target-model", str(root / "snn" / "model.pt"), "--outdir", str(root / "dp_bad")])
     err = capsys.readouterr().err
@@ -161,7 +169,7 @@ def test_stale_reference_models_are_clear_errors(world, tmp_path, capsys):
     bad.mkdir()
     (bad / "model.pt").write_bytes((world["refs"][0] / "model.pt").read_bytes())
     np.save(bad / "keep.npy", np.ones(7, bool))
-    code = main(["attack", "--params", json.dumps(world["params"]), "--spikes", str(root / "spikes.h5"),
+    code = main(["attack", "--params", json.dumps(_env()), "--spikes", str(root / "spikes.h5"),
                  "--target-model", str(root / "snn" / "model.pt"), "--refs", str(bad), "--outdir", str(tmp_path / "o")])
     assert code == 2
     assert "keep.npy has shape (7,)" in capsys.readouterr().err
@@ -182,31 +190,32 @@ def test_time_step_sweep_trains_attacks_and_collects(world, tmp_path):
     """Two points of the T sweep end to end: re-binned target + 2 references per T, LOSS and RMIA,
     then attack-sweep's table (the workflow's t_sweep_* rules run exactly these calls)."""
     root = world["root"]
-    params = {**world["params"], "train": {**TRAIN, "epochs": 40}, "t_sweep_reference_models": 2,
-              "input_dropout": {"enabled": False}, "attacks": ["loss", "rmia"]}
+    train = {**TRAIN, "epochs": 40}
+    attack = {**ATTACK, "t_sweep_reference_models": 2, "input_dropout": {"enabled": False}, "attacks": ["loss", "rmia"]}
+    ctx = _ctx(attack=attack, train=train)
     summaries = []
     for steps in (6, 24):
         tdir = tmp_path / f"T{steps}"
-        meta = train_stage(root / "spikes.h5", tdir / "snn", "snn", "target", params, time_steps=steps)
+        meta = train_stage(ctx, root / "spikes.h5", tdir / "snn", "snn", "target", time_steps=steps)
         assert meta["time_steps"] == steps and meta["dt_s"] == pytest.approx(0.005 * 12 / steps)
         assert meta["train_indices"] == sorted(world["spikes"].splits["train"].tolist())
         arch = torch.load(tdir / "snn" / "model.pt", weights_only=True)["arch"]
-        native_tau = train_settings(params["train"])["tau_mem_s"]
+        native_tau = train_settings(train)["tau_mem_s"]
         assert arch["dt_s"] / arch["tau_mem_s"] == pytest.approx(0.005 / native_tau)  # same decay per step
         refs = []
         for k in range(2):
-            train_stage(root / "spikes.h5", tdir / "refs" / "snn" / str(k), "snn", "reference", params, index=k,
+            train_stage(ctx, root / "spikes.h5", tdir / "refs" / "snn" / str(k), "snn", "reference", index=k,
                         time_steps=steps)
             refs.append(tdir / "refs" / "snn" / str(k))
-        out = attack_cli.attack_stage(tdir / "snn" / "model.pt", root / "spikes.h5", refs, tdir / "snn" / "attack",
-                                      params, time_steps=steps)
+        out = attack_cli.attack_stage(ctx, tdir / "snn" / "model.pt", root / "spikes.h5", refs, tdir / "snn" / "attack",
+                                      time_steps=steps)
         assert out["time_steps"] == steps and out["attack_names"] == ["loss", "rmia"]
         assert out["details"]["rmia_offline_a_source"].startswith("fixed 0.3")
         summaries.append(tdir / "snn" / "attack" / "summary.json")
     # a reference model trained at another T is refused
     with pytest.raises(Exception, match="trained at T=6"):
-        attack_cli.attack_stage(tmp_path / "T24" / "snn" / "model.pt", root / "spikes.h5",
-                                [tmp_path / "T6" / "refs" / "snn" / "0"], tmp_path / "x", params, time_steps=24)
+        attack_cli.attack_stage(ctx, tmp_path / "T24" / "snn" / "model.pt", root / "spikes.h5",
+                                [tmp_path / "T6" / "refs" / "snn" / "0"], tmp_path / "x", time_steps=24)
     assert main(["attack-sweep", "--summaries", *map(str, summaries), "--output", str(tmp_path / "t_sweep.json"),
                  "--csv", str(tmp_path / "t_sweep.csv")]) == 0
     sweep = read_json(tmp_path / "t_sweep.json")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 from _synth import write_edf, write_myo, write_physionet2017, write_uci_text, write_wfdb
 
 from biospike import cli
+from tests.conftest import envelope
 
 SPLITS = {"val_fraction": 0.15, "test_fraction": 0.2, "population_fraction": 0.2}
 
@@ -27,8 +27,8 @@ def eeg_spec(path: Path, **over) -> dict:
 def ingest_fails(spec: dict, tmp_path: Path, capsys, *needles: str) -> str:
     """Run `biospike ingest` in-process; check exit 2, one stderr line with every needle, no output."""
     out = tmp_path / "out" / "windows.h5"
-    params = {**spec, "dataset": "bad", "seed": 1, "splits": SPLITS}
-    code = cli.main(["ingest", "--params", json.dumps(params), "--output", str(out)])
+    code = cli.main(["ingest", "--params", envelope(seed=1, dataset=spec, splits=SPLITS), "--dataset", "bad",
+                     "--output", str(out)])
     err = capsys.readouterr().err
     assert code == 2, err
     lines = err.strip("\n").split("\n")
@@ -94,7 +94,7 @@ def test_no_source_label_mapped(eeg_dir, tmp_path, capsys):
 
 
 def test_unknown_config_key(eeg_dir, tmp_path, capsys):
-    ingest_fails(eeg_spec(eeg_dir, windw_s=2.0), tmp_path, capsys, "--params", "datasets/bad", "'windw_s' was unexpected")
+    ingest_fails(eeg_spec(eeg_dir, windw_s=2.0), tmp_path, capsys, "invalid config at 'dataset/windw_s': unknown key (did you mean 'window_s'?)")
 
 
 def test_bandpass_above_nyquist(eeg_dir, tmp_path, capsys):
@@ -216,10 +216,10 @@ def test_real_process_exit_code_and_single_stderr_line(eeg_dir, tmp_path):
     victim = eeg_dir / "S01.edf"
     victim.write_bytes(victim.read_bytes()[:1000])
     out = tmp_path / "o" / "windows.h5"
-    params = {**eeg_spec(eeg_dir), "dataset": "bad", "seed": 1, "splits": SPLITS}
+    params = envelope(seed=1, dataset=eeg_spec(eeg_dir), splits=SPLITS)
     exe = Path(sys.executable).with_name("biospike")
     env = {**os.environ, "PATH": f"{exe.parent}:{os.environ.get('PATH', '')}"}
-    proc = subprocess.run([str(exe), "ingest", "--params", json.dumps(params), "--output", str(out)],
+    proc = subprocess.run([str(exe), "ingest", "--params", params, "--dataset", "bad", "--output", str(out)],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and str(victim) in proc.stderr and "truncated" in proc.stderr

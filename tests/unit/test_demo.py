@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ from biospike import demo
 from biospike.cli import main
 from biospike.errors import BiospikeError
 from biospike.store import read_json, strip_volatile
+from tests.conftest import envelope
 
 # small but complete: 4 subjects, every class present
 SMALL = {
@@ -87,10 +87,12 @@ def test_settings_fill_defaults_and_reject_bad_values():
 
 
 def test_cli_writes_and_reports_errors_on_one_line(tmp_path, capsys):
-    assert main(["demo", "--params", json.dumps(TINY), "--out-dir", str(tmp_path / "d")]) == 0
+    seed, demo_settings = TINY["seed"], {k: v for k, v in TINY.items() if k != "seed"}
+    assert main(["demo", "--params", envelope(seed=seed, demo=demo_settings), "--out-dir", str(tmp_path / "d")]) == 0
     assert (tmp_path / "d" / "ecg" / "S04.hea").is_file()
     assert "wrote 4 subjects" in capsys.readouterr().err
-    assert main(["demo", "--params", json.dumps({**TINY, "emg": {"gestures": 5}}), "--out-dir", str(tmp_path / "e")]) == 2
+    bad = envelope(seed=seed, demo={**demo_settings, "emg": {"gestures": 5}})
+    assert main(["demo", "--params", bad, "--out-dir", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "demo/emg" in err[0] and "gestures" in err[0]
     assert not (tmp_path / "e" / "emg").exists()

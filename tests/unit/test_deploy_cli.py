@@ -12,6 +12,7 @@ import torch
 from biospike.cli import main
 from biospike.models import build_model, save_checkpoint
 from biospike.store import Spikes, write_spikes
+from tests.conftest import envelope
 
 HW = Path(__file__).resolve().parents[2] / "config" / "hardware"
 
@@ -35,7 +36,8 @@ def _setup(tmp_path, n_in=6):
 
 def test_simulate_every_target(tmp_path):
     _setup(tmp_path)
-    params = json.dumps({"seed": 5, "max_test_windows": 10, "early_exit": {"enabled": True, "confidence": 0.6}})
+    params = envelope(seed=5, dataset="d", encoding="delta", target="snn",
+                      deploy={"max_test_windows": 10, "early_exit": {"enabled": True, "confidence": 0.6}})
     for target in ("loihi", "xylo_audio2", "speck", "truenorth", "spinnaker2", "loihi2"):
         out = tmp_path / "deploy" / f"{target}.json"
         assert main(["simulate", "--params", params, "--model", str(tmp_path / "snn.pt"), "--nir", str(tmp_path / "model.nir"),
@@ -61,11 +63,11 @@ def test_simulate_every_target(tmp_path):
 def test_simulate_errors_are_one_line(tmp_path, capsys):
     _setup(tmp_path)
     out = tmp_path / "x.json"
-    code = main(["simulate", "--model", str(tmp_path / "snn.pt"), "--spikes", str(tmp_path / "spikes.h5"),
-                 "--hardware", str(HW / "cortex_m4.yaml"), "--output", str(out)])
+    code = main(["simulate", "--seed", "1", "--dataset", "d", "--encoding", "delta", "--model", str(tmp_path / "snn.pt"),
+                 "--spikes", str(tmp_path / "spikes.h5"), "--hardware", str(HW / "cortex_m4.yaml"), "--output", str(out)])
     assert code == 2 and "ANN" in capsys.readouterr().err and not out.exists()
-    code = main(["simulate", "--model", str(tmp_path / "snn.pt"), "--spikes", str(tmp_path / "spikes.h5"),
-                 "--hardware", str(HW / "loihi.yaml"), "--output", str(out)])
+    code = main(["simulate", "--seed", "1", "--dataset", "d", "--encoding", "delta", "--model", str(tmp_path / "snn.pt"),
+                 "--spikes", str(tmp_path / "spikes.h5"), "--hardware", str(HW / "loihi.yaml"), "--output", str(out)])
     assert code == 2 and "--nir" in capsys.readouterr().err and not out.exists()
 
 
@@ -83,7 +85,7 @@ def test_balanced_accuracy_in_deploy_json_equals_sklearn(tmp_path):
 
     _setup(tmp_path)
     # every test window (12) and every training window as calibration (24 < 64): no seeded subset
-    params = json.dumps({"seed": 5, "max_test_windows": None})
+    params = envelope(seed=5, dataset="d", encoding="delta", deploy={"max_test_windows": None})
     outs = {}
     for hw, model, nir in (("loihi", "snn.pt", ["--nir", str(tmp_path / "model.nir")]), ("cortex_m4", "ann.pt", [])):
         outs[hw] = tmp_path / f"{hw}.json"

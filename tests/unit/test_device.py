@@ -18,11 +18,12 @@ import yaml
 from biospike.cli import main
 from biospike.config import load_yaml, validate_config
 from biospike.store import Spikes, write_spikes
+from tests.conftest import envelope
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "config" / "tiny.yaml"
 # the rules that train or query torch models, and so ask for a GPU with train.device: cuda
-TORCH_RULES = {"train_model", "harden", "privacy_audit", "privacy_audit_nonprivate", "reference_model", "attack",
+TORCH_RULES = {"train_snn", "train_ann", "harden", "privacy_audit", "privacy_audit_nonprivate", "reference_model", "attack",
                "t_sweep_target", "t_sweep_reference", "t_sweep_point"}
 NO_CUDA = not torch.cuda.is_available()
 
@@ -36,12 +37,11 @@ def _tiny(device: str, **dataset_devices: str) -> dict:
 
 
 def _rule_helpers(config: dict) -> dict:
-    """The helpers of common.smk and attack_common.smk, loaded as the Snakefile loads them (both
-    are plain Python: no rules), against a validated config."""
+    """The helpers of common.smk, loaded as the Snakefile loads them (plain Python: no rules),
+    against a validated config."""
     ns: dict = {"config": validate_config(config, TINY), "workflow": SimpleNamespace(basedir=str(REPO))}
-    for name in ("common.smk", "attack_common.smk"):
-        path = REPO / "workflow" / "rules" / name
-        exec(compile(path.read_text(), str(path), "exec"), ns)  # noqa: S102 -- our own workflow file
+    path = REPO / "workflow" / "rules" / "common.smk"
+    exec(compile(path.read_text(), str(path), "exec"), ns)  # noqa: S102 -- our own workflow file
     return ns
 
 
@@ -49,8 +49,8 @@ def test_gpu_resources_follow_the_datasets_effective_device():
     ns = _rule_helpers(_tiny("cpu", demo_eeg="cuda"))
     assert ns["gpu_resources"]("demo_eeg") == 1  # the dataset's override wins
     assert ns["gpu_resources"]("demo_ecg") == 0
-    assert ns["attack_device"]("demo_eeg") == {"train": {"device": "cuda"}}
-    assert ns["attack_device"]("demo_ecg") == {}  # cpu: the attack rules' params stay as they were
+    env = json.loads(ns["stage_params"](("attack", "train"), "demo_eeg").strip("'"))
+    assert env["settings"]["train"]["device"] == "cuda"  # the attack queries run on the dataset's device
     ns = _rule_helpers(_tiny("cuda", demo_ecg="cpu"))
     assert [ns["gpu_resources"](d) for d in ("demo_eeg", "demo_ecg", "demo_emg")] == [1, 0, 1]
 
@@ -81,7 +81,7 @@ def _dry_run_jobs(workdir: Path, config: dict) -> list[dict]:
 def test_dry_run_asks_for_a_gpu_on_the_torch_rules_of_cuda_datasets(tmp_path):
     jobs = _dry_run_jobs(tmp_path, _tiny("cuda", demo_ecg="cpu"))
     torch_jobs = [j for j in jobs if j["rule"] in TORCH_RULES]
-    assert {j["rule"] for j in torch_jobs} >= {"train_model", "harden", "reference_model", "attack"}
+    assert {j["rule"] for j in torch_jobs} >= {"train_snn", "train_ann", "harden", "reference_model", "attack"}
     for job in torch_jobs:
         assert job["gpu"] == (0 if job["dataset"] == "demo_ecg" else 1), job
     others = [j for j in jobs if j["rule"] not in TORCH_RULES]
@@ -89,7 +89,7 @@ def test_dry_run_asks_for_a_gpu_on_the_torch_rules_of_cuda_datasets(tmp_path):
     assert all(not j["gpu"] for j in others), [j for j in others if j["gpu"]]
     # the model queries of the attack rule run on the dataset's device too
     for job in (j for j in torch_jobs if j["rule"] == "attack"):
-        cuda = '"train": {"device": "cuda"}' in job["shell"]
+        cuda = '"device": "cuda"' in job["shell"]
         assert cuda == (job["dataset"] != "demo_ecg"), job["shell"][:300]
 
 
@@ -149,15 +149,15 @@ TRAIN = {"epochs": 1, "hidden": [4], "tau_mem_s": 0.01, "tau_syn_s": 0.01, "read
 def _argv(command: str, spikes: Path, out: Path) -> list[str]:
     names = {"seed": 1, "dataset": "ds", "encoding": "delta"}
     if command == "train":
-        return ["train", "--params", json.dumps({**TRAIN, **names}), "--input", str(spikes), "--model", "snn",
+        return ["train", "--params", envelope(**names, train=TRAIN), "--input", str(spikes), "--model", "snn",
                 "--outdir", str(out / "snn"), "--no-progress"]
     if command == "harden":
-        return ["harden", "--params", json.dumps({**names, "train": TRAIN, "epochs": 1}), "--input", str(spikes),
+        return ["harden", "--params", envelope(**names, train=TRAIN, privacy={"epochs": 1}), "--input", str(spikes),
                 "--epsilon", "3", "--outdir", str(out / "dpsnn_eps3"), "--no-progress"]
     if command == "attack-train":
-        return ["attack-train", "--params", json.dumps({**names, "train": TRAIN, "n_reference_models": 2}),
+        return ["attack-train", "--params", envelope(**names, train=TRAIN, attack={"n_reference_models": 2}),
                 "--spikes", str(spikes), "--kind", "snn", "--index", "0", "--outdir", str(out / "ref0")]
-    return ["attack", "--params", json.dumps({**names, "train": {"device": "cuda"}}), "--target-model",
+    return ["attack", "--params", envelope(**names, target="snn", train={"device": "cuda"}), "--target-model",
             str(out / "snn" / "model.pt"), "--spikes", str(spikes), "--refs", str(out / "ref0"),
             "--outdir", str(out / "attack")]
 

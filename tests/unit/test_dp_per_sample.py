@@ -13,7 +13,9 @@ from opacus import GradSampleModule
 
 from biospike.models import build_model
 from biospike.privacy.adaptive import group_layout, neuron_blocks
-from biospike.privacy.dp import clipped_unit_sum, grad_sample_module, loss_sum
+from biospike.privacy.dp import loss_sum
+from biospike.privacy.grad_sample import grad_sample_module
+from biospike.privacy.optimizer import DPOptimizer
 
 torch.set_num_threads(1)
 
@@ -88,7 +90,9 @@ def test_clipped_unit_sum_matches_manual_clipping(grouping, recurrent):
     layout = group_layout(blocks, grouping)
     rng = np.random.default_rng(0)
     clip_k = torch.as_tensor(rng.uniform(0.01, 0.2, layout.n_groups), dtype=torch.float32)
-    summed, unclipped = clipped_unit_sum(gsm, loss_sum, blocks, layout, x, y, np.arange(6), 6, False, clip_k)
+    opt = DPOptimizer(torch.optim.SGD(model.parameters(), lr=0.0), gsm, blocks, layout, 1.0, 1.0, 6.0,
+                      torch.Generator(), per_subject=False)
+    summed, unclipped = opt.clip_and_accumulate(loss_sum, x, y, np.arange(6), 6, clip_k)
     # manual: per sample, per group norm, clip, sum
     expected = {id(p): torch.zeros_like(p) for _, p in model.named_parameters()}
     n_unclipped = 0

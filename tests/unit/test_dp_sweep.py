@@ -21,11 +21,16 @@ def test_grid_parses_batch_epochs_lr():
 
 
 def test_params_are_the_rules_with_the_recipe_replaced():
-    config = {"seed": 3, "privacy": {"epsilons": [8], "batch_size": 64, "epochs": 15, "lr": 0.5, "unit": "window"},
-              "train": {"epochs": 20, "hidden": [64]},
-              "datasets": {"d": {"privacy": {"audit": {"enabled": True}}, "train": {"hidden": [32]}}}}
-    p = sweep.sweep_params(config, "d", "delta", 256, 60, 1.0)
+    from biospike.config import validate_config
+
+    config = validate_config({
+        "seed": 3, "privacy": {"epsilons": [8], "batch_size": 64, "epochs": 15, "lr": 0.5, "unit": "window"},
+        "train": {"epochs": 20, "hidden": [64]},
+        "datasets": {"d": {"reader": "edf", "modality": "eeg", "path": "x", "classes": ["a", "b"], "label_map": {},
+                           "privacy": {"audit": {"enabled": True}}, "train": {"hidden": [32]}}}})
+    ctx = sweep.sweep_params(config, "d", "delta", 256, 60, 1.0)
+    p = ctx["privacy"]
     assert (p["batch_size"], p["epochs"], p["lr"]) == (256, 60, 1.0)
-    assert p["unit"] == "window" and p["audit"] == {"enabled": True}  # dataset override merged
-    assert p["train"] == {"epochs": 20, "hidden": [32]} and p["seed"] == 3
-    assert (p["dataset"], p["encoding"]) == ("d", "delta")
+    assert p["unit"] == "window" and p["audit"]["enabled"] is True  # dataset override merged
+    assert ctx["train"]["epochs"] == 20 and ctx["train"]["hidden"] == [32] and ctx.seed == 3
+    assert (ctx.names["dataset"], ctx.names["encoding"]) == ("d", "delta")

@@ -1,5 +1,7 @@
 """`biospike encode`: a valid spikes.h5 from a synthetic windows.h5; the time grid; refusals."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -40,9 +42,9 @@ def windows_h5(tmp_path):
 
 
 def _run(windows_h5, out, encoding, params):
-    import json
+    from tests.conftest import envelope
 
-    return main(["encode", "--params", json.dumps({"seed": 7, "dataset": "demo", **params}), "--input",
+    return main(["encode", "--params", envelope(seed=7, dataset="demo", encode=params), "--input",
                  str(windows_h5), "--output", str(out), "--encoding", encoding])
 
 
@@ -112,7 +114,7 @@ def test_cli_refuses_bad_settings(windows_h5, tmp_path, capsys):
     assert "encode/delta" in capsys.readouterr().err
     assert _run(tmp_path / "missing.h5", out, "delta", {}) == 2
     assert "file not found" in capsys.readouterr().err
-    assert main(["encode", "--params", "{}", "--input", str(windows_h5), "--output", str(out),
+    assert main(["encode", "--params", "{}", "--dataset", "demo", "--input", str(windows_h5), "--output", str(out),
                  "--encoding", "delta"]) == 2
     assert "seed" in capsys.readouterr().err
 
@@ -138,7 +140,7 @@ def test_schema_defaults_match_the_default_config():
     """The CLI's defaults (from the schema) are the ones config/config.yaml spells out."""
     from biospike.config import SCHEMA_PATH
 
-    config = validate_config(load_yaml(SCHEMA_PATH.parents[2] / "config" / "config.yaml"))
+    config = validate_config(load_yaml(Path(__file__).resolve().parents[2] / "config" / "config.yaml"))
     assert encode_settings({}) == config["encode"]
     # a partial per-dataset override keeps the global settings it does not name
     schema = yaml.safe_load(SCHEMA_PATH.read_text())

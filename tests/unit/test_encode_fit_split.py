@@ -3,19 +3,21 @@ population split, and the DP stage's `privacy.public_preprocessing` check that r
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from biospike.cli import main
-from biospike.config import SCHEMA_PATH, load_yaml, stage_config, validate_config
+from biospike.config import load_yaml, stage_config, validate_config
 from biospike.encode import delta, population, rate
 from biospike.encode.stage import encode_settings, encode_windows
 from biospike.errors import BiospikeError
-from biospike.privacy.cli import _check_preprocessing, _settings, preprocessing_record
+from biospike.privacy.cli import _check_preprocessing, preprocessing_record
+from biospike.privacy.dp import DPSettings
 from biospike.store import Spikes, Windows, read_json, read_spikes, write_windows
+from tests.conftest import envelope
 
 torch.set_num_threads(1)
 
@@ -93,8 +95,8 @@ def test_missing_or_empty_fit_split_is_an_error_naming_the_windows_file(tmp_path
     path = tmp_path / "ds" / "windows.h5"
     write_windows(path, win)
     out = tmp_path / "ds" / "delta" / "spikes.h5"
-    params = json.dumps({"seed": 1, "fit_split": "population"})
-    assert main(["encode", "--params", params, "--input", str(path), "--output", str(out), "--encoding", "delta"]) == 2
+    params = envelope(seed=1, encode={"fit_split": "population"})
+    assert main(["encode", "--params", params, "--dataset", "ds", "--input", str(path), "--output", str(out), "--encoding", "delta"]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "mia/population" in err and "fit_split" in err
     assert not out.exists()
@@ -109,7 +111,7 @@ def test_missing_or_empty_fit_split_is_an_error_naming_the_windows_file(tmp_path
 
 
 def test_per_dataset_override():
-    config = load_yaml(SCHEMA_PATH.parents[2] / "config" / "config.yaml")
+    config = load_yaml(Path(__file__).resolve().parents[2] / "config" / "config.yaml")
     name = next(iter(config["datasets"]))
     config["datasets"][name]["encode"] = {"fit_split": "population"}
     config = validate_config(config)
@@ -135,7 +137,7 @@ def _encoder_record(encoder: dict) -> list[dict]:
 
 
 def test_public_preprocessing_check_reads_fitted_on():
-    require, warn = _settings({"public_preprocessing": "require"}), _settings({"public_preprocessing": "warn"})
+    require, warn = DPSettings.from_config({"public_preprocessing": "require"}), DPSettings.from_config({"public_preprocessing": "warn"})
     public = _encoder_record({"name": "delta", "fitted_on": "population"})
     enc = [r for r in public if r["statistic"].startswith("encoder")][0]
     assert enc["private"] is False and enc["fitted_on"] == "population" and "public data" in enc["note"]
@@ -161,14 +163,15 @@ def test_encode_then_harden_with_require(tmp_path, capsys, fit_split, rc):
     windows = tmp_path / "ds" / "windows.h5"
     write_windows(windows, _windows())
     spikes = tmp_path / "ds" / "delta" / "spikes.h5"
-    assert main(["encode", "--params", json.dumps({"seed": 1, "dataset": "ds", "fit_split": fit_split}),
+    assert main(["encode", "--params", envelope(seed=1, dataset="ds", encode={"fit_split": fit_split}),
                  "--input", str(windows), "--output", str(spikes), "--encoding", "delta"]) == 0
     assert read_spikes(spikes).encoder["fitted_on"] == fit_split
     out = tmp_path / "ds" / "delta" / "dpsnn_eps8"
-    params = {"seed": 1, "dataset": "ds", "encoding": "delta", "train": TRAIN_CFG, "epochs": 1, "batch_size": 8,
-              "public_preprocessing": "require", "adaptive_noise": {"public_windows": 8}}
+    params = envelope(seed=1, dataset="ds", encoding="delta", train=TRAIN_CFG,
+                      privacy={"epochs": 1, "batch_size": 8, "public_preprocessing": "require",
+                               "adaptive_noise": {"public_windows": 8}})
     capsys.readouterr()
-    assert main(["harden", "--params", json.dumps(params), "--input", str(spikes), "--epsilon", "8",
+    assert main(["harden", "--params", params, "--input", str(spikes), "--epsilon", "8",
                  "--outdir", str(out), "--no-progress"]) == rc
     if rc == 0:
         enc = [r for r in read_json(out / "privacy.json")["preprocessing"] if r["statistic"].startswith("encoder")][0]

@@ -21,10 +21,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from biospike import cli
+from biospike.config import section_settings
 from biospike.errors import BiospikeError
-from biospike.ingest import ingest_dataset, make_splits, parse_params
+from biospike.ingest import ingest_dataset, make_splits
 from biospike.signals import dataset_salt, hash_id, hash_subject
 from biospike.store import read_windows
+from tests.conftest import envelope
 
 SPLITS = {"val_fraction": 0.15, "test_fraction": 0.2, "population_fraction": 0.2}
 AAMI = {"N": "N", "L": "N", "R": "N", "e": "N", "j": "N", "A": "S", "a": "S", "J": "S", "S": "S", "V": "V", "E": "V"}
@@ -32,9 +34,9 @@ AAMI = {"N": "N", "L": "N", "R": "N", "e": "N", "j": "N", "A": "S", "a": "S", "J
 
 def run(spec: dict, dataset: str = "t", seed: int = 7, splits: dict | None = None):
     """Validate like the CLI does (schema defaults filled), then ingest."""
-    params = {**spec, "dataset": dataset, "seed": seed, "splits": splits or SPLITS}
-    spec_full, ds, seed_, split_cfg, data_root = parse_params(params)
-    return ingest_dataset(spec_full, ds, seed_, split_cfg, data_root=data_root)
+    spec_full = section_settings("dataset", spec)
+    return ingest_dataset(spec_full, dataset, seed, section_settings("splits", splits or SPLITS),
+                          data_root=section_settings("data_root"))
 
 
 def assert_pools_disjoint(win, unit: np.ndarray) -> None:
@@ -121,8 +123,8 @@ def test_edf_filtered_in_band(eeg_dir):
 
 def test_no_raw_subject_or_patient_field_in_output(eeg_dir, tmp_path):
     out = tmp_path / "windows.h5"
-    params = {**eeg_spec(eeg_dir), "dataset": "t", "seed": 7, "splits": SPLITS}
-    assert cli.main(["ingest", "--params", json.dumps(params), "--output", str(out)]) == 0
+    params = envelope(seed=7, dataset=eeg_spec(eeg_dir), splits=SPLITS)
+    assert cli.main(["ingest", "--params", params, "--dataset", "t", "--output", str(out)]) == 0
     strings = all_strings_in_h5(out)
     text = "\n".join(strings)
     raw_bytes = out.read_bytes()
@@ -444,8 +446,8 @@ def test_make_splits_partition_property(n_units, per_unit, n_classes, fractions,
 
 def test_cli_writes_windows_h5(eeg_dir, tmp_path, capsys):
     out = tmp_path / "res" / "windows.h5"
-    params = {**eeg_spec(eeg_dir), "dataset": "demo_eeg", "seed": 1, "splits": SPLITS}
-    assert cli.main(["ingest", "--params", json.dumps(params), "--output", str(out)]) == 0
+    params = envelope(seed=1, dataset=eeg_spec(eeg_dir), splits=SPLITS)
+    assert cli.main(["ingest", "--params", params, "--dataset", "demo_eeg", "--output", str(out)]) == 0
     win = read_windows(out)
     assert win.signals.shape == (108, 7, 200) and win.modality == "eeg"
     assert win.provenance["seed"] == 1 and win.provenance["config"]["dataset"] == "demo_eeg"

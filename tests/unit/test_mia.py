@@ -174,18 +174,15 @@ def test_attack_names_follow_the_config():
         mia.attack_names({"attacks": ["shadow"]})
 
 
-def test_settings_defaults_mirror_the_schema():
-    """attack_settings() without a config gives what the validated default config gives."""
-    from biospike.attacks.settings import DEFAULTS, attack_settings
-    from biospike.config import validate_config
+def test_attack_settings_come_from_the_schema():
+    """The attack stage's settings are the schema's: defaults filled, unknown keys refused."""
+    from biospike.config import section_settings, validate_config
+    from biospike.errors import BiospikeError
 
     cfg = validate_config({"seed": 1, "datasets": {"d": {"reader": "edf", "modality": "eeg", "path": "x",
                                                           "classes": ["a", "b"], "label_map": {}}}})
-    assert cfg["attack"] == DEFAULTS
-    assert attack_settings({"seed": 3, "dataset": "d", "train": {}}) == DEFAULTS
-    from biospike.errors import BiospikeError
-
-    with pytest.raises(BiospikeError, match="unknown attack settings"):
-        attack_settings({"n_refs": 3})
-    with pytest.raises(BiospikeError, match="unknown attacks"):
-        attack_settings({"attacks": ["shadow"]})
+    assert cfg["attack"] == section_settings("attack", {})
+    with pytest.raises(BiospikeError, match="attack/n_refs': unknown key"):
+        section_settings("attack", {"n_refs": 3})
+    with pytest.raises(BiospikeError, match="'shadow' is not allowed"):
+        section_settings("attack", {"attacks": ["shadow"]})

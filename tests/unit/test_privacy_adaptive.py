@@ -26,11 +26,11 @@ from biospike.privacy.adaptive import (
 from biospike.privacy.dp import (
     DPSettings,
     _Sampler,
-    clipped_unit_sum,
     dp_train,
     loss_sum,
     unit_index,
 )
+from biospike.privacy.optimizer import DPOptimizer
 
 torch.set_num_threads(1)
 
@@ -156,15 +156,20 @@ def test_subject_unit_contributes_at_most_c_whatever_its_window_count():
     clip = torch.tensor([0.05])
     # subject 0 has 40 windows, subjects 1..4 one each
     local = np.array([0] * 40 + [1, 2, 3, 4])
-    summed, _ = clipped_unit_sum(gsm, loss_sum, blocks, layout, xb[:40], yb[:40], local[:40], 1, True, clip)
+    def clipped_unit_sum(xs, ys, units, n, per_subject):
+        opt = DPOptimizer(torch.optim.SGD(model.parameters(), lr=0.0), gsm, blocks, layout, 1.0, 1.0, float(n),
+                          torch.Generator(), per_subject=per_subject)
+        return opt.clip_and_accumulate(loss_sum, xs, ys, units, n, clip)
+
+    summed, _ = clipped_unit_sum(xb[:40], yb[:40], local[:40], 1, True)
     norm_one = float(torch.sqrt(sum(v.pow(2).sum() for v in summed.values())))
     assert norm_one <= 0.05 * (1 + 1e-5)
     # the same 40 windows as 40 window-level units would contribute up to 40 C
-    summed_w, _ = clipped_unit_sum(gsm, loss_sum, blocks, layout, xb[:40], yb[:40], np.arange(40), 40, False, clip)
+    summed_w, _ = clipped_unit_sum(xb[:40], yb[:40], np.arange(40), 40, False)
     assert float(torch.sqrt(sum(v.pow(2).sum() for v in summed_w.values()))) > 5 * norm_one
     # with all five subjects, removing subject 0 changes the sum by at most C
-    full, _ = clipped_unit_sum(gsm, loss_sum, blocks, layout, xb, yb, local, 5, True, clip)
-    rest, _ = clipped_unit_sum(gsm, loss_sum, blocks, layout, xb[40:], yb[40:], local[40:] - 1, 4, True, clip)
+    full, _ = clipped_unit_sum(xb, yb, local, 5, True)
+    rest, _ = clipped_unit_sum(xb[40:], yb[40:], local[40:] - 1, 4, True)
     diff = torch.sqrt(sum((full[k] - rest[k]).pow(2).sum() for k in full))
     assert float(diff) <= 0.05 * (1 + 1e-4)
 

@@ -89,19 +89,19 @@ def test_one_run_audit_dp_below_claim_and_nonprivate_has_power():
     x, y = _task()
     arch = {"kind": "snn", "n_in": 8, "n_hidden": [64], "n_out": 2, "dt_s": 1e-3, "input_scale": 4.0,
             "tau_mem_s": 5e-3, "tau_syn_s": 2e-3}
-    settings = DPSettings.from_config({"epochs": 10, "batch_size": 32})
-    audit_cfg = {"n_canaries": 100, "canary": "ood", "rate_factor": 2.0}
+    settings = DPSettings.from_config({"epochs": 10, "batch_size": 32,
+                                       "audit": {"n_canaries": 100, "canary": "ood", "rate_factor": 2.0}})
 
     def fit(a, xf, yf, xv, yv, seed):  # no validation: the last epoch is kept (memorisation shows)
         return train.fit(a, xf, yf, xv[:0], yv[:0], {"epochs": 60, "lr": 0.01, "batch_size": 32}, seed,
                          progress=False).model
 
     nonprivate = run_audit(arch, x[:200], y[:200], np.arange(200), x[200:250], y[200:250], settings, None, 1,
-                           audit_cfg, nonprivate_fit=fit)
+                           nonprivate_fit=fit)
     assert nonprivate["canary_auc"] > 0.65
     assert nonprivate["epsilon_lower_bound"] > 0.3
     for eps in (1.0, 4.0):
-        dp = run_audit(arch, x[:200], y[:200], np.arange(200), x[200:250], y[200:250], settings, eps, 1, audit_cfg,
+        dp = run_audit(arch, x[:200], y[:200], np.arange(200), x[200:250], y[200:250], settings, eps, 1,
                        x_public=x[250:], y_public=y[250:])
         assert dp["claimed_epsilon"] <= eps
         assert dp["consistent"] is True

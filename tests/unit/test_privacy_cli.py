@@ -39,7 +39,9 @@ def spikes_path(tmp_path_factory):
 
 
 def _params(**over):
-    return json.dumps({"seed": 3, "dataset": "ds", "encoding": "delta", "train": TRAIN, "epochs": 2,
+    from tests.conftest import envelope
+
+    return envelope(seed=3, dataset="ds", encoding="delta", train=TRAIN, privacy={"epochs": 2,
                        "batch_size": 16, **over})
 
 
@@ -62,7 +64,9 @@ def test_harden_writes_the_target_with_train_metrics_schema(spikes_path, tmp_pat
     assert scale["fitted_on"].startswith("population")
     # same top-level schema as `biospike train`'s metrics.json
     snn = tmp_path / "ds" / "delta" / "snn"
-    assert main(["train", "--params", json.dumps({**TRAIN, "seed": 3, "dataset": "ds", "encoding": "delta"}),
+    from tests.conftest import envelope
+
+    assert main(["train", "--params", envelope(seed=3, dataset="ds", encoding="delta", train=TRAIN),
                  "--input", str(spikes_path), "--model", "snn", "--outdir", str(snn), "--no-progress"]) == 0
     ours, theirs = read_json(out / "metrics.json"), read_json(snn / "metrics.json")
     assert set(theirs) <= set(ours)
@@ -90,7 +94,8 @@ def test_harden_writes_the_target_with_train_metrics_schema(spikes_path, tmp_pat
     np_result = read_json(np_audit)
     assert np_result["claimed_epsilon"] is None and "3 epochs" in np_result["recipe"]
     table = tmp_path / "ds" / "delta" / "privacy_utility.csv"
-    assert main(["privacy-table", "--params", _params(), "--targets", str(out), "--nonprivate", str(snn),
+    table_params = json.dumps({"settings": {"privacy": {"epochs": 2}}, "seed": 3})
+    assert main(["privacy-table", "--params", table_params, "--targets", str(out), "--nonprivate", str(snn),
                  "--nonprivate-audit", str(np_audit), "--output", str(table)]) == 0
     with open(table) as fh:
         rows = list(csv.DictReader(fh))
@@ -121,7 +126,7 @@ def test_harden_errors_are_one_line(spikes_path, tmp_path, capsys):
     assert not (tmp_path / "x" / "model.pt").exists()
     assert main(["harden", "--params", _params(audit={"n_canary": 5}), "--input", str(spikes_path),
                  "--epsilon", "1", "--audit", str(tmp_path / "a.json")]) == 2
-    assert "unknown privacy.audit settings" in capsys.readouterr().err
+    assert "privacy/audit/n_canary': unknown key" in capsys.readouterr().err
     assert main(["harden", "--params", _params(epoch=3), "--input", str(spikes_path), "--epsilon", "1",
                  "--outdir", str(tmp_path / "y")]) == 2
-    assert "unknown privacy settings" in capsys.readouterr().err
+    assert "privacy/epoch': unknown key" in capsys.readouterr().err

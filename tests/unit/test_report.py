@@ -13,7 +13,9 @@ import pytest
 from biospike import report
 from biospike.cli import main as biospike_main
 from biospike.errors import BiospikeError
+from biospike.plan import plan_from_json
 from biospike.store import Spikes, Windows, write_json, write_spikes, write_windows
+from biospike.targets import dp_epsilon
 
 CLASSES = ["rest", "fist", "flex"]
 CHANNELS = ["C3", "Cz", "C4", "Pz"]
@@ -118,7 +120,7 @@ def build_fake_results(root: Path, plan_raw: dict, seed: int = 0) -> Path:
                 _write_csv(tdir / "curve.csv", ["epoch", "train_loss", "val_loss", "val_balanced_accuracy", "val_accuracy", "lr"],
                            [[e + 1, f"{loss[e]:.6g}", f"{loss[e] + 0.1:.6g}", f"{0.4 + 0.04 * e:.6g}", f"{0.45 + 0.04 * e:.6g}", "0.003"]
                             for e in range(epochs)])
-                eps = report.dp_epsilon(tgt)
+                eps = dp_epsilon(tgt)
                 if eps is not None:
                     write_json(tdir / "privacy.json", {"private": True, "target_epsilon": eps,
                                                        "epsilon": eps * float(rng.uniform(0.95, 1.0)),
@@ -163,8 +165,8 @@ def fake(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     plan_raw = build_plan()
     results = build_fake_results(root, plan_raw)
-    params = {"seed": 1, "report": {"dpi": 60}, "plan": plan_raw}
-    rc = biospike_main(["report", "--params", json.dumps(params), "--results", str(results),
+    params = {"seed": 1, "settings": {"report": {"dpi": 60}}}
+    rc = biospike_main(["report", "--params", json.dumps(params), "--plan", json.dumps(plan_raw), "--results", str(results),
                         "--output-json", str(results / "summary.json"), "--output-md", str(results / "summary.md"),
                         "--output-html", str(results / "summary.html"), "--figures", str(results / "figures")])
     assert rc == 0
@@ -252,9 +254,9 @@ def test_every_figure_is_written_and_not_blank(fake):
     import matplotlib.image as mpimg
 
     results, plan_raw = fake
-    plan = report.plan_from_params(plan_raw)
+    plan = plan_from_json(plan_raw)
     expected = [p for p in report.report_outputs(plan, results) if "figures" in p.parts]
-    assert len(expected) == 2 * 2 * len(report.FIGURE_KINDS)  # 2 datasets x 2 formats x every kind
+    assert len(expected) == 2 * 2 * len(report.FIGURES.names())  # 2 datasets x 2 formats x every kind
     for path in expected:
         assert path.is_file(), path
         assert path.stat().st_size > 5_000, path
@@ -272,13 +274,13 @@ def test_missing_required_file_is_named(tmp_path, capsys):
     results = build_fake_results(tmp_path, plan_raw)
     gone = results / "ds_b" / "population" / "dpsnn_eps8" / "privacy.json"
     gone.unlink()
-    rc = biospike_main(["report", "--params", json.dumps({"plan": plan_raw}), "--results", str(results),
+    rc = biospike_main(["report", "--plan", json.dumps(plan_raw), "--results", str(results),
                         "--output-json", str(results / "summary.json")])
     assert rc == 2
     assert str(gone) in capsys.readouterr().err
     assert not (results / "summary.json").exists()
     with pytest.raises(BiospikeError) as exc:
-        report.make_figure("privacy_utility", "ds_b", report.plan_from_params(plan_raw), results, tmp_path / "f")
+        report.make_figure("privacy_utility", "ds_b", plan_from_json(plan_raw), results, tmp_path / "f")
     assert exc.value.path == str(gone)
 
 
@@ -288,13 +290,13 @@ def test_missing_roc_named_by_attack_summary(tmp_path):
     for roc in (results / "ds_a" / "delta" / "snn" / "attack").glob("*_roc.csv"):
         roc.unlink()
     with pytest.raises(BiospikeError, match="roc"):
-        report.make_figure("roc", "ds_a", report.plan_from_params(plan_raw), results, tmp_path / "f")
+        report.make_figure("roc", "ds_a", plan_from_json(plan_raw), results, tmp_path / "f")
 
 
 def test_disabled_stages_have_no_rows_or_figures(tmp_path):
     plan_raw = build_plan(attacks=False, deploy=False, dp=False)
     results = build_fake_results(tmp_path, plan_raw)
-    plan = report.plan_from_params(plan_raw)
+    plan = plan_from_json(plan_raw)
     summary = report.build_summary(plan, results)
     assert {r["model"] for r in summary["rows"]} == {"snn", "ann", "classical"}
     assert all(r["attack_auc"] is None and r["epsilon"] is None and "deploy" not in r for r in summary["rows"])
@@ -307,7 +309,7 @@ def test_disabled_stages_have_no_rows_or_figures(tmp_path):
 
 def test_discovered_plan_equals_config_plan(fake):
     results, plan_raw = fake
-    found, wanted = report.discover_plan(results), report.plan_from_params(plan_raw)
+    found, wanted = report.discover_plan(results), plan_from_json(plan_raw)
     for dp in (*found.values(), *wanted.values()):  # hardware order is presentation only
         dp.deployed = {t: sorted(h) for t, h in dp.deployed.items()}
     assert found == wanted
@@ -316,7 +318,7 @@ def test_discovered_plan_equals_config_plan(fake):
 def test_figure_rule_mode_writes_only_that_figure(fake, tmp_path):
     results, plan_raw = fake
     out = tmp_path / "figs"
-    rc = biospike_main(["report", "--params", json.dumps({"plan": plan_raw, "report": {"dpi": 50}}),
+    rc = biospike_main(["report", "--plan", json.dumps(plan_raw), "--params", json.dumps({"settings": {"report": {"dpi": 50}}}),
                         "--results", str(results), "--figures", str(out), "--only", "energy", "--dataset", "ds_a"])
     assert rc == 0
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == ["ds_a/energy.png", "ds_a/energy.svg"]
@@ -341,39 +343,6 @@ def test_si_formatting():
     assert report.fmt_si(2.5e-6, "J") == "2.5 µJ"
     assert report.fmt_si(0.0123, "s") == "12.3 ms"
     assert report.fmt_si(None, "W") == "–"
-
-
-def test_plan_from_config_follows_each_stage_switch():
-    config = {
-        "seed": 1,
-        "datasets": {"a": {"encode": {"encodings": ["delta"]}}, "b": {}},
-        "encode": {"encodings": ["delta", "population"]},
-        "privacy": {"epsilons": [1, 8]},
-        "attack": {"targets": ["snn", "dpsnn_eps*"], "t_sweep": [25, 50]},
-        "deploy": {"targets": ["loihi", "cortex_m4"], "models": ["snn", "dpsnn_eps8"]},
-    }
-    with pytest.raises(BiospikeError, match="cortex_m4"):  # the MCU profile must be known as one
-        report.plan_from_config(config, {"loihi": "neuromorphic"})
-    plan = report.plan_from_config(config, {"loihi": "neuromorphic", "cortex_m4": "mcu"})
-    assert plan["a"]["encodings"] == ["delta"] and plan["b"]["encodings"] == ["delta", "population"]
-    assert plan["b"]["targets"] == ["snn", "ann", "classical", "dpsnn_eps1", "dpsnn_eps8"]
-    assert plan["b"]["attacked"] == ["snn", "dpsnn_eps1", "dpsnn_eps8"]
-    assert plan["b"]["t_sweep"] == ["delta", "population"]
-    # every deploy JSON under the model it costs: the MCU runs the ANN baseline, R/b/{enc}/ann/deploy/cortex_m4.json
-    assert plan["b"]["deployed"] == {"snn": ["loihi"], "dpsnn_eps8": ["loihi"], "ann": ["cortex_m4"]}
-    no_models = {**config, "deploy": {"targets": ["loihi", "cortex_m4"], "models": []}}
-    assert report.plan_from_config(no_models)["b"]["deployed"] == {}  # no baseline without deployed models
-    off = {**config, "privacy": {"enabled": False, "epsilons": [1]}, "attack": {"enabled": False}}
-    del off["deploy"]
-    plan = report.plan_from_config(off)
-    assert plan["b"]["targets"] == ["snn", "ann", "classical"]
-    assert plan["b"]["attacked"] == [] and plan["b"]["t_sweep"] == [] and plan["b"]["deployed"] == {}
-    assert report.plan_from_config({"datasets": {"a": {}}}) == {}  # no encodings: nothing to report
-    # a dataset's own attack.targets (emg_myo_within in config/real.yaml: [] = utility only)
-    own = {**config, "datasets": {"a": {"attack": {"targets": []}}, "b": {"attack": {"targets": ["ann"]}}}}
-    plan = report.plan_from_config(own, {"loihi": "neuromorphic", "cortex_m4": "mcu"})
-    assert plan["a"]["attacked"] == [] and plan["a"]["t_sweep"] == []
-    assert plan["b"]["attacked"] == ["ann"] and plan["b"]["t_sweep"] == ["delta", "population"]
 
 
 def test_energy_bars_end_at_the_energy():

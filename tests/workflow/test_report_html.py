@@ -29,13 +29,10 @@ def _tiny_config() -> dict:
 
 
 def _expected_plan():
-    from biospike.deploy.hardware import load_profile
-    from biospike.report import plan_from_config, plan_from_params
+    from biospike.plan import build_plan
     from tests.workflow.helpers import REPO
 
-    cfg = _tiny_config()
-    kinds = {h: load_profile(REPO / "config" / "hardware" / f"{h}.yaml").kind for h in cfg["deploy"]["targets"]}
-    return plan_from_params(plan_from_config(cfg, kinds))
+    return build_plan(_tiny_config(), REPO / "config" / "hardware")
 
 
 @pytest.fixture(scope="module")

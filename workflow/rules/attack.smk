@@ -1,40 +1,59 @@
-# Membership-inference attacks (docs/attacks.md): K reference models per dataset/encoding/kind
-# (one job each), then LOSS / LiRA / RMIA (+ input-dropout queries) on every attacked target; the
+# Membership-inference attacks (docs/attacks.md): K reference models per dataset, encoding and
+# reference group (one job each; a group is the target whose recipe trains them, biospike.targets),
+# then LOSS / LiRA / RMIA (+ input-dropout queries) on every attacked target of the plan; the
 # time-step sweep retrains and attacks the non-private SNN at each T of attack.t_sweep.
-# Targets: attack_all_targets() (attack_common.smk), i.e.
-#   {RESULTS}/{dataset}/{encoding}/{target}/attack/summary.json  for target in attack_target_names(dataset)
-#   {RESULTS}/{dataset}/{encoding}/t_sweep.json                   when attack.t_sweep is not empty
-# Helper functions live in attack_common.smk (Snakemake's lint: no functions beside rules).
+# Targets: {RESULTS}/{dataset}/{encoding}/{target}/attack/summary.json  (plan: attacked targets)
+#          {RESULTS}/{dataset}/{encoding}/t_sweep.json                   (plan: t_sweep encodings)
 from biospike.attacks.mia import attack_names as _attack_names
 
 ATTACK = config["attack"]
-_ATTACK_CODE = code_version("attacks", "train.py", "models", "progress.py")
-_REF_CODE = code_version("attacks/references.py", "attacks/mia.py", "attacks/settings.py", "train.py", "models", "progress.py")
-
-
-include: "attack_common.smk"
-
-
+_ATTACK_CODE = code_version("biospike.attacks.cli")
+_REF_KEYS = ("n_reference_models", "reference_early_stopping", "reference_unit")
+_SWEEP_KEYS = ("t_sweep_reference_models", "reference_early_stopping", "reference_unit")
 _SWEEP_CFG = {**ATTACK, "input_dropout": {**ATTACK["input_dropout"], "enabled": False}}
 _SWEEP_NAMES = _attack_names(_SWEEP_CFG, ATTACK["t_sweep_attacks"])
+_GROUPS = sorted({g for dp in PLAN.values() for g in dp.reference_groups}) or ["__none__"]
+_ATTACKED = sorted({t for dp in PLAN.values() for t in dp.attacked}) or ["__none__"]
+
+
+def attack_roc_outputs(names):
+    return [f"{RESULTS}/{{dataset}}/{{encoding}}/{{target}}/attack/{n}_{lvl}_roc.csv"
+            for n in names for lvl in ATTACK["levels"]]
+
+
+def attack_ref_dirs(w):
+    dp = dataset_plan(w.dataset)
+    group = dp.references[w.target][0]  # the threat model's references: trained like the target
+    return [f"{RESULTS}/{w.dataset}/{w.encoding}/refs/{group}/{k}" for k in range(dp.n_references)]
+
+
+def attack_inputs(w):
+    target = T.parse(w.target)
+    inputs = {
+        "model": f"{RESULTS}/{w.dataset}/{w.encoding}/{w.target}/{target.checkpoint}",
+        "spikes": f"{RESULTS}/{w.dataset}/{w.encoding}/spikes.h5",
+        "refs": [f"{d}/model.pt" for d in attack_ref_dirs(w)],
+    }
+    if T.dp_epsilon(w.target) is not None:
+        inputs["privacy"] = f"{RESULTS}/{w.dataset}/{w.encoding}/{w.target}/privacy.json"
+    return inputs
 
 
 rule reference_model:
     input:
         spikes=f"{RESULTS}/{{dataset}}/{{encoding}}/spikes.h5",
     output:
-        model=f"{RESULTS}/{{dataset}}/{{encoding}}/refs/{{kind}}/{{k}}/model.pt",
-        keep=f"{RESULTS}/{{dataset}}/{{encoding}}/refs/{{kind}}/{{k}}/keep.npy",
+        model=f"{RESULTS}/{{dataset}}/{{encoding}}/refs/{{group}}/{{k}}/model.pt",
+        keep=f"{RESULTS}/{{dataset}}/{{encoding}}/refs/{{group}}/{{k}}/keep.npy",
     wildcard_constraints:
-        encoding="[^/]+",
-        kind="snn|ann",
+        group="|".join(_GROUPS),
         k=r"\d+",
     params:
-        cfg=lambda w: attack_ref_params(w),
+        cfg=lambda w: stage_params(("attack", "train"), w.dataset, only={"attack": _REF_KEYS}, encoding=w.encoding),
         outdir=lambda w, output: str(Path(output.model).parent),
-        code=_REF_CODE,
+        code=_ATTACK_CODE,
     log:
-        f"{RESULTS}/logs/attack/{{dataset}}/{{encoding}}/ref_{{kind}}_{{k}}.log",
+        f"{RESULTS}/logs/attack/{{dataset}}/{{encoding}}/ref_{{group}}_{{k}}.log",
     threads: 1
     resources:
         mem_mb=2000,
@@ -43,7 +62,7 @@ rule reference_model:
     conda:
         "../envs/biospike.yaml"
     shell:
-        "biospike attack-train --params {params.cfg} --spikes {input.spikes} --kind {wildcards.kind} "
+        "biospike attack-train --params {params.cfg} --spikes {input.spikes} --kind {wildcards.group} "
         "--role reference --index {wildcards.k} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
 
 
@@ -54,14 +73,11 @@ rule attack:
         summary=f"{RESULTS}/{{dataset}}/{{encoding}}/{{target}}/attack/summary.json",
         roc=attack_roc_outputs(_attack_names(ATTACK)),
     wildcard_constraints:
-        encoding="[^/]+",
-        target=r"snn|ann|dpsnn_eps[0-9.]+",
+        target="|".join(_ATTACKED),
     params:
-        cfg=lambda w: attack_json(ATTACK, dataset=w.dataset, encoding=w.encoding, target=w.target,
-                                  **attack_device(w.dataset)),
-        refs=lambda w, input: " ".join(str(Path(p).parent) for p in input.refs),
-        privacy=lambda w: f"--privacy {RESULTS}/{w.dataset}/{w.encoding}/{w.target}/privacy.json"
-        if w.target.startswith("dpsnn") else "",
+        cfg=lambda w: stage_params(("attack", "train"), w.dataset, encoding=w.encoding, target=w.target),
+        refs=lambda w: " ".join(attack_ref_dirs(w)),
+        privacy=lambda w, input: f"--privacy {input.privacy}" if "privacy" in input.keys() else "",
         outdir=lambda w, output: str(Path(output.summary).parent),
         code=_ATTACK_CODE,
     log:
@@ -87,12 +103,11 @@ rule t_sweep_target:
     output:
         model=f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep/T{{T}}/snn/model.pt",
     wildcard_constraints:
-        encoding="[^/]+",
         T=r"\d+",
     params:
-        cfg=lambda w: attack_ref_params(w, sweep=True),
+        cfg=lambda w: stage_params(("attack", "train"), w.dataset, only={"attack": _SWEEP_KEYS}, encoding=w.encoding),
         outdir=lambda w, output: str(Path(output.model).parent),
-        code=_REF_CODE,
+        code=_ATTACK_CODE,
     log:
         f"{RESULTS}/logs/attack/{{dataset}}/{{encoding}}/t_sweep_T{{T}}_target.log",
     threads: 1
@@ -114,13 +129,12 @@ rule t_sweep_reference:
         model=f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep/T{{T}}/refs/snn/{{k}}/model.pt",
         keep=f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep/T{{T}}/refs/snn/{{k}}/keep.npy",
     wildcard_constraints:
-        encoding="[^/]+",
         T=r"\d+",
         k=r"\d+",
     params:
-        cfg=lambda w: attack_ref_params(w, sweep=True),
+        cfg=lambda w: stage_params(("attack", "train"), w.dataset, only={"attack": _SWEEP_KEYS}, encoding=w.encoding),
         outdir=lambda w, output: str(Path(output.model).parent),
-        code=_REF_CODE,
+        code=_ATTACK_CODE,
     log:
         f"{RESULTS}/logs/attack/{{dataset}}/{{encoding}}/t_sweep_T{{T}}_ref{{k}}.log",
     threads: 1
@@ -146,14 +160,12 @@ rule t_sweep_point:
         roc=[f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep/T{{T}}/snn/attack/{n}_{lvl}_roc.csv"
              for n in _SWEEP_NAMES for lvl in ATTACK["levels"]],
     wildcard_constraints:
-        encoding="[^/]+",
         T=r"\d+",
     params:
-        cfg=lambda w: attack_json({**_SWEEP_CFG, "attacks": ATTACK["t_sweep_attacks"]},
-                                  dataset=w.dataset, encoding=w.encoding, target=f"snn_T{w.T}",
-                                  **attack_device(w.dataset)),
+        cfg=lambda w: stage_params(("attack", "train"), w.dataset, encoding=w.encoding, target=f"snn_T{w.T}"),
         refs=lambda w, input: " ".join(str(Path(p).parent) for p in input.refs),
         outdir=lambda w, output: str(Path(output.summary).parent),
+        families=" ".join(ATTACK["t_sweep_attacks"]),
         code=_ATTACK_CODE,
     log:
         f"{RESULTS}/logs/attack/{{dataset}}/{{encoding}}/t_sweep_T{{T}}_attack.log",
@@ -166,7 +178,8 @@ rule t_sweep_point:
         "../envs/biospike.yaml"
     shell:
         "biospike attack --params {params.cfg} --target-model {input.model} --spikes {input.spikes} "
-        "--refs {params.refs} --time-steps {wildcards.T} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
+        "--refs {params.refs} --time-steps {wildcards.T} --families {params.families} --no-input-dropout "
+        "--outdir {params.outdir} --threads {threads} > {log} 2>&1"
 
 
 rule t_sweep:
@@ -175,8 +188,6 @@ rule t_sweep:
     output:
         json=f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep.json",
         csv=f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep.csv",
-    wildcard_constraints:
-        encoding="[^/]+",
     params:
         code=_ATTACK_CODE,
     log:

@@ -1,38 +1,50 @@
-# Helpers shared by all rules: paths, per-dataset settings, rule parameters, code versions.
-import hashlib
+# Helpers shared by all rules: the plan, the stage envelope, code versions, devices.
+#
+# What gets built is the plan (biospike.plan.build_plan): the default target, every input function
+# and the report read it. Every rule hands its command one envelope {settings, names, seed}
+# (biospike.cliutil) with the config sections the stage reads; a rule's code version is the hash
+# of the modules its command actually imports (biospike.codeversion).
 import json
 import shlex
 from pathlib import Path
 
-from biospike.config import deep_merge, privacy_params, stage_config
+from biospike import plan as P
+from biospike import targets as T
+from biospike.cliutil import envelope
+from biospike.codeversion import code_version
+from biospike.config import stage_config
+from biospike.kinds import MODEL_KINDS
 
 RESULTS = config["results_dir"]
 DATASETS = list(config["datasets"])
-SRC = Path(workflow.basedir) / "src" / "biospike"
+HARDWARE_DIR = Path(workflow.basedir) / "config" / "hardware"
+HARDWARE_KINDS = P.hardware_kinds(config["deploy"]["targets"], HARDWARE_DIR)
+PLAN = P.build_plan(config, kinds=HARDWARE_KINDS)
+# the dataset keys that override stage sections (not ingestion settings)
+_STAGE_OVERRIDES = ("train", "encode", "privacy", "attack")
 
 
+def section(name, dataset=None):
+    """A config section as the stage sees it: the dataset's override merged in; ``dataset`` is the
+    dataset's own ingestion settings."""
+    if name == "dataset":
+        return {k: v for k, v in config["datasets"][dataset].items() if k not in _STAGE_OVERRIDES}
+    if isinstance(config.get(name), dict):
+        return stage_config(config, name, dataset)
+    return config.get(name)
 
-def code_version(*modules):
-    """Hash of the package source files a rule runs, so editing them reruns the rule
-    (Snakemake does not see edits inside an imported package)."""
-    digest = hashlib.sha256()
-    for module in sorted(set(("store.py", "config.py", "cliutil.py", "errors.py") + modules)):
-        for path in sorted((SRC / module).rglob("*.py")) if (SRC / module).is_dir() else [SRC / module]:
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
 
-
-def rule_params(stage, dataset=None, **extra):
-    """The JSON handed to `biospike <stage> --params` by each rule: the stage's effective settings for
-    the dataset, the root seed, and anything extra; shell-quoted."""
-    params = stage_config(config, stage, dataset) if stage else {}
-    params = deep_merge(params, {"seed": config["seed"], **extra})
-    return shlex.quote(json.dumps(params, sort_keys=True))
+def stage_params(sections, dataset=None, only=None, **names):
+    """The shell-quoted envelope of one job: ``sections`` (with ``only`` = {section: keys} keeping
+    just the keys that change the job's result, so tuning another key reruns nothing), names, seed."""
+    settings = {s: section(s, dataset) for s in sections}
+    for s, keys in (only or {}).items():
+        settings[s] = {k: settings[s][k] for k in keys}
+    return shlex.quote(json.dumps(envelope(settings, {"dataset": dataset, **names}, config["seed"]), sort_keys=True))
 
 
 def train_device(dataset):
-    """The torch device of the dataset's training, DP and attack jobs: train.device, the dataset's
-    override included."""
+    """The torch device of the dataset's training, DP and attack jobs (train.device, with overrides)."""
     return stage_config(config, "train", dataset)["device"]
 
 
@@ -44,20 +56,10 @@ def gpu_resources(dataset):
     return 1 if train_device(dataset) == "cuda" else 0
 
 
-def dataset_spec(dataset):
-    return config["datasets"][dataset]
-
-
-def encodings_of(dataset):
-    """The encodings configured for a dataset (encode.encodings, or the dataset's override)."""
-    return stage_config(config, "encode", dataset)["encodings"]
-
-
 def ingest_inputs(wildcards):
     """A dataset stored under demo.out_dir depends on the demo rule; others on nothing we make."""
-    spec = dataset_spec(wildcards.dataset)
     demo_dir = Path(config["demo"]["out_dir"])
-    path = Path(spec["path"])
+    path = Path(config["datasets"][wildcards.dataset]["path"])
     try:
         sub = path.relative_to(demo_dir)
     except ValueError:
@@ -65,16 +67,9 @@ def ingest_inputs(wildcards):
     return [str(demo_dir / sub.parts[0])] if sub.parts else []
 
 
+def dataset_plan(dataset):
+    return PLAN[dataset]
+
+
 def all_targets():
-    targets = []
-    for ds in DATASETS:
-        targets.append(f"{RESULTS}/{ds}/windows.h5")
-        for enc in encodings_of(ds):
-            targets.append(f"{RESULTS}/{ds}/{enc}/spikes.h5")
-            for model in ("snn", "ann", "classical"):
-                targets.append(f"{RESULTS}/{ds}/{enc}/{model}/metrics.json")
-    targets += privacy_all_targets()
-    targets += attack_all_targets()
-    targets += deploy_targets(DATASETS)
-    targets += REPORT_TARGETS
-    return targets
+    return P.outputs(PLAN, RESULTS) + REPORT_TARGETS

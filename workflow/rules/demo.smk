@@ -8,8 +8,8 @@ rule demo:
         ecg=directory(f"{config['demo']['out_dir']}/ecg"),
         emg=directory(f"{config['demo']['out_dir']}/emg"),
     params:
-        cfg=lambda w: rule_params("demo"),
-        code=code_version("demo.py"),
+        cfg=stage_params(("demo",)),
+        code=code_version("biospike.demo"),
         out_dir=lambda w, output: str(Path(output.eeg).parent),
     log:
         f"{RESULTS}/logs/demo.log",

@@ -1,9 +1,21 @@
-# NIR export of trained spiking models and their simulation on edge-target profiles.
-# Targets: {RESULTS}/{dataset}/{encoding}/{target}/deploy/model.nir      for target in deploy.models
-#          {RESULTS}/{dataset}/{encoding}/{target}/deploy/{hardware}.json  for spiking hardware in deploy.targets
-#          {RESULTS}/{dataset}/{encoding}/ann/deploy/{hardware}.json       for an "mcu" profile (cortex_m4): the
-#          same-size ANN baseline beside the deployed SNNs. Every JSON sits under the model it costs.
-include: "deploy_common.smk"
+# NIR export of trained spiking models and their simulation on edge-target profiles. Which model
+# runs on which profile is the plan's (a kind's registered runs_on against a profile's kind).
+# Targets: {RESULTS}/{dataset}/{encoding}/{target}/deploy/model.nir       (spiking targets)
+#          {RESULTS}/{dataset}/{encoding}/{target}/deploy/{hardware}.json (plan: deployed)
+
+
+def simulate_inputs(w):
+    """A neuromorphic profile simulates the NIR export of {target}; an MCU profile runs the
+    checkpoint (the same-size ANN baseline)."""
+    base = f"{RESULTS}/{w.dataset}/{w.encoding}"
+    inputs = {
+        "spikes": f"{base}/spikes.h5",
+        "hardware": str(HARDWARE_DIR / f"{w.hardware}.yaml"),
+        "model": f"{base}/{w.target}/{T.parse(w.target).checkpoint}",
+    }
+    if HARDWARE_KINDS[w.hardware] != "mcu":
+        inputs["nir"] = f"{base}/{w.target}/deploy/model.nir"
+    return inputs
 
 
 rule export_nir:
@@ -12,11 +24,10 @@ rule export_nir:
     output:
         f"{RESULTS}/{{dataset}}/{{encoding}}/{{target}}/deploy/model.nir",
     wildcard_constraints:
-        encoding="[^/]+",
         target="[^/]+",
     params:
-        cfg=deploy_params,
-        code=code_version("deploy"),
+        cfg=lambda w: stage_params((), w.dataset, encoding=w.encoding, target=w.target),
+        code=code_version("biospike.deploy.nir_export"),
     log:
         f"{RESULTS}/logs/deploy/{{dataset}}/{{encoding}}/{{target}}/export.log",
     threads: 1
@@ -35,13 +46,12 @@ rule simulate:
     output:
         f"{RESULTS}/{{dataset}}/{{encoding}}/{{target}}/deploy/{{hardware}}.json",
     wildcard_constraints:
-        encoding="[^/]+",
         target="[^/]+",
-        hardware="|".join(config["deploy"]["targets"]) if config["deploy"]["targets"] else "__none__",
+        hardware="|".join(HARDWARE_KINDS) or "__none__",
     params:
-        cfg=deploy_params,
+        cfg=lambda w: stage_params(("deploy",), w.dataset, encoding=w.encoding, target=w.target),
         nir=lambda w, input: f"--nir {input.nir}" if "nir" in input.keys() else "",
-        code=code_version("deploy", "models"),
+        code=code_version("biospike.deploy.cli"),
     log:
         f"{RESULTS}/logs/deploy/{{dataset}}/{{encoding}}/{{target}}/{{hardware}}.log",
     threads: 1

@@ -1,10 +1,10 @@
-# Spike encoding: windows.h5 -> spikes.h5 per encoding (delta | population | rate).
-# Targets: {RESULTS}/{dataset}/{encoding}/spikes.h5 for every encoding in
-# stage_config(config, "encode", dataset)["encodings"] (the global list or the dataset's override).
+# Spike encoding: windows.h5 -> spikes.h5 per registered encoding (biospike.encode.stage.ENCODINGS).
+# Targets: {RESULTS}/{dataset}/{encoding}/spikes.h5 for every encoding the plan lists for the dataset.
+from biospike.encode.stage import ENCODINGS as _ENCODINGS
 
 
 wildcard_constraints:
-    encoding="delta|population|rate",
+    encoding="|".join(_ENCODINGS.names()),
 
 
 rule encode:
@@ -13,8 +13,8 @@ rule encode:
     output:
         f"{RESULTS}/{{dataset}}/{{encoding}}/spikes.h5",
     params:
-        cfg=lambda w: rule_params("encode", w.dataset),
-        code=code_version("encode"),
+        cfg=lambda w: stage_params(("encode",), w.dataset),
+        code=code_version("biospike.encode.cli"),
     log:
         f"{RESULTS}/logs/encode/{{dataset}}/{{encoding}}.log",
     threads: 1

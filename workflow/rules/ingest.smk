@@ -7,8 +7,8 @@ rule ingest:
     output:
         f"{RESULTS}/{{dataset}}/windows.h5",
     params:
-        cfg=lambda w: shlex.quote(json.dumps({**dataset_spec(w.dataset), "splits": config["splits"], "seed": config["seed"], "dataset": w.dataset, "data_root": config["data_root"]}, sort_keys=True)),
-        code=code_version("ingest.py", "io", "signals.py"),
+        cfg=lambda w: stage_params(("dataset", "splits", "data_root"), w.dataset),
+        code=code_version("biospike.ingest"),
     log:
         f"{RESULTS}/logs/ingest/{{dataset}}.log",
     threads: 1

@@ -1,16 +1,35 @@
-# Differential-privacy hardening (docs/privacy.md): DP-SGD retraining of the snn at each target
-# epsilon, the one-run canary audit of each recipe, and the privacy-utility table.
-# Targets: privacy_all_targets() below, i.e. per dataset and encoding
-#   {RESULTS}/{dataset}/{encoding}/dpsnn_eps{E}/{model.pt,metrics.json,curve.csv,privacy.json}
-#   {RESULTS}/{dataset}/{encoding}/dpsnn_eps{E}/audit.json            (privacy.audit.enabled)
-#   {RESULTS}/{dataset}/{encoding}/privacy_audit_nonprivate.json       (privacy.audit.enabled)
-#   {RESULTS}/{dataset}/{encoding}/privacy_utility.{csv,json}
+# Differentially private training (docs/privacy.md): DP-SGD retraining of the snn at each target
+# epsilon (targets dpsnn_eps{E}, named by biospike.targets), the one-run canary audit of each
+# recipe, and the privacy-utility table. What exists per dataset comes from the plan.
+# Targets: {RESULTS}/{dataset}/{encoding}/dpsnn_eps{E}/{model.pt,metrics.json,curve.csv,privacy.json}
+#          {RESULTS}/{dataset}/{encoding}/dpsnn_eps{E}/audit.json, .../privacy_audit_nonprivate.json
+#          {RESULTS}/{dataset}/{encoding}/privacy_utility.{csv,json}
 import re
 
-_PRIVACY_CODE = code_version("privacy", "train.py", "models", "progress.py")
+_PRIVACY_CODE = code_version("biospike.privacy.cli")
+_EPSILONS = sorted({T.parse(t).value_text for dp in PLAN.values() for t in dp.dp_targets})
 
 
-include: "privacy_common.smk"
+wildcard_constraints:
+    eps="|".join(re.escape(e) for e in _EPSILONS) or "__none__",
+
+
+def privacy_params(w):
+    return stage_params(("privacy", "train"), w.dataset, encoding=w.encoding)
+
+
+def privacy_table_inputs(w):
+    dp = dataset_plan(w.dataset)
+    base = f"{RESULTS}/{w.dataset}/{w.encoding}"
+    inputs = {"nonprivate": f"{base}/snn/metrics.json"}
+    for t in dp.dp_targets:
+        inputs[f"metrics_{t}"] = f"{base}/{t}/metrics.json"
+        inputs[f"privacy_{t}"] = f"{base}/{t}/privacy.json"
+        if dp.audit:
+            inputs[f"audit_{t}"] = f"{base}/{t}/audit.json"
+    if dp.audit:
+        inputs["nonprivate_audit"] = f"{base}/privacy_audit_nonprivate.json"
+    return inputs
 
 
 rule harden:
@@ -21,11 +40,8 @@ rule harden:
         metrics=f"{RESULTS}/{{dataset}}/{{encoding}}/dpsnn_eps{{eps}}/metrics.json",
         curve=f"{RESULTS}/{{dataset}}/{{encoding}}/dpsnn_eps{{eps}}/curve.csv",
         privacy=f"{RESULTS}/{{dataset}}/{{encoding}}/dpsnn_eps{{eps}}/privacy.json",
-    wildcard_constraints:
-        encoding="[^/]+",
-        eps="|".join(re.escape(e) for e in _ALL_EPSILONS) or "__none__",
     params:
-        cfg=lambda w: privacy_json(w),
+        cfg=privacy_params,
         outdir=lambda w, output: str(Path(output.metrics).parent),
         code=_PRIVACY_CODE,
     log:
@@ -47,11 +63,8 @@ rule privacy_audit:
         spikes=f"{RESULTS}/{{dataset}}/{{encoding}}/spikes.h5",
     output:
         f"{RESULTS}/{{dataset}}/{{encoding}}/dpsnn_eps{{eps}}/audit.json",
-    wildcard_constraints:
-        encoding="[^/]+",
-        eps="|".join(re.escape(e) for e in _ALL_EPSILONS) or "__none__",
     params:
-        cfg=lambda w: privacy_json(w),
+        cfg=privacy_params,
         code=_PRIVACY_CODE,
     log:
         f"{RESULTS}/logs/privacy/{{dataset}}/{{encoding}}/audit_eps{{eps}}.log",
@@ -72,10 +85,8 @@ rule privacy_audit_nonprivate:
         spikes=f"{RESULTS}/{{dataset}}/{{encoding}}/spikes.h5",
     output:
         f"{RESULTS}/{{dataset}}/{{encoding}}/privacy_audit_nonprivate.json",
-    wildcard_constraints:
-        encoding="[^/]+",
     params:
-        cfg=lambda w: privacy_json(w),
+        cfg=privacy_params,
         code=_PRIVACY_CODE,
     log:
         f"{RESULTS}/logs/privacy/{{dataset}}/{{encoding}}/audit_nonprivate.log",
@@ -97,11 +108,9 @@ rule privacy_table:
     output:
         csv=f"{RESULTS}/{{dataset}}/{{encoding}}/privacy_utility.csv",
         json=f"{RESULTS}/{{dataset}}/{{encoding}}/privacy_utility.json",
-    wildcard_constraints:
-        encoding="[^/]+",
     params:
-        cfg=lambda w: privacy_json(w),
-        targets=lambda w: " ".join(f"{RESULTS}/{w.dataset}/{w.encoding}/dpsnn_eps{e}" for e in privacy_epsilons(w.dataset)),
+        cfg=lambda w: stage_params(("privacy",), w.dataset, encoding=w.encoding),
+        targets=lambda w: " ".join(f"{RESULTS}/{w.dataset}/{w.encoding}/{t}" for t in dataset_plan(w.dataset).dp_targets),
         nonprivate=lambda w: f"{RESULTS}/{w.dataset}/{w.encoding}/snn",
         audit=lambda w, input: f"--nonprivate-audit {input.nonprivate_audit}" if "nonprivate_audit" in input.keys() else "",
         code=_PRIVACY_CODE,

@@ -1,58 +1,48 @@
-# Training: SNN (norse dynamics, fused kernels) and its same-size ANN on spikes.h5; the classical
-# baseline (logistic regression on RMS + band power of the raw windows) beside them.
-# Targets: {RESULTS}/{dataset}/{encoding}/{snn,ann,classical}/metrics.json (+ model.pt | model.joblib, curve.csv)
+# Training: one rule per registered model kind (biospike.kinds), generated here, so a new kind
+# needs no rule of its own. A kind reads spikes.h5 (+ windows.h5 to check them) or, like the
+# classical baseline, the raw windows of windows.h5.
+# Targets: {RESULTS}/{dataset}/{encoding}/{kind}/{checkpoint, metrics.json, curve.csv}
 
 
-rule train_model:
-    input:
-        spikes=f"{RESULTS}/{{dataset}}/{{encoding}}/spikes.h5",
-        windows=f"{RESULTS}/{{dataset}}/windows.h5",
-    output:
-        model=f"{RESULTS}/{{dataset}}/{{encoding}}/{{model}}/model.pt",
-        metrics=f"{RESULTS}/{{dataset}}/{{encoding}}/{{model}}/metrics.json",
-        curve=f"{RESULTS}/{{dataset}}/{{encoding}}/{{model}}/curve.csv",
-    wildcard_constraints:
-        model="snn|ann",
-        encoding="[^/]+",
-    params:
-        cfg=lambda w: rule_params("train", w.dataset, model=w.model, encoding=w.encoding),
-        outdir=lambda w, output: str(Path(output.metrics).parent),
-        code=code_version("train.py", "models", "classical.py", "progress.py"),
-    log:
-        f"{RESULTS}/logs/train/{{dataset}}/{{encoding}}/{{model}}.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-        gpu=lambda w: gpu_resources(w.dataset),
-    conda:
-        "../envs/biospike.yaml"
-    shell:
-        "biospike train --params {params.cfg} --input {input.spikes} --windows {input.windows} "
-        "--model {wildcards.model} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
+def train_inputs(w, kind):
+    inputs = {"windows": f"{RESULTS}/{w.dataset}/windows.h5"}
+    if kind.input == "spikes":
+        inputs["spikes"] = f"{RESULTS}/{w.dataset}/{w.encoding}/spikes.h5"
+    return inputs
 
 
-rule train_classical:
-    input:
-        windows=f"{RESULTS}/{{dataset}}/windows.h5",
-    output:
-        model=f"{RESULTS}/{{dataset}}/{{encoding}}/classical/model.joblib",
-        metrics=f"{RESULTS}/{{dataset}}/{{encoding}}/classical/metrics.json",
-        curve=f"{RESULTS}/{{dataset}}/{{encoding}}/classical/curve.csv",
-    wildcard_constraints:
-        encoding="[^/]+",
-    params:
-        cfg=lambda w: rule_params("train", w.dataset, model="classical", encoding=w.encoding),
-        outdir=lambda w, output: str(Path(output.metrics).parent),
-        code=code_version("train.py", "classical.py"),
-    log:
-        f"{RESULTS}/logs/train/{{dataset}}/{{encoding}}/classical.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/biospike.yaml"
-    shell:
-        "biospike train --params {params.cfg} --windows {input.windows} "
-        "--model classical --outdir {params.outdir} --threads {threads} > {log} 2>&1"
+def train_io(input):
+    """The command's input options: --input for spikes, --windows for windows."""
+    opts = f"--windows {input.windows}"
+    return f"--input {input.spikes} {opts}" if "spikes" in input.keys() else opts
+
+
+for _kind in MODEL_KINDS:
+
+    rule:
+        name:
+            f"train_{_kind.name}"
+        input:
+            unpack(lambda w, kind=_kind: train_inputs(w, kind)),
+        output:
+            model=f"{RESULTS}/{{dataset}}/{{encoding}}/{_kind.name}/{_kind.checkpoint}",
+            metrics=f"{RESULTS}/{{dataset}}/{{encoding}}/{_kind.name}/metrics.json",
+            curve=f"{RESULTS}/{{dataset}}/{{encoding}}/{_kind.name}/curve.csv",
+        params:
+            cfg=lambda w, kind=_kind.name: stage_params(("train",), w.dataset, encoding=w.encoding, model=kind),
+            io=lambda w, input: train_io(input),
+            outdir=lambda w, output: str(Path(output.metrics).parent),
+            kind=_kind.name,
+            code=code_version("biospike.train", _kind.trainer.split(":")[0]),
+        log:
+            f"{RESULTS}/logs/train/{{dataset}}/{{encoding}}/{_kind.name}.log",
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=30,
+            gpu=lambda w, kind=_kind: gpu_resources(w.dataset) if kind.torch else 0,
+        conda:
+            "../envs/biospike.yaml"
+        shell:
+            "biospike train --params {params.cfg} {params.io} --model {params.kind} --outdir {params.outdir} "
+            "--threads {threads} > {log} 2>&1"

@@ -31,11 +31,13 @@ def parse_grid(text: str) -> list[tuple[int, int, float]]:
     return out
 
 
-def sweep_params(config: dict, dataset: str, encoding: str, batch: int, epochs: int, lr: float) -> dict:
-    """The harden rule's --params for ``dataset`` with the recipe replaced."""
-    from biospike.config import privacy_params
+def sweep_params(config: dict, dataset: str, encoding: str, batch: int, epochs: int, lr: float):
+    """The harden rule's stage context for ``dataset`` with the recipe replaced."""
+    from biospike.cliutil import context_from_dict
 
-    return privacy_params(config, dataset, encoding) | {"batch_size": batch, "epochs": epochs, "lr": lr}
+    ctx = context_from_dict(config, ("privacy", "train"), dataset, encoding=encoding)
+    ctx["privacy"].update(batch_size=batch, epochs=epochs, lr=lr)
+    return ctx
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         for batch, epochs, lr in parse_grid(args.grid):
             start = time.perf_counter()
             out = args.outdir / dataset / f"b{batch}_e{epochs}_lr{lr:g}"
-            m = harden_stage(spikes, out, args.epsilon, sweep_params(config, dataset, args.encoding, batch, epochs, lr),
+            m = harden_stage(sweep_params(config, dataset, args.encoding, batch, epochs, lr), spikes, out, args.epsilon,
                              progress=False)
             p = m["privacy"]
             print(f"| {dataset} | {batch} | {epochs} | {lr:g} | {p['noise_multiplier']:.3f} | {p['sample_rate']:.3f} | "

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,15 +24,10 @@ import numpy as np
 from biospike.attacks import metrics as M
 from biospike.attacks import mia
 from biospike.attacks import references as R
-from biospike.attacks.settings import OFFLINE_A_FALLBACK, attack_settings
 from biospike.config import derive_seed
 from biospike.errors import BiospikeError
 
 log = logging.getLogger("biospike.attacks")
-
-def _setup_logging() -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
 
 
 # --------------------------------------------------------------------------------------------
@@ -42,21 +36,22 @@ def _setup_logging() -> None:
 
 
 def cli_train(argv: list[str], prog: str) -> int:
-    from biospike.cliutil import load_params, stage_parser
+    from biospike.cliutil import load_context, setup_logging, stage_parser
     from biospike.config import seed_everything
 
-    parser = stage_parser(prog, "train one reference model (or a time-step-sweep target) for the attacks")
+    parser = stage_parser(prog, "train one reference model (or a time-step-sweep target) for the attacks",
+                          sections=("attack", "train"), names=("dataset", "encoding"))
     parser.add_argument("--spikes", required=True, help="R/{dataset}/{encoding}/spikes.h5")
-    parser.add_argument("--kind", required=True, choices=("snn", "ann"))
+    parser.add_argument("--kind", required=True, help="reference group: the target whose recipe trains it (snn, ann, ...)")
     parser.add_argument("--role", default="reference", choices=("reference", "target"))
     parser.add_argument("--index", type=int, help="reference model index k (role reference)")
     parser.add_argument("--time-steps", type=int, help="re-bin the spikes to T steps (time-step sweep)")
     parser.add_argument("--outdir", required=True)
     args = parser.parse_args(argv)
-    _setup_logging()
-    params = load_params(args.params)
-    seed_everything(derive_seed(int(params.get("seed", 0)), "attack-train"), args.threads)
-    R.train_stage(args.spikes, args.outdir, args.kind, args.role, params, index=args.index, time_steps=args.time_steps)
+    setup_logging()
+    ctx = load_context(args)
+    seed_everything(ctx.derive_seed("attack-train"), args.threads)
+    R.train_stage(ctx, args.spikes, args.outdir, args.kind, args.role, index=args.index, time_steps=args.time_steps)
     return 0
 
 
@@ -145,30 +140,30 @@ def _level_data(level: str, scores: np.ndarray, labels: np.ndarray, subjects: np
                                       "n_subjects_dropped_mixed": int((~clean).sum())}
 
 
-def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Sequence[str | Path], outdir: str | Path,
-                 params: Mapping[str, Any], privacy_path: str | Path | None = None, time_steps: int | None = None,
+def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref_dirs: Sequence[str | Path],
+                 outdir: str | Path, privacy_path: str | Path | None = None, time_steps: int | None = None,
                  families: Sequence[str] | None = None) -> dict:
     """Run every configured attack on one target; write summary.json and the ROC files.
 
-    The target and reference models are queried on ``params["train"]["device"]`` (default cpu;
-    the rule passes it only when the dataset's train.device is not cpu)."""
+    The target and reference models are queried on ``train.device``."""
+    from biospike.models import resolve_device
     from biospike.store import provenance, read_spikes, write_json
-    from biospike.train import resolve_device, train_settings
 
     start_s = time.perf_counter()
     target_path, spikes_path, outdir = Path(target_path), Path(spikes_path), Path(outdir)
-    cfg = attack_settings(params)
-    device = resolve_device(train_settings(params.get("train", {}))["device"])
-    dataset, encoding, root = R.dataset_names(params, spikes_path)
-    target_name = str(params.get("target") or target_path.parent.name)
+    cfg = ctx["attack"]
+    device = resolve_device(ctx["train"]["device"])
+    native = read_spikes(spikes_path)
+    dataset, encoding, root = ctx.name("dataset", native.dataset), ctx.name("encoding", native.encoding), ctx.root_seed()
     names = mia.attack_names(cfg, families)
-    spikes = R.spikes_at(read_spikes(spikes_path), time_steps)
+    spikes = R.spikes_at(native, time_steps)
     t_steps = int(spikes.spikes.shape[1])
     pools = R.candidate_pools(spikes, spikes_path)
     cand = R.candidates(pools)
     pos_of = {int(w): i for i, w in enumerate(cand)}
 
     target, meta = _load_model(target_path)
+    target_name = ctx.name("target", meta.get("model"))
     target.to(device)
     kind = _kind_of(target)
     if meta.get("time_steps") not in (None, t_steps):
@@ -218,8 +213,8 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
     details: dict[str, Any] = {}
     rmia_cfg = dict(cfg["rmia"])
     if rmia_cfg["offline_a"] == "auto" and len(refs) < 3:
-        rmia_cfg["offline_a"] = OFFLINE_A_FALLBACK
-        details["rmia_offline_a_source"] = f"fixed {OFFLINE_A_FALLBACK} (tuning needs >= 3 reference models, have {len(refs)})"
+        rmia_cfg["offline_a"] = mia.OFFLINE_A_FALLBACK
+        details["rmia_offline_a_source"] = f"fixed {mia.OFFLINE_A_FALLBACK} (tuning needs >= 3 reference models, have {len(refs)})"
     run_cfg = {**cfg, "rmia": rmia_cfg}
     for mode in signals:
         tgt, ref = signals[mode]
@@ -322,22 +317,26 @@ def attack_stage(target_path: str | Path, spikes_path: str | Path, ref_dirs: Seq
 
 
 def cli(argv: list[str], prog: str) -> int:
-    from biospike.cliutil import load_params, stage_parser
+    from biospike.cliutil import load_context, setup_logging, stage_parser
     from biospike.config import seed_everything
 
-    parser = stage_parser(prog, "membership-inference attacks (LOSS, LiRA, RMIA, input dropout) on a trained model")
+    parser = stage_parser(prog, "membership-inference attacks (LOSS, LiRA, RMIA, input dropout) on a trained model",
+                          sections=("attack", "train"), names=("dataset", "encoding", "target"))
     parser.add_argument("--target-model", required=True, help="R/{dataset}/{encoding}/{target}/model.pt")
     parser.add_argument("--spikes", required=True, help="R/{dataset}/{encoding}/spikes.h5")
     parser.add_argument("--refs", nargs="+", required=True, help="reference model directories (model.pt + keep.npy)")
     parser.add_argument("--privacy", help="privacy.json of a DP target: check the ROC against its ceiling")
     parser.add_argument("--time-steps", type=int, help="re-bin the spikes to T steps (time-step sweep)")
     parser.add_argument("--families", nargs="+", choices=mia.ATTACK_FAMILIES, help="override attack.attacks")
+    parser.add_argument("--no-input-dropout", action="store_true", help="no input-dropout queries (the T sweep)")
     parser.add_argument("--outdir", required=True, help="R/{dataset}/{encoding}/{target}/attack")
     args = parser.parse_args(argv)
-    _setup_logging()
-    params = load_params(args.params)
-    seed_everything(derive_seed(int(params.get("seed", 0)), "attack"), args.threads)
-    summary = attack_stage(args.target_model, args.spikes, args.refs, args.outdir, params, args.privacy,
+    setup_logging()
+    ctx = load_context(args)
+    if args.no_input_dropout:
+        ctx["attack"]["input_dropout"]["enabled"] = False
+    seed_everything(ctx.derive_seed("attack"), args.threads)
+    summary = attack_stage(ctx, args.target_model, args.spikes, args.refs, args.outdir, args.privacy,
                            args.time_steps, args.families)
     for name in summary["attack_names"]:
         for level, r in summary["attacks"][name].items():

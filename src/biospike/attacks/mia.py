@@ -32,6 +32,9 @@ from scipy import special, stats
 ATTACK_FAMILIES = ("loss", "lira", "rmia")
 LEVELS = ("window", "subject")
 _SD_FLOOR = 1e-6
+# RMIA's offline a when it cannot be tuned (fewer than 3 reference models); the value the RMIA
+# authors' reference configuration uses for CIFAR-10.
+OFFLINE_A_FALLBACK = 0.3
 
 
 # --------------------------------------------------------------------------------------------

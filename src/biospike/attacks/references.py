@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from biospike.attacks.mia import keep_masks, thin_spikes
-from biospike.attacks.settings import attack_settings
 from biospike.config import derive_seed
 from biospike.errors import BiospikeError
 
@@ -146,7 +145,7 @@ def query_logits(model: Any, x: np.ndarray, n_queries: int = 1, dropout_p: float
     """Black-box queries: logits (Q, N, C). With ``dropout_p`` > 0 each query drops that fraction
     of input spikes (query q uses the RNG ``derive_seed(seed, q)``, so target and reference
     models see the same perturbed inputs)."""
-    from biospike.train import predict_logits
+    from biospike.models import predict_logits
 
     if n_queries < 1:
         raise ValueError("n_queries must be >= 1")
@@ -165,32 +164,17 @@ def query_logits(model: Any, x: np.ndarray, n_queries: int = 1, dropout_p: float
 # --------------------------------------------------------------------------------------------
 
 
-def target_train_indices(spikes: Any, train_cfg: Mapping[str, Any], root_seed: int, dataset: str) -> np.ndarray:
-    """The windows the workflow's ``train`` rule trains on (train split, capped and stratified
-    exactly as :func:`biospike.train.train_stage` does)."""
-    from biospike.train import select_train_indices, subsample_seed, train_settings
+def fit_group(group: str, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, train_cfg: Mapping[str, Any],
+              seed: int, progress: bool = False) -> tuple[Any, dict]:
+    """Train one model of reference group ``group`` (a target name: its kind's registered fit
+    function, i.e. the target's own training recipe); returns (model, info for meta)."""
+    from biospike.registry import resolve
+    from biospike.targets import parse
 
-    cfg = train_settings(train_cfg)
-    train_all = np.sort(np.asarray(spikes.splits.get("train", []), dtype=np.int64))
-    return select_train_indices(train_all, spikes.labels, cfg["max_train_windows"],
-                                subsample_seed({"seed": root_seed}, dataset))
-
-
-def train_model(kind: str, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, train_cfg: Mapping[str, Any],
-                seed: int, progress: bool = False) -> tuple[Any, dict]:
-    """Train one model with the workflow's training engine; returns (model, info for meta)."""
-    from biospike.train import fit, make_arch
-
-    labels = np.asarray(spikes.labels, dtype=np.int64)
-    if len(np.unique(labels[train_idx])) < 2:
-        raise BiospikeError("fewer than two classes among the training windows of a reference model")
-    arch = make_arch(kind, spikes, dict(train_cfg), index=train_idx)
-    x = spikes.spikes
-    result = fit(arch, x[train_idx], labels[train_idx], x[val_idx], labels[val_idx], dict(train_cfg), seed, progress=progress)
-    info = {"arch": arch, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-            "history": result.history, "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
-            "wall_time_s": result.wall_time_s}
-    return result.model, info
+    target = parse(group)
+    if target.kind.fit is None:
+        raise BiospikeError(f"model kind {target.kind.name!r} has no fit function: it cannot have reference models")
+    return resolve(target.kind.fit)(target.kind.name, spikes, train_idx, val_idx, train_cfg, seed, progress=progress)
 
 
 def reference_training_set(pools: Mapping[str, np.ndarray], keep_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -205,26 +189,19 @@ def reference_training_set(pools: Mapping[str, np.ndarray], keep_row: np.ndarray
     return train_idx, val_idx
 
 
-def dataset_names(params: Mapping[str, Any], spikes_path: Path) -> tuple[str, str, int]:
-    """Dataset and encoding from params, else from R/{dataset}/{encoding}/spikes.h5; root seed."""
-    parts = spikes_path.resolve().parts
-    dataset = str(params.get("dataset") or parts[-3])
-    encoding = str(params.get("encoding") or parts[-2])
-    return dataset, encoding, int(params.get("seed", 0))
-
-
-def train_stage(spikes_path: str | Path, outdir: str | Path, kind: str, role: str, params: Mapping[str, Any],
+def train_stage(ctx: Any, spikes_path: str | Path, outdir: str | Path, group: str, role: str,
                 index: int | None = None, time_steps: int | None = None, progress: bool = False) -> dict:
-    """Train one reference model (role "reference", index k) or a sweep target (role "target")."""
+    """Train one reference model of ``group`` (role "reference", index k) or a time-step-sweep
+    replica of the target ``group`` (role "target")."""
     from biospike.models import save_checkpoint
     from biospike.store import provenance, read_spikes
-    from biospike.train import train_settings
+    from biospike.trainset import split_indices, training_windows
 
     spikes_path, outdir = Path(spikes_path), Path(outdir)
-    cfg = attack_settings(params)
-    train_cfg = train_settings(params.get("train", {}))
-    dataset, encoding, root = dataset_names(params, spikes_path)
+    cfg, train_cfg = ctx["attack"], ctx["train"]
     native = read_spikes(spikes_path)
+    dataset, encoding = ctx.name("dataset", native.dataset), ctx.name("encoding", native.encoding)
+    root = ctx.root_seed()
     spikes = spikes_at(native, time_steps)
     t_steps = int(spikes.spikes.shape[1])
     if time_steps is not None:
@@ -232,7 +209,7 @@ def train_stage(spikes_path: str | Path, outdir: str | Path, kind: str, role: st
     pools = candidate_pools(spikes, spikes_path)
     cand = candidates(pools)
     sweep_key = () if time_steps is None else ("T", t_steps)
-    meta: dict[str, Any] = {"role": role, "kind": kind, "dataset": dataset, "encoding": encoding,
+    meta: dict[str, Any] = {"role": role, "kind": group, "dataset": dataset, "encoding": encoding,
                             "time_steps": t_steps, "dt_s": float(spikes.dt_s), "class_names": list(spikes.class_names),
                             "candidates_digest": candidates_digest(cand), "n_candidates": int(len(cand))}
     keep_row = None
@@ -246,26 +223,26 @@ def train_stage(spikes_path: str | Path, outdir: str | Path, kind: str, role: st
             log.info("the pools share subjects (split below subject level): reference models draw "
                      "runs of consecutive windows of one record (%d groups) instead of subjects",
                      len(np.unique(groups)))
-        keep = reference_keep(root, dataset, encoding, kind, len(cand), n_models, groups)
+        keep = reference_keep(root, dataset, encoding, group, len(cand), n_models, groups)
         keep_row = keep[index]
         train_idx, val_idx = reference_training_set(pools, keep_row)
         if not cfg["reference_early_stopping"]:  # mimic a target trained without early stopping
             val_idx = val_idx[:0]
-        seed = derive_seed(root, "ref", dataset, encoding, kind, index, *sweep_key)
+        seed = derive_seed(root, "ref", dataset, encoding, group, index, *sweep_key)
         meta |= {"index": index, "n_reference_models": n_models, "reference_unit": cfg["reference_unit"],
                  "reference_groups": unit, "n_reference_groups": int(len(np.unique(groups))) if groups is not None else None}
     elif role == "target":
-        train_idx = target_train_indices(spikes, train_cfg, root, dataset)
-        val_idx = np.sort(np.asarray(spikes.splits.get("val", []), dtype=np.int64))
-        seed = derive_seed(root, "train", dataset, encoding, kind)  # the train rule's seed for this model
+        train_idx, _ = training_windows(spikes, train_cfg, root, dataset)
+        val_idx = split_indices(spikes, "val")
+        seed = derive_seed(root, "train", dataset, encoding, group)  # the train rule's seed for this model
     else:
         raise BiospikeError(f"unknown role {role!r} (reference | target)")
     log.info("attack-train %s %s k=%s on %s/%s T=%d: %d train, %d val windows, seed %d",
-             role, kind, index, dataset, encoding, t_steps, len(train_idx), len(val_idx), seed)
-    model, info = train_model(kind, spikes, train_idx, val_idx, train_cfg, seed, progress=progress)
+             role, group, index, dataset, encoding, t_steps, len(train_idx), len(val_idx), seed)
+    model, info = fit_group(group, spikes, train_idx, val_idx, train_cfg, seed, progress=progress)
     meta |= {"seed": seed, "train_indices": train_idx.tolist(), "best_epoch": info["best_epoch"],
              "epochs_run": info["epochs_run"], "history": info["history"], "n_train": info["n_train"], "n_val": info["n_val"]}
-    meta["provenance"] = provenance({"attack": cfg, "train": train_cfg, "role": role, "kind": kind, "index": index,
+    meta["provenance"] = provenance({"attack": cfg, "train": train_cfg, "role": role, "kind": group, "index": index,
                                      "time_steps": time_steps}, inputs=[spikes_path], seed=seed)
     outdir.mkdir(parents=True, exist_ok=True)
     if keep_row is not None:

@@ -7,7 +7,6 @@ takes the same-size ANN checkpoint (``--model``): dense multiply-accumulates per
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,10 @@ from biospike.deploy.hardware import (
     xylo_cycles_per_step,
 )
 from biospike.errors import BiospikeError
-from biospike.train import balanced_accuracy
+from biospike.metrics import balanced_accuracy, finite
 
-DEFAULTS = {"early_exit": {"enabled": True, "confidence": 0.9}, "max_test_windows": 512, "real_time": True,
-            "calibration_windows": 64}
+# the deploy settings that change a simulation (the rest say what to simulate)
+SIMULATION_KEYS = ("early_exit", "max_test_windows", "real_time", "calibration_windows")
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -293,32 +292,29 @@ def _select(idx: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(idx, size=n, replace=False))
 
 
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.ndarray):
-        return _finite(obj.tolist())
-    return obj
+def _checkpoint_name(model_path: str) -> str | None:
+    """The target name a checkpoint recorded (``meta["model"]``, else its network kind)."""
+    import torch
+
+    try:
+        payload = torch.load(model_path, map_location="cpu", weights_only=True)
+        return payload.get("meta", {}).get("model") or payload.get("arch", {}).get("kind")
+    except Exception:  # noqa: BLE001 -- an unreadable checkpoint is reported where it is loaded
+        return None
 
 
-def simulate_stage(params: dict[str, Any], model_path: str, nir_path: str | None, spikes_path: str,
+def simulate_stage(ctx: Any, model_path: str, nir_path: str | None, spikes_path: str,
                    hardware_path: str) -> dict[str, Any]:
-    from biospike.config import deep_merge, derive_seed
     from biospike.models import load_checkpoint
     from biospike.store import provenance, read_spikes
 
-    cfg = deep_merge(DEFAULTS, {k: v for k, v in params.items() if k in DEFAULTS})
+    cfg = {k: ctx["deploy"][k] for k in SIMULATION_KEYS}
     profile = load_profile(hardware_path)
     spikes = read_spikes(spikes_path)
+    names = {"dataset": ctx.name("dataset", spikes.dataset), "encoding": ctx.name("encoding", spikes.encoding),
+             "target": ctx.name("target", _checkpoint_name(model_path))}
     # one seed per model, not per hardware: every target sees the same test and calibration windows
-    seed = derive_seed(params.get("seed", 0), "simulate", params.get("dataset", ""), params.get("encoding", ""),
-                       params.get("target", ""))
+    seed = ctx.derive_seed("simulate", names["dataset"], names["encoding"], names["target"])
     test = spikes.splits.get("test")
     if test is None:
         raise BiospikeError("spikes file has no test split", spikes_path)
@@ -355,30 +351,30 @@ def simulate_stage(params: dict[str, Any], model_path: str, nir_path: str | None
         "test_windows": {"selected": int(len(idx)), "of": int(len(test))},
         "settings": cfg,
         "hardware": profile.summary(),
-        "provenance": provenance({"deploy": cfg, **{k: v for k, v in params.items() if k not in DEFAULTS}},
-                                 inputs=inputs, seed=seed),
+        "provenance": provenance({"deploy": ctx["deploy"], **names}, inputs=inputs, seed=seed),
     }
-    return _finite(result)
+    return finite(result)
 
 
 def cli(argv: list[str], prog: str = "biospike simulate") -> int:
-    from biospike.cliutil import load_params, stage_parser
+    from biospike.cliutil import load_context, stage_parser
     from biospike.config import seed_everything
     from biospike.store import write_json
 
-    parser = stage_parser(prog, "Map, quantize and simulate a model on an edge-target profile.")
+    parser = stage_parser(prog, "Map, quantize and simulate a model on an edge-target profile.", sections=("deploy",),
+                          names=("dataset", "encoding", "target"))
     parser.add_argument("--model", required=True, help="model.pt (the SNN, or the ANN for an MCU profile)")
     parser.add_argument("--nir", help="model.nir exported from the SNN (spiking targets)")
     parser.add_argument("--spikes", required=True, help="spikes.h5 of the dataset/encoding")
     parser.add_argument("--hardware", required=True, help="config/hardware/<target>.yaml")
     parser.add_argument("--output", required=True, help="<target>.json to write")
     args = parser.parse_args(argv)
-    params = load_params(args.params)
-    seed_everything(int(params.get("seed", 0)), threads=args.threads)
+    ctx = load_context(args)
+    seed_everything(ctx.root_seed(), threads=args.threads)
     for path in (args.model, args.spikes, args.hardware):
         if not Path(path).is_file():
             raise BiospikeError("file not found", path)
-    result = simulate_stage(params, args.model, args.nir, args.spikes, args.hardware)
+    result = simulate_stage(ctx, args.model, args.nir, args.spikes, args.hardware)
     write_json(args.output, result)
     acc, bal = result["accuracy"]["quantized"], result["balanced_accuracy"]["quantized"]
     print(f"{prog}: {result['target']}: fits={result['fits']} quantized accuracy={acc} balanced accuracy={bal} "

@@ -171,19 +171,20 @@ def graph_metadata(graph) -> dict[str, Any]:
 
 
 def cli(argv: list[str], prog: str = "biospike export") -> int:
-    from biospike.cliutil import load_params, stage_parser
+    from biospike.cliutil import load_context, stage_parser
     from biospike.models import load_checkpoint
     from biospike.store import provenance
 
-    parser = stage_parser(prog, "Export a trained SNN checkpoint (model.pt) to NIR (model.nir).")
+    parser = stage_parser(prog, "Export a trained SNN checkpoint (model.pt) to NIR (model.nir).",
+                          names=("dataset", "encoding", "target"))
     parser.add_argument("--model", required=True, help="model.pt of a trained SNN")
     parser.add_argument("--output", required=True, help="model.nir to write")
     args = parser.parse_args(argv)
-    params = load_params(args.params)
+    ctx = load_context(args)
     model, meta = load_checkpoint(args.model)
     if getattr(model.arch, "kind", None) != "snn":
         raise BiospikeError("NIR export needs a spiking model (arch kind 'snn')", args.model)
-    prov = provenance(params, inputs=[args.model], seed=params.get("seed"))
+    prov = provenance({"names": dict(ctx.names)}, inputs=[args.model], seed=ctx.seed)
     graph = export_nir(
         model,
         channel_names=meta.get("channel_names"),

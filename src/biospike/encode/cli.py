@@ -1,46 +1,41 @@
 """``biospike encode``: windows.h5 -> spikes.h5 for one encoding.
 
-    biospike encode --params '<json>' --input results/{dataset}/windows.h5 \
+    biospike encode --params '<envelope>' --input results/{dataset}/windows.h5 \
         --output results/{dataset}/{encoding}/spikes.h5 --encoding delta|population|rate [--threads N]
 
-``--params`` is the dataset's effective ``encode`` section plus the root ``seed`` (and the
-``dataset`` name, used to derive the encoder's seed; default: the folder holding windows.h5, i.e.
-results/{dataset}/); missing keys take the schema defaults.
+The envelope's ``settings.encode`` is the dataset's effective ``encode`` section (schema defaults
+for missing keys); the encoder's seed derives from the root seed, the dataset name (given, or the
+one windows.h5 recorded) and the encoding.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from biospike.cliutil import load_params, stage_parser
-from biospike.errors import BiospikeError
+from biospike.cliutil import load_context, stage_parser
 
 
 def cli(argv: list[str], prog: str = "biospike encode") -> int:
-    from biospike.config import derive_seed
-    from biospike.encode.stage import ENCODINGS, encode_settings, encode_windows
+    from biospike.encode.stage import ENCODINGS, encode_windows
     from biospike.store import provenance, read_windows, write_spikes
 
-    parser = stage_parser(prog, "Encode windows into spike trains (send-on-delta, population or rate).")
+    parser = stage_parser(prog, "Encode windows into spike trains (send-on-delta, population or rate).",
+                          sections=("encode",))
     parser.add_argument("--input", required=True, help="windows.h5 written by `biospike ingest`")
     parser.add_argument("--output", required=True, help="spikes.h5 to write")
-    parser.add_argument("--encoding", required=True, choices=ENCODINGS)
+    parser.add_argument("--encoding", required=True, choices=ENCODINGS.names())
     args = parser.parse_args(argv)
-    params = load_params(args.params)
-    seed = params.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise BiospikeError(f"--params needs the root 'seed' as a non-negative integer, got {seed!r}")
-    dataset = str(params.get("dataset") or Path(args.input).resolve().parent.name)
-    settings = encode_settings(params)
+    ctx = load_context(args)
+    settings = ctx["encode"]
     if args.encoding == "delta":
         import torch  # the delta encoder's running maximum runs in torch
 
         torch.set_num_threads(max(1, args.threads))
     win = read_windows(args.input)
-    encoder_seed = derive_seed(seed, "encode", dataset, args.encoding)
-    spikes = encode_windows(win, args.encoding, settings, encoder_seed, source=args.input)
+    dataset = ctx.name("dataset", win.dataset)
+    win.dataset = dataset
+    spikes = encode_windows(win, args.encoding, settings, ctx.derive_seed("encode", dataset, args.encoding),
+                            source=args.input)
     spikes.provenance = provenance({"encode": settings, "dataset": dataset, "encoding": args.encoding},
-                                   inputs=[args.input], seed=seed)
+                                   inputs=[args.input], seed=ctx.root_seed())
     write_spikes(args.output, spikes)
     st = spikes.stats
     snr = st.get("reconstruction_snr_db")

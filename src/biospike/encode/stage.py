@@ -1,5 +1,9 @@
 """The encode stage: windows.h5 -> spikes.h5 for one encoding (delta | population | rate).
 
+Encodings are registered (:data:`ENCODINGS`): each says how to fit its parameters on some windows
+(a JSON-able record, stored in spikes.h5 and with every model) and how to apply a fitted record
+to any windows, so new recordings are encoded with the training run's parameters, never refitted.
+
 Everything fitted (thresholds, baselines, receptive fields, rate scales) is estimated on one
 split only, ``encode.fit_split``: ``train`` (default; validation/test windows and the attacker's
 population leave no trace in the encoder) or ``population`` (``mia/population``, the data the
@@ -10,14 +14,14 @@ the config's ``encode`` section (defaults from the workflow schema).
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from biospike.config import fill_defaults_and_validate
+from biospike.config import section_settings
 from biospike.encode import delta, population, rate
 from biospike.encode.timebase import (
     TimeBase,
@@ -27,59 +31,110 @@ from biospike.encode.timebase import (
     make_timebase,
 )
 from biospike.errors import BiospikeError
+from biospike.registry import Registry
 from biospike.store import Spikes, Windows
 
-ENCODINGS = ("delta", "population", "rate")
 # encode.fit_split -> the windows.h5 group and pool the encoder statistics are fitted on
 FIT_SPLITS = {"train": ("splits", "train"), "population": ("mia", "population")}
 _RUNTIME_KEYS = ("seed", "dataset", "threads")
 
 
-def _encode_schema() -> dict:
-    import yaml
-
-    from biospike.config import SCHEMA_PATH
-
-    try:
-        schema = yaml.safe_load(SCHEMA_PATH.read_text())
-        return {"$defs": schema["$defs"], **schema["properties"]["encode"]}
-    except (OSError, KeyError, yaml.YAMLError) as exc:
-        raise BiospikeError(f"cannot read the encode section of the config schema ({exc})", SCHEMA_PATH) from None
-
-
 def encode_settings(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate the ``encode`` settings (without seed/dataset) and fill the schema's defaults."""
+    """The ``encode`` settings, validated and completed with the schema's defaults."""
+    return section_settings("encode", params)
 
-    settings = {k: copy.deepcopy(v) for k, v in params.items() if k not in _RUNTIME_KEYS}
-    schema = _encode_schema()
-    error = fill_defaults_and_validate(settings, schema)
-    if error is not None:
-        where = "/".join(["encode", *map(str, error[0])])
-        raise BiospikeError(f"invalid encode settings at '{where}': {error[1]}")
-    return settings
+
+@dataclasses.dataclass(frozen=True)
+class Encoding:
+    """A spike encoding: ``fit(signals, settings, channel_names) -> record`` (JSON-able fitted
+    parameters), ``apply(signals, record, timebase, settings, seed) -> (spikes, stats)``,
+    ``channel_names(input names, settings)`` and ``frame_steps(settings)`` (steps one emitted
+    value spans, for the Nyquist check)."""
+
+    name: str
+    fit: Callable[[np.ndarray, Mapping[str, Any], list[str]], dict]
+    apply: Callable[[np.ndarray, Mapping[str, Any], TimeBase, Mapping[str, Any], int], tuple[np.ndarray, dict]]
+    channel_names: Callable[[list[str], Mapping[str, Any]], list[str]]
+    frame_steps: Callable[[Mapping[str, Any]], int] = lambda sub: 1
+    frame_label: str = "frame"  # what one frame is, for the Nyquist message
+
+
+def _bipolar(names: list[str]) -> list[str]:
+    return [f"{ch}{sign}" for ch in names for sign in ("+", "-")]
+
+
+def _delta_fit(fit: np.ndarray, sub: Mapping[str, Any], names: list[str]) -> dict:
+    thr = delta.fit_thresholds(fit, sub["threshold_mode"], sub["threshold"], names)
+    return {"threshold": thr.tolist(), "baseline": delta.channel_baseline(fit).tolist(),
+            "spread": delta.robust_spread(fit).tolist() if sub["threshold_mode"] == "spread_fraction" else None}
+
+
+def _delta_apply(signals: np.ndarray, rec: Mapping[str, Any], tb: TimeBase, sub: Mapping[str, Any],  # noqa: ARG001
+                 seed: int) -> tuple[np.ndarray, dict]:  # noqa: ARG001
+    thr, baseline = np.asarray(rec["threshold"], dtype=np.float64), np.asarray(rec["baseline"], dtype=np.float64)
+    steps = tb.sample_step()
+    result = delta.delta_encode(signals, thr, baseline, steps, tb.n_steps)
+    decoded = delta.delta_decode(result.spikes, thr, baseline)
+    snr, snr_per_channel = delta.reconstruction_snr_db(signals, decoded, steps, tb.n_steps, baseline)
+    return result.spikes, {"saturated_entries": result.saturated, "reconstruction_snr_db": _finite_or_none(snr),
+                           "reconstruction_snr_db_per_channel": [_finite_or_none(v) for v in snr_per_channel]}
+
+
+def _fields(rec: Mapping[str, Any]) -> population.Fields:
+    return population.Fields(low=np.asarray(rec["low"], dtype=np.float64), high=np.asarray(rec["high"], dtype=np.float64),
+                             n_neurons=int(rec["n_neurons"]), overlap=float(rec["overlap"]))
+
+
+def _population_apply(signals: np.ndarray, rec: Mapping[str, Any], tb: TimeBase, sub: Mapping[str, Any],
+                      seed: int) -> tuple[np.ndarray, dict]:
+    latency = sub["emission"] == "latency"
+    values = tb.step_values(signals, sub["latency_steps"] if latency else 1)
+    spikes = population.population_encode(values, _fields(rec), sub["emission"], tb.n_steps, cutoff=sub["cutoff"],
+                                          latency_steps=sub["latency_steps"], max_rate_hz=sub["max_rate_hz"],
+                                          dt_s=tb.dt_s, seed=seed)
+    return spikes, {"saturated_entries": 0}
+
+
+def _rate_apply(signals: np.ndarray, rec: Mapping[str, Any], tb: TimeBase, sub: Mapping[str, Any],
+                seed: int) -> tuple[np.ndarray, dict]:
+    scale = rate.RateScale(polarity=str(rec["polarity"]), offset=np.asarray(rec["offset"], dtype=np.float64),
+                           scale=np.asarray(rec["scale"], dtype=np.float64))
+    spikes, capped = rate.rate_encode(tb.step_values(signals), scale, sub["emission"], sub["max_rate_hz"], tb.dt_s, seed)
+    return spikes, {"saturated_entries": capped}
+
+
+ENCODINGS: Registry[Encoding] = Registry("encoding")
+ENCODINGS.register(Encoding(
+    name="delta", fit=_delta_fit, apply=_delta_apply, channel_names=lambda names, sub: _bipolar(names)))
+ENCODINGS.register(Encoding(
+    name="population",
+    fit=lambda fit, sub, names: population.fit_fields(fit, sub["n_neurons"], sub["overlap"], sub["range_percentiles"],
+                                                      names).describe(),
+    apply=_population_apply,
+    channel_names=lambda names, sub: [f"{ch}/p{j:02d}" for ch in names for j in range(sub["n_neurons"])],
+    frame_steps=lambda sub: sub["latency_steps"] if sub["emission"] == "latency" else 1, frame_label="latency frame"))
+ENCODINGS.register(Encoding(
+    name="rate",
+    fit=lambda fit, sub, names: rate.fit_scale(fit, sub["polarity"], sub["scale_percentile"], names).describe(),
+    apply=_rate_apply,
+    channel_names=lambda names, sub: _bipolar(names) if sub["polarity"] == "bipolar" else list(names)))
 
 
 def spike_channel_names(encoding: str, channel_names: list[str], settings: Mapping[str, Any]) -> list[str]:
-    if encoding == "delta" or (encoding == "rate" and settings["rate"]["polarity"] == "bipolar"):
-        return [f"{ch}{sign}" for ch in channel_names for sign in ("+", "-")]
-    if encoding == "population":
-        n = settings["population"]["n_neurons"]
-        return [f"{ch}/p{j:02d}" for ch in channel_names for j in range(n)]
-    return list(channel_names)
+    return ENCODINGS[encoding].channel_names(list(channel_names), settings[encoding])
 
 
 def plan(win: Windows, encoding: str, settings: Mapping[str, Any], source: str | None = None) -> TimeBase:
     """The time grid, after refusing grids that alias the band or exceed the memory budget."""
-    if encoding not in ENCODINGS:
-        raise BiospikeError(f"unknown encoding {encoding!r} (expected one of {', '.join(ENCODINGS)})")
+    enc = ENCODINGS[encoding]
     n_win, n_ch, n_samples = win.signals.shape
     if n_samples < 1:
         raise BiospikeError("windows have no samples", source)
     band = band_high_hz(win.preprocessing, win.fs_hz)
     tb = make_timebase(win.fs_hz, n_samples, band, settings.get("dt_s"), settings.get("n_steps"))
-    if encoding == "population" and settings["population"]["emission"] == "latency":
-        k = settings["population"]["latency_steps"]
-        check_nyquist(tb, k * tb.dt_s, f"population latency frame ({k} steps of {tb.dt_s * 1e3:g} ms)", source)
+    k = enc.frame_steps(settings[encoding])
+    if k > 1:
+        check_nyquist(tb, k * tb.dt_s, f"{encoding} {enc.frame_label} ({k} steps of {tb.dt_s * 1e3:g} ms)", source)
     else:
         check_nyquist(tb, tb.dt_s, f"{encoding} step dt_s", source)
     width = len(spike_channel_names(encoding, list(win.channel_names), settings))
@@ -130,40 +185,16 @@ def encode_windows(win: Windows, encoding: str, settings: Mapping[str, Any], see
     fit = fit_signals(win, fit_split, source)
     names = list(win.channel_names)
     sub = dict(settings[encoding])
+    enc = ENCODINGS[encoding]
     encoder: dict[str, Any] = {"name": encoding, "settings": sub, "timebase": tb.describe(),
                                "requested": {"dt_s": settings.get("dt_s"), "n_steps": settings.get("n_steps")},
                                "fitted_on": fit_split, "n_fit_windows": int(fit.shape[0])}
-    stats: dict[str, Any] = {}
-    if encoding == "delta":
-        thr = delta.fit_thresholds(fit, sub["threshold_mode"], sub["threshold"], names)
-        baseline = delta.channel_baseline(fit)
-        steps = tb.sample_step()
-        result = delta.delta_encode(win.signals, thr, baseline, steps, tb.n_steps)
-        spikes = result.spikes
-        decoded = delta.delta_decode(spikes, thr, baseline)
-        snr, snr_per_channel = delta.reconstruction_snr_db(win.signals, decoded, steps, tb.n_steps, baseline)
-        encoder["fitted"] = {"threshold": thr.tolist(), "baseline": baseline.tolist(),
-                             "spread": delta.robust_spread(fit).tolist() if sub["threshold_mode"] == "spread_fraction" else None}
-        stats.update(saturated_entries=result.saturated, reconstruction_snr_db=_finite_or_none(snr),
-                     reconstruction_snr_db_per_channel=[_finite_or_none(s) for s in snr_per_channel])
-    elif encoding == "population":
-        fields = population.fit_fields(fit, sub["n_neurons"], sub["overlap"], sub["range_percentiles"], names)
-        latency = sub["emission"] == "latency"
-        values = tb.step_values(win.signals, sub["latency_steps"] if latency else 1)
-        spikes = population.population_encode(values, fields, sub["emission"], tb.n_steps, cutoff=sub["cutoff"],
-                                              latency_steps=sub["latency_steps"], max_rate_hz=sub["max_rate_hz"],
-                                              dt_s=tb.dt_s, seed=seed)
-        encoder["fitted"] = fields.describe()
-        stats["saturated_entries"] = 0
-    else:
-        scale = rate.fit_scale(fit, sub["polarity"], sub["scale_percentile"], names)
-        values = tb.step_values(win.signals)
-        spikes, capped = rate.rate_encode(values, scale, sub["emission"], sub["max_rate_hz"], tb.dt_s, seed)
-        encoder["fitted"] = scale.describe()
-        stats["saturated_entries"] = capped
+    encoder["fitted"] = enc.fit(fit, sub, names)
+    spikes, extra = enc.apply(win.signals, encoder["fitted"], tb, sub, seed)
     encoder["seed"] = int(seed)
     stats = {"n_windows": int(spikes.shape[0]), "n_steps": tb.n_steps, "dt_s": tb.dt_s,
-             "window_s": tb.window_s, **spike_stats(spikes, tb.dt_s), **stats}
+             "window_s": tb.window_s, **spike_stats(spikes, tb.dt_s), **extra}
     return Spikes(spikes=spikes, labels=win.labels, subject=win.subject, dt_s=tb.dt_s,
                   channel_names=spike_channel_names(encoding, names, settings), class_names=list(win.class_names),
-                  encoder=encoder, stats=stats, splits=dict(win.splits), mia=dict(win.mia))
+                  encoder=encoder, stats=stats, splits=dict(win.splits), mia=dict(win.mia), dataset=win.dataset,
+                  encoding=encoding)

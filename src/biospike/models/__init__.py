@@ -1,34 +1,172 @@
-"""Models: norse SNN and its same-size non-spiking baseline; building and checkpoints.
+"""Networks: the norse-dynamics SNN and its same-size non-spiking baseline; building, initialising,
+checkpoints, devices.
 
-A checkpoint (``model.pt``) is a dict ``{"arch": {...}, "state_dict": ..., "meta": {...}}``;
-``arch["kind"]`` says which class rebuilds it, so every later stage (privacy, attacks, export,
-simulation) loads any model with :func:`load_checkpoint`.
+Architectures are plain dicts (stored in every checkpoint); ``arch["kind"]`` says which network
+class rebuilds it, so every later stage (privacy, attacks, export, simulation) loads any model
+with :func:`load_checkpoint`. :func:`make_arch` builds one from shapes and the ``train`` settings
+alone (no workflow file needed), :func:`init_model` builds and initialises it from one seed.
+
+A checkpoint (``model.pt``) is ``{"arch": {...}, "state_dict": ..., "meta": {...}}``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from biospike.errors import BiospikeError
+from biospike.models import ann, snn
 from biospike.models.ann import ANN, ANNArch
 from biospike.models.snn import SNN, SNNArch
 
-__all__ = ["ANN", "ANNArch", "SNN", "SNNArch", "build_model", "load_checkpoint", "save_checkpoint"]
+__all__ = ["ANN", "ANNArch", "SNN", "SNNArch", "auto_input_scale", "build_model", "count_parameters", "device_of",
+           "init_model", "load_checkpoint", "make_arch", "predict_logits", "resolve_device", "save_checkpoint"]
+
+# network kind -> (module class, architecture class, module with auto_input_scale)
+NETWORKS: dict[str, tuple[type[nn.Module], type, Any]] = {"snn": (SNN, SNNArch, snn), "ann": (ANN, ANNArch, ann)}
 
 
-def build_model(arch: dict[str, Any]) -> nn.Module:
-    kind = arch.get("kind", "snn")
+def _network(kind: str) -> tuple[type[nn.Module], type, Any]:
+    try:
+        return NETWORKS[kind]
+    except KeyError:
+        raise BiospikeError(f"unknown network kind {kind!r} (expected one of {', '.join(NETWORKS)})") from None
+
+
+def build_model(arch: Mapping[str, Any]) -> nn.Module:
+    cls, arch_cls, _ = _network(arch.get("kind", "snn"))
+    return cls(arch_cls.from_dict(dict(arch)))
+
+
+def make_arch(kind: str, n_in: int, n_out: int, dt_s: float, settings: Mapping[str, Any] | None = None,
+              x_stats: np.ndarray | None = None) -> dict[str, Any]:
+    """Architecture dict of a ``kind`` network for ``n_in`` input channels, ``n_out`` classes and
+    time step ``dt_s``, from the ``train`` settings (schema defaults for any missing key).
+
+    ``input_scale: auto`` and the SNN's readout gain are computed from ``x_stats`` (N, T, C),
+    spike counts of the windows the model will see (pass public windows when they must not depend
+    on private data, e.g. for DP training); without ``x_stats`` ``auto`` is an error.
+    """
+    from biospike.config import section_settings
+
+    cfg = section_settings("train", {k: v for k, v in (settings or {}).items()})
+    _network(kind)
+    arch: dict[str, Any] = {
+        "kind": kind, "n_in": int(n_in), "n_hidden": [int(h) for h in cfg["hidden"]], "n_out": int(n_out),
+        "dt_s": float(dt_s), "tau_mem_s": float(cfg["tau_mem_s"]), "readout_tau_mem_s": float(cfg["readout_tau_mem_s"]),
+    }
     if kind == "snn":
-        return SNN(SNNArch.from_dict(arch))
-    if kind == "ann":
-        return ANN(ANNArch.from_dict(arch))
-    raise ValueError(f"unknown model kind {kind!r} (expected 'snn' or 'ann')")
+        arch |= {"tau_syn_s": float(cfg["tau_syn_s"]), "v_th": float(cfg["v_th"]),
+                 "readout_tau_syn_s": float(cfg["readout_tau_syn_s"]), "recurrent": bool(cfg["recurrent"]),
+                 "surrogate": str(cfg["surrogate"]), "surrogate_alpha": float(cfg["surrogate_alpha"]),
+                 "impl": str(cfg["impl"])}
+    check_time_constants(arch)
+    scale = cfg["input_scale"]
+    if scale == "auto":
+        if x_stats is None:
+            raise BiospikeError("train.input_scale 'auto' needs windows to compute it from (x_stats)")
+        scale = auto_input_scale(x_stats, arch)
+    arch["input_scale"] = float(scale)
+    if kind == "snn" and x_stats is not None and len(x_stats):
+        # the readout gain of init_model, measured once on a reference init (fixed seed, global RNG
+        # untouched) so that any build_model(arch) gets it, e.g. the DP trainer's
+        with torch.random.fork_rng():
+            arch["output_scale"] = float(init_model(arch, x_stats, seed=0).arch.output_scale)
+    return arch
+
+
+def check_time_constants(arch: Mapping[str, Any]) -> None:
+    """norse's forward-Euler step decays a state by (1 - dt/tau) per step: with dt > tau the state
+    flips sign every step and grows (dt = 2 tau already oscillates forever), so refuse it."""
+    dt_s = float(arch["dt_s"])
+    keys = ("tau_mem_s", "tau_syn_s", "readout_tau_mem_s", "readout_tau_syn_s")
+    bad = {k: arch[k] for k in keys if k in arch and dt_s > float(arch[k]) * (1 + 1e-9)}
+    if bad:
+        listed = ", ".join(f"train.{k}={v:g}" for k, v in bad.items())
+        raise BiospikeError(
+            f"the encoding's time step dt={dt_s:g} s is longer than {listed}: the Euler update of the "
+            f"neurons is unstable when dt > tau; raise these time constants to at least {dt_s:g} s "
+            f"(per dataset under datasets.<name>.train) or use a finer encode.dt_s")
+
+
+def auto_input_scale(x: np.ndarray, arch: Mapping[str, Any] | Any, max_windows: int = 256) -> float:
+    """The input gain ``input_scale: auto`` gives a ``arch["kind"]`` network on windows ``x``
+    (see :func:`biospike.models.snn.auto_input_scale`); absent neuron settings take their defaults."""
+    kind = arch.get("kind", "snn") if isinstance(arch, Mapping) else arch.kind
+    return float(_network(kind)[2].auto_input_scale(x, arch, max_windows))
+
+
+def init_model(arch: Mapping[str, Any], x_calib: np.ndarray, seed: int, max_windows: int = 256) -> nn.Module:
+    """``build_model(arch)`` with torch seeded by ``derive_seed(seed, "init")``, then the network's
+    own data-driven initialisation on ``x_calib`` (a few training windows; DP training passes public
+    ones), which also sets the SNN's readout gain unless ``arch`` fixes ``output_scale``."""
+    from biospike.config import derive_seed
+
+    arch = dict(arch)
+    output_scale = arch.pop("output_scale", None)
+    torch.manual_seed(derive_seed(seed, "init"))
+    if output_scale is not None:
+        arch["output_scale"] = float(output_scale)
+    model = build_model(arch)
+    calibrate = getattr(model, "calibrate_", None)
+    if calibrate is not None and len(x_calib):
+        calibrate(x_calib, max_windows, output_scale=output_scale is None)
+    return model
+
+
+def is_spiking(model: nn.Module) -> bool:
+    return isinstance(getattr(model, "_module", model), SNN)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise BiospikeError(
+                f"train.device is 'cuda' but CUDA is not available to torch {torch.__version__} "
+                f"(CPU-only build or no GPU visible); set train.device: cpu")
+        return torch.device("cuda")
+    raise BiospikeError(f"train.device must be 'cpu' or 'cuda', not {name!r}")
+
+
+def device_of(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def batches(x: np.ndarray, batch_size: int):
+    for lo in range(0, len(x), batch_size):
+        yield torch.as_tensor(np.asarray(x[lo:lo + batch_size]), dtype=torch.float32)
+
+
+def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Logits (N, n_out) float32 for spike counts x (N, T, C), in eval mode without gradients."""
+    device = device_of(model)
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for xb in batches(x, batch_size):
+            out.append(model(xb.to(device)).float().cpu().numpy())
+    model.train(was_training)
+    if not out:
+        plain = getattr(model, "_module", model)
+        return np.zeros((0, int(plain.arch.n_out)), dtype=np.float32)
+    return np.concatenate(out).astype(np.float32)
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any] | None = None) -> None:

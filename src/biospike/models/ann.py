@@ -8,7 +8,11 @@ Weights and per-step multiply-accumulates equal the SNN's, so the comparison iso
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -86,3 +90,16 @@ class ANN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_trace(x)[0].mean(dim=1)
+
+
+def auto_input_scale(x: np.ndarray, arch: ANNArch | Mapping[str, Any], max_windows: int = 256) -> float:
+    """Input gain that gives the first layer's leaky-integrated drive unit RMS before the ReLU
+    (the ANN counterpart of :func:`biospike.models.snn.auto_input_scale`)."""
+    from biospike.models.snn import _pick, _solve_scale
+
+    get = (arch.get if isinstance(arch, Mapping) else lambda k, d=None: getattr(arch, k, d))
+    tau_mem_s = get("tau_mem_s") or ANNArch.tau_mem_s
+    xs = _pick(x, max_windows)
+    with torch.no_grad():
+        power = float(_leaky(xs, math.exp(-float(get("dt_s")) / float(tau_mem_s))).pow(2).mean(dim=(0, 1)).sum())
+    return _solve_scale(power, 1.0, xs.shape[2])

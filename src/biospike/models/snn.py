@@ -21,14 +21,21 @@ a recurrent layer or another surrogate steps through norse (the recurrent Linear
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping
+from typing import Any
 
+import numpy as np
 import torch
 from norse.torch.functional.leaky_integrator import LIParameters, LIState, li_feed_forward_step
 from norse.torch.functional.lif import LIFFeedForwardState, LIFParameters, lif_feed_forward_step
 from torch import nn
 
 from biospike.models.fused import LIFScan, LIScan, lif_constants
+
+# input_scale "auto" and the data-driven initialisation aim the membrane drive's RMS across
+# neurons and steps at this many thresholds.
+AUTO_DRIVE_RMS = 3.0
 
 
 @dataclasses.dataclass
@@ -156,10 +163,88 @@ class SNN(nn.Module):
         volts, _ = self.forward_trace(x)
         return volts.mean(dim=1)
 
+    def _filtered(self, current: torch.Tensor, params: Any) -> torch.Tensor:
+        """The synapse-membrane filter of ``params`` applied to a current, in float64, no reset."""
+        a_mem, a_syn_neg = lif_constants(params.tau_mem_inv.double(), params.tau_syn_inv.double(), self.arch.dt_s)
+        return LIScan.apply(current.double(), a_mem, a_syn_neg, torch.tensor(0.0, dtype=torch.float64))
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    @torch.no_grad()
+    def calibrate_(self, x_calib: np.ndarray, max_windows: int = 256, output_scale: bool = True) -> None:
+        """Data-driven initialisation on a few windows ``x_calib`` (N, T, C) (DP training passes
+        public ones):
+
+        - each hidden layer after the first gets its weights rescaled so that its membrane drive
+          has an RMS of ``AUTO_DRIVE_RMS`` thresholds, as ``input_scale: auto`` does for the first
+          layer (default-initialised weights fed by sparse spikes leave a second layer silent);
+        - with ``output_scale``, the readout gain is chosen so that the readout's features (the
+          time-averaged, readout-filtered last hidden spikes) have unit RMS, as the ANN's do.
+          Spikes are sparse, so without it the logits start ~100x smaller than the ANN's and Adam
+          needs hundreds of steps just to grow the readout weights. The gain is stored in the arch.
+        """
+        if len(x_calib) == 0:
+            return
+        pick = np.unique(np.linspace(0, len(x_calib) - 1, num=min(len(x_calib), max_windows)).round().astype(np.int64))
+        h = torch.as_tensor(np.asarray(x_calib[pick]), dtype=torch.float32) * self.arch.input_scale
+        for layer, fc in enumerate(self.fc):
+            if layer > 0:
+                rms = float(self._filtered(torch.nn.functional.linear(h, fc.weight), self.lif_p).pow(2).mean().sqrt())
+                if rms > 0:
+                    fc.weight.mul_(AUTO_DRIVE_RMS * self.arch.v_th / rms)
+            h = self.lif_layer(fc(h), layer)
+        if output_scale:
+            features = self._filtered(h, self.li_p).mean(dim=1)
+            rms = float(features.pow(2).mean().sqrt())
+            self.arch.output_scale = 1.0 / rms if rms > 0 else 1.0
 
 
-def hidden_sizes(model: SNN) -> Sequence[int]:
-    return model.arch.n_hidden
+def auto_input_scale(x: np.ndarray, arch: SNNArch | Mapping[str, Any], max_windows: int = 256) -> float:
+    """Input gain that makes the first hidden layer's drive about ``AUTO_DRIVE_RMS`` thresholds.
+
+    Ignoring threshold and reset, a LIF neuron's membrane is a linear filter of its input current
+    ``I = s W x`` (synapse then membrane). With ``nn.Linear``'s default init (weights uniform in
+    +-1/sqrt(C), variance 1/(3C)) and zero bias, the mean square of that membrane drive over neurons
+    and time is ``s^2 / (3C) * sum_c E[F_c^2]`` where ``F_c`` is channel c's filtered spike train
+    in the data. Solving for ``s`` takes both the input rate and the fan-in into account.
+    ``arch`` needs ``dt_s``; missing time constants and threshold take :class:`SNNArch`'s defaults.
+    """
+    get = _getter(arch)
+    xs = _pick(x, max_windows)
+    a_mem, a_syn_neg = lif_constants(torch.tensor(1.0 / get("tau_mem_s"), dtype=torch.float64),
+                                     torch.tensor(1.0 / get("tau_syn_s"), dtype=torch.float64), float(get("dt_s")))
+    with torch.no_grad():
+        filtered = LIScan.apply(xs, a_mem, a_syn_neg, torch.tensor(0.0, dtype=torch.float64))
+        power = float(filtered.pow(2).mean(dim=(0, 1)).sum())
+    return _solve_scale(power, AUTO_DRIVE_RMS * float(get("v_th")), xs.shape[2])
+
+
+def _getter(arch: Any):
+    """arch field by name from a dataclass or a dict, with SNNArch's defaults for absent fields."""
+    defaults = {f.name: f.default for f in dataclasses.fields(SNNArch)}
+
+    def get(name: str) -> Any:
+        value = arch.get(name) if isinstance(arch, Mapping) else getattr(arch, name, None)
+        if value is None:
+            value = defaults.get(name, dataclasses.MISSING)
+        if value is dataclasses.MISSING:
+            raise ValueError(f"architecture needs {name!r}")
+        return value
+
+    return get
+
+
+def _pick(x: np.ndarray, max_windows: int) -> torch.Tensor:
+    """Up to ``max_windows`` windows spread evenly over ``x``, as float64."""
+    from biospike.errors import BiospikeError
+
+    if len(x) == 0:
+        raise BiospikeError("no training windows to compute input_scale 'auto' from")
+    pick = np.unique(np.linspace(0, len(x) - 1, num=min(len(x), max_windows)).round().astype(np.int64))
+    return torch.as_tensor(np.asarray(x[pick]), dtype=torch.float64)
+
+
+def _solve_scale(power: float, target_rms: float, n_in: int) -> float:
+    from biospike.errors import BiospikeError
+
+    if not power > 0:
+        raise BiospikeError("the training windows carry no input spikes: nothing to scale (check the encoder)")
+    return float(target_rms * math.sqrt(3.0 * n_in / power))

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from biospike.train import device_of
+from biospike.models import device_of
+from biospike.privacy.grad_sample import finalize_grad_samples
 
 GROUPINGS = ("flat", "layer", "neuron")
 
@@ -200,8 +201,6 @@ def public_allocation(gsm: nn.Module, blocks: list[Block], layout: GroupLayout, 
     volts, spikes = plain.forward_trace(x)  # the Linear hooks capture activations as in gsm(x)
     logits = volts.mean(dim=1)
     loss_fn(logits, torch.as_tensor(y_np, device=device)).backward()
-    from biospike.privacy.dp import finalize_grad_samples
-
     finalize_grad_samples(gsm)
     med = np.zeros(layout.n_groups)
     for block, rows in zip(blocks, layout.row_group, strict=True):

@@ -135,7 +135,7 @@ def make_canaries(n: int, x_like: np.ndarray, n_classes: int, kind: str, rng: np
 def canary_scores(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 256) -> np.ndarray:
     """log p(y|x) - log(1 - p(y|x)) for each canary, centred per canary label: higher = more likely
     trained on."""
-    from biospike.train import predict_logits  # batched, on the trainer's device, eval mode
+    from biospike.models import predict_logits  # batched, on the trainer's device, eval mode
 
     model.eval()
     logits = torch.as_tensor(predict_logits(model, x, batch)).double()
@@ -152,22 +152,8 @@ def canary_scores(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: i
     return scores
 
 
-AUDIT_DEFAULTS = {"n_canaries": 200, "canary": "ood", "rate_factor": 2.0, "confidence": 0.95,
-                  "nonprivate": "last_epoch", "nonprivate_epochs": 60}
-
-
-def audit_settings(audit_cfg: dict | None) -> dict:
-    """``privacy.audit`` over :data:`AUDIT_DEFAULTS` (``enabled`` is the workflow's switch);
-    an unknown key is a ValueError."""
-    given = {k: v for k, v in (audit_cfg or {}).items() if k != "enabled"}
-    unknown = sorted(set(given) - set(AUDIT_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown privacy.audit settings: {unknown} (known: {sorted(AUDIT_DEFAULTS)})")
-    return {**AUDIT_DEFAULTS, **given}
-
-
 def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.ndarray, x_val: np.ndarray,
-              y_val: np.ndarray, settings, epsilon: float | None, seed: int, audit_cfg: dict | None = None,
+              y_val: np.ndarray, settings, epsilon: float | None, seed: int,
               x_public: np.ndarray | None = None, y_public: np.ndarray | None = None,
               class_weight: np.ndarray | None = None, nonprivate_fit=None, progress: bool = False,
               device: str | torch.device = "cpu") -> dict:
@@ -177,8 +163,8 @@ def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     The audited model is the **last** iterate (``select: last``), where memorisation is strongest;
     the released model (best validation epoch) is another iterate under the same accounting.
     ``epsilon`` None audits a non-private recipe: ``nonprivate_fit(arch, x, y, x_val, y_val, seed)
-    -> model`` (the stage passes ``train.fit``). ``settings`` is a :class:`~biospike.privacy.dp.DPSettings`; its
-    delta is resolved on the augmented unit count. ``device`` is where DP training runs (the
+    -> model`` (the stage passes ``train.fit``). ``settings`` is a :class:`~biospike.privacy.dp.DPSettings`
+    (its ``audit`` section sets the canaries); its delta is resolved on the augmented unit count. ``device`` is where DP training runs (the
     non-private recipe follows its own ``train.device`` inside ``nonprivate_fit``).
     """
     import dataclasses
@@ -186,9 +172,8 @@ def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     from biospike.privacy import accounting
     from biospike.privacy.dp import dp_train
 
+    cfg = settings.audit
     settings = dataclasses.replace(settings, select="last")
-
-    cfg = audit_settings(audit_cfg)
     rng = np.random.default_rng(seed)
     m = int(cfg["n_canaries"])
     n_classes = int(arch["n_out"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,8 +22,6 @@ from biospike.errors import BiospikeError
 
 log = logging.getLogger("biospike.privacy")
 
-# keys the rule adds to the privacy section in --params
-RESERVED = ("seed", "train", "dataset", "encoding")
 # encoder.fitted_on values that name public data (encode.fit_split: population = mia/population)
 PUBLIC_FIT_SPLITS = ("population",)
 
@@ -32,42 +29,32 @@ PUBLIC_FIT_SPLITS = ("population",)
 # ------------------------------------------------------------------------------------ data
 
 
-def _split(spikes: Any, name: str, group: str = "splits") -> np.ndarray:
-    idx = getattr(spikes, group).get(name)
-    return np.sort(np.asarray(idx, dtype=np.int64)) if idx is not None else np.zeros(0, dtype=np.int64)
-
-
-def prepare(spikes: Any, params: Mapping[str, Any], spikes_path: str | Path) -> dict:
+def prepare(spikes: Any, train_cfg: Mapping[str, Any], root_seed: int, dataset: str, spikes_path: str | Path) -> dict:
     """Everything the DP run needs from spikes.h5: the same training windows as the non-private
     snn (train.select_train_indices), validation/test/public windows, an architecture whose
     ``input_scale: auto`` and class weights come from public data, and the preprocessing record."""
-    from biospike import train
+    from biospike.train import arch_for
+    from biospike.trainset import class_weights, require_splits, split_indices, training_windows
 
-    train_cfg = train.train_settings(params.get("train", {}))
-    dataset = str(params.get("dataset") or "dataset")
-    for name in ("train", "val", "test"):
-        if name not in spikes.splits:
-            raise BiospikeError(f"no '{name}' split in splits/", spikes_path)
+    require_splits(spikes, spikes_path)
     labels = np.asarray(spikes.labels, dtype=np.int64)
-    train_all = _split(spikes, "train")
-    train_idx = train.select_train_indices(train_all, labels, train_cfg["max_train_windows"],
-                                           train.subsample_seed(params, dataset))
+    train_idx, train_all = training_windows(spikes, train_cfg, root_seed, dataset)
     if len(np.unique(labels[train_idx])) < 2:
         raise BiospikeError("the training split holds fewer than two classes", spikes_path)
-    public_idx = _split(spikes, "population", "mia")
+    public_idx = split_indices(spikes, "population", "mia")
     # statistics the recipe fits (input gain, class weights) come from public data when there is any
     stat_idx, stat_source = (public_idx, "population split (public)") if len(public_idx) else (
-        _split(spikes, "val"), "validation split (not training units, not public)")
-    arch = train.make_arch("snn", spikes, train_cfg, index=stat_idx)
+        split_indices(spikes, "val"), "validation split (not training units, not public)")
+    arch = arch_for("snn", spikes, train_cfg, index=stat_idx)
     n_classes = len(spikes.class_names)
     weight, weight_source = None, "none (train.class_weighting is not 'balanced')"
     if train_cfg["class_weighting"] in ("balanced", "sampler"):
-        weight = train.class_weights(labels[stat_idx], n_classes)
+        weight = class_weights(labels[stat_idx], n_classes)
         weight[weight == 0] = 1.0  # a class absent from the public data keeps weight 1
         weight_source = f"balanced class weights from the {stat_source}"
     return {
         "train_cfg": train_cfg, "labels": labels, "train_idx": train_idx, "train_all": train_all,
-        "val_idx": _split(spikes, "val"), "test_idx": _split(spikes, "test"), "public_idx": public_idx,
+        "val_idx": split_indices(spikes, "val"), "test_idx": split_indices(spikes, "test"), "public_idx": public_idx,
         "arch": arch, "class_weight": weight,
         "preprocessing": preprocessing_record(spikes, stat_source, weight_source, train_cfg),
     }
@@ -115,20 +102,8 @@ def preprocessing_record(spikes: Any, stat_source: str, weight_source: str, trai
 # ------------------------------------------------------------------------------------ harden
 
 
-def _settings(params: Mapping[str, Any]):
-    from biospike.privacy.dp import DPSettings
-
-    return DPSettings.from_config({k: v for k, v in params.items() if k not in RESERVED})
-
-
 def _units(spikes: Any, idx: np.ndarray, unit: str) -> np.ndarray:
     return idx.astype(str) if unit == "window" else np.asarray(spikes.subject)[idx].astype(str)
-
-
-def target_name(epsilon: float) -> str:
-    """dpsnn_eps{E} with E as written in config (1 -> eps1, 0.5 -> eps0.5)."""
-    text = f"{epsilon:g}"
-    return f"dpsnn_eps{text}"
 
 
 def parse_epsilon(text: str) -> float | None:
@@ -151,25 +126,30 @@ def _check_preprocessing(settings: Any, records: list[dict], spikes_path: str | 
         log.warning("privacy: %s: %s", r["statistic"], r["note"])
 
 
-def harden_stage(spikes_path: str | Path, outdir: str | Path, epsilon: float, params: Mapping[str, Any],
-                 progress: bool = True) -> dict:
+def _names(ctx: Any, spikes: Any) -> tuple[str, str]:
+    return ctx.name("dataset", spikes.dataset), ctx.name("encoding", spikes.encoding)
+
+
+def harden_stage(ctx: Any, spikes_path: str | Path, outdir: str | Path, epsilon: float, progress: bool = True) -> dict:
     """DP-train the snn at target ``epsilon``; write model.pt, metrics.json, curve.csv, privacy.json."""
     from biospike import train
-    from biospike.config import derive_seed
-    from biospike.models import save_checkpoint
-    from biospike.models.snn import count_parameters
-    from biospike.privacy.dp import dp_train
-    from biospike.store import provenance, read_spikes, write_json
+    from biospike.metrics import evaluate
+    from biospike.models import count_parameters, predict_logits, resolve_device, save_checkpoint
+    from biospike.privacy.dp import DPSettings, dp_train
+    from biospike.results import metrics_record, write_target
+    from biospike.store import provenance, read_spikes
+    from biospike.targets import dp_target
 
     start_s = time.perf_counter()
-    outdir = Path(outdir)
-    settings = _settings(params)
+    settings = DPSettings.from_config(ctx["privacy"])
+    train_cfg = ctx["train"]
     spikes = read_spikes(spikes_path)
-    d = prepare(spikes, params, spikes_path)
-    device = train.resolve_device(d["train_cfg"]["device"])  # train.device: DP training runs there too
+    dataset, encoding = _names(ctx, spikes)
+    d = prepare(spikes, train_cfg, ctx.root_seed(), dataset, spikes_path)
+    device = resolve_device(train_cfg["device"])  # train.device: DP training runs there too
     _check_preprocessing(settings, d["preprocessing"], spikes_path)
-    dataset, encoding = str(params.get("dataset", "dataset")), str(params.get("encoding", "encoding"))
-    seed = derive_seed(int(params.get("seed", 0)), "harden", dataset, encoding, target_name(epsilon))
+    name = dp_target(epsilon)
+    seed = ctx.derive_seed("harden", dataset, encoding, name)
     x, labels = spikes.spikes, d["labels"]
     tr, va, te, pub = d["train_idx"], d["val_idx"], d["test_idx"], d["public_idx"]
     log.info("harden %s/%s eps=%g: %d train windows, %s-level units, %d public windows", dataset, encoding,
@@ -179,37 +159,23 @@ def harden_stage(spikes_path: str | Path, outdir: str | Path, epsilon: float, pa
                    class_weight=d["class_weight"], progress=progress, desc=f"harden eps{epsilon:g}", device=device)
     model = res.model
     class_names = list(spikes.class_names)
-    name = target_name(epsilon)
-    metrics: dict[str, Any] = {"model": name, "dataset": dataset, "encoding": encoding, "class_names": class_names}
-    for split, idx in (("train", tr), ("val", va), ("test", te)):
-        metrics[split] = train.evaluate((model, x[idx]), labels[idx], spikes.subject[idx], class_names)
+    splits = {split: evaluate(predict_logits(model, x[idx]), labels[idx], spikes.subject[idx], class_names)
+              for split, idx in (("train", tr), ("val", va), ("test", te))}
     eval_split, eval_idx = ("test", te) if len(te) else ("val", va)
     firing = train.firing_summary(train.firing_stats(model, x[eval_idx]), float(spikes.dt_s), eval_split)
     firing["init_mean_rate_per_step"] = None
-    best_row = res.history[res.best_epoch - 1] if res.best_epoch else {}
     privacy = {**res.privacy, "target": name, "preprocessing": d["preprocessing"],
                "outside_guarantee": ["metrics.json 'train' block (evaluated on the private training windows "
                                      "without noise: internal diagnostics, do not publish with the model)"]}
-    metrics |= {
-        "firing": firing,
-        "spikes_per_inference": firing["spikes_per_inference"],
-        "status": "error" if firing["errors"] else "ok",
-        "errors": firing["errors"],
-        "n_parameters": count_parameters(model),
-        "n_windows": {"train": len(tr), "train_available": len(d["train_all"]), "val": len(va), "test": len(te)},
-        "epochs_run": len(res.history),
-        "best_epoch": res.best_epoch,
-        "stopped_early": False,
-        "history": {"best": best_row, "final": res.history[-1] if res.history else {}},
-        "arch": d["arch"],
-        "seed": seed,
-        "time_steps": int(x.shape[1]),
-        "dt_s": float(spikes.dt_s),
-        "privacy": {k: privacy[k] for k in ("epsilon", "delta", "privacy_unit", "accountant", "noise_multiplier",
-                                            "sample_rate", "steps")},
-    }
-    settings_record = {k: v for k, v in params.items() if k not in ("train",)}
-    prov = provenance({"privacy": settings_record, "train": d["train_cfg"], "target": name, "dataset": dataset,
+    metrics = metrics_record(
+        model=name, dataset=dataset, encoding=encoding, class_names=class_names, splits=splits,
+        n_windows={"train": len(tr), "train_available": len(d["train_all"]), "val": len(va), "test": len(te)},
+        seed=seed, history=res.history, best_epoch=res.best_epoch, stopped_early=False, arch=d["arch"],
+        n_parameters=count_parameters(model), firing=firing, spikes_per_inference=firing["spikes_per_inference"],
+        errors=firing["errors"], time_steps=int(x.shape[1]), dt_s=float(spikes.dt_s),
+        privacy={k: privacy[k] for k in ("epsilon", "delta", "privacy_unit", "accountant", "noise_multiplier",
+                                         "sample_rate", "steps")})
+    prov = provenance({"privacy": ctx["privacy"], "train": train_cfg, "target": name, "dataset": dataset,
                        "encoding": encoding}, inputs=[spikes_path], seed=seed)
     metrics["provenance"] = prov
     privacy["provenance"] = prov
@@ -220,51 +186,48 @@ def harden_stage(spikes_path: str | Path, outdir: str | Path, epsilon: float, pa
             "train_indices": tr.tolist(), "best_epoch": res.best_epoch, "epochs_run": len(res.history),
             "history": res.history, "encoder": spikes.encoder,
             "privacy": {k: privacy[k] for k in ("epsilon", "delta", "privacy_unit", "accountant")}}
-    outdir.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(outdir / "model.pt", model, meta)
-    train.write_curve(outdir / "curve.csv", [{k: v for k, v in row.items() if k != "allocation"} for row in res.history])
-    write_json(outdir / "privacy.json", train._finite(privacy))
-    write_json(outdir / "metrics.json", train._finite(metrics))
+    write_target(outdir, metrics, [{k: v for k, v in row.items() if k != "allocation"} for row in res.history],
+                 lambda dd: save_checkpoint(dd / "model.pt", model, meta), extra_json={"privacy.json": privacy})
     return metrics
 
 
-def audit_stage(spikes_path: str | Path, out_path: str | Path, epsilon: float | None, params: Mapping[str, Any],
+def audit_stage(ctx: Any, spikes_path: str | Path, out_path: str | Path, epsilon: float | None,
                 progress: bool = True, label: str | None = None) -> dict:
     """One-run canary audit of the DP recipe at ``epsilon`` (None: the non-private snn recipe,
     ``train.fit`` with the train section) on this dataset's training windows."""
     from biospike import train
-    from biospike.config import derive_seed
-    from biospike.privacy.audit import audit_settings, run_audit
+    from biospike.metrics import finite
+    from biospike.models import resolve_device
+    from biospike.privacy.audit import run_audit
+    from biospike.privacy.dp import DPSettings
     from biospike.store import provenance, read_spikes, write_json
+    from biospike.targets import dp_target
 
     start_s = time.perf_counter()
-    settings = _settings(params)
+    settings = DPSettings.from_config(ctx["privacy"])
+    train_cfg = ctx["train"]
     spikes = read_spikes(spikes_path)
-    d = prepare(spikes, params, spikes_path)
-    device = train.resolve_device(d["train_cfg"]["device"])
-    dataset, encoding = str(params.get("dataset", "dataset")), str(params.get("encoding", "encoding"))
-    label = label or (target_name(epsilon) if epsilon is not None else "snn_nonprivate")
-    seed = derive_seed(int(params.get("seed", 0)), "audit", dataset, encoding, label)
+    dataset, encoding = _names(ctx, spikes)
+    d = prepare(spikes, train_cfg, ctx.root_seed(), dataset, spikes_path)
+    device = resolve_device(train_cfg["device"])
+    label = label or (dp_target(epsilon) if epsilon is not None else "snn_nonprivate")
+    seed = ctx.derive_seed("audit", dataset, encoding, label)
     x, labels = spikes.spikes, d["labels"]
     tr, va, pub = d["train_idx"], d["val_idx"], d["public_idx"]
     log.info("audit %s %s/%s: %d training windows (%s-level units)", label, dataset, encoding, len(tr), settings.unit)
-
-    try:
-        audit_cfg = audit_settings(settings.audit)
-    except ValueError as exc:  # unknown privacy.audit key
-        raise BiospikeError(str(exc), spikes_path) from None
+    audit_cfg = settings.audit
     early_stopping = audit_cfg["nonprivate"] == "early_stopping"
 
     def nonprivate_fit(arch, x_fit, y_fit, x_v, y_v, fit_seed):
         if early_stopping:  # exactly the snn target's recipe
-            return train.fit(arch, x_fit, y_fit, x_v, y_v, d["train_cfg"], fit_seed, progress=progress).model
+            return train.fit(arch, x_fit, y_fit, x_v, y_v, train_cfg, fit_seed, progress=progress).model
         # the snn recipe (Adam, train.lr, batches) without early stopping, to the last epoch
-        cfg = {**d["train_cfg"], "epochs": int(audit_cfg["nonprivate_epochs"])}
+        cfg = {**train_cfg, "epochs": int(audit_cfg["nonprivate_epochs"])}
         return train.fit(arch, x_fit, y_fit, x_v[:0], y_v[:0], cfg, fit_seed, progress=progress).model
 
     try:
         out = run_audit(d["arch"], x[tr], labels[tr], _units(spikes, tr, settings.unit), x[va], labels[va], settings,
-                        epsilon, seed, settings.audit, x_public=x[pub] if len(pub) else None,
+                        epsilon, seed, x_public=x[pub] if len(pub) else None,
                         y_public=labels[pub] if len(pub) else None, class_weight=d["class_weight"],
                         nonprivate_fit=nonprivate_fit, progress=progress, device=device)
     except ValueError as exc:  # audit settings the data cannot meet (too few public windows for canaries)
@@ -273,10 +236,9 @@ def audit_stage(spikes_path: str | Path, out_path: str | Path, epsilon: float | 
               else "train.fit, the snn target's recipe with early stopping" if early_stopping else
               f"train.fit (Adam, train.lr) for {audit_cfg['nonprivate_epochs']} epochs, no early stopping, last epoch")
     out = {"target": label, "dataset": dataset, "encoding": encoding, "recipe": recipe, **out}
-    out["provenance"] = provenance({"privacy": {k: v for k, v in params.items() if k != "train"}, "target": label},
-                                   inputs=[spikes_path], seed=seed)
+    out["provenance"] = provenance({"privacy": ctx["privacy"], "target": label}, inputs=[spikes_path], seed=seed)
     out["wall_time_s"] = time.perf_counter() - start_s
-    write_json(out_path, train._finite(out))
+    write_json(out_path, finite(out))
     return out
 
 
@@ -321,7 +283,7 @@ def table_rows(target_dirs: Sequence[str | Path], nonprivate_dir: str | Path | N
     return rows
 
 
-def write_table(rows: list[dict], out_csv: str | Path, inputs: Sequence[str | Path], params: Mapping[str, Any]) -> None:
+def write_table(rows: list[dict], out_csv: str | Path, inputs: Sequence[str | Path], ctx: Any) -> None:
     from biospike.store import atomic_path, provenance, write_json
 
     def fmt(v: Any) -> Any:
@@ -340,33 +302,28 @@ def write_table(rows: list[dict], out_csv: str | Path, inputs: Sequence[str | Pa
     write_json(Path(out_csv).with_suffix(".json"), {
         "rows": json_rows, "columns": list(TABLE_COLUMNS),
         "note": "epsilon None = non-private; audit lower bounds are one-run (Steinke et al. 2023) at the stated confidence",
-        "provenance": provenance({"privacy": {k: v for k, v in params.items() if k != "train"}}, inputs=inputs,
-                                 seed=params.get("seed")),
+        "provenance": provenance({"privacy": ctx["privacy"]}, inputs=inputs, seed=ctx.seed),
     })
 
 
-def _setup_logging() -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
-
-
 def cli_harden(argv: list[str], prog: str) -> int:
-    from biospike.cliutil import load_params, stage_parser
+    from biospike.cliutil import load_context, setup_logging, stage_parser
     from biospike.config import seed_everything
 
-    parser = stage_parser(prog, "DP-SGD training of the snn with an accounted (epsilon, delta); or its canary audit")
+    parser = stage_parser(prog, "DP-SGD training of the snn with an accounted (epsilon, delta); or its canary audit",
+                          sections=("privacy", "train"), names=("dataset", "encoding"))
     parser.add_argument("--input", required=True, help="spikes.h5")
     parser.add_argument("--epsilon", required=True, help="target epsilon (as in privacy.epsilons); 'none' only with --audit")
     parser.add_argument("--outdir", help="R/{dataset}/{encoding}/dpsnn_eps{E} (training)")
     parser.add_argument("--audit", metavar="FILE", help="run the one-run canary audit instead and write FILE (audit.json)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    _setup_logging()
-    params = load_params(args.params)
+    setup_logging()
+    ctx = load_context(args)
     epsilon = parse_epsilon(args.epsilon)
-    seed_everything(int(params.get("seed", 0)), args.threads)
+    seed_everything(ctx.root_seed(), args.threads)
     if args.audit:
-        out = audit_stage(args.input, args.audit, epsilon, params, progress=not args.no_progress)
+        out = audit_stage(ctx, args.input, args.audit, epsilon, progress=not args.no_progress)
         log.info("audit %s: epsilon lower bound %.3f (claimed %s), canary AUC %.3f", out["target"],
                  out["epsilon_lower_bound"], out["claimed_epsilon"], out["canary_auc"])
         if out["consistent"] is False:
@@ -377,7 +334,7 @@ def cli_harden(argv: list[str], prog: str) -> int:
         raise BiospikeError("--epsilon none is only meaningful with --audit (the non-private snn is `biospike train`)")
     if not args.outdir:
         raise BiospikeError("--outdir is required (or --audit FILE)")
-    metrics = harden_stage(args.input, args.outdir, epsilon, params, progress=not args.no_progress)
+    metrics = harden_stage(ctx, args.input, args.outdir, epsilon, progress=not args.no_progress)
     p = metrics["privacy"]
     log.info("%s: epsilon %.3f (delta %.2g, %s, %s-level), test balanced accuracy %.3f, %.1f s", metrics["model"],
              p["epsilon"], p["delta"], p["accountant"], p["privacy_unit"], metrics["test"]["balanced_accuracy"],
@@ -386,21 +343,21 @@ def cli_harden(argv: list[str], prog: str) -> int:
 
 
 def cli_table(argv: list[str], prog: str) -> int:
-    from biospike.cliutil import load_params, stage_parser
+    from biospike.cliutil import load_context, setup_logging, stage_parser
 
-    parser = stage_parser(prog, "privacy-utility table: DP targets + the non-private snn")
+    parser = stage_parser(prog, "privacy-utility table: DP targets + the non-private snn", sections=("privacy",))
     parser.add_argument("--targets", nargs="+", required=True, help="dpsnn_eps{E} directories")
     parser.add_argument("--nonprivate", help="the non-private snn directory (R/{ds}/{enc}/snn)")
     parser.add_argument("--nonprivate-audit", help="audit.json of the non-private recipe")
     parser.add_argument("--output", required=True, help="privacy_utility.csv (a .json twin is written beside it)")
     args = parser.parse_args(argv)
-    _setup_logging()
-    params = load_params(args.params)
+    setup_logging()
+    ctx = load_context(args)
     rows = table_rows(args.targets, args.nonprivate, args.nonprivate_audit)
     inputs = [Path(t) / f for t in args.targets for f in ("metrics.json", "privacy.json", "audit.json")]
     if args.nonprivate:
         inputs.append(Path(args.nonprivate) / "metrics.json")
-    write_table(rows, args.output, inputs, params)
+    write_table(rows, args.output, inputs, ctx)
     for r in rows:
         log.info("%-16s epsilon=%-8s test balanced accuracy=%.3f audit lower bound=%s", r["target"],
                  "inf" if math.isinf(r["epsilon"]) else f"{r['epsilon']:.3f}", r["test_balanced_accuracy"],

@@ -1,0 +1,40 @@
+"""The built-in model kinds and levers (:mod:`biospike.registry` holds the mechanism).
+
+Registered here, by name and ``"module:function"`` strings, so that reading them imports no
+torch; a new kind adds one ``register_model_kind`` call below (and its own module). Code that asks
+the registries imports them from here, so the built-ins are always registered.
+"""
+
+from __future__ import annotations
+
+from biospike.registry import (
+    LEVERS,
+    MODEL_KINDS,
+    OKABE_ITO,
+    Lever,
+    ModelKind,
+    register_lever,
+    register_model_kind,
+)
+
+__all__ = ["LEVERS", "MODEL_KINDS"]
+
+# The built-in kinds. A new kind registers itself the same way (in its own module, imported here).
+register_model_kind(ModelKind(
+    name="snn", label="SNN", color=OKABE_ITO["blue"], order=0, trainer="biospike.train:train_stage",
+    fit="biospike.train:fit_on", spiking=True, nir=True, runs_on=("neuromorphic",),
+    description="LIF spiking network (norse dynamics, fused kernels), surrogate-gradient BPTT"))
+register_model_kind(ModelKind(
+    name="ann", label="ANN", color=OKABE_ITO["orange"], order=20, trainer="biospike.train:train_stage",
+    fit="biospike.train:fit_on", runs_on=("mcu",),
+    description="same-size non-spiking network (leaky integrator + ReLU) on the same spikes"))
+register_model_kind(ModelKind(
+    name="classical", label="classical", color="#7f7f7f", order=30, trainer="biospike.classical:classical_stage",
+    input="windows", checkpoint="model.joblib", attackable=False, torch=False,
+    description="logistic regression on log RMS and band power of the raw windows"))
+
+register_lever(Lever(
+    name="dp", prefix="dp", key="eps", label="DP-{kind_label} ε={value}", applies_to=("snn",),
+    references=("base",), order=1,
+    palette=(OKABE_ITO["vermillion"], OKABE_ITO["purple"], OKABE_ITO["green"], OKABE_ITO["sky"],
+             OKABE_ITO["yellow"], OKABE_ITO["black"])))

@@ -1,0 +1,216 @@
+"""The plan: everything one validated config asks to make, derived in one place.
+
+Per dataset: encodings x trained targets (model kinds and their lever variants) x attacked targets
+(with their reference-model groups) x edge targets, the time-step sweep and the privacy table.
+The workflow's default target and input functions, the report, and
+``workflow/scripts/results_table.py`` all read this plan (:func:`build_plan`), so what the DAG
+builds and what the report expects cannot drift apart (tests/unit/test_plan.py checks both).
+
+Directory layout of one target: ``R/{dataset}/{encoding}/{target}/`` (model, metrics.json,
+curve.csv, privacy.json for DP variants, ``attack/``, ``deploy/``); reference models:
+``R/{dataset}/{encoding}/refs/{group}/{k}/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+from biospike import targets as T
+from biospike.config import stage_config
+from biospike.errors import BiospikeError
+from biospike.registry import LEVERS, MODEL_KINDS
+
+HARDWARE_DIR = Path(__file__).resolve().parents[2] / "config" / "hardware"
+
+
+@dataclasses.dataclass
+class DatasetPlan:
+    """What the workflow produces for one dataset (and so what the report must find)."""
+
+    encodings: list[str]
+    targets: list[str]  # trained: metrics.json + curve.csv (+ privacy.json for DP variants)
+    attacked: list[str] = dataclasses.field(default_factory=list)  # attack/summary.json
+    deployed: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # target -> hardware
+    t_sweep: list[str] = dataclasses.field(default_factory=list)  # encodings with t_sweep.json
+    references: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # attacked -> ref groups
+    n_references: int = 0  # reference models per group
+    privacy_table: bool = False  # privacy_utility.csv per encoding
+    audit: bool = False  # canary audits of every DP target and of the non-private recipe
+
+    def __post_init__(self) -> None:
+        self.targets = T.sort_targets(self.targets)
+        self.attacked = T.sort_targets(self.attacked)
+        self.deployed = {t: list(self.deployed[t]) for t in T.sort_targets(self.deployed)}
+        unknown = (set(self.attacked) | set(self.deployed)) - set(self.targets)
+        if unknown:
+            raise BiospikeError(f"plan: attacked/deployed targets {sorted(unknown)} are not trained targets")
+        if not self.references:
+            self.references = {t: T.parse(t).reference_groups() for t in self.attacked if T.is_target(t)}
+
+    @property
+    def hardware(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for hws in self.deployed.values():
+            seen.update(dict.fromkeys(hws))
+        return list(seen)
+
+    @property
+    def dp_targets(self) -> list[str]:
+        return [t for t in self.targets if T.dp_epsilon(t) is not None]
+
+    @property
+    def reference_groups(self) -> list[str]:
+        return list(dict.fromkeys(g for t in self.attacked for g in self.references.get(t, [])))
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+Plan = dict[str, DatasetPlan]
+
+
+def plan_from_json(raw: Mapping[str, Any]) -> Plan:
+    """The inverse of :func:`plan_to_json` (the report receives the plan this way)."""
+    plan: Plan = {}
+    fields = {f.name for f in dataclasses.fields(DatasetPlan)}
+    for ds, spec in raw.items():
+        try:
+            plan[ds] = DatasetPlan(**{k: v for k, v in spec.items() if k in fields})
+        except (KeyError, TypeError) as exc:
+            raise BiospikeError(f"plan for dataset {ds!r} is malformed ({exc!r})") from None
+    return plan
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    return {ds: dp.to_json() for ds, dp in plan.items()}
+
+
+def hardware_kinds(names: Iterable[str], hardware_dir: str | Path = HARDWARE_DIR) -> dict[str, str]:
+    """Each hardware profile's ``kind`` (``config/hardware/<name>.yaml``); a missing one is an error."""
+    import yaml
+
+    out = {}
+    for name in names:
+        path = Path(hardware_dir) / f"{name}.yaml"
+        if not path.is_file():
+            raise BiospikeError(f"deploy.targets names {name!r} but {path} does not exist")
+        out[name] = str((yaml.safe_load(path.read_text()) or {}).get("kind", "neuromorphic"))
+    return out
+
+
+def _enabled(section: Mapping[str, Any]) -> bool:
+    return bool(section) and bool(section.get("enabled", True))
+
+
+def _check_names(names: Iterable[str], what: str) -> list[str]:
+    out = []
+    for name in names:
+        if name not in MODEL_KINDS:
+            raise BiospikeError(f"{what}: unknown model kind {name!r} (registered: {', '.join(MODEL_KINDS.names())})")
+        out.append(str(name))
+    return out
+
+
+def dataset_plan(config: Mapping[str, Any], ds: str, kinds: Mapping[str, str]) -> DatasetPlan | None:
+    """The plan of one dataset (None when it has no encodings: nothing beyond ingestion)."""
+    encodings = [str(e) for e in stage_config(config, "encode", ds).get("encodings", [])]
+    if not encodings:
+        return None
+    train = stage_config(config, "train", ds)
+    models = _check_names(train.get("models", ["snn", "ann", "classical"]), f"datasets/{ds}/train/models")
+    targets = list(models)
+    priv = stage_config(config, "privacy", ds)
+    if _enabled(priv):
+        for kind in LEVERS["dp"].applies_to:
+            if kind in models:
+                targets += [T.dp_target(float(e), kind) for e in priv.get("epsilons", [])]
+    att = stage_config(config, "attack", ds)
+    attacked, t_sweep, references, n_refs = [], [], {}, 0
+    if att:
+        patterns = att.get("targets", ["snn", "ann", "dpsnn_eps*"])
+        attacked = [t for t in targets if T.parse(t).kind.attackable and any(fnmatch(t, p) for p in patterns)]
+        n_refs = int(att.get("n_reference_models", 0))
+        references = {t: T.parse(t).reference_groups() for t in attacked}
+        if att.get("t_sweep") and "snn" in targets and attacked:
+            t_sweep = list(encodings)
+    dep = config.get("deploy", {})
+    deployed: dict[str, list[str]] = {}
+    dep_models = [str(m) for m in dep.get("models", ["snn"])]
+    hardware = [str(h) for h in dep.get("targets", [])]
+    unknown = [h for h in hardware if h not in kinds]
+    if unknown:
+        raise BiospikeError(f"plan: kind of hardware profile(s) {unknown} unknown (config/hardware/<name>.yaml)")
+    if hardware and dep_models:
+        for name in targets:
+            t = T.parse(name)
+            # spiking targets named in deploy.models; non-spiking baselines (the ANN on an MCU)
+            # beside them, so the edge table compares like with like
+            if name in dep_models or (not t.kind.nir and t.lever is None):
+                hws = [h for h in hardware if kinds[h] in t.kind.runs_on]
+                if hws:
+                    deployed[name] = hws
+    return DatasetPlan(encodings=encodings, targets=targets, attacked=attacked, deployed=deployed,
+                       t_sweep=t_sweep, references=references, n_references=n_refs,
+                       privacy_table=_enabled(priv) and any(T.dp_epsilon(t) is not None for t in targets),
+                       audit=_enabled(priv) and _enabled(priv.get("audit", {})))
+
+
+def build_plan(config: Mapping[str, Any], hardware_dir: str | Path = HARDWARE_DIR,
+               kinds: Mapping[str, str] | None = None) -> Plan:
+    """The plan of a validated config (defaults filled)."""
+    if kinds is None:
+        kinds = hardware_kinds(config.get("deploy", {}).get("targets", []), hardware_dir)
+    plan: Plan = {}
+    for ds in config.get("datasets", {}):
+        dp = dataset_plan(config, ds, kinds)
+        if dp is not None:
+            plan[ds] = dp
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------------------------
+
+
+def target_dir(results: str | Path, ds: str, enc: str, target: str) -> Path:
+    return Path(results) / ds / enc / target
+
+
+def reference_dirs(results: str | Path, ds: str, enc: str, group: str, n: int) -> list[Path]:
+    return [Path(results) / ds / enc / "refs" / group / str(k) for k in range(n)]
+
+
+def target_files(results: str | Path, ds: str, enc: str, target: str) -> list[Path]:
+    """What the training of one target writes (checkpoint, metrics, curve, privacy record)."""
+    t = T.parse(target)
+    base = target_dir(results, ds, enc, target)
+    files = [base / t.checkpoint, base / "metrics.json", base / "curve.csv"]
+    if t.lever is not None and t.lever.name == "dp":
+        files.append(base / "privacy.json")
+    return files
+
+
+def outputs(plan: Plan, results: str | Path) -> list[str]:
+    """Every leaf output of the pipeline (without the report), for the workflow's default target."""
+    results = Path(results)
+    out: list[Path] = []
+    for ds, dp in plan.items():
+        out.append(results / ds / "windows.h5")
+        for enc in dp.encodings:
+            out.append(results / ds / enc / "spikes.h5")
+            for tgt in dp.targets:
+                out.append(target_dir(results, ds, enc, tgt) / "metrics.json")
+            if dp.privacy_table:
+                out.append(results / ds / enc / "privacy_utility.csv")
+            for tgt in dp.attacked:
+                out.append(target_dir(results, ds, enc, tgt) / "attack" / "summary.json")
+            if enc in dp.t_sweep:
+                out.append(results / ds / enc / "t_sweep.json")
+            for tgt, hws in dp.deployed.items():
+                out += [target_dir(results, ds, enc, tgt) / "deploy" / f"{hw}.json" for hw in hws]
+    return [str(p) for p in out]

@@ -1,0 +1,140 @@
+"""Target names: one module says what a name such as ``snn`` or ``dpsnn_eps1`` means.
+
+A *target* is a trained (or derived) model a stage writes under ``R/{dataset}/{encoding}/{name}/``:
+a model kind (:data:`biospike.registry.MODEL_KINDS`), optionally with a lever
+(:data:`biospike.registry.LEVERS`) and its value. Every rule, CLI, the report and the figures
+build and read names here, so ``epsilon: 1.0`` and ``epsilon: 1`` both give ``dpsnn_eps1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Sequence
+
+from biospike.errors import BiospikeError
+from biospike.kinds import LEVERS, MODEL_KINDS
+from biospike.registry import Lever, ModelKind
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    name: str
+    kind: ModelKind
+    lever: Lever | None = None
+    value: float | None = None
+    value_text: str | None = None  # the value as written in the name ("1", "0.5")
+
+    @property
+    def base(self) -> str:
+        """The model kind's name (the target a lever varies)."""
+        return self.kind.name
+
+    @property
+    def label(self) -> str:
+        if self.lever is None:
+            return self.kind.label
+        return self.lever.label.format(kind_label=self.kind.label, value=f"{self.value:g}")
+
+    @property
+    def spiking(self) -> bool:
+        return self.kind.spiking
+
+    @property
+    def checkpoint(self) -> str:
+        return self.kind.checkpoint
+
+    @property
+    def sort_key(self) -> tuple:
+        return (self.kind.order, self.lever.order if self.lever else 0, self.value or 0.0, self.name)
+
+    def reference_groups(self) -> list[str]:
+        """Reference-model groups (``refs/{group}/{k}``) its attacks use; the first one is the
+        threat model's (trained like the target)."""
+        if self.lever is None:
+            return [self.kind.name]
+        groups = []
+        for policy in self.lever.references:
+            groups.append(self.name if policy == "matched" else self.kind.name)
+        return groups
+
+    def color(self, all_targets: Sequence[str] = ()) -> str:
+        """Fixed colour per kind; a lever's variants by the rank of their value among
+        ``all_targets`` of the same lever and kind."""
+        if self.lever is None or not self.lever.palette:
+            return self.kind.color
+        values = sorted({t.value for t in map(parse, (*all_targets, self.name))
+                         if t.lever == self.lever and t.kind == self.kind and t.value is not None})
+        return self.lever.palette[values.index(self.value) % len(self.lever.palette)]
+
+
+def _lever_pattern(lever: Lever) -> re.Pattern:
+    kinds = "|".join(re.escape(k) for k in lever.applies_to)
+    return re.compile(rf"^{re.escape(lever.prefix)}(?P<kind>{kinds})_{re.escape(lever.key)}"
+                      r"(?P<value>[0-9]+(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?)$")
+
+
+def parse(name: str) -> Target:
+    """The target a name denotes; an unknown name is an error listing the kinds and levers."""
+    if name in MODEL_KINDS:
+        return Target(name, MODEL_KINDS[name])
+    for lever in LEVERS:
+        m = _lever_pattern(lever).match(name)
+        if m:
+            return Target(name, MODEL_KINDS[m["kind"]], lever, float(m["value"]), m["value"])
+    raise BiospikeError(f"unknown target {name!r}: not a model kind ({', '.join(MODEL_KINDS.names())}) "
+                        f"nor a lever variant ({', '.join(lv.prefix + '<kind>_' + lv.key + '<value>' for lv in LEVERS)})")
+
+
+def is_target(name: str) -> bool:
+    try:
+        parse(name)
+    except BiospikeError:
+        return False
+    return True
+
+
+def lever_target(lever: str, kind: str, value: float) -> str:
+    """The name of ``kind`` varied by ``lever`` at ``value`` (``dp``, ``snn``, 1.0 -> ``dpsnn_eps1``)."""
+    lv = LEVERS[lever]
+    if kind not in lv.applies_to:
+        raise BiospikeError(f"lever {lever!r} applies to {', '.join(lv.applies_to)}, not {kind!r}")
+    return lv.target_name(kind, value)
+
+
+def dp_target(epsilon: float, kind: str = "snn") -> str:
+    return lever_target("dp", kind, epsilon)
+
+
+def dp_epsilon(name: str) -> float | None:
+    """The epsilon of a DP target's name, else None."""
+    try:
+        t = parse(name)
+    except BiospikeError:
+        return None
+    return t.value if t.lever is not None and t.lever.name == "dp" else None
+
+
+def sort_targets(names: Iterable[str]) -> list[str]:
+    """Kinds in registry order (snn, its DP variants by epsilon, ann, classical); unknown names last."""
+    def key(name: str) -> tuple:
+        try:
+            return (0, parse(name).sort_key)
+        except BiospikeError:
+            return (1, (0, 0, 0.0, name))
+
+    return sorted(set(names), key=key)
+
+
+def label(name: str) -> str:
+    try:
+        return parse(name).label
+    except BiospikeError:
+        return name
+
+
+def color(name: str, all_targets: Sequence[str] = ()) -> str:
+    try:
+        return parse(name).color(all_targets)
+    except BiospikeError:
+        return "#000000"
