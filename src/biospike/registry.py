@@ -88,6 +88,7 @@ class ModelKind:
     order: int
     trainer: str
     fit: str | None = None
+    network: str | None = None  # the network class it trains (biospike.models.NETWORKS); None: its name
     input: str = "spikes"  # spikes (spikes.h5) | windows (the raw windows of windows.h5)
     checkpoint: str = "model.pt"
     spiking: bool = False  # its hidden units spike: firing statistics, NIR, neuromorphic targets

@@ -34,6 +34,7 @@ from torch import nn
 
 from biospike.config import derive_seed, section_settings
 from biospike.errors import BiospikeError
+from biospike.kinds import MODEL_KINDS
 from biospike.metrics import balanced_accuracy, evaluate
 from biospike.models import (
     batches,
@@ -56,6 +57,11 @@ SATURATED_RATE = 0.9
 def train_settings(given: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``train`` section with the schema's defaults; an unknown key or bad value is an error."""
     return section_settings("train", given)
+
+
+def network_of(kind: str) -> str:
+    """The network class a registered model kind trains (``snn``, ``ann``)."""
+    return MODEL_KINDS[kind].network or kind
 
 
 def arch_for(kind: str, spikes: Any, settings: Mapping[str, Any], index: np.ndarray | None = None) -> dict:
@@ -242,7 +248,7 @@ def fit_on(kind: str, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, s
     labels = np.asarray(spikes.labels, dtype=np.int64)
     if len(np.unique(labels[train_idx])) < 2:
         raise BiospikeError("fewer than two classes among the training windows")
-    arch = arch_for(kind, spikes, settings, index=train_idx)
+    arch = arch_for(network_of(kind), spikes, settings, index=train_idx)
     x = spikes.spikes
     result = fit(arch, x[train_idx], labels[train_idx], x[val_idx], labels[val_idx], dict(settings), seed,
                  progress=progress)
@@ -356,7 +362,7 @@ def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progres
     if len(np.unique(labels[train_idx])) < 2:
         raise BiospikeError("the training split holds fewer than two classes", spikes_path)
 
-    arch = arch_for(kind, spikes, cfg, index=train_idx)
+    arch = arch_for(network_of(kind), spikes, cfg, index=train_idx)
     log.info("train %s on %s/%s: %d train (of %d), %d val, %d test windows, T=%d, C=%d, input_scale=%.4g, seed=%d",
              kind, dataset, encoding, len(train_idx), len(train_all), len(val_idx), len(test_idx),
              spikes.spikes.shape[1], spikes.spikes.shape[2], arch["input_scale"], seed)
@@ -408,7 +414,6 @@ def _check_windows_match(windows_path: str | Path, spikes: Any) -> None:
 def cli(argv: list[str], prog: str) -> int:
     from biospike.cliutil import load_context, setup_logging, stage_parser
     from biospike.config import seed_everything
-    from biospike.kinds import MODEL_KINDS
     from biospike.registry import resolve
 
     parser = stage_parser(prog, "train a model of one registered kind (snn, ann, classical, ...)", sections=("train",),
