@@ -4,9 +4,14 @@ Snakemake reruns a rule when its ``params`` change but does not see edits inside
 package, so each rule carries a hash of its code. Hand-kept module lists drift (a rule forgets a
 module it imports), so the list is derived: starting from the rule's entry modules, every
 ``import biospike...`` (at module level or inside functions) and every registry reference
-(a string ``"biospike.x:function"`` or ``"biospike.x"`` naming a module that exists) is followed,
-and the files of that closure are hashed. Importing a submodule also runs its package's
-``__init__``, which is followed too.
+(a string ``"biospike.x:function"`` or ``"biospike.x"`` naming a module that exists, e.g. the
+reader table of ``biospike.io``) is followed, and the files of that closure are hashed. Importing a
+submodule also runs its package's ``__init__``, which is followed too.
+
+The one exception is the catalogue of model kinds and levers, :mod:`biospike.kinds`: it names the
+code of every kind, but a job runs only its own, so its strings are not followed (else editing the
+DP code would rerun every SNN); a rule that dispatches through it adds the module of the entry it
+runs (the train rule its kind's trainer, a reference-model rule its group's fit).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 _REF = re.compile(r"^(biospike(?:\.[A-Za-z_]\w*)*)(?::[A-Za-z_]\w*)?$")
+CATALOGUES = ("kinds.py",)  # modules whose registry strings name code other jobs run
 
 
 def module_path(module: str, root: Path = PACKAGE_DIR) -> Path | None:
@@ -42,6 +48,7 @@ def _module_name(path: Path, root: Path) -> str:
 def direct_imports(path: Path, root: Path = PACKAGE_DIR, references: bool = True) -> frozenset[str]:
     """The biospike modules one file imports (and, with ``references``, names in a registry string)."""
     tree = ast.parse(path.read_text())
+    references = references and path.relative_to(root).as_posix() not in CATALOGUES
     name = _module_name(path, root)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found: set[str] = set()

@@ -33,8 +33,11 @@ register_model_kind(ModelKind(
     input="windows", checkpoint="model.joblib", attackable=False, torch=False,
     description="logistic regression on log RMS and band power of the raw windows"))
 
+# DP-SGD at an epsilon. The threat model's attacker knows the recipe: its reference models are
+# trained with the same DP-SGD at the same epsilon ("matched"); the non-private ones ("base") are
+# reported beside them.
 register_lever(Lever(
     name="dp", prefix="dp", key="eps", label="DP-{kind_label} ε={value}", applies_to=("snn",),
-    references=("base",), order=1,
+    fit="biospike.privacy.cli:dp_fit", sections=("privacy",), references=("matched", "base"), order=1,
     palette=(OKABE_ITO["vermillion"], OKABE_ITO["purple"], OKABE_ITO["green"], OKABE_ITO["sky"],
              OKABE_ITO["yellow"], OKABE_ITO["black"])))

@@ -25,6 +25,10 @@ from biospike.errors import BiospikeError
 from biospike.registry import LEVERS, MODEL_KINDS
 
 HARDWARE_DIR = Path(__file__).resolve().parents[2] / "config" / "hardware"
+# Config keys that decide *what* is built, not how one job computes: the plan reads them, the
+# stage envelopes leave them out, so adding a model kind or an epsilon reruns no existing job.
+PLAN_KEYS = {"train": ("models",), "privacy": ("enabled", "epsilons"), "attack": ("targets", "t_sweep"),
+             "deploy": ("targets", "models")}
 
 
 @dataclasses.dataclass

@@ -138,6 +138,10 @@ class Lever:
     key: str
     label: str  # format string with {kind_label} and {value}
     applies_to: tuple[str, ...]
+    # trains one model of a variant for the attacks' reference models: (target name, spikes,
+    # train_idx, public_idx, val_idx, settings by config section, seed, progress) -> (model, info)
+    fit: str | None = None
+    sections: tuple[str, ...] = ()  # config sections its recipe reads beside train
     stage: str = "train"
     references: tuple[str, ...] = ("base",)
     palette: tuple[str, ...] = ()

@@ -280,6 +280,7 @@ PRIVACY_KEYS = {  # biospike harden: privacy.json
     "epsilon": ("/epsilon",),
     "delta": ("/delta",),
     "privacy_unit": ("/privacy_unit",),
+    "epsilon_valid_for_release": ("/valid_for_release",),  # false for replayable (seeded) noise
 }
 DEPLOY_KEYS = {  # biospike simulate: R/{dataset}/{encoding}/{target}/deploy/{hardware}.json
     "fits": ("/fits",),
@@ -448,7 +449,7 @@ def accuracy_vs_steps(doc: Doc) -> dict[str, Any] | None:
 # the summary
 # ---------------------------------------------------------------------------------------------
 
-ROW_COLUMNS = ("balanced_accuracy", "macro_f1", "accuracy", "epsilon", "delta", "privacy_unit",
+ROW_COLUMNS = ("balanced_accuracy", "macro_f1", "accuracy", "epsilon", "delta", "privacy_unit", "epsilon_valid_for_release",
                "attack", "attack_auc", "attack_tpr_at_1pct_fpr", "max_attack_auc", "max_attack_auc_p",
                "spikes_per_inference")
 DEPLOY_COLUMNS = tuple(DEPLOY_KEYS)
@@ -475,8 +476,9 @@ def build_summary(plan: Plan, results: str | Path, cfg: Mapping[str, Any] | None
                     row.put("epsilon", priv, priv.get(*PRIVACY_KEYS["epsilon"], what="epsilon"))
                     row.put("delta", priv, priv.get(*PRIVACY_KEYS["delta"], what="delta"))
                     row.put("privacy_unit", priv, priv.find(*PRIVACY_KEYS["privacy_unit"]))
+                    row.put("epsilon_valid_for_release", priv, priv.find(*PRIVACY_KEYS["epsilon_valid_for_release"]))
                 else:
-                    row.values.update(epsilon=None, delta=None, privacy_unit=None)
+                    row.values.update(epsilon=None, delta=None, privacy_unit=None, epsilon_valid_for_release=None)
                 row.values.update(attack=None, attack_auc=None, attack_tpr_at_1pct_fpr=None, max_attack_auc=None,
                                   max_attack_auc_p=None)
                 if tgt in dp.attacked:
@@ -521,6 +523,8 @@ def _main_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
     body = []
     for r in summary["rows"]:
         eps = "–" if r["epsilon"] is None else f"{fmt_num(r['epsilon'], 2)} ({r['delta']:.0e}, {r['privacy_unit'] or '?'})"
+        if r["epsilon"] is not None and r.get("epsilon_valid_for_release") is False:
+            eps += " NOT valid for release (replayable noise)"
         body.append([r["dataset"], r["encoding"], label(r["model"]), fmt_num(r["balanced_accuracy"]),
                      fmt_num(r["macro_f1"]), eps, r["attack"] or "–", fmt_num(r["attack_auc"]),
                      fmt_num(r["attack_tpr_at_1pct_fpr"]), _max_auc_cell(r), fmt_num(r["spikes_per_inference"], 1)])

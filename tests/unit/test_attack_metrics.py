@@ -160,6 +160,21 @@ def test_ceiling_check_quiet_on_a_compliant_attack():
     assert out["max_point_excess"]["excess"] < 0.05
 
 
+def test_ceiling_bounds_spend_half_the_error_rate_on_each_side():
+    """TPR from below and FPR from above at alpha/2 each (Bonferroni over m thresholds), so the
+    two hold together at the stated confidence."""
+    rng = np.random.default_rng(8)
+    labels = np.r_[np.ones(400, bool), np.zeros(600, bool)]
+    scores = rng.normal(size=1000) + 2.0 * labels
+    out = M.dp_ceiling_check(labels, scores, epsilon=1.0, delta=1e-5, ci=0.9)
+    alpha = (1 - 0.9) / (2 * out["n_thresholds_checked"])
+    w = out["worst"]
+    lo, _ = M.clopper_pearson(np.array([round(w["tpr"] * 400)]), 400, alpha)
+    _, hi = M.clopper_pearson(np.array([round(w["fpr"] * 600)]), 600, alpha)
+    assert w["tpr_lower"] == pytest.approx(float(lo[0])) and w["fpr_upper"] == pytest.approx(float(hi[0]))
+    assert "alpha/2" in out["method"]
+
+
 def test_ceiling_check_says_when_the_ceiling_never_binds():
     rng = np.random.default_rng(7)
     labels = rng.random(200) < 0.5

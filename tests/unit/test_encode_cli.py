@@ -44,6 +44,7 @@ def windows_h5(tmp_path):
 def _run(windows_h5, out, encoding, params):
     from tests.conftest import envelope
 
+    params = {"fit_split": "train", **params}  # these windows have no population pool
     return main(["encode", "--params", envelope(seed=7, dataset="demo", encode=params), "--input",
                  str(windows_h5), "--output", str(out), "--encoding", encoding])
 
@@ -80,7 +81,7 @@ def test_same_input_same_spikes_and_fit_on_train_only(tmp_path):
     base = _windows()
     changed = _windows()
     changed.signals[36:] *= 10  # val/test windows only
-    settings = encode_settings({})
+    settings = encode_settings({"fit_split": "train"})
     for encoding in ("delta", "population", "rate"):
         a = encode_windows(base, encoding, settings, seed=3)
         b = encode_windows(base, encoding, settings, seed=3)

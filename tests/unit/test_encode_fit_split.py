@@ -46,6 +46,7 @@ def _windows(seed: int = 0) -> Windows:
 
 
 POP = encode_settings({"fit_split": "population"})
+TRAIN_FIT = encode_settings({"fit_split": "train"})
 DEFAULT = encode_settings({})
 
 
@@ -78,15 +79,19 @@ def test_population_fit_uses_the_population_windows_only(encoding):
     assert _fit_with_scaled(POP_IDX, encoding, POP) != sp.encoder["fitted"]
 
 
+def test_default_fits_on_the_public_population():
+    """The encoder is inside the DP guarantee by default (issue 15): population, not train."""
+    assert DEFAULT["fit_split"] == "population"
+
+
 @pytest.mark.parametrize("encoding", ["delta", "population", "rate"])
-def test_default_still_fits_on_train(encoding):
-    assert DEFAULT["fit_split"] == "train"
+def test_train_fit_uses_the_training_windows_only(encoding):
     win = _windows()
-    sp = encode_windows(win, encoding, DEFAULT, seed=1)
+    sp = encode_windows(win, encoding, TRAIN_FIT, seed=1)
     assert sp.encoder["fitted_on"] == "train" and sp.encoder["n_fit_windows"] == len(TRAIN_IDX)
-    assert sp.encoder["fitted"] == _expected_fit(win, TRAIN_IDX, encoding, DEFAULT)
-    assert _fit_with_scaled(POP_IDX, encoding, DEFAULT) == sp.encoder["fitted"]
-    assert _fit_with_scaled(TRAIN_IDX, encoding, DEFAULT) != sp.encoder["fitted"]
+    assert sp.encoder["fitted"] == _expected_fit(win, TRAIN_IDX, encoding, TRAIN_FIT)
+    assert _fit_with_scaled(POP_IDX, encoding, TRAIN_FIT) == sp.encoder["fitted"]
+    assert _fit_with_scaled(TRAIN_IDX, encoding, TRAIN_FIT) != sp.encoder["fitted"]
 
 
 def test_missing_or_empty_fit_split_is_an_error_naming_the_windows_file(tmp_path, capsys):
@@ -103,9 +108,9 @@ def test_missing_or_empty_fit_split_is_an_error_naming_the_windows_file(tmp_path
     del win.mia["population"]
     with pytest.raises(BiospikeError, match="mia/population' is missing or empty"):
         encode_windows(win, "delta", POP, seed=1, source=str(path))
-    win.splits["train"] = TRAIN_IDX[:0]  # the default needs a training split
+    win.splits["train"] = TRAIN_IDX[:0]  # fit_split: train needs a training split
     with pytest.raises(BiospikeError, match="splits/train' is missing or empty"):
-        encode_windows(win, "delta", DEFAULT, seed=1)
+        encode_windows(win, "delta", TRAIN_FIT, seed=1)
     with pytest.raises(BiospikeError, match="encode/fit_split"):
         encode_settings({"fit_split": "test"})
 
@@ -113,14 +118,14 @@ def test_missing_or_empty_fit_split_is_an_error_naming_the_windows_file(tmp_path
 def test_per_dataset_override():
     config = load_yaml(Path(__file__).resolve().parents[2] / "config" / "config.yaml")
     name = next(iter(config["datasets"]))
-    config["datasets"][name]["encode"] = {"fit_split": "population"}
+    config["datasets"][name]["encode"] = {"fit_split": "train"}
     config = validate_config(config)
-    assert config["encode"]["fit_split"] == "train"
+    assert config["encode"]["fit_split"] == "population"
     effective = stage_config(config, "encode", name)
-    assert effective["fit_split"] == "population"
+    assert effective["fit_split"] == "train"
     assert effective["delta"] == config["encode"]["delta"]  # the rest stays global
     others = [d for d in config["datasets"] if d != name]
-    assert all(stage_config(config, "encode", d)["fit_split"] == "train" for d in others)
+    assert all(stage_config(config, "encode", d)["fit_split"] == "population" for d in others)
     config["datasets"][name]["encode"] = {"fit_split": "val"}
     with pytest.raises(BiospikeError, match="fit_split"):
         validate_config(config)
@@ -133,7 +138,8 @@ def _spikes(encoder: dict) -> Spikes:
 
 
 def _encoder_record(encoder: dict) -> list[dict]:
-    return preprocessing_record(_spikes(encoder), "population split (public)", "none", {"input_scale": "auto"})
+    return preprocessing_record(_spikes(encoder), "population", "population split (public)", "none",
+                                {"input_scale": "auto"})
 
 
 def test_public_preprocessing_check_reads_fitted_on():

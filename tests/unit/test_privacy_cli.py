@@ -39,10 +39,12 @@ def spikes_path(tmp_path_factory):
 
 
 def _params(**over):
+    """The fixture's encoder was fitted on the training split: the opt-out ``warn`` lets it train
+    (the default ``require`` refuses, see test_harden_errors_are_one_line)."""
     from tests.conftest import envelope
 
-    return envelope(seed=3, dataset="ds", encoding="delta", train=TRAIN, privacy={"epochs": 2,
-                       "batch_size": 16, **over})
+    return envelope(seed=3, dataset="ds", encoding="delta", train=TRAIN,
+                    privacy={"epochs": 2, "batch_size": 16, "public_preprocessing": "warn", **over})
 
 
 def test_harden_writes_the_target_with_train_metrics_schema(spikes_path, tmp_path):
@@ -58,6 +60,9 @@ def test_harden_writes_the_target_with_train_metrics_schema(spikes_path, tmp_pat
     assert priv["n_units"] == 120 and priv["sample_rate"] == pytest.approx(16 / 120)
     assert abs(priv["epsilon_check_dp_accounting_pld"] - priv["epsilon"]) <= 0.05 * priv["epsilon"]
     assert len(priv["clipping_history"]) == 2
+    # the noise is secret by default, and the record says so
+    assert priv["noise_mode"] == "secret" and priv["replayable"] is False and priv["valid_for_release"] is True
+    assert "os.urandom" in priv["noise_source"]
     enc = [r for r in priv["preprocessing"] if r["statistic"].startswith("encoder")][0]
     assert enc["private"] is True and "NOT covered" in enc["note"]
     scale = [r for r in priv["preprocessing"] if r["statistic"].startswith("input_scale")][0]
@@ -130,3 +135,32 @@ def test_harden_errors_are_one_line(spikes_path, tmp_path, capsys):
     assert main(["harden", "--params", _params(epoch=3), "--input", str(spikes_path), "--epsilon", "1",
                  "--outdir", str(tmp_path / "y")]) == 2
     assert "privacy/epoch': unknown key" in capsys.readouterr().err
+
+
+def test_subject_level_refuses_a_population_that_shares_subjects(tmp_path, capsys):
+    """Split below subject level: the population pool holds windows of training subjects, which a
+    subject-level guarantee protects, so they are not public and harden stops."""
+    rng = np.random.default_rng(1)
+    n = 120
+    y = rng.integers(0, 2, n)
+    x = (rng.random((n, 20, 4)) < 0.2).astype(np.uint8)
+    subject = np.array([f"sub{i % 4}" for i in range(n)])  # every pool holds all four subjects
+    seg = np.arange(n) // 10
+    splits = {"train": np.flatnonzero(seg < 6), "val": np.flatnonzero((seg >= 6) & (seg < 8)),
+              "test": np.flatnonzero((seg >= 8) & (seg < 10))}
+    mia = {"members": splits["train"], "nonmembers": splits["test"], "population": np.flatnonzero(seg >= 10)}
+    path = tmp_path / "seg.h5"
+    write_spikes(path, Spikes(spikes=x, labels=y, subject=subject, dt_s=0.005, channel_names=["a+", "a-", "b+", "b-"],
+                              class_names=["l", "r"], encoder={"name": "delta", "fitted_on": "population"}, stats={},
+                              splits=splits, mia=mia))
+    out = tmp_path / "dpsnn_eps8"
+    assert main(["harden", "--params", _params(unit="subject", subjects_per_batch=2), "--input", str(path),
+                 "--epsilon", "8", "--outdir", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "4 subject(s) of the population pool also have training windows" in err and "split_by: subject" in err
+    assert not out.exists()
+    # window-level privacy: the population's windows are never training windows, so it is public
+    assert main(["harden", "--params", _params(), "--input", str(path), "--epsilon", "8", "--outdir", str(out),
+                 "--no-progress"]) == 0
+    rec = {r["statistic"].split(" (")[0]: r for r in read_json(out / "privacy.json")["preprocessing"]}
+    assert rec["encoder parameters"]["public"] is True and rec["encoder parameters"]["inside_guarantee"] is True

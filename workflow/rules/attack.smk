@@ -4,10 +4,13 @@
 # time-step sweep retrains and attacks the non-private SNN at each T of attack.t_sweep.
 # Targets: {RESULTS}/{dataset}/{encoding}/{target}/attack/summary.json  (plan: attacked targets)
 #          {RESULTS}/{dataset}/{encoding}/t_sweep.json                   (plan: t_sweep encodings)
+import re
+
 from biospike.attacks.mia import attack_names as _attack_names
 
 ATTACK = config["attack"]
 _ATTACK_CODE = code_version("biospike.attacks.cli")
+_SWEEP_CODE = code_version("biospike.attacks.cli", "biospike.train")  # the sweep retrains the snn
 _REF_KEYS = ("n_reference_models", "reference_early_stopping", "reference_unit")
 _SWEEP_KEYS = ("t_sweep_reference_models", "reference_early_stopping", "reference_unit")
 _SWEEP_CFG = {**ATTACK, "input_dropout": {**ATTACK["input_dropout"], "enabled": False}}
@@ -21,10 +24,28 @@ def attack_roc_outputs(names):
             for n in names for lvl in ATTACK["levels"]]
 
 
-def attack_ref_dirs(w):
+def attack_ref_dirs(w, which=0):
+    """The reference models of the target's ``which``-th group: 0 = the threat model's (trained
+    like the target), 1 = the comparison group (e.g. non-private references of a DP target)."""
     dp = dataset_plan(w.dataset)
-    group = dp.references[w.target][0]  # the threat model's references: trained like the target
-    return [f"{RESULTS}/{w.dataset}/{w.encoding}/refs/{group}/{k}" for k in range(dp.n_references)]
+    groups = dp.references[w.target]
+    if which >= len(groups):
+        return []
+    return [f"{RESULTS}/{w.dataset}/{w.encoding}/refs/{groups[which]}/{k}" for k in range(dp.n_references)]
+
+
+def reference_code(group):
+    """The attack CLI's code plus the code of the recipe that trains the group (its kind's or
+    lever's registered fit function)."""
+    target = T.parse(group)
+    fit = target.lever.fit if target.lever else target.kind.fit
+    return code_version("biospike.attacks.cli", fit.split(":")[0]) if fit else _ATTACK_CODE
+
+
+def reference_sections(group):
+    """The config sections a reference group's recipe reads (train, and its lever's)."""
+    target = T.parse(group)
+    return ("attack", "train", *(target.lever.sections if target.lever else ()))
 
 
 def attack_inputs(w):
@@ -33,6 +54,7 @@ def attack_inputs(w):
         "model": f"{RESULTS}/{w.dataset}/{w.encoding}/{w.target}/{target.checkpoint}",
         "spikes": f"{RESULTS}/{w.dataset}/{w.encoding}/spikes.h5",
         "refs": [f"{d}/model.pt" for d in attack_ref_dirs(w)],
+        "compare_refs": [f"{d}/model.pt" for d in attack_ref_dirs(w, 1)],
     }
     if T.dp_epsilon(w.target) is not None:
         inputs["privacy"] = f"{RESULTS}/{w.dataset}/{w.encoding}/{w.target}/privacy.json"
@@ -46,12 +68,13 @@ rule reference_model:
         model=f"{RESULTS}/{{dataset}}/{{encoding}}/refs/{{group}}/{{k}}/model.pt",
         keep=f"{RESULTS}/{{dataset}}/{{encoding}}/refs/{{group}}/{{k}}/keep.npy",
     wildcard_constraints:
-        group="|".join(_GROUPS),
+        group="|".join(re.escape(g) for g in _GROUPS),
         k=r"\d+",
     params:
-        cfg=lambda w: stage_params(("attack", "train"), w.dataset, only={"attack": _REF_KEYS}, encoding=w.encoding),
+        cfg=lambda w: stage_params(reference_sections(w.group), w.dataset, only={"attack": _REF_KEYS},
+                                   encoding=w.encoding),
         outdir=lambda w, output: str(Path(output.model).parent),
-        code=_ATTACK_CODE,
+        code=lambda w: reference_code(w.group),
     log:
         f"{RESULTS}/logs/attack/{{dataset}}/{{encoding}}/ref_{{group}}_{{k}}.log",
     threads: 1
@@ -77,6 +100,7 @@ rule attack:
     params:
         cfg=lambda w: stage_params(("attack", "train"), w.dataset, encoding=w.encoding, target=w.target),
         refs=lambda w: " ".join(attack_ref_dirs(w)),
+        compare=lambda w: f"--compare-refs {' '.join(attack_ref_dirs(w, 1))}" if attack_ref_dirs(w, 1) else "",
         privacy=lambda w, input: f"--privacy {input.privacy}" if "privacy" in input.keys() else "",
         outdir=lambda w, output: str(Path(output.summary).parent),
         code=_ATTACK_CODE,
@@ -91,7 +115,7 @@ rule attack:
         "../envs/biospike.yaml"
     shell:
         "biospike attack --params {params.cfg} --target-model {input.model} --spikes {input.spikes} "
-        "--refs {params.refs} {params.privacy} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
+        "--refs {params.refs} {params.compare} {params.privacy} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
 
 
 # --- time-step sweep (non-private SNN) -------------------------------------------------------
@@ -107,7 +131,7 @@ rule t_sweep_target:
     params:
         cfg=lambda w: stage_params(("attack", "train"), w.dataset, only={"attack": _SWEEP_KEYS}, encoding=w.encoding),
         outdir=lambda w, output: str(Path(output.model).parent),
-        code=_ATTACK_CODE,
+        code=_SWEEP_CODE,
     log:
         f"{RESULTS}/logs/attack/{{dataset}}/{{encoding}}/t_sweep_T{{T}}_target.log",
     threads: 1
@@ -134,7 +158,7 @@ rule t_sweep_reference:
     params:
         cfg=lambda w: stage_params(("attack", "train"), w.dataset, only={"attack": _SWEEP_KEYS}, encoding=w.encoding),
         outdir=lambda w, output: str(Path(output.model).parent),
-        code=_ATTACK_CODE,
+        code=_SWEEP_CODE,
     log:
         f"{RESULTS}/logs/attack/{{dataset}}/{{encoding}}/t_sweep_T{{T}}_ref{{k}}.log",
     threads: 1

@@ -25,12 +25,13 @@ _STAGE_OVERRIDES = ("train", "encode", "privacy", "attack")
 
 
 def section(name, dataset=None):
-    """A config section as the stage sees it: the dataset's override merged in; ``dataset`` is the
-    dataset's own ingestion settings."""
+    """A config section as the stage sees it: the dataset's override merged in, the plan's keys
+    left out (biospike.plan.PLAN_KEYS); ``dataset`` is the dataset's own ingestion settings."""
     if name == "dataset":
         return {k: v for k, v in config["datasets"][dataset].items() if k not in _STAGE_OVERRIDES}
     if isinstance(config.get(name), dict):
-        return stage_config(config, name, dataset)
+        settings = stage_config(config, name, dataset)
+        return {k: v for k, v in settings.items() if k not in P.PLAN_KEYS.get(name, ())}
     return config.get(name)
 
 

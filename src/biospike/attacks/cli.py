@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import math
 import time
@@ -40,7 +41,7 @@ def cli_train(argv: list[str], prog: str) -> int:
     from biospike.config import seed_everything
 
     parser = stage_parser(prog, "train one reference model (or a time-step-sweep target) for the attacks",
-                          sections=("attack", "train"), names=("dataset", "encoding"))
+                          sections=("attack", "train", "privacy"), names=("dataset", "encoding"))
     parser.add_argument("--spikes", required=True, help="R/{dataset}/{encoding}/spikes.h5")
     parser.add_argument("--kind", required=True, help="reference group: the target whose recipe trains it (snn, ann, ...)")
     parser.add_argument("--role", default="reference", choices=("reference", "target"))
@@ -70,11 +71,13 @@ def _kind_of(model: Any) -> str:
     return str(getattr(model, "_module", model).arch.kind)
 
 
-def load_references(ref_dirs: Sequence[str | Path], cand: np.ndarray, kind: str, time_steps: int) -> tuple[list, np.ndarray]:
-    """Reference models and their (K, N) keep masks; every mismatch with this candidate set, model
-    kind or time-step count is an error naming the stale directory."""
+def load_references(ref_dirs: Sequence[str | Path], cand: np.ndarray, kind: str,
+                    time_steps: int) -> tuple[list, np.ndarray, str]:
+    """Reference models, their (K, N) keep masks and their group (the recipe that trained them);
+    every mismatch with this candidate set, network kind or time-step count is an error naming
+    the stale directory, and so are references of mixed groups."""
     digest = R.candidates_digest(cand)
-    models, keeps = [], []
+    models, keeps, groups = [], [], set()
     for d in ref_dirs:
         d = Path(d)
         model, meta = _load_model(d / "model.pt")
@@ -95,9 +98,12 @@ def load_references(ref_dirs: Sequence[str | Path], cand: np.ndarray, kind: str,
             raise BiospikeError(f"reference model was trained at T={meta['time_steps']} but the attack runs at T={time_steps}", d)
         models.append(model)
         keeps.append(keep)
+        groups.add(str(meta.get("kind") or kind))
     if not models:
         raise BiospikeError("no reference models given (--refs)")
-    return models, np.stack(keeps)
+    if len(groups) > 1:
+        raise BiospikeError(f"reference models of several groups given together: {sorted(groups)}", ref_dirs[0])
+    return models, np.stack(keeps), groups.pop()
 
 
 def _privacy_info(path: str | Path | None) -> dict | None:
@@ -140,11 +146,123 @@ def _level_data(level: str, scores: np.ndarray, labels: np.ndarray, subjects: np
                                       "n_subjects_dropped_mixed": int((~clean).sum())}
 
 
+@dataclasses.dataclass
+class _Queries:
+    """What every reference group is scored on: the target's candidates x (members, then
+    non-members) and RMIA's population samples z, with the query modes (plain, input dropout)."""
+
+    x_pos: np.ndarray
+    z_pos: np.ndarray
+    xq: np.ndarray
+    yq: np.ndarray
+    modes: list[tuple[str, int, float]]
+    seed: int
+    batch_size: int
+
+
+def _signals(model: Any, q: _Queries) -> dict[str, np.ndarray]:
+    return {mode: R.query_logits(model, q.xq, n_q, p, q.seed, q.batch_size) for mode, n_q, p in q.modes}
+
+
+def _scores(names: Sequence[str], target_logits: dict[str, np.ndarray], refs: list, keep: np.ndarray, q: _Queries,
+            cfg: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Every attack's scores of the candidates x, with one group of reference models."""
+    ref_logits = [_signals(m, q) for m in refs]
+    log.info("queried %d reference models on %d windows (%s)", len(refs), len(q.xq),
+             ", ".join(f"{mode}: {n_q} queries, p={p:g}" for mode, n_q, p in q.modes))
+    keep_x, keep_z = keep[:, q.x_pos], keep[:, q.z_pos]
+    n_x = len(q.x_pos)
+    xs, zs = np.arange(n_x), np.arange(n_x, len(q.xq))
+    scores: dict[str, np.ndarray] = {}
+    details: dict[str, Any] = {}
+    rmia_cfg = dict(cfg["rmia"])
+    if rmia_cfg["offline_a"] == "auto" and len(refs) < 3:
+        rmia_cfg["offline_a"] = mia.OFFLINE_A_FALLBACK
+        details["rmia_offline_a_source"] = f"fixed {mia.OFFLINE_A_FALLBACK} (tuning needs >= 3 reference models, have {len(refs)})"
+    run_cfg = {**cfg, "rmia": rmia_cfg}
+    for mode, _, _ in q.modes:
+        tgt = mia.signals_from_logits(target_logits[mode], q.yq)
+        ref = mia.signals_from_logits(np.stack([r[mode] for r in ref_logits]), q.yq)
+        base = [n.removesuffix("_dropout") for n in names if n.endswith("_dropout") == (mode == "dropout")]
+        sc, det = mia.run_attacks(base, tgt.take(xs), ref.take(xs), keep_x, tgt.take(zs), ref.take(zs), keep_z, run_cfg)
+        suffix = "_dropout" if mode == "dropout" else ""
+        scores |= {f"{n}{suffix}": v for n, v in sc.items()}
+        details |= {f"{k}{suffix}": v for k, v in det.items()}
+    return scores, details
+
+
+def ceiling_applies(privacy_unit: str, level: str, split_unit: str) -> tuple[bool, str]:
+    """Whether a measured ROC above the (epsilon, delta) ceiling proves a broken DP path.
+
+    The ceiling bounds any test between training sets that differ in one privacy unit. It applies
+    to the attack's members and non-members only when they are exchangeable a priori: the level
+    is the privacy unit's, and the split assigned those very units to members and non-members at
+    random. Otherwise (window-level privacy: members and non-members are different subjects,
+    records or trials) a model can tell them apart without any bug, e.g. by subject shift: the
+    check is reported, never fatal."""
+    if level != privacy_unit:
+        return False, f"the guarantee is per {privacy_unit}; at {level} level it only holds through group privacy"
+    if split_unit != privacy_unit:
+        return False, (f"members and non-members are whole {split_unit.replace('_', ' ')}s split apart, not "
+                       f"{privacy_unit}s drawn at random: a difference between those groups (e.g. subject shift) "
+                       f"can exceed the {privacy_unit}-level ceiling without a bug; reported, not fatal")
+    return True, f"members and non-members are {privacy_unit}s assigned at random by the split"
+
+
+def _evaluate(names: Sequence[str], scores: Mapping[str, np.ndarray], labels_x: np.ndarray, subjects: np.ndarray,
+              window_clusters: np.ndarray | None, window_unit: str, split_unit: str, cfg: Mapping[str, Any],
+              privacy: dict | None, seed_keys: tuple, roc_dir: Path | None) -> tuple[dict, list]:
+    """Per attack and membership level: AUC, TPR at low FPR with CIs, the DP ceiling check; the
+    ROC files when ``roc_dir`` is given. Returns (results, fatal ceiling violations)."""
+    boot = cfg["bootstrap"]
+    results: dict[str, dict] = {}
+    violations = []
+    for name in names:
+        results[name] = {}
+        for level in cfg["levels"]:
+            s, y, clusters, notes = _level_data(level, scores[name], labels_x, subjects)
+            if level == "window":
+                clusters = window_clusters
+            entry: dict[str, Any] = dict(notes)
+            if y.all() or not y.any():
+                entry |= {"status": "not estimable", "reason": f"no {'non-' if y.all() else ''}members at {level} level",
+                          "n_members": int(y.sum()), "n_nonmembers": int((~y).sum())}
+                results[name][level] = entry
+                if roc_dir is not None:
+                    _write_roc(roc_dir / f"{name}_{level}_roc.csv", None, None)  # header only: no curve
+                continue
+            seed = derive_seed(*seed_keys, name, level, "bootstrap")
+            entry |= M.evaluate_scores(y, s, int(boot["n"]), float(boot["ci"]), seed, clusters)
+            # what one bootstrap draw resamples: subjects (subject level), or windows grouped by split unit
+            entry["bootstrap_unit"] = "subject" if level == "subject" else window_unit
+            if privacy is not None:
+                unit_level = "subject" if privacy["unit"] == "subject" else "window"
+                if level == unit_level:
+                    check = M.dp_ceiling_check(y, s, privacy["epsilon"], privacy["delta"], float(boot["ci"]),
+                                               clusters=clusters, n_bootstrap=int(boot["n"]),
+                                               seed=derive_seed(seed, "ceiling"))
+                    fatal, why = ceiling_applies(unit_level, level, split_unit)
+                    check |= {"checked": True, "fatal": fatal, "why": why}
+                    entry["dp_ceiling"] = check
+                    if check["violated"] and fatal:
+                        violations.append((name, level, check))
+                else:
+                    entry["dp_ceiling"] = {"checked": False, "fatal": False,
+                                           "reason": ceiling_applies(privacy["unit"], level, split_unit)[1]}
+            if roc_dir is not None:
+                _write_roc(roc_dir / f"{name}_{level}_roc.csv", y, s)
+            results[name][level] = entry
+    return results, violations
+
+
 def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref_dirs: Sequence[str | Path],
                  outdir: str | Path, privacy_path: str | Path | None = None, time_steps: int | None = None,
-                 families: Sequence[str] | None = None) -> dict:
+                 families: Sequence[str] | None = None, compare_ref_dirs: Sequence[str | Path] = ()) -> dict:
     """Run every configured attack on one target; write summary.json and the ROC files.
 
+    ``ref_dirs`` are the threat model's reference models (trained with the target's own recipe:
+    for a DP target, the same DP-SGD at the same epsilon); the attacks with ``compare_ref_dirs``
+    (e.g. non-private references for a DP target) are reported beside them under ``comparison``.
     The target and reference models are queried on ``train.device``."""
     from biospike.models import resolve_device
     from biospike.store import provenance, read_spikes, write_json
@@ -184,45 +302,18 @@ def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref
     n_pop = min(int(cfg["rmia"]["n_population"]), len(pop_pos))
     z_pos = np.sort(rng.choice(pop_pos, size=n_pop, replace=False))
 
-    refs, keep = load_references(ref_dirs, cand, kind, t_steps)
+    refs, keep, reference_group = load_references(ref_dirs, cand, kind, t_steps)
     refs = [m.to(device) for m in refs]
     y_all = np.asarray(spikes.labels, dtype=np.int64)
     query_pos = np.r_[x_pos, z_pos]
-    xq = spikes.spikes[cand[query_pos]]
-    yq = y_all[cand[query_pos]]
-    n_x = len(x_pos)
-
     drop = cfg["input_dropout"]
     dropout_wanted = any(n.endswith("_dropout") for n in names)
-    query_seed = derive_seed(root, "attack", dataset, encoding, "dropout")
-    bs = int(cfg["query_batch_size"])
-    signals: dict[str, tuple[mia.Signals, mia.Signals]] = {}
-    modes = [("plain", 1, 0.0)] + ([("dropout", int(drop["n_queries"]), float(drop["p"]))] if dropout_wanted else [])
-    target_logits_plain = None
-    for mode, n_q, p in modes:
-        t_logits = R.query_logits(target, xq, n_q, p, query_seed, bs)
-        if mode == "plain":
-            target_logits_plain = t_logits[0]
-        r_logits = np.stack([R.query_logits(m, xq, n_q, p, query_seed, bs) for m in refs])
-        signals[mode] = (mia.signals_from_logits(t_logits, yq), mia.signals_from_logits(r_logits, yq))
-        log.info("queried target and %d reference models (%s: %d queries, p=%g) on %d windows", len(refs), mode, n_q, p, len(xq))
-
-    keep_x, keep_z = keep[:, x_pos], keep[:, z_pos]
-    xs, zs = np.arange(n_x), np.arange(n_x, len(query_pos))
-    scores: dict[str, np.ndarray] = {}
-    details: dict[str, Any] = {}
-    rmia_cfg = dict(cfg["rmia"])
-    if rmia_cfg["offline_a"] == "auto" and len(refs) < 3:
-        rmia_cfg["offline_a"] = mia.OFFLINE_A_FALLBACK
-        details["rmia_offline_a_source"] = f"fixed {mia.OFFLINE_A_FALLBACK} (tuning needs >= 3 reference models, have {len(refs)})"
-    run_cfg = {**cfg, "rmia": rmia_cfg}
-    for mode in signals:
-        tgt, ref = signals[mode]
-        base = [n.removesuffix("_dropout") for n in names if n.endswith("_dropout") == (mode == "dropout")]
-        sc, det = mia.run_attacks(base, tgt.take(xs), ref.take(xs), keep_x, tgt.take(zs), ref.take(zs), keep_z, run_cfg)
-        suffix = "_dropout" if mode == "dropout" else ""
-        scores |= {f"{n}{suffix}": v for n, v in sc.items()}
-        details |= {f"{k}{suffix}": v for k, v in det.items()}
+    q = _Queries(x_pos=x_pos, z_pos=z_pos, xq=spikes.spikes[cand[query_pos]], yq=y_all[cand[query_pos]],
+                 modes=[("plain", 1, 0.0)] + ([("dropout", int(drop["n_queries"]), float(drop["p"]))] if dropout_wanted else []),
+                 seed=derive_seed(root, "attack", dataset, encoding, "dropout"), batch_size=int(cfg["query_batch_size"]))
+    target_logits = _signals(target, q)
+    scores, details = _scores(names, target_logits, refs, keep, q, cfg)
+    n_x = len(x_pos)
 
     privacy = _privacy_info(privacy_path)
     subjects = np.asarray(spikes.subject)[x_idx].astype(str)
@@ -234,57 +325,28 @@ def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref
     window_clusters = np.asarray(groups)[x_pos] if boot["by_subject"] else None
     window_unit = group_unit if boot["by_subject"] else "window"
     outdir.mkdir(parents=True, exist_ok=True)
-    results: dict[str, dict] = {}
-    violations = []
-    for name in names:
-        results[name] = {}
-        for level in cfg["levels"]:
-            s, y, clusters, notes = _level_data(level, scores[name], labels_x, subjects)
-            if level == "window":
-                clusters = window_clusters
-            entry: dict[str, Any] = dict(notes)
-            if y.all() or not y.any():
-                entry |= {"status": "not estimable", "reason": f"no {'non-' if y.all() else ''}members at {level} level",
-                          "n_members": int(y.sum()), "n_nonmembers": int((~y).sum())}
-                results[name][level] = entry
-                _write_roc(outdir / f"{name}_{level}_roc.csv", None, None)  # header only: no curve
-                continue
-            seed = derive_seed(root, "attack", dataset, encoding, target_name, name, level, "bootstrap")
-            entry |= M.evaluate_scores(y, s, int(boot["n"]), float(boot["ci"]), seed, clusters)
-            # what one bootstrap draw resamples: subjects (subject level), or windows grouped by split unit
-            entry["bootstrap_unit"] = "subject" if level == "subject" else window_unit
-            if privacy is not None:
-                unit_level = "subject" if privacy["unit"] == "subject" else "window"
-                if level == unit_level:
-                    check = M.dp_ceiling_check(y, s, privacy["epsilon"], privacy["delta"], float(boot["ci"]),
-                                               clusters=clusters, n_bootstrap=int(boot["n"]),
-                                               seed=derive_seed(seed, "ceiling"))
-                    check["checked"] = True
-                    entry["dp_ceiling"] = check
-                    if check["violated"]:
-                        violations.append((name, level, check))
-                else:
-                    entry["dp_ceiling"] = {"checked": False, "reason": f"the guarantee is per {privacy['unit']}; "
-                                           f"at {level} level it only holds through group privacy"}
-            _write_roc(outdir / f"{name}_{level}_roc.csv", y, s)
-            results[name][level] = entry
+    seed_keys = (root, "attack", dataset, encoding, target_name)
+    results, violations = _evaluate(names, scores, labels_x, subjects, window_clusters, window_unit, group_unit, cfg,
+                                    privacy, seed_keys, outdir)
 
-    strongest = None
-    window_ok = [n for n in names if "auc" in results[n].get("window", {})]
-    if "window" in cfg["levels"] and window_ok and int(boot["n_permutations"]) > 0:
+    def strongest_of(scored: Mapping[str, np.ndarray], res: Mapping[str, dict]) -> dict | None:
+        window_ok = [n for n in names if "auc" in res[n].get("window", {})]
+        if "window" not in cfg["levels"] or not window_ok or int(boot["n_permutations"]) <= 0:
+            return None
         # clusters as for the window CIs: whole split units keep their membership under permutation
-        strongest = M.strongest_attack_test(labels_x, {n: scores[n] for n in window_ok}, window_clusters,
-                                            int(boot["n_permutations"]),
-                                            derive_seed(root, "attack", dataset, encoding, target_name, "permutation"))
-        strongest["unit"] = window_unit
+        out = M.strongest_attack_test(labels_x, {n: scored[n] for n in window_ok}, window_clusters,
+                                      int(boot["n_permutations"]), derive_seed(*seed_keys, "permutation"))
+        out["unit"] = window_unit
+        return out
 
+    strongest = strongest_of(scores, results)
     y_t = y_all[x_idx]
-    pred = target_logits_plain[:n_x].argmax(axis=1)
+    pred = target_logits["plain"][0][:n_x].argmax(axis=1)
     acc_mem = float(np.mean(pred[labels_x] == y_t[labels_x]))
     acc_non = float(np.mean(pred[~labels_x] == y_t[~labels_x]))
     summary = {
         "target": target_name, "dataset": dataset, "encoding": encoding, "model_kind": kind,
-        "reference_kind": kind, "K": len(refs), "time_steps": t_steps, "dt_s": float(spikes.dt_s),
+        "reference_kind": reference_group, "K": len(refs), "time_steps": t_steps, "dt_s": float(spikes.dt_s),
         "attacks": results, "attack_names": names, "levels": list(cfg["levels"]),
         "strongest_window": strongest,
         "n_members": int(labels_x.sum()), "n_nonmembers": int((~labels_x).sum()),
@@ -297,9 +359,23 @@ def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref
         "details": details,
         "target_accuracy": {"members": acc_mem, "nonmembers": acc_non, "gap": acc_mem - acc_non},
         "privacy": privacy,
-        "dp_ceiling_violated": bool(violations) if privacy is not None else None,
+        "split_unit": group_unit,
+        "dp_ceiling_violated": (any(e.get("dp_ceiling", {}).get("violated") for r in results.values() for e in r.values())
+                                if privacy is not None else None),
+        "dp_ceiling_fatal_violation": bool(violations) if privacy is not None else None,
     }
-    inputs = [target_path, spikes_path, *[Path(d) / "model.pt" for d in ref_dirs]] + ([privacy_path] if privacy_path else [])
+    if compare_ref_dirs:
+        c_refs, c_keep, c_group = load_references(compare_ref_dirs, cand, kind, t_steps)
+        c_scores, c_details = _scores(names, target_logits, [m.to(device) for m in c_refs], c_keep, q, cfg)
+        c_results, _ = _evaluate(names, c_scores, labels_x, subjects, window_clusters, window_unit, group_unit, cfg,
+                                 None, (*seed_keys, "comparison"), None)
+        summary["comparison"] = {
+            "reference_kind": c_group, "K": len(c_refs),
+            "note": "the same attacks with reference models not trained like the target (not the threat model's "
+                    "attacker, who knows the recipe); shown to make the difference visible",
+            "attacks": c_results, "strongest_window": strongest_of(c_scores, c_results), "details": c_details}
+    inputs = [target_path, spikes_path, *[Path(d) / "model.pt" for d in (*ref_dirs, *compare_ref_dirs)]] + \
+        ([privacy_path] if privacy_path else [])
     summary["provenance"] = provenance({"attack": cfg, "target": target_name, "time_steps": time_steps},
                                        inputs=inputs, seed=root)
     summary["wall_time_s"] = time.perf_counter() - start_s
@@ -310,7 +386,8 @@ def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref
         raise BiospikeError(
             f"measured TPR {w['tpr']:.4f} (lower {c['ci_level']:.0%} bound {w['tpr_lower']:.4f}) exceeds the DP ceiling "
             f"{w['ceiling']:.4f} = e^{c['epsilon']:.3g} x {w.get('fpr_upper', w['fpr']):.4g} + {c['delta']:.3g} at FPR {w['fpr']:.4g} "
-            f"({name}, {level} level; {len(violations)} attack/level pair(s) in violation): this means a bug in the DP path "
+            f"({name}, {level} level, where members and non-members are {level}s assigned at random; "
+            f"{len(violations)} attack/level pair(s) in violation): this means a bug in the DP path "
             f"(details in ceiling_violation.json)", target_path)
     write_json(outdir / "summary.json", summary)
     return summary
@@ -324,7 +401,10 @@ def cli(argv: list[str], prog: str) -> int:
                           sections=("attack", "train"), names=("dataset", "encoding", "target"))
     parser.add_argument("--target-model", required=True, help="R/{dataset}/{encoding}/{target}/model.pt")
     parser.add_argument("--spikes", required=True, help="R/{dataset}/{encoding}/spikes.h5")
-    parser.add_argument("--refs", nargs="+", required=True, help="reference model directories (model.pt + keep.npy)")
+    parser.add_argument("--refs", nargs="+", required=True,
+                        help="reference model directories (model.pt + keep.npy), trained with the target's recipe")
+    parser.add_argument("--compare-refs", nargs="+", default=(),
+                        help="a second reference group whose attacks are reported beside (e.g. non-private ones)")
     parser.add_argument("--privacy", help="privacy.json of a DP target: check the ROC against its ceiling")
     parser.add_argument("--time-steps", type=int, help="re-bin the spikes to T steps (time-step sweep)")
     parser.add_argument("--families", nargs="+", choices=mia.ATTACK_FAMILIES, help="override attack.attacks")
@@ -337,7 +417,7 @@ def cli(argv: list[str], prog: str) -> int:
         ctx["attack"]["input_dropout"]["enabled"] = False
     seed_everything(ctx.derive_seed("attack"), args.threads)
     summary = attack_stage(ctx, args.target_model, args.spikes, args.refs, args.outdir, args.privacy,
-                           args.time_steps, args.families)
+                           args.time_steps, args.families, compare_ref_dirs=args.compare_refs)
     for name in summary["attack_names"]:
         for level, r in summary["attacks"][name].items():
             if "auc" in r:

@@ -221,8 +221,8 @@ def dp_ceiling_check(
 
     Independent units (``clusters`` None): at every threshold TPR and FPR are binomial
     proportions; a violation is declared only when the lower Clopper-Pearson bound of TPR exceeds
-    the ceiling at the upper bound of FPR, Bonferroni-corrected over the thresholds, so sampling
-    noise alone fails the check with probability at most 1 - ci.
+    the ceiling at the upper bound of FPR, each bound at level alpha/2 and Bonferroni-corrected over
+    the thresholds, so sampling noise alone fails the check with probability at most 1 - ci.
 
     Clustered units (windows grouped by their split unit: subject, or trial/block of
     single-subject data): windows of one unit are not independent trials, and member and
@@ -238,7 +238,9 @@ def dp_ceiling_check(
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     fpr, tpr, thr = roc_curve(labels, scores)
     m = len(fpr)
-    alpha = (1 - ci) / m
+    # two one-sided bounds per threshold (TPR from below, FPR from above), m thresholds: alpha/2
+    # each, Bonferroni over m, so that all hold together with probability >= ci
+    alpha = (1 - ci) / (2 * m)
     tpr_lo, _ = clopper_pearson(np.rint(tpr * n_pos), n_pos, alpha)
     _, fpr_hi = clopper_pearson(np.rint(fpr * n_neg), n_neg, alpha)
     ceiling_hi = dp_tpr_ceiling(fpr_hi, epsilon, delta)
@@ -246,7 +248,8 @@ def dp_ceiling_check(
     excess = tpr_lo - ceiling_hi
     binding = ceiling_hi < 1.0  # where the ceiling is 1 nothing can exceed it
     out: dict = {
-        "method": "Clopper-Pearson per threshold (independent units), Bonferroni over thresholds",
+        "method": "Clopper-Pearson per threshold (independent units), TPR lower and FPR upper bound at alpha/2 each, "
+                  "Bonferroni over thresholds",
         "epsilon": float(epsilon),
         "delta": float(delta),
         "ci_level": ci,

@@ -164,17 +164,26 @@ def query_logits(model: Any, x: np.ndarray, n_queries: int = 1, dropout_p: float
 # --------------------------------------------------------------------------------------------
 
 
-def fit_group(group: str, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, train_cfg: Mapping[str, Any],
-              seed: int, progress: bool = False) -> tuple[Any, dict]:
-    """Train one model of reference group ``group`` (a target name: its kind's registered fit
-    function, i.e. the target's own training recipe); returns (model, info for meta)."""
+def fit_group(group: str, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, settings: Mapping[str, Any],
+              seed: int, public_idx: np.ndarray | None = None, progress: bool = False) -> tuple[Any, dict]:
+    """Train one model of reference group ``group``, a target name, with that target's own recipe:
+    its kind's registered fit function, or its lever's (DP-SGD at the target's epsilon).
+    ``settings`` holds the config sections (``train``, and ``privacy`` for a DP group);
+    ``public_idx`` are windows the attacker holds and the model never trains on. Returns
+    (model, info for meta)."""
     from biospike.registry import resolve
     from biospike.targets import parse
 
     target = parse(group)
+    if target.lever is not None:
+        if target.lever.fit is None:
+            raise BiospikeError(f"lever {target.lever.name!r} has no fit function: {group} cannot have reference models")
+        return resolve(target.lever.fit)(target, spikes, train_idx, val_idx, settings, seed,
+                                         public_idx=public_idx, progress=progress)
     if target.kind.fit is None:
         raise BiospikeError(f"model kind {target.kind.name!r} has no fit function: it cannot have reference models")
-    return resolve(target.kind.fit)(target.kind.name, spikes, train_idx, val_idx, train_cfg, seed, progress=progress)
+    return resolve(target.kind.fit)(target.kind.name, spikes, train_idx, val_idx, settings["train"], seed,
+                                    progress=progress)
 
 
 def reference_training_set(pools: Mapping[str, np.ndarray], keep_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,6 +235,7 @@ def train_stage(ctx: Any, spikes_path: str | Path, outdir: str | Path, group: st
         keep = reference_keep(root, dataset, encoding, group, len(cand), n_models, groups)
         keep_row = keep[index]
         train_idx, val_idx = reference_training_set(pools, keep_row)
+        public_idx = val_idx  # the OUT population windows: the attacker's own data, never trained on
         if not cfg["reference_early_stopping"]:  # mimic a target trained without early stopping
             val_idx = val_idx[:0]
         seed = derive_seed(root, "ref", dataset, encoding, group, index, *sweep_key)
@@ -234,14 +244,18 @@ def train_stage(ctx: Any, spikes_path: str | Path, outdir: str | Path, group: st
     elif role == "target":
         train_idx, _ = training_windows(spikes, train_cfg, root, dataset)
         val_idx = split_indices(spikes, "val")
+        public_idx = split_indices(spikes, "population", "mia")
         seed = derive_seed(root, "train", dataset, encoding, group)  # the train rule's seed for this model
     else:
         raise BiospikeError(f"unknown role {role!r} (reference | target)")
     log.info("attack-train %s %s k=%s on %s/%s T=%d: %d train, %d val windows, seed %d",
              role, group, index, dataset, encoding, t_steps, len(train_idx), len(val_idx), seed)
-    model, info = fit_group(group, spikes, train_idx, val_idx, train_cfg, seed, progress=progress)
+    model, info = fit_group(group, spikes, train_idx, val_idx, {**ctx.settings, "train": train_cfg}, seed,
+                            public_idx=public_idx, progress=progress)
     meta |= {"seed": seed, "train_indices": train_idx.tolist(), "best_epoch": info["best_epoch"],
              "epochs_run": info["epochs_run"], "history": info["history"], "n_train": info["n_train"], "n_val": info["n_val"]}
+    if "privacy" in info:
+        meta["privacy"] = info["privacy"]
     meta["provenance"] = provenance({"attack": cfg, "train": train_cfg, "role": role, "kind": group, "index": index,
                                      "time_steps": time_steps}, inputs=[spikes_path], seed=seed)
     outdir.mkdir(parents=True, exist_ok=True)

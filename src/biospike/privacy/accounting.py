@@ -113,7 +113,7 @@ def gradient_multiplier(z_total: float, count_noise_std: float) -> float:
         raise BiospikeError(
             f"adaptive clipping: the count noise sigma_b = {count_noise_std:.4g} is too small for the "
             f"total noise multiplier {z_total:.4g} (need 2 sigma_b > z); raise "
-            "privacy.adaptive_clipping.count_noise_fraction or the expected batch size")
+            "privacy.adaptive_clipping.count_budget_share or the expected batch size")
     return rest ** -0.5
 
 

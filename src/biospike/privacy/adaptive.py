@@ -236,10 +236,14 @@ class QuantileClipper:
     min_clip: float = 1e-6
     max_clip: float = 1e6
 
-    def update(self, unclipped: int, n_units: int, generator: torch.Generator | None = None) -> float:
+    def update(self, unclipped: int, n_units: int, noise_source=None) -> float:
         """One step: noise the centred count, estimate the unclipped fraction, move the bound.
-        Returns the private estimate b~ (released; the true count never leaves this method)."""
-        noise = float(torch.normal(0.0, self.count_noise_std, (1,), generator=generator)) if self.count_noise_std > 0 else 0.0
+        Returns the private estimate b~ (released; the true count never leaves this method).
+        ``noise_source`` (:class:`biospike.privacy.noise.NoiseSource`) draws the count noise."""
+        noise = 0.0
+        if self.count_noise_std > 0:
+            noise = (noise_source.scalar_normal(self.count_noise_std) if noise_source is not None
+                     else float(torch.normal(0.0, self.count_noise_std, (1,))))
         centred = (unclipped - 0.5 * n_units) + noise
         frac = min(1.0, max(0.0, centred / self.expected_units + 0.5))
         self.clip = float(min(self.max_clip, max(self.min_clip, self.clip * math.exp(-self.lr_eta * (frac - self.target_quantile)))))

@@ -174,7 +174,12 @@ def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
 
     cfg = settings.audit
     settings = dataclasses.replace(settings, select="last")
-    rng = np.random.default_rng(seed)
+    from biospike.config import derive_seed
+
+    # the canaries and their inclusion bits draw from their own stream, never the trainer's (whose
+    # noise and sampling are secret anyway unless privacy.noise: seeded)
+    rng = np.random.default_rng(derive_seed(seed, "audit", "canaries"))
+    train_seed = derive_seed(seed, "audit", "train")
     m = int(cfg["n_canaries"])
     n_classes = int(arch["n_out"])
     xc, yc = make_canaries(m, x_train, n_classes, cfg["canary"], rng, x_public, y_public, float(cfg["rate_factor"]))
@@ -188,11 +193,11 @@ def run_audit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     if epsilon is None:
         if nonprivate_fit is None:
             raise ValueError("auditing a non-private recipe needs nonprivate_fit (e.g. train.fit)")
-        model = nonprivate_fit(arch, x_aug, y_aug, x_val, y_val, seed)
+        model = nonprivate_fit(arch, x_aug, y_aug, x_val, y_val, train_seed)
         claimed = None
         delta = accounting.resolve_delta(settings.delta, n_units)
     else:
-        res = dp_train(arch, x_aug, y_aug, units_aug, x_val, y_val, settings, epsilon, seed,
+        res = dp_train(arch, x_aug, y_aug, units_aug, x_val, y_val, settings, epsilon, train_seed,
                        class_weight=class_weight, progress=progress, desc=f"audit eps{epsilon:g}", device=device,
                        **public)
         model, claimed, delta = res.model, res.privacy["epsilon"], res.privacy["delta"]

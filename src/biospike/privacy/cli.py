@@ -29,10 +29,24 @@ PUBLIC_FIT_SPLITS = ("population",)
 # ------------------------------------------------------------------------------------ data
 
 
-def prepare(spikes: Any, train_cfg: Mapping[str, Any], root_seed: int, dataset: str, spikes_path: str | Path) -> dict:
+def overlapping_units(spikes: Any, train_idx: np.ndarray, other_idx: np.ndarray, unit: str) -> list[str]:
+    """Privacy units (windows, or subjects) that have windows both in ``train_idx`` and in
+    ``other_idx``: data of such a unit is not public with respect to a ``unit``-level guarantee."""
+    if unit == "window":
+        return sorted(np.intersect1d(train_idx, other_idx).astype(str).tolist())
+    subject = np.asarray(spikes.subject).astype(str)
+    return sorted(set(subject[train_idx]) & set(subject[other_idx]))
+
+
+def prepare(spikes: Any, train_cfg: Mapping[str, Any], unit: str, root_seed: int, dataset: str,
+            spikes_path: str | Path) -> dict:
     """Everything the DP run needs from spikes.h5: the same training windows as the non-private
     snn (train.select_train_indices), validation/test/public windows, an architecture whose
-    ``input_scale: auto`` and class weights come from public data, and the preprocessing record."""
+    ``input_scale: auto`` and class weights come from public data, and the preprocessing record.
+
+    The population pool counts as public only if it shares no privacy unit with the training
+    windows: with ``unit: subject`` and a split below subject level (record, segment, block) it can
+    hold windows of training subjects, and is then refused."""
     from biospike.train import arch_for
     from biospike.trainset import class_weights, require_splits, split_indices, training_windows
 
@@ -42,9 +56,20 @@ def prepare(spikes: Any, train_cfg: Mapping[str, Any], root_seed: int, dataset: 
     if len(np.unique(labels[train_idx])) < 2:
         raise BiospikeError("the training split holds fewer than two classes", spikes_path)
     public_idx = split_indices(spikes, "population", "mia")
-    # statistics the recipe fits (input gain, class weights) come from public data when there is any
-    stat_idx, stat_source = (public_idx, "population split (public)") if len(public_idx) else (
-        split_indices(spikes, "val"), "validation split (not training units, not public)")
+    val_idx = split_indices(spikes, "val")
+    # statistics the recipe fits (input gain, class weights, initialisation, noise allocation)
+    # come from public data when there is any, else from the validation split (not public)
+    stat_idx, stat_pool = (public_idx, "population") if len(public_idx) else (val_idx, "validation")
+    shared = overlapping_units(spikes, train_all, stat_idx, unit)
+    if shared:
+        raise BiospikeError(
+            f"privacy.unit is '{unit}' but {len(shared)} {unit}(s) of the {stat_pool} pool also have training "
+            f"windows (the split is below the privacy unit: split_by record, segment or block keeps a subject in "
+            f"several pools), so its windows are not public for a {unit}-level guarantee, yet the DP recipe fits "
+            f"the initialisation, input scale, class weights, noise allocation (and an encoder fitted on it) "
+            f"there; split by subject (datasets.<name>.split_by: subject) or use privacy.unit: window", spikes_path)
+    stat_source = ("population split (public: no training unit in it)" if stat_pool == "population" else
+                   "validation split (no training unit in it, but not public: its subjects are not protected)")
     arch = arch_for("snn", spikes, train_cfg, index=stat_idx)
     n_classes = len(spikes.class_names)
     weight, weight_source = None, "none (train.class_weighting is not 'balanced')"
@@ -54,49 +79,66 @@ def prepare(spikes: Any, train_cfg: Mapping[str, Any], root_seed: int, dataset: 
         weight_source = f"balanced class weights from the {stat_source}"
     return {
         "train_cfg": train_cfg, "labels": labels, "train_idx": train_idx, "train_all": train_all,
-        "val_idx": split_indices(spikes, "val"), "test_idx": split_indices(spikes, "test"), "public_idx": public_idx,
+        "val_idx": val_idx, "test_idx": split_indices(spikes, "test"),
+        "public_idx": public_idx,  # empty without a population pool: no public data then
         "arch": arch, "class_weight": weight,
-        "preprocessing": preprocessing_record(spikes, stat_source, weight_source, train_cfg),
+        "preprocessing": preprocessing_record(spikes, stat_pool, stat_source, weight_source, train_cfg,
+                                              subsampled=len(train_idx) < len(train_all)),
     }
 
 
-def preprocessing_record(spikes: Any, stat_source: str, weight_source: str, train_cfg: Mapping[str, Any]) -> list[dict]:
-    """What was fitted on which data before DP training, and whether that is inside the guarantee."""
+def preprocessing_record(spikes: Any, stat_pool: str, stat_source: str, weight_source: str,
+                         train_cfg: Mapping[str, Any], subsampled: bool = False) -> list[dict]:
+    """What was fitted on which data before DP training, and whether that is inside the guarantee.
+
+    Per statistic: ``fitted_on``; ``public`` (the data is public: no unit of it is protected);
+    ``private`` (it was computed from the protected training units); ``inside_guarantee``
+    (it cannot weaken the stated epsilon for the training units); ``privatized`` (noised and
+    accounted)."""
+    public_stats = stat_pool == "population"
     enc = dict(spikes.encoder or {})
     # encode stage: encoder.fitted_on = encode.fit_split (train | population)
     fit = enc.get("fitted_on") or enc.get("fit_split") or enc.get("fit")
     fit_text = str(fit.get("split") if isinstance(fit, Mapping) else fit) if fit else None
     if fit_text is None:
-        enc_private, enc_note = None, ("the encoder did not record what its statistics were fitted on; "
-                                       "treat them as fitted on private data")
+        enc_private, enc_public, enc_note = True, False, (
+            "the encoder did not record what its statistics were fitted on; treated as fitted on private data")
     else:
         enc_private = fit_text.lower() not in PUBLIC_FIT_SPLITS
+        enc_public = not enc_private
         enc_note = (f"fitted on the {fit_text} split: " + (
             "private training data, NOT covered by the DP guarantee (a small leak: per-channel "
             "statistics); fit the encoder on the population split (encode.fit_split: population) "
             "to close it" if enc_private
-            else "public data (the attacker's reference pool, never trained on), outside the protected set"))
-    records = [
+            else "public data (the attacker's reference pool, never trained on, no training unit in it)"))
+    auto = train_cfg.get("input_scale") == "auto"
+    return [
         {"statistic": "ingest filters (notch, band-pass, resample)", "fitted_on": "each recording itself",
-         "private": False, "privatized": False,
+         "public": False, "private": False, "inside_guarantee": True, "privatized": False,
          "note": "per-recording signal processing, no statistic across units; with window-level privacy, "
                  "overlapping windows (stride < window) share samples, so one stretch of signal lies in "
                  "several units (group privacy); subject-level privacy covers it"},
         {"statistic": f"encoder parameters ({enc.get('name', 'unknown')})", "fitted_on": fit_text,
-         "private": enc_private, "privatized": False, "note": enc_note},
-        {"statistic": "input_scale (train.input_scale: auto)" if train_cfg.get("input_scale") == "auto"
-         else "input_scale (fixed in config)",
-         "fitted_on": stat_source if train_cfg.get("input_scale") == "auto" else "config",
-         "private": False, "privatized": False, "note": "never computed from training windows under DP"},
-        {"statistic": "class weights", "fitted_on": weight_source, "private": False, "privatized": False,
+         "public": enc_public, "private": enc_private, "inside_guarantee": not enc_private, "privatized": False,
+         "note": enc_note},
+        {"statistic": "input_scale (train.input_scale: auto) and the initialisation" if auto
+         else "input_scale (fixed in config)", "fitted_on": stat_source if auto else "config",
+         "public": public_stats or not auto, "private": False, "inside_guarantee": True, "privatized": False,
+         "note": "never computed from training windows under DP"},
+        {"statistic": "class weights", "fitted_on": weight_source, "public": public_stats, "private": False,
+         "inside_guarantee": True, "privatized": False,
          "note": "private class counts would make every unit's loss depend on the others'"},
+        {"statistic": "adaptive noise allocation", "fitted_on": stat_source if public_stats else
+         "nothing (no public data: data-independent shares)", "public": True, "private": False,
+         "inside_guarantee": True, "privatized": False,
+         "note": "shares from public windows and the current (already private) model"},
         {"statistic": "training-window subsample (train.max_train_windows)", "fitted_on": "training labels",
-         "private": True, "privatized": False,
-         "note": "class-stratified subsample of the training split (same windows as the non-private snn); "
-                 "which windows are trained on depends on the class counts - the guarantee is for the "
-                 "windows actually used"},
+         "public": False, "private": subsampled, "inside_guarantee": not subsampled, "privatized": False,
+         "note": ("class-stratified subsample of the training split (the same windows as the non-private snn): "
+                  "which windows are trained on depends on the class counts, so the guarantee covers the "
+                  "windows actually used, not the whole split" if subsampled else
+                  "no subsample: every training window is used")},
     ]
-    return records
 
 
 # ------------------------------------------------------------------------------------ harden
@@ -145,7 +187,7 @@ def harden_stage(ctx: Any, spikes_path: str | Path, outdir: str | Path, epsilon:
     train_cfg = ctx["train"]
     spikes = read_spikes(spikes_path)
     dataset, encoding = _names(ctx, spikes)
-    d = prepare(spikes, train_cfg, ctx.root_seed(), dataset, spikes_path)
+    d = prepare(spikes, train_cfg, settings.unit, ctx.root_seed(), dataset, spikes_path)
     device = resolve_device(train_cfg["device"])  # train.device: DP training runs there too
     _check_preprocessing(settings, d["preprocessing"], spikes_path)
     name = dp_target(epsilon)
@@ -191,6 +233,39 @@ def harden_stage(ctx: Any, spikes_path: str | Path, outdir: str | Path, epsilon:
     return metrics
 
 
+def dp_fit(target: Any, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, settings: Mapping[str, Any],
+           seed: int, public_idx: np.ndarray | None = None, progress: bool = False) -> tuple[Any, dict]:
+    """DP-SGD at ``target``'s epsilon on chosen windows: the recipe of a DP target, for the
+    attacks' reference models (the threat model's attacker knows it). Like the target, the input
+    scale, initialisation, class weights and noise allocation come from windows never trained on
+    (``public_idx``, the attacker's own OUT population windows); the noise follows
+    ``privacy.noise``, the epsilon is recomputed for this training set's size."""
+    from biospike.privacy.dp import DPSettings, dp_train
+    from biospike.train import arch_for
+    from biospike.trainset import class_weights
+
+    dp_settings = DPSettings.from_config(settings["privacy"])
+    train_cfg = settings["train"]
+    labels = np.asarray(spikes.labels, dtype=np.int64)
+    public = np.sort(np.asarray(public_idx if public_idx is not None else [], dtype=np.int64))
+    if len(np.unique(labels[train_idx])) < 2:
+        raise BiospikeError("fewer than two classes among the training windows")
+    arch = arch_for("snn", spikes, train_cfg, index=public if len(public) else train_idx[:0])
+    weight = None
+    if train_cfg["class_weighting"] in ("balanced", "sampler") and len(public):
+        weight = class_weights(labels[public], len(spikes.class_names))
+        weight[weight == 0] = 1.0
+    x = spikes.spikes
+    res = dp_train(arch, x[train_idx], labels[train_idx], _units(spikes, train_idx, dp_settings.unit), x[val_idx],
+                   labels[val_idx], dp_settings, float(target.value), seed,
+                   x_public=x[public] if len(public) else None, y_public=labels[public] if len(public) else None,
+                   class_weight=weight, progress=progress, desc=f"reference {target.name}")
+    info = {"arch": arch, "best_epoch": res.best_epoch, "epochs_run": len(res.history), "history": res.history,
+            "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "wall_time_s": res.wall_time_s,
+            "privacy": {k: res.privacy[k] for k in ("epsilon", "delta", "privacy_unit", "noise_mode", "replayable")}}
+    return res.model, info
+
+
 def audit_stage(ctx: Any, spikes_path: str | Path, out_path: str | Path, epsilon: float | None,
                 progress: bool = True, label: str | None = None) -> dict:
     """One-run canary audit of the DP recipe at ``epsilon`` (None: the non-private snn recipe,
@@ -208,7 +283,7 @@ def audit_stage(ctx: Any, spikes_path: str | Path, out_path: str | Path, epsilon
     train_cfg = ctx["train"]
     spikes = read_spikes(spikes_path)
     dataset, encoding = _names(ctx, spikes)
-    d = prepare(spikes, train_cfg, ctx.root_seed(), dataset, spikes_path)
+    d = prepare(spikes, train_cfg, settings.unit, ctx.root_seed(), dataset, spikes_path)
     device = resolve_device(train_cfg["device"])
     label = label or (dp_target(epsilon) if epsilon is not None else "snn_nonprivate")
     seed = ctx.derive_seed("audit", dataset, encoding, label)

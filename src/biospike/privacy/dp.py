@@ -27,6 +27,7 @@ from biospike.models import predict_logits
 from biospike.privacy import accounting
 from biospike.privacy.adaptive import group_layout, neuron_blocks
 from biospike.privacy.grad_sample import grad_sample_module
+from biospike.privacy.noise import NoiseSource, noise_source
 from biospike.privacy.optimizer import (
     AdaptiveClipDPOptimizer,
     AdaptiveDPOptimizer,
@@ -79,6 +80,7 @@ class DPSettings:
     adaptive_clipping: AdaptiveClipping
     adaptive_noise: AdaptiveNoise
     public_preprocessing: str
+    noise: str  # secret (OS CSPRNG, default) | seeded (replayable research mode)
     audit: dict
 
     @classmethod
@@ -188,7 +190,7 @@ def dp_train(*args, **kwargs) -> DPResult:
         return _dp_train(*args, **kwargs)
 
 
-def make_optimizer(model: nn.Module, gsm: nn.Module, settings: DPSettings, cal: dict, generator: torch.Generator,
+def make_optimizer(model: nn.Module, gsm: nn.Module, settings: DPSettings, cal: dict, noise: NoiseSource,
                    loss_fn, x_public: np.ndarray | None, y_public: np.ndarray | None, seed: int) -> DPOptimizer:
     """The DP optimizer of ``settings``: plain, adaptive clipping, adaptive noise, or both."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -200,7 +202,7 @@ def make_optimizer(model: nn.Module, gsm: nn.Module, settings: DPSettings, cal: 
     allocate = an.enabled and an.groups != "flat" and have_public
     layout = group_layout(blocks, an.groups if an.enabled else "flat")
     args = (inner, gsm, blocks, layout, cal["gradient_noise_multiplier"], settings.max_grad_norm,
-            cal["expected_units_per_batch"], generator, settings.unit == "subject")
+            cal["expected_units_per_batch"], noise, settings.unit == "subject")
     clip_kw = {"target_quantile": ac.target_quantile, "lr_eta": ac.lr_eta, "count_noise_std": cal["count_noise_std"],
                "min_clip": ac.min_clip, "max_clip": ac.max_clip, "scale_lr": ac.scale_lr, "base_lr": settings.lr}
     noise_kw = {"x_public": torch.as_tensor(x_public) if have_public else None, "y_public": y_public,
@@ -227,9 +229,12 @@ def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     ``class_weight`` (per class, from public data only: private class counts would couple every
     sample's loss to the others' and void the per-unit sensitivity) weights the loss.
     ``device``: where the model, forward/backward and per-sample gradients run (``train.device``);
-    the data stay on the CPU and each batch moves over, and the noise is drawn on the CPU from the
-    seeded generator, so the noise stream does not depend on the device. The returned model is on
-    ``device``.
+    the data stay on the CPU and each batch moves over, and the noise is drawn on the CPU. The
+    returned model is on ``device``.
+
+    ``seed`` drives what may be public (initialisation, the public windows an allocation update
+    reads); the noise and the sampling of units come from ``settings.noise`` (secret by default,
+    :mod:`biospike.privacy.noise`), never from ``seed`` unless the replayable research mode asks.
     """
     from biospike.models import build_model, init_model
     from biospike.progress import progress as progress_bar
@@ -251,9 +256,9 @@ def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     model.to(device)
     model.train()
     gsm = grad_sample_module(model)
-    rng = np.random.default_rng(seed)
-    noise_gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    sampler = _Sampler(unit_windows, cal["sample_rate"], settings.windows_per_subject if settings.unit == "subject" else None, rng)
+    noise = noise_source(settings.noise, seed)
+    sampler = _Sampler(unit_windows, cal["sample_rate"], settings.windows_per_subject if settings.unit == "subject" else None,
+                       noise.sampler_rng)
     x_all = torch.as_tensor(x_train)
     y_all = torch.as_tensor(np.asarray(y_train, dtype=np.int64))
     weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32, device=device)
@@ -261,7 +266,7 @@ def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     def loss_fn(logits, y):
         return loss_sum(logits, y, weight)
 
-    opt = make_optimizer(model, gsm, settings, cal, noise_gen, loss_fn, x_public, y_public, seed)
+    opt = make_optimizer(model, gsm, settings, cal, noise, loss_fn, x_public, y_public, seed)
     history: list[dict] = []
     best = (-math.inf, 0)
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -287,7 +292,7 @@ def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
             row["noise_std_ratio_max_over_min"] = row["allocation"]["noise_ratio_max_over_min"]
         history.append(row)
         score = val_bacc if np.isfinite(val_bacc) else -val_loss
-        if settings.select == "last" or score > best[0]:
+        if settings.select == "last" or len(x_val) == 0 or score > best[0]:  # no validation: the last epoch
             best = (score, epoch + 1)
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
         if progress and hasattr(bar, "set_postfix"):
@@ -302,7 +307,7 @@ def _dp_train(arch: dict, x_train: np.ndarray, y_train: np.ndarray, units: np.nd
     if zs and max(abs(z - z_grad) for z in zs) > 1e-6 * z_grad:  # the invariant the accounting rests on
         raise RuntimeError(f"effective noise multiplier drifted from {z_grad}: {min(zs)}..{max(zs)}")
     privacy = _privacy_record(cal, settings, target_epsilon, n_units, opt.layout,
-                              x_public is not None and len(x_public) > 0, history, best[1])
+                              x_public is not None and len(x_public) > 0, history, best[1]) | noise.record()
     return DPResult(model, history, best[1], privacy, time.perf_counter() - start_s)
 
 
@@ -344,7 +349,6 @@ def _privacy_record(cal: dict, settings: DPSettings, target_epsilon: float, n_un
         "selection": settings.select + " (validation subjects are not training units; every iterate is covered by the accountant)",
         "optimizer": settings.optimizer,
         "lr": settings.lr,
-        "noise_rng": "torch.Generator seeded from the config seed: reproducible, not cryptographically secure",
     }
     try:
         record["epsilon_check_dp_accounting_pld"] = accounting.dp_accounting_epsilon(cal["accountant_history"], cal["delta"], "pld")

@@ -37,6 +37,7 @@ from biospike.privacy.adaptive import (
     uniform_allocation,
 )
 from biospike.privacy.grad_sample import finalize_grad_samples
+from biospike.privacy.noise import NoiseSource
 
 
 def _grads_per_unit(gs: torch.Tensor, local_unit: torch.Tensor, n_local: int, counts: torch.Tensor | None) -> torch.Tensor:
@@ -51,19 +52,20 @@ class DPOptimizer:
     bound, Gaussian noise with multiplier ``noise_multiplier``, division by the expected number of
     units per batch, then the wrapped optimizer's step.
 
-    ``generator`` draws all noise on the CPU (the same stream on any device); ``per_subject``:
-    a unit's gradient is the mean of its windows' per-sample gradients, clipped once.
+    ``noise`` draws all noise on the CPU (the same stream on any device; secret by default, see
+    :mod:`biospike.privacy.noise`); ``per_subject``: a unit's gradient is the mean of its windows'
+    per-sample gradients, clipped once.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, gsm: nn.Module, blocks: list[Block], layout: GroupLayout,
                  noise_multiplier: float, max_grad_norm: float, expected_units: float,
-                 generator: torch.Generator, per_subject: bool = False) -> None:
+                 noise: NoiseSource, per_subject: bool = False) -> None:
         self.optimizer, self.gsm, self.blocks, self.layout = optimizer, gsm, blocks, layout
         self.noise_multiplier = float(noise_multiplier)
         self.max_grad_norm = float(max_grad_norm)
         self.clip = float(max_grad_norm)
         self.expected_units = float(expected_units)
-        self.generator = generator
+        self.noise = noise
         self.per_subject = per_subject
         self.allocation: Allocation = uniform_allocation(layout)
         self.step_log: list[dict] = []  # per step: clip bound, z_eff, private unclipped fraction
@@ -117,8 +119,7 @@ class DPOptimizer:
         for block, rows in zip(self.blocks, self.layout.row_group, strict=True):
             s_rows = sigma_k[rows]
             for _, p in block.params:
-                noise = (torch.randn(p.shape, generator=self.generator)
-                         * s_rows.view(-1, *([1] * (p.dim() - 1)))).to(p.device)
+                noise = (self.noise.normal(p.shape) * s_rows.view(-1, *([1] * (p.dim() - 1)))).to(p.device)
                 out[id(p)] = summed[id(p)] + noise if id(p) in summed else noise
         return out
 
@@ -174,7 +175,7 @@ class AdaptiveClipDPOptimizer(DPOptimizer):
 
     def post_step(self, unclipped: int, n_units: int) -> float | None:
         super().post_step(unclipped, n_units)
-        return self.clipper.update(unclipped, n_units, self.generator)
+        return self.clipper.update(unclipped, n_units, self.noise)
 
 
 class AllocatedNoiseDPOptimizer(DPOptimizer):
