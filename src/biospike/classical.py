@@ -72,7 +72,8 @@ def classical_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, pro
     """Train on the train split of ``inputs["windows"]``; write model.joblib, metrics.json, curve.csv."""
     import joblib
 
-    from biospike.metrics import evaluate
+    from biospike.config import derive_seed
+    from biospike.metrics import BOOTSTRAP_N, evaluate
     from biospike.results import metrics_record, write_target
     from biospike.store import atomic_path, provenance, read_windows
     from biospike.trainset import names_and_seed, require_splits, split_indices, training_windows
@@ -94,7 +95,9 @@ def classical_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, pro
     pipe = fit_classical(feats[train_idx], labels[train_idx], cfg["class_weighting"], seed)
     class_names = list(win.class_names)
     n_classes = len(class_names)
-    splits = {name: evaluate(class_logits(pipe, feats[idx], n_classes), labels[idx], win.subject[idx], class_names)
+    splits = {name: evaluate(class_logits(pipe, feats[idx], n_classes), labels[idx], win.subject[idx], class_names,
+                             index=idx, n_bootstrap=0 if name == "train" else BOOTSTRAP_N,
+                             seed=derive_seed(seed, "utility", name))
               for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))}
     row = {"epoch": 1, "train_loss": splits["train"].get("nll"), "val_loss": splits["val"].get("nll"),
            "val_balanced_accuracy": splits["val"]["balanced_accuracy"], "val_accuracy": splits["val"]["accuracy"],

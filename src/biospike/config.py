@@ -97,16 +97,16 @@ def load_yaml(path: str | Path) -> dict:
 
 
 @functools.lru_cache(maxsize=1)
-def _schema_text() -> str:
+def _schema() -> dict:
     try:
-        return SCHEMA_PATH.read_text()
+        return yaml.safe_load(SCHEMA_PATH.read_text())
     except OSError as exc:
         raise BiospikeError(f"cannot read the config schema ({exc})", SCHEMA_PATH) from None
 
 
 def schema() -> dict:
     """The whole config schema (a fresh copy)."""
-    return yaml.safe_load(_schema_text())
+    return copy.deepcopy(_schema())
 
 
 def section_schema(section: str) -> dict:

@@ -2,7 +2,10 @@
 
 Accuracy, balanced accuracy (mean recall over the classes present) and macro-F1 follow
 scikit-learn's definitions (checked against it in the tests); :func:`evaluate` gives the
-``train`` / ``val`` / ``test`` blocks of every ``metrics.json``, from logits or labels.
+``train`` / ``val`` / ``test`` blocks of every ``metrics.json``, from logits or labels, with
+cluster-bootstrap confidence intervals (whole subjects resampled, as the attack CIs resample them:
+windows of one person are not independent), the numbers of subjects and windows, and the chance
+levels to read them against.
 """
 
 from __future__ import annotations
@@ -15,7 +18,11 @@ import numpy as np
 
 from biospike.errors import BiospikeError
 
-__all__ = ["balanced_accuracy", "confusion", "evaluate", "finite", "macro_f1", "scores"]
+__all__ = ["balanced_accuracy", "bootstrap_ci", "chance_levels", "cluster_ids", "confusion", "evaluate", "finite",
+           "macro_f1", "scores"]
+
+BOOTSTRAP_N = 1000
+CI_LEVEL = 0.95
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -64,6 +71,57 @@ def scores(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
             "balanced_accuracy": balanced_accuracy(y, pred), "macro_f1": macro_f1(y, pred)}
 
 
+def cluster_ids(subjects: np.ndarray, index: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """What one bootstrap draw resamples: the subjects when the windows hold at least two, else
+    runs of consecutive window indices (the trials, segments or blocks of single-subject data;
+    ``index`` gives each window's position in the dataset)."""
+    subjects = np.asarray(subjects).astype(str)
+    if len(np.unique(subjects)) >= 2 or index is None:
+        return subjects, "subject"
+    index = np.asarray(index)
+    new_run = np.r_[True, np.diff(index) != 1] if len(index) else np.zeros(0, bool)
+    return np.cumsum(new_run).astype(str), "contiguous_run"
+
+
+def bootstrap_ci(y: np.ndarray, pred: np.ndarray, clusters: np.ndarray, n_classes: int, n: int = BOOTSTRAP_N,
+                 ci: float = CI_LEVEL, seed: int = 0) -> dict[str, list[float] | None]:
+    """Percentile CIs of balanced accuracy and macro-F1 from ``n`` resamples of whole clusters
+    (with replacement); None with fewer than two clusters."""
+    y, pred, clusters = np.asarray(y, np.int64), np.asarray(pred, np.int64), np.asarray(clusters)
+    ids, inverse = np.unique(clusters, return_inverse=True)
+    if len(ids) < 2:
+        return {"balanced_accuracy": None, "macro_f1": None}
+    # one confusion matrix per cluster; a resample is a sum of them
+    per_cluster = np.zeros((len(ids), n_classes, n_classes), dtype=np.int64)
+    np.add.at(per_cluster, (inverse, y, pred), 1)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(ids), size=(n, len(ids)))
+    counts = np.stack([np.bincount(row, minlength=len(ids)) for row in picks])  # (n, clusters)
+    cms = np.einsum("bc,ckl->bkl", counts, per_cluster).astype(np.float64)
+    support = cms.sum(axis=2)
+    diag = np.diagonal(cms, axis1=1, axis2=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, diag / np.where(support > 0, support, 1), np.nan)
+        bal = np.nanmean(recall, axis=1)
+        predicted = cms.sum(axis=1)
+        denom = support + predicted
+        f1 = np.where(denom > 0, 2 * diag / np.where(denom > 0, denom, 1), np.nan)
+        macro = np.nanmean(np.where(denom > 0, f1, np.nan), axis=1)
+    q = [(1 - ci) / 2, 1 - (1 - ci) / 2]
+    return {"balanced_accuracy": [float(v) for v in np.nanquantile(bal, q)],
+            "macro_f1": [float(v) for v in np.nanquantile(macro, q)]}
+
+
+def chance_levels(y: np.ndarray, n_classes: int) -> dict[str, float | None]:
+    """What a classifier that ignores its input scores here: balanced accuracy 1/K over the K
+    classes present, and accuracy of always answering the most frequent class."""
+    y = np.asarray(y, np.int64)
+    if not len(y):
+        return {"balanced_accuracy": None, "accuracy": None}
+    counts = np.bincount(y, minlength=n_classes)
+    return {"balanced_accuracy": 1.0 / int((counts > 0).sum()), "accuracy": float(counts.max() / len(y))}
+
+
 def predictions(logits_or_labels: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray | None]:
     """(predicted labels, logits or None) from logits/probabilities (N, K) or labels (N,)."""
     arr = np.asarray(logits_or_labels)
@@ -77,12 +135,15 @@ def predictions(logits_or_labels: Any, n_classes: int) -> tuple[np.ndarray, np.n
 
 
 def evaluate(logits_or_labels: Any, y: np.ndarray, subjects: Sequence[str] | np.ndarray,
-             class_names: Sequence[str]) -> dict[str, Any]:
-    """Metrics of one split: accuracy, balanced accuracy, macro-F1, confusion, per class, per subject.
+             class_names: Sequence[str], index: np.ndarray | None = None, n_bootstrap: int = BOOTSTRAP_N,
+             seed: int = 0) -> dict[str, Any]:
+    """Metrics of one split: accuracy, balanced accuracy, macro-F1 with cluster-bootstrap CIs,
+    the numbers of windows and subjects, chance levels, confusion, per class, per subject.
 
     ``logits_or_labels``: logits or class probabilities (N, K), or predicted labels (N,). With
     logits, ``nll`` is the mean cross-entropy (unweighted). Subject ids are the hashed ids of
-    windows.h5.
+    windows.h5; ``index`` (the windows' positions in the dataset) lets single-subject data resample
+    its trials (:func:`cluster_ids`); ``n_bootstrap`` 0 skips the CIs.
     """
     y = np.asarray(y, dtype=np.int64)
     subjects = np.asarray(subjects).astype(str)
@@ -97,6 +158,15 @@ def evaluate(logits_or_labels: Any, y: np.ndarray, subjects: Sequence[str] | np.
     if len(pred) != len(y) or len(subjects) != len(y):
         raise BiospikeError("predictions, labels and subjects differ in length")
     out = scores(y, pred)
+    clusters, unit = cluster_ids(subjects, index)
+    out["n_subjects"] = int(len(np.unique(subjects)))
+    if n_bootstrap > 0 and len(y):
+        cis = bootstrap_ci(y, pred, clusters, n_classes, n_bootstrap, CI_LEVEL, seed)
+        out["balanced_accuracy_ci"], out["macro_f1_ci"] = cis["balanced_accuracy"], cis["macro_f1"]
+        out["ci"] = {"level": CI_LEVEL, "n_bootstrap": n_bootstrap, "unit": unit,
+                     "n_clusters": int(len(np.unique(clusters))),
+                     "method": "percentile bootstrap over whole clusters (windows of one cluster resampled together)"}
+    out["chance"] = chance_levels(y, n_classes)
     cm = confusion(y, pred, n_classes) if len(y) else np.zeros((n_classes, n_classes), dtype=np.int64)
     out["confusion"] = cm.tolist()
     per_class = {}

@@ -193,7 +193,7 @@ def target_files(results: str | Path, ds: str, enc: str, target: str) -> list[Pa
     """What the training of one target writes (checkpoint, metrics, curve, privacy record)."""
     t = T.parse(target)
     base = target_dir(results, ds, enc, target)
-    files = [base / t.checkpoint, base / "metrics.json", base / "curve.csv"]
+    files = [base / t.checkpoint, base / "metrics.json", base / "curve.csv", base / "per_subject.csv"]
     if t.lever is not None and t.lever.name == "dp":
         files.append(base / "privacy.json")
     return files

@@ -449,7 +449,11 @@ def accuracy_vs_steps(doc: Doc) -> dict[str, Any] | None:
 # the summary
 # ---------------------------------------------------------------------------------------------
 
-ROW_COLUMNS = ("balanced_accuracy", "macro_f1", "accuracy", "epsilon", "delta", "privacy_unit", "epsilon_valid_for_release",
+# test-split uncertainty and context (biospike.metrics.evaluate): column -> key under /test
+UTILITY_KEYS = {"balanced_accuracy_ci": "balanced_accuracy_ci", "macro_f1_ci": "macro_f1_ci", "test_n_windows": "n",
+                "test_n_subjects": "n_subjects", "chance_balanced_accuracy": "chance/balanced_accuracy"}
+ROW_COLUMNS = ("balanced_accuracy", "balanced_accuracy_ci", "macro_f1", "macro_f1_ci", "test_n_windows",
+               "test_n_subjects", "chance_balanced_accuracy", "accuracy", "epsilon", "delta", "privacy_unit", "epsilon_valid_for_release",
                "attack", "attack_auc", "attack_tpr_at_1pct_fpr", "max_attack_auc", "max_attack_auc_p",
                "spikes_per_inference")
 DEPLOY_COLUMNS = tuple(DEPLOY_KEYS)
@@ -470,6 +474,8 @@ def build_summary(plan: Plan, results: str | Path, cfg: Mapping[str, Any] | None
                 row.put("balanced_accuracy", metrics, read_test_metric(metrics, "balanced_accuracy"))
                 row.put("macro_f1", metrics, read_test_metric(metrics, "macro_f1"))
                 row.put("accuracy", metrics, read_test_metric(metrics, "accuracy", required=False))
+                for column, key in UTILITY_KEYS.items():  # CIs, n, chance: absent in files before they existed
+                    row.put(column, metrics, read_test_metric(metrics, key, required=False))
                 row.put("spikes_per_inference", metrics, metrics.find(*SPIKES_PER_INFERENCE))
                 if dp_epsilon(tgt) is not None:
                     priv = Doc.load(tdir / "privacy.json")
@@ -517,17 +523,29 @@ def build_summary(plan: Plan, results: str | Path, cfg: Mapping[str, Any] | None
 
 # --- markdown / html -------------------------------------------------------------------------
 
+def _with_ci(value: Any, ci: Any) -> str:
+    """0.612 [0.520, 0.701]; the point alone when there is no interval."""
+    if value is None:
+        return "–"
+    if not isinstance(ci, list) or len(ci) != 2 or None in ci:
+        return fmt_num(value)
+    return f"{fmt_num(value)} [{fmt_num(ci[0])}, {fmt_num(ci[1])}]"
+
+
 def _main_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    head = ["dataset", "encoding", "model", "bal. acc.", "macro-F1", "ε (δ, unit)", "best attack",
-            "attack AUC", "TPR@1%FPR", "max AUC (p)", "spikes/inference"]
+    head = ["dataset", "encoding", "model", "bal. acc. [95% CI]", "chance", "macro-F1 [95% CI]", "test n (subjects)",
+            "ε (δ, unit)", "best attack", "attack AUC", "TPR@1%FPR", "max AUC (p)", "spikes/inference"]
     body = []
     for r in summary["rows"]:
         eps = "–" if r["epsilon"] is None else f"{fmt_num(r['epsilon'], 2)} ({r['delta']:.0e}, {r['privacy_unit'] or '?'})"
         if r["epsilon"] is not None and r.get("epsilon_valid_for_release") is False:
             eps += " NOT valid for release (replayable noise)"
-        body.append([r["dataset"], r["encoding"], label(r["model"]), fmt_num(r["balanced_accuracy"]),
-                     fmt_num(r["macro_f1"]), eps, r["attack"] or "–", fmt_num(r["attack_auc"]),
-                     fmt_num(r["attack_tpr_at_1pct_fpr"]), _max_auc_cell(r), fmt_num(r["spikes_per_inference"], 1)])
+        n = "–" if r.get("test_n_windows") is None else (
+            f"{r['test_n_windows']} ({r['test_n_subjects']})" if r.get("test_n_subjects") is not None else str(r["test_n_windows"]))
+        body.append([r["dataset"], r["encoding"], label(r["model"]), _with_ci(r["balanced_accuracy"], r.get("balanced_accuracy_ci")),
+                     fmt_num(r.get("chance_balanced_accuracy")), _with_ci(r["macro_f1"], r.get("macro_f1_ci")), n, eps,
+                     r["attack"] or "–", fmt_num(r["attack_auc"]), fmt_num(r["attack_tpr_at_1pct_fpr"]), _max_auc_cell(r),
+                     fmt_num(r["spikes_per_inference"], 1)])
     return head, body
 
 

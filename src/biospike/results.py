@@ -57,16 +57,36 @@ def write_curve(path: str | Path, history: Sequence[Mapping[str, Any]]) -> None:
                              else (f"{row[c]:.6g}" if isinstance(row[c], float) else row[c]) for c in columns])
 
 
+PER_SUBJECT_COLUMNS = ("split", "subject", "n", "accuracy", "balanced_accuracy", "macro_f1")
+
+
+def write_per_subject(path: str | Path, metrics: Mapping[str, Any], splits: Sequence[str] = ("val", "test")) -> None:
+    """One row per subject of the validation and test splits: the scores a clinical reader wants
+    to see spread out, not only averaged."""
+    from biospike.store import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(PER_SUBJECT_COLUMNS)
+        for split in splits:
+            for subject, row in (metrics.get(split) or {}).get("per_subject", {}).items():
+                writer.writerow([split, subject, row["n"]] + [
+                    "" if row[k] is None or (isinstance(row[k], float) and not math.isfinite(row[k])) else f"{row[k]:.6g}"
+                    for k in ("accuracy", "balanced_accuracy", "macro_f1")])
+
+
 def write_target(outdir: str | Path, metrics: Mapping[str, Any], curve: Sequence[Mapping[str, Any]],
                  save_model: Callable[[Path], None], extra_json: Mapping[str, Any] | None = None) -> None:
-    """Write a target's checkpoint (``save_model(outdir)``), ``curve.csv``, any extra JSON files
-    (name -> record, e.g. ``privacy.json``) and ``metrics.json`` last, each atomically."""
+    """Write a target's checkpoint (``save_model(outdir)``), ``curve.csv``, ``per_subject.csv``,
+    any extra JSON files (name -> record, e.g. ``privacy.json``) and ``metrics.json`` last, each
+    atomically."""
     from biospike.store import write_json
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     save_model(outdir)
     write_curve(outdir / "curve.csv", curve)
+    write_per_subject(outdir / "per_subject.csv", metrics)
     for name, record in (extra_json or {}).items():
         write_json(outdir / name, finite(record))
     write_json(outdir / "metrics.json", finite(metrics))

@@ -35,7 +35,7 @@ from torch import nn
 from biospike.config import derive_seed, section_settings
 from biospike.errors import BiospikeError
 from biospike.kinds import MODEL_KINDS
-from biospike.metrics import balanced_accuracy, evaluate
+from biospike.metrics import BOOTSTRAP_N, balanced_accuracy, evaluate
 from biospike.models import (
     batches,
     device_of,
@@ -371,7 +371,8 @@ def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progres
     model = result.model
 
     class_names = list(spikes.class_names)
-    splits = {name: evaluate(predict_logits(model, x[idx]), labels[idx], spikes.subject[idx], class_names)
+    splits = {name: evaluate(predict_logits(model, x[idx]), labels[idx], spikes.subject[idx], class_names, index=idx,
+                             n_bootstrap=0 if name == "train" else BOOTSTRAP_N, seed=derive_seed(seed, "utility", name))
               for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))}
     eval_split, eval_idx = ("test", test_idx) if len(test_idx) else ("val", val_idx)
     if is_spiking(model):

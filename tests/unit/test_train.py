@@ -210,7 +210,7 @@ def test_cli_writes_all_outputs_and_is_reproducible(tmp_path, model):
         assert _run(spikes_path, windows_path, outdir, model, params) == 0
     model_file = "model.joblib" if model == "classical" else "model.pt"
     for outdir in dirs:
-        assert {p.name for p in outdir.iterdir()} == {model_file, "metrics.json", "curve.csv"}
+        assert {p.name for p in outdir.iterdir()} == {model_file, "metrics.json", "curve.csv", "per_subject.csv"}
     a, b = (json.loads((d / "metrics.json").read_text()) for d in dirs)
     assert a["wall_time_s"] > 0
     assert strip_volatile(a) == strip_volatile(b)
@@ -219,6 +219,14 @@ def test_cli_writes_all_outputs_and_is_reproducible(tmp_path, model):
     assert curves[0] == curves[1]
     for key in ("accuracy", "balanced_accuracy", "macro_f1", "confusion", "per_subject"):
         assert key in a["val"] and key in a["test"]
+    # utility with uncertainty: subject-bootstrap CIs around the point, n, chance level
+    test = a["test"]
+    lo, hi = test["balanced_accuracy_ci"]
+    assert lo <= test["balanced_accuracy"] <= hi and test["ci"]["unit"] == "subject" and test["ci"]["n_clusters"] == 2
+    assert test["n_subjects"] == 2 and test["chance"]["balanced_accuracy"] == pytest.approx(1 / 3)
+    rows = list(csv.DictReader((dirs[0] / "per_subject.csv").open()))
+    assert {(r["split"], r["subject"]) for r in rows} == {("val", "s08"), ("val", "s09"), ("test", "s10"), ("test", "s11")}
+    assert float(rows[-1]["balanced_accuracy"]) == pytest.approx(a["test"]["per_subject"]["s11"]["balanced_accuracy"], abs=1e-5)
     assert set(a["test"]["per_subject"]) == {"s10", "s11"}
     assert a["dataset"] == "ds" and a["encoding"] == "enc" and a["model"] == model
     assert a["n_parameters"] > 0 and a["epochs_run"] >= 1 and 1 <= a["best_epoch"] <= a["epochs_run"]
@@ -300,3 +308,32 @@ def test_init_model_sets_output_scale_from_data_unless_given():
     fixed = init_model({**arch, "output_scale": 2.0}, x, 1)
     assert fixed.arch.output_scale == 2.0
     torch.testing.assert_close(fixed.fc[0].weight, auto.fc[0].weight)  # same seeded init otherwise
+
+
+def test_utility_cis_resample_whole_subjects_and_cover_the_truth():
+    """Windows of a subject share its difficulty: the subject bootstrap is wider than a window
+    bootstrap would be, and across repeated experiments the 95% interval covers the population
+    balanced accuracy about 95% of the time."""
+    from biospike.metrics import bootstrap_ci, cluster_ids
+
+    rng = np.random.default_rng(0)
+    covered, widths, window_widths = 0, [], []
+    truth = 0.75
+    for rep in range(200):
+        n_subj, per = 12, 30
+        skill = truth + rng.uniform(-0.2, 0.2, n_subj)  # per-subject difficulty, mean 0.75
+        y = rng.integers(0, 2, n_subj * per)
+        correct = rng.random(n_subj * per) < np.repeat(skill, per)
+        pred = np.where(correct, y, 1 - y)
+        subj = np.repeat(np.arange(n_subj).astype(str), per)
+        ci = bootstrap_ci(y, pred, subj, 2, n=400, seed=rep)["balanced_accuracy"]
+        covered += ci[0] <= truth <= ci[1]
+        widths.append(ci[1] - ci[0])
+        if rep < 20:
+            by_window = bootstrap_ci(y, pred, np.arange(len(y)).astype(str), 2, n=400, seed=rep)["balanced_accuracy"]
+            window_widths.append(by_window[1] - by_window[0])
+    assert 0.85 <= covered / 200 <= 0.99
+    assert np.mean(window_widths) < 0.8 * np.mean(widths[:20])  # windows alone would claim too much
+    # single-subject data: runs of consecutive windows are the clusters
+    clusters, unit = cluster_ids(np.array(["a"] * 6), np.array([3, 4, 5, 9, 10, 20]))
+    assert unit == "contiguous_run" and len(set(clusters)) == 3

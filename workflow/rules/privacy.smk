@@ -39,6 +39,7 @@ rule harden:
         model=f"{RESULTS}/{{dataset}}/{{encoding}}/dpsnn_eps{{eps}}/model.pt",
         metrics=f"{RESULTS}/{{dataset}}/{{encoding}}/dpsnn_eps{{eps}}/metrics.json",
         curve=f"{RESULTS}/{{dataset}}/{{encoding}}/dpsnn_eps{{eps}}/curve.csv",
+        per_subject=f"{RESULTS}/{{dataset}}/{{encoding}}/dpsnn_eps{{eps}}/per_subject.csv",
         privacy=f"{RESULTS}/{{dataset}}/{{encoding}}/dpsnn_eps{{eps}}/privacy.json",
     params:
         cfg=privacy_params,

@@ -28,6 +28,7 @@ for _kind in MODEL_KINDS:
             model=f"{RESULTS}/{{dataset}}/{{encoding}}/{_kind.name}/{_kind.checkpoint}",
             metrics=f"{RESULTS}/{{dataset}}/{{encoding}}/{_kind.name}/metrics.json",
             curve=f"{RESULTS}/{{dataset}}/{{encoding}}/{_kind.name}/curve.csv",
+            per_subject=f"{RESULTS}/{{dataset}}/{{encoding}}/{_kind.name}/per_subject.csv",
         params:
             cfg=lambda w, kind=_kind.name: stage_params(("train",), w.dataset, encoding=w.encoding, model=kind),
             io=lambda w, input: train_io(input),

@@ -175,7 +175,8 @@ def _names(ctx: Any, spikes: Any) -> tuple[str, str]:
 def harden_stage(ctx: Any, spikes_path: str | Path, outdir: str | Path, epsilon: float, progress: bool = True) -> dict:
     """DP-train the snn at target ``epsilon``; write model.pt, metrics.json, curve.csv, privacy.json."""
     from biospike import train
-    from biospike.metrics import evaluate
+    from biospike.config import derive_seed
+    from biospike.metrics import BOOTSTRAP_N, evaluate
     from biospike.models import count_parameters, predict_logits, resolve_device, save_checkpoint
     from biospike.privacy.dp import DPSettings, dp_train
     from biospike.results import metrics_record, write_target
@@ -201,7 +202,9 @@ def harden_stage(ctx: Any, spikes_path: str | Path, outdir: str | Path, epsilon:
                    class_weight=d["class_weight"], progress=progress, desc=f"harden eps{epsilon:g}", device=device)
     model = res.model
     class_names = list(spikes.class_names)
-    splits = {split: evaluate(predict_logits(model, x[idx]), labels[idx], spikes.subject[idx], class_names)
+    splits = {split: evaluate(predict_logits(model, x[idx]), labels[idx], spikes.subject[idx], class_names, index=idx,
+                              n_bootstrap=0 if split == "train" else BOOTSTRAP_N,
+                              seed=derive_seed(seed, "utility", split))
               for split, idx in (("train", tr), ("val", va), ("test", te))}
     eval_split, eval_idx = ("test", te) if len(te) else ("val", va)
     firing = train.firing_summary(train.firing_stats(model, x[eval_idx]), float(spikes.dt_s), eval_split)
