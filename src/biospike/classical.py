@@ -114,7 +114,10 @@ def classical_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, pro
     metrics["provenance"] = provenance({"train": cfg, "model": "classical", "dataset": dataset, "encoding": encoding},
                                        inputs=[windows_path], seed=seed)
     metrics["wall_time_s"] = time.perf_counter() - start_s
+    from biospike.encode.stage import window_source
+
     payload = {"pipeline": pipe, "fs_hz": float(win.fs_hz), "n_bands": N_BANDS, "class_names": class_names,
+               "source": window_source(win), "dataset": dataset, "model": "classical",
                "channel_names": list(win.channel_names), "train_indices": train_idx.tolist(), "seed": seed}
 
     def save(directory: Path) -> None:

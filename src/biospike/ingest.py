@@ -180,7 +180,8 @@ class _Part:
     """Windows cut from one recording (before label mapping across the dataset)."""
 
     signals: np.ndarray  # float32 (n, C, L)
-    labels: np.ndarray  # int64 (n,) class indices
+    labels: np.ndarray  # int64 (n,) class indices (-1: unlabelled, prediction only)
+    starts: np.ndarray  # int64 (n,) first sample of each window, at the output rate
     unit_local: np.ndarray  # str (n,) segment/block id within the record ("" otherwise)
     subject_raw: str
     record_raw: str  # as the reader names it (file stem, WFDB record, session folder)
@@ -324,11 +325,97 @@ def _deidentified_inputs(parts: Sequence[_Part], salt: str, digests: Mapping[str
     return out
 
 
+def read_file(path: Path, spec: Mapping[str, Any], root: Path, lookup: Mapping[str, int],
+              rates: list[float] | None) -> tuple[_Part, dict]:
+    """One recording -> its windows (a :class:`_Part`) and what the dataset-level checks need
+    (picked channel names, rates, source label counts, window geometry). Errors name the file."""
+    reader = spec["reader"]
+    rec = read_recording(reader, path, spec, root)
+    if rates is not None and not any(np.isclose(rec.fs_hz, r) for r in rates):
+        raise BiospikeError(f"sampled at {rec.fs_hz:g} Hz but the config expects expected_fs_hz={spec['expected_fs_hz']} Hz", path)
+    try:
+        channel_idx = sig.pick_channels(rec.channel_names, spec.get("channels"))
+    except BiospikeError as exc:
+        raise BiospikeError(exc.problem, path) from None
+    picked = [rec.channel_names[i] for i in channel_idx]
+    x, fs_out_hz = _preprocess(rec, spec, channel_idx)
+    source_labels: dict[str, int] = {}
+    for value, n in zip(*np.unique(_label_segments(rec)[2], return_counts=True), strict=True):
+        source_labels[str(value)] = source_labels.get(str(value), 0) + int(n)
+    starts, cls, unit_local, info = _windows_of(rec, x, fs_out_hz, spec, reader, lookup)
+    part = _Part(
+        signals=sig.take_windows(x, starts, info["length"]),
+        labels=cls,
+        starts=np.asarray(starts, dtype=np.int64),
+        unit_local=unit_local,
+        subject_raw=str(rec.subject_raw),
+        record_raw=str(rec.record),
+        record_key=f"{rec.subject_raw}/{rec.record}",
+        file_key=path.relative_to(root).as_posix(),
+        inputs=list(dict.fromkeys(Path(p) for p in rec.inputs)),
+    )
+    return part, {"picked": picked, "fs_hz": rec.fs_hz, "fs_out_hz": fs_out_hz, "source_labels": source_labels,
+                  "info": info, "unit": rec.unit, "path": path}
+
+
+def _read_job(args: tuple) -> tuple[_Part, dict]:
+    return read_file(*args)
+
+
+def _read_all(files: Sequence[Path], spec: Mapping[str, Any], root: Path, lookup: Mapping[str, int],
+              rates: list[float] | None, threads: int = 1, progress: bool = True) -> tuple:
+    """Read every file (in ``threads`` worker processes when > 1, in file order either way), with
+    a progress display, and check that channels and output rates agree across files."""
+    import concurrent.futures
+
+    from biospike.progress import progress as progress_bar
+
+    jobs = [(path, dict(spec), root, dict(lookup), rates) for path in files]
+    bar = progress_bar(total=len(jobs), desc=f"ingest {len(jobs)} files") if progress else None
+    results = []
+    if threads > 1 and len(jobs) > 1:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=threads) as pool:
+            for result in pool.map(_read_job, jobs, chunksize=max(1, min(64, len(jobs) // (8 * threads)))):
+                results.append(result)
+                if bar is not None:
+                    bar.update(1)
+    else:
+        for job in jobs:
+            results.append(_read_job(job))
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    parts, picked_names, source_rates, signal_units = [], [], set(), set()
+    fs_out_hz, source_labels, longest_s, mapped_segments, dropped_at_edges = None, {}, 0.0, 0, 0
+    for part, meta in results:
+        path = meta["path"]
+        if picked_names and len(meta["picked"]) != len(picked_names[0]):
+            raise BiospikeError(f"has {len(meta['picked'])} channels, earlier files {len(picked_names[0])}: set 'channels'", path)
+        if fs_out_hz is not None and not np.isclose(meta["fs_out_hz"], fs_out_hz):
+            raise BiospikeError(f"ends at {meta['fs_out_hz']:g} Hz after resampling, earlier files at {fs_out_hz:g} Hz: "
+                                "set resample_hz", path)
+        picked_names.append(meta["picked"])
+        fs_out_hz = meta["fs_out_hz"]
+        source_rates.add(meta["fs_hz"])
+        for value, n in meta["source_labels"].items():
+            source_labels[value] = source_labels.get(value, 0) + n
+        info = meta["info"]
+        longest_s = max(longest_s, info["longest_mapped_segment_s"])
+        mapped_segments += info["mapped_segments"]
+        dropped_at_edges += info.get("windows_dropped_at_block_edges", 0)
+        signal_units.add(meta["unit"])
+        parts.append(part)
+    return (parts, picked_names, source_rates, fs_out_hz, source_labels, longest_s, mapped_segments, dropped_at_edges,
+            signal_units)
+
+
 def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: Mapping[str, Any],
-                   data_root: str | None = None) -> Windows:
+                   data_root: str | None = None, threads: int = 1, progress: bool = True) -> Windows:
     """Read, preprocess, window, label, de-identify and split one dataset (see module doc).
 
-    ``spec`` is the dataset's config entry with schema defaults filled (see :func:`parse_params`).
+    ``spec`` is the dataset's config entry with schema defaults filled
+    (``config.section_settings("dataset", ...)``); files are read in ``threads`` processes.
     """
     from biospike.store import provenance
 
@@ -346,48 +433,9 @@ def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: 
     rates = _expected_rates(spec)
     test_regex = re.compile(spec["test_records_regex"]) if spec.get("test_records_regex") else None
 
-    parts: list[_Part] = []
-    picked_names: list[list[str]] = []
-    source_rates: set[float] = set()
-    fs_out_hz = length = None
-    source_labels: dict[str, int] = {}
-    longest_s, mapped_segments, dropped_at_edges = 0.0, 0, 0
-    signal_units: set[str] = set()
-    for path in files:
-        rec = read_recording(reader, path, spec, root)
-        if rates is not None and not any(np.isclose(rec.fs_hz, r) for r in rates):
-            raise BiospikeError(f"sampled at {rec.fs_hz:g} Hz but the config expects expected_fs_hz={spec['expected_fs_hz']} Hz", path)
-        try:
-            channel_idx = sig.pick_channels(rec.channel_names, spec.get("channels"))
-        except BiospikeError as exc:
-            raise BiospikeError(exc.problem, path) from None
-        if picked_names and len(channel_idx) != len(picked_names[0]):
-            raise BiospikeError(f"has {len(channel_idx)} channels, earlier files {len(picked_names[0])}: set 'channels'", path)
-        picked_names.append([rec.channel_names[i] for i in channel_idx])
-        x, fs_rec_out = _preprocess(rec, spec, channel_idx)
-        if fs_out_hz is not None and not np.isclose(fs_rec_out, fs_out_hz):
-            raise BiospikeError(f"ends at {fs_rec_out:g} Hz after resampling, earlier files at {fs_out_hz:g} Hz: set resample_hz", path)
-        fs_out_hz = fs_rec_out
-        source_rates.add(rec.fs_hz)
-        for value, n in zip(*np.unique(_label_segments(rec)[2], return_counts=True), strict=True):
-            source_labels[str(value)] = source_labels.get(str(value), 0) + int(n)
-        starts, cls, unit_local, info = _windows_of(rec, x, fs_out_hz, spec, reader, lookup)
-        length = info["length"]
-        longest_s = max(longest_s, info["longest_mapped_segment_s"])
-        mapped_segments += info["mapped_segments"]
-        dropped_at_edges += info.get("windows_dropped_at_block_edges", 0)
-        signal_units.add(rec.unit)
-        parts.append(_Part(
-            signals=sig.take_windows(x, starts, length),
-            labels=cls,
-            unit_local=unit_local,
-            subject_raw=str(rec.subject_raw),
-            record_raw=str(rec.record),
-            record_key=f"{rec.subject_raw}/{rec.record}",
-            file_key=path.relative_to(root).as_posix(),
-            inputs=list(dict.fromkeys(Path(p) for p in rec.inputs)),
-        ))
-        del x, rec
+    parts, picked_names, source_rates, fs_out_hz, source_labels, longest_s, mapped_segments, dropped_at_edges, \
+        signal_units = _read_all(files, spec, root, lookup, rates, threads=threads, progress=progress)
+    length = parts[0].signals.shape[2] if parts else None
 
     n_total = sum(len(p.labels) for p in parts)
     if n_total == 0:
@@ -398,6 +446,7 @@ def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: 
 
     signals_all = np.concatenate([p.signals for p in parts])
     labels = np.concatenate([p.labels for p in parts]).astype(np.int64)
+    starts_all = np.concatenate([p.starts for p in parts]).astype(np.int64)
     subj_raw = np.concatenate([np.full(len(p.labels), p.subject_raw, dtype=object) for p in parts])
     rec_key = np.concatenate([np.full(len(p.labels), p.record_key, dtype=object) for p in parts])
     rec_raw = np.concatenate([np.full(len(p.labels), p.record_raw, dtype=object) for p in parts])
@@ -410,8 +459,8 @@ def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: 
     cap = spec.get("max_windows_per_class_per_subject")
     rng = np.random.default_rng(derive_seed(seed, "subsample", dataset))
     keep = sig.subsample_groups(np.char.add(subj_raw.astype(str), np.char.add("\x00", labels.astype(str))), cap, rng)
-    signals_all, labels, subj_raw, rec_key, rec_raw, unit_local = (
-        a[keep] for a in (signals_all, labels, subj_raw, rec_key, rec_raw, unit_local)
+    signals_all, labels, subj_raw, rec_key, rec_raw, unit_local, starts_all = (
+        a[keep] for a in (signals_all, labels, subj_raw, rec_key, rec_raw, unit_local, starts_all)
     )
     counts = np.bincount(labels, minlength=len(classes))
     if (counts == 0).any():
@@ -514,7 +563,21 @@ def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: 
         splits=splits,
         mia=mia,
         provenance=prov,
+        dataset=dataset,
+        start=starts_all,
+        spec=ingest_spec(spec),
     )
+
+
+# the dataset settings that say how a recording becomes windows (stored with every model, so new
+# recordings are preprocessed exactly like the training data: biospike.predict)
+PREPROCESSING_KEYS = ("modality", "channels", "notch_hz", "bandpass_hz", "resample_hz", "window_s", "stride_s",
+                      "beat_window_s", "rr_channel", "classes", "label_map", "reader", "expected_fs_hz")
+
+
+def ingest_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The preprocessing part of a dataset's settings (no paths, no split settings)."""
+    return {k: copy.deepcopy(spec.get(k)) for k in PREPROCESSING_KEYS}
 
 
 # ------------------------------------------------------------------------------------ CLI
@@ -530,8 +593,8 @@ def cli(argv: list[str], prog: str = "biospike ingest") -> int:
     args = parser.parse_args(argv)
     ctx = load_context(args)
     dataset = ctx.name("dataset")
-    win = ingest_dataset(ctx["dataset"], dataset, ctx.root_seed(), ctx["splits"], data_root=ctx["data_root"])
-    win.dataset = dataset
+    win = ingest_dataset(ctx["dataset"], dataset, ctx.root_seed(), ctx["splits"], data_root=ctx["data_root"],
+                         threads=args.threads)
     write_windows(args.output, win)
     counts = win.preprocessing["windows_per_class"]
     sizes = {k: len(v) for k, v in win.splits.items()} | {"population": len(win.mia["population"])}

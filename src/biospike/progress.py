@@ -5,7 +5,7 @@ On an interactive terminal :func:`progress` is a plain ``tqdm`` bar. When stderr
 so instead one line is written per ~10% of the work (or, without a known total, at doubling
 counts), each with the elapsed time and any postfix the caller set::
 
-    train snn: 30% (3/10) 12.4s loss=0.41
+    train snn: 30% (3/10) 12.4s elapsed, ~28.9s left loss=0.41
 
 ``BIOSPIKE_PROGRESS`` overrides the choice: ``tty`` (always tqdm), ``log`` (always lines) or
 ``off`` (silent).
@@ -64,12 +64,15 @@ class LogProgress:
     def _line(self) -> str:
         elapsed_s = time.monotonic() - self._start_s
         head = f"{self.desc}: " if self.desc else ""
+        left = ""
         if self.total:
             count = f"{100 * self.n / self.total:3.0f}% ({self.n}/{self.total})"
+            if 0 < self.n < self.total:  # the rate so far, extrapolated
+                left = f", ~{format_duration(elapsed_s / self.n * (self.total - self.n))} left"
         else:
             count = f"{self.n} done"
         tail = f" {self.postfix}" if self.postfix else ""
-        return f"{head}{count} {elapsed_s:.1f}s{tail}"
+        return f"{head}{count} {format_duration(elapsed_s)} elapsed{left}{tail}"
 
     def _emit(self) -> None:
         self._last_emitted = self.n
@@ -121,6 +124,17 @@ class LogProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def format_duration(seconds: float) -> str:
+    """12.3 -> "12.3s", 754 -> "12m34s", 7384 -> "2h03m"."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
 
 
 def _fmt(value: Any) -> str:

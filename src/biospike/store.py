@@ -24,6 +24,12 @@ import numpy as np
 
 from biospike.errors import BiospikeError
 
+# The version of the output schema (the files, fields and units in docs/outputs.md), written into
+# every JSON object (``schema_version``), every HDF5 file (attribute ``schema_version``) and the NIR
+# graph's metadata. "MAJOR.MINOR": MINOR grows when fields are added; MAJOR when a field is removed,
+# renamed, or changes its meaning or unit, so a reader that knows 1.x can read any 1.y.
+SCHEMA_VERSION = "1.0"
+
 _VERSIONED_PACKAGES = ("biospike", "numpy", "scipy", "torch", "norse", "opacus", "mne", "wfdb", "nir", "h5py",
                        "neurokit2")
 
@@ -121,6 +127,10 @@ def _json_default(obj: Any) -> Any:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as sorted, indented JSON, atomically. A dict gets ``schema_version``
+    (:data:`SCHEMA_VERSION`) at its top level unless it already has one; ``obj`` is not changed."""
+    if isinstance(obj, Mapping) and "schema_version" not in obj:
+        obj = {**obj, "schema_version": SCHEMA_VERSION}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
@@ -192,6 +202,8 @@ class Windows:
     mia: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # members/nonmembers/population
     provenance: dict = dataclasses.field(default_factory=dict)
     dataset: str = ""  # the config's dataset name (later stages record it and derive seeds from it)
+    start: np.ndarray | None = None  # int64 (N,) first sample of each window in its record, at fs_hz
+    spec: dict = dataclasses.field(default_factory=dict)  # the preprocessing settings (ingest.ingest_spec)
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -220,7 +232,11 @@ def write_windows(path: str | Path, win: Windows) -> None:
         set_json_attr(fh, "class_names", list(win.class_names))
         set_json_attr(fh, "preprocessing", win.preprocessing)
         set_json_attr(fh, "provenance", win.provenance)
+        set_json_attr(fh, "spec", win.spec)
         fh.attrs["dataset"] = win.dataset
+        if win.start is not None:
+            fh.create_dataset("start", data=np.asarray(win.start, dtype=np.int64))
+        fh.attrs["schema_version"] = SCHEMA_VERSION
         for group_name, members in (("splits", win.splits), ("mia", win.mia)):
             grp = fh.create_group(group_name)
             for key, idx in members.items():
@@ -243,6 +259,8 @@ def read_windows(path: str | Path) -> Windows:
             mia={k: fh["mia"][k][()] for k in fh.get("mia", {})},
             provenance=get_json_attr(fh, "provenance", {}),
             dataset=str(fh.attrs.get("dataset", "")),
+            start=fh["start"][()] if "start" in fh else None,
+            spec=get_json_attr(fh, "spec", {}),
         )
 
 
@@ -273,6 +291,9 @@ class Spikes:
     provenance: dict = dataclasses.field(default_factory=dict)
     dataset: str = ""  # the names the encode stage was given (recorded so later stages need not guess)
     encoding: str = ""
+    # where the windows came from: preprocessing settings (ingest.ingest_spec), window rate, length
+    # and input channels; every model stores it so new recordings are treated alike (biospike.predict)
+    source: dict = dataclasses.field(default_factory=dict)
 
 
 def write_spikes(path: str | Path, sp: Spikes) -> None:
@@ -289,6 +310,8 @@ def write_spikes(path: str | Path, sp: Spikes) -> None:
         set_json_attr(fh, "provenance", sp.provenance)
         fh.attrs["dataset"] = sp.dataset
         fh.attrs["encoding"] = sp.encoding
+        set_json_attr(fh, "source", sp.source)
+        fh.attrs["schema_version"] = SCHEMA_VERSION
         for group_name, members in (("splits", sp.splits), ("mia", sp.mia)):
             grp = fh.create_group(group_name)
             for key, idx in members.items():
@@ -311,4 +334,5 @@ def read_spikes(path: str | Path) -> Spikes:
             provenance=get_json_attr(fh, "provenance", {}),
             dataset=str(fh.attrs.get("dataset", "")),
             encoding=str(fh.attrs.get("encoding", "")),
+            source=get_json_attr(fh, "source", {}),
         )

@@ -393,7 +393,7 @@ def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progres
         "class_names": class_names, "dt_s": float(spikes.dt_s), "channel_names": list(spikes.channel_names),
         "dataset": dataset, "encoding": encoding, "model": kind, "seed": seed,
         "train_indices": train_idx.tolist(), "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-        "history": result.history, "encoder": spikes.encoder,
+        "history": result.history, "encoder": spikes.encoder, "source": spikes.source,
     }
     inputs_used = [spikes_path] + ([windows_path] if windows_path is not None else [])
     metrics["provenance"] = provenance({"train": cfg, "model": kind, "dataset": dataset, "encoding": encoding},

@@ -17,6 +17,12 @@ from tests.conftest import envelope
 SPLITS = {"val_fraction": 0.15, "test_fraction": 0.2, "population_fraction": 0.2}
 
 
+@pytest.fixture(autouse=True)
+def _quiet_progress(monkeypatch):
+    """Progress lines go to stderr too; these tests read the one error line."""
+    monkeypatch.setenv("BIOSPIKE_PROGRESS", "off")
+
+
 def eeg_spec(path: Path, **over) -> dict:
     return {"reader": "edf", "modality": "eeg", "path": str(path), "pattern": "*.edf", "subject_regex": r"^(S\d+)",
             "expected_fs_hz": 160, "channels": ["C3", "Cz", "C4"], "classes": ["left", "right"],

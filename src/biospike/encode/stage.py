@@ -197,4 +197,11 @@ def encode_windows(win: Windows, encoding: str, settings: Mapping[str, Any], see
     return Spikes(spikes=spikes, labels=win.labels, subject=win.subject, dt_s=tb.dt_s,
                   channel_names=spike_channel_names(encoding, names, settings), class_names=list(win.class_names),
                   encoder=encoder, stats=stats, splits=dict(win.splits), mia=dict(win.mia), dataset=win.dataset,
-                  encoding=encoding)
+                  encoding=encoding, source=window_source(win))
+
+
+def window_source(win: Windows) -> dict[str, Any]:
+    """What a model must know to treat new recordings like its training windows."""
+    return {"ingest": dict(win.spec), "fs_hz": float(win.fs_hz), "n_samples": int(win.signals.shape[2]),
+            "channel_names": list(win.channel_names), "class_names": list(win.class_names), "modality": win.modality,
+            "band_hz": band_high_hz(win.preprocessing, win.fs_hz)}

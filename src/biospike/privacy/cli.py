@@ -229,7 +229,7 @@ def harden_stage(ctx: Any, spikes_path: str | Path, outdir: str | Path, epsilon:
     meta = {"class_names": class_names, "dt_s": float(spikes.dt_s), "channel_names": list(spikes.channel_names),
             "dataset": dataset, "encoding": encoding, "model": name, "seed": seed,
             "train_indices": tr.tolist(), "best_epoch": res.best_epoch, "epochs_run": len(res.history),
-            "history": res.history, "encoder": spikes.encoder,
+            "history": res.history, "encoder": spikes.encoder, "source": spikes.source,
             "privacy": {k: privacy[k] for k in ("epsilon", "delta", "privacy_unit", "accountant")}}
     write_target(outdir, metrics, [{k: v for k, v in row.items() if k != "allocation"} for row in res.history],
                  lambda dd: save_checkpoint(dd / "model.pt", model, meta), extra_json={"privacy.json": privacy})
