@@ -1,4 +1,5 @@
-"""The install story stays true: pins agree, torchvision is never imported."""
+"""The install story stays true: pins agree, torchvision is never imported; the project is citable and
+pinnable (LICENSE, CITATION.cff, CHANGELOG, constraints.txt) and its outputs carry a documented schema version."""
 
 import re
 import subprocess
@@ -46,3 +47,119 @@ def test_importing_every_module_leaves_torchvision_out(repo):
     code += "assert 'torchvision' not in sys.modules, 'torchvision imported'\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ citable and pinnable (issue 18, item 7)
+
+
+def _version():
+    import biospike
+
+    return biospike.__version__
+
+
+def test_version_is_pep440_and_read_dynamically(repo):
+    from packaging.version import Version
+
+    Version(_version())  # raises on a version pip would reject
+    project = tomllib.loads((repo / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "biospike.__version__"}
+
+
+def test_license_is_mit(repo):
+    text = (repo / "LICENSE").read_text()
+    assert text.startswith("MIT License") and "the biospike developers" in text
+    assert "Permission is hereby granted, free of charge" in text
+    assert tomllib.loads((repo / "pyproject.toml").read_text())["project"]["license"] == "MIT"
+
+
+def test_citation_cff_is_complete_and_current(repo):
+    cff = yaml.safe_load((repo / "CITATION.cff").read_text())
+    for key in ("cff-version", "message", "title", "authors", "version", "date-released", "license", "abstract",
+                "keywords", "references"):
+        assert cff.get(key), f"CITATION.cff lacks {key}"
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == "MIT"
+    assert str(cff["version"]) == _version()
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(cff["date-released"]))
+    for ref in cff["references"]:
+        assert ref.get("type") and ref.get("title") and ref.get("authors"), ref
+    # every public data set of the configs, with its paper
+    dois = {r.get("doi") for r in cff["references"]}
+    for doi in ("10.1109/51.932724", "10.22489/CinC.2017.065-469", "10.1109/TBME.2004.827072",
+                "10.3390/s18041122", "10.1161/01.CIR.101.23.e215"):
+        assert doi in dois, doi
+    titles = " ".join(r["title"] for r in cff["references"])
+    assert "myo-readings-dataset" in titles and "contextual information" in titles  # no DOI: Frančič, Greenwald
+
+
+def test_changelog_names_the_current_version(repo):
+    from packaging.version import Version
+
+    text = (repo / "CHANGELOG.md").read_text()
+    version = Version(_version())
+    heading = re.search(rf"^## \[{re.escape(version.base_version)}\](.*)$", text, re.M)
+    assert heading, f"CHANGELOG.md has no entry for {version.base_version}"
+    if version.is_devrelease:  # a development version leads to a release not yet made
+        assert "Unreleased" in heading.group(1)
+    assert "git tag" in text  # how releases are tagged
+
+
+def test_constraints_pin_every_dependency(repo):
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (repo / "constraints.txt").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            req = Requirement(line)
+            spec = list(req.specifier)
+            assert len(spec) == 1 and spec[0].operator == "==", f"not an exact pin: {line}"
+            pins[canonicalize_name(req.name)] = spec[0].version
+    assert pins["torch"] == "2.13.0"
+    assert "biospike" not in pins
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["test"]
+    for dep in map(Requirement, wanted):
+        name = canonicalize_name(dep.name)
+        assert name in pins, f"constraints.txt does not pin {dep.name}"
+        assert dep.specifier.contains(pins[name], prereleases=True), f"{dep} excludes the pinned {pins[name]}"
+
+
+def test_write_json_adds_schema_version_and_keeps_one(tmp_path):
+    from biospike.store import SCHEMA_VERSION, read_json, write_json
+
+    assert re.fullmatch(r"\d+\.\d+", SCHEMA_VERSION)
+    record = {"a": 1}
+    write_json(tmp_path / "a.json", record)
+    assert read_json(tmp_path / "a.json") == {"a": 1, "schema_version": SCHEMA_VERSION}
+    assert record == {"a": 1}  # the caller's dict is not changed
+    write_json(tmp_path / "b.json", {"a": 1, "schema_version": "0.9"})
+    assert read_json(tmp_path / "b.json")["schema_version"] == "0.9"
+    write_json(tmp_path / "c.json", [1, 2])  # only objects carry it
+    assert read_json(tmp_path / "c.json") == [1, 2]
+
+
+def test_hdf5_and_nir_outputs_carry_schema_version(tmp_path):
+    import h5py
+    import numpy as np
+
+    from biospike.deploy.nir_export import export_nir, graph_metadata, read_nir, write_nir
+    from biospike.models import build_model
+    from biospike.store import SCHEMA_VERSION, Spikes, Windows, write_spikes, write_windows
+
+    win = Windows(signals=np.zeros((2, 1, 4), np.float32), labels=np.array([0, 1]), subject=np.array(["s", "s"]),
+                  record=np.array(["r", "r"]), fs_hz=100.0, channel_names=["C3"], class_names=["a", "b"],
+                  modality="eeg", preprocessing={})
+    write_windows(tmp_path / "windows.h5", win)
+    sp = Spikes(spikes=np.zeros((2, 3, 2), np.uint8), labels=np.array([0, 1]), subject=np.array(["s", "s"]), dt_s=0.01,
+                channel_names=["C3+", "C3-"], class_names=["a", "b"], encoder={"name": "delta"}, stats={})
+    write_spikes(tmp_path / "spikes.h5", sp)
+    for name in ("windows.h5", "spikes.h5"):
+        with h5py.File(tmp_path / name, "r") as fh:
+            assert fh.attrs["schema_version"] == SCHEMA_VERSION
+    snn = build_model({"kind": "snn", "n_in": 2, "n_hidden": [4], "n_out": 2, "dt_s": 0.01})
+    write_nir(tmp_path / "model.nir", export_nir(snn))
+    assert graph_metadata(read_nir(tmp_path / "model.nir"))["schema_version"] == SCHEMA_VERSION
+

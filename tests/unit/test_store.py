@@ -5,6 +5,7 @@ import pytest
 
 from biospike.errors import BiospikeError
 from biospike.store import (
+    SCHEMA_VERSION,
     Spikes,
     Windows,
     atomic_path,
@@ -79,7 +80,7 @@ def test_atomic_path_leaves_nothing_on_error(tmp_path):
 
 def test_json_round_trip_numpy(tmp_path):
     write_json(tmp_path / "a.json", {"x": np.float32(1.5), "y": np.arange(3)})
-    assert read_json(tmp_path / "a.json") == {"x": 1.5, "y": [0, 1, 2]}
+    assert read_json(tmp_path / "a.json") == {"x": 1.5, "y": [0, 1, 2], "schema_version": SCHEMA_VERSION}
 
 
 def test_read_json_errors_name_file(tmp_path):

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from biospike.errors import BiospikeError
+from biospike.store import SCHEMA_VERSION
 
 FORMAT = "biospike-snn-nir/1"
 DISCRETISATION = (
@@ -121,6 +122,7 @@ def export_nir(model, channel_names: list[str] | None = None, class_names: list[
 
     metadata = {
         "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,  # biospike's output schema (docs/outputs.md)
         "dt_s": dt_s,
         "discretisation": DISCRETISATION,
         "readout": "logits = mean over time steps of the CubaLI voltage",
