@@ -2,7 +2,7 @@
 # Entry point: `snakemake --cores N` runs the embedded demo; see README.md and config/README.md.
 from snakemake.utils import min_version
 
-from biospike.config import validate_config
+from biospike.config import resolve_data_root, validate_config
 
 min_version("9.0")
 
@@ -12,7 +12,7 @@ configfile: "config/config.yaml"
 
 # The project's validator (schema workflow/schemas/config.schema.yaml, defaults filled): one line
 # per problem with the key path and the allowed keys or values.
-_validated = validate_config(config, source="config")
+_validated = resolve_data_root(validate_config(config, source="config"))
 config.clear()
 config.update(_validated)
 
@@ -34,6 +34,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/privacy.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/deploy.smk"
+include: "workflow/rules/predict.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("biospike.deploy.nir_export:cli", "export a trained SNN to NIR"),
     "simulate": ("biospike.deploy.cli:cli", "map, quantize and simulate a model on an edge target"),
     "report": ("biospike.report:cli", "summary tables and figures"),
+    "predict": ("biospike.predict:cli", "apply a trained model to new recordings (external validation)"),
 }
 
 

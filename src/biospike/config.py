@@ -91,6 +91,31 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
+DATA_ROOT_ENV = "BIOSPIKE_DATA_ROOT"
+DATA_LAYOUT = ("a folder holding the recordings under the dataset paths the config names after {data_root}, "
+               "e.g. ecg/mitdb/100.hea, eeg/eegmmidb/S001/S001R03.edf, emg/uci_emg_gestures/01/*.txt "
+               "(data/README.md lists the layout and where to get each set)")
+
+
+def data_root_error(paths: list[str]) -> str:
+    return (f"config key data_root is not set, but dataset paths {paths[:3]} start with {{data_root}}: pass it on "
+            f"the command line (--config data_root=/path/to/data) or set {DATA_ROOT_ENV}; it must be {DATA_LAYOUT}")
+
+
+def resolve_data_root(config: dict) -> dict:
+    """``data_root`` from the config, else from the environment; a config whose datasets read
+    ``{data_root}`` without one is an error naming the key and the expected layout, as is a
+    data_root that is not a folder."""
+    root = config.get("data_root") or os.environ.get(DATA_ROOT_ENV) or None
+    needs = [str(spec.get("path", "")) for spec in config.get("datasets", {}).values()
+             if "{data_root}" in str(spec.get("path", ""))]
+    if needs and not root:
+        raise BiospikeError(data_root_error(needs))
+    if needs and not Path(root).is_dir():
+        raise BiospikeError(f"config key data_root is {root!r}, which is not a folder; it must be {DATA_LAYOUT}")
+    return {**config, "data_root": root}
+
+
 # ---------------------------------------------------------------------------------------------
 # the schema
 # ---------------------------------------------------------------------------------------------

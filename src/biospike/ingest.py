@@ -30,7 +30,6 @@ from biospike.store import Windows
 
 SPLIT_UNITS = ("subject", "record", "segment", "block")
 POOL_ORDER = ("population", "holdout", "test", "val", "train")
-DEFAULT_DATA_ROOT = "../shared/data"
 NOTCH_QUALITY = 30.0
 BANDPASS_ORDER = 4
 
@@ -156,13 +155,22 @@ def make_splits(
 
 
 def resolve_path(path: str, data_root: str | None) -> Path:
-    return Path(path.replace("{data_root}", data_root if data_root is not None else DEFAULT_DATA_ROOT))
+    """A dataset path with ``{data_root}`` replaced; an error naming the key when it is not set."""
+    if "{data_root}" in path:
+        if not data_root:
+            from biospike.config import data_root_error
+
+            raise BiospikeError(data_root_error([path]))
+        path = path.replace("{data_root}", data_root)
+    return Path(path)
 
 
-def find_files(root: Path, pattern: str) -> list[Path]:
+def find_files(root: Path, pattern: str | Sequence[str]) -> list[Path]:
+    """The files matching ``pattern`` (a glob or a list of globs) under ``root``, sorted."""
     if not root.is_dir():
         raise BiospikeError("dataset folder not found", root)
-    files = sorted(p for p in root.glob(pattern) if p.is_file())
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    files = sorted({p for pat in patterns for p in root.glob(pat) if p.is_file()})
     if not files:
         raise BiospikeError(f"no files match pattern {pattern!r}", root)
     return files
@@ -226,14 +234,29 @@ def _preprocess(rec: Recording, spec: Mapping[str, Any], channel_idx: list[int])
     return x, fs_out_hz
 
 
+UNLABELLED = -1  # class index of a window cut without a label (prediction on unlabelled recordings)
+
+
 def _windows_of(rec: Recording, x: np.ndarray, fs_out_hz: float, spec: Mapping[str, Any],
-                reader: str, lookup: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+                reader: str, lookup: Mapping[str, int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Window starts, class indices and within-record unit ids (segment/block) of one recording.
-    Labels outside ``lookup`` (the label map) are dropped before any window is cut."""
-    onset, duration, label = _label_segments(rec)
-    onset, duration = sig.rescale_events(onset, duration, fs_out_hz / rec.fs_hz)
-    cls = np.array([lookup.get(str(v), -1) for v in label], dtype=np.int64)
-    mapped = cls >= 0
+    Labels outside ``lookup`` (the label map) are dropped before any window is cut. With ``lookup``
+    None the recording is unlabelled: windows cover the whole record (beats: R peaks detected on
+    the first channel) with class :data:`UNLABELLED`."""
+    if lookup is None:
+        if reader == "wfdb_beats":
+            beats = sig.r_peaks(x[0], fs_out_hz)
+            onset, duration, label = beats, np.zeros(len(beats), np.int64), np.full(len(beats), "", dtype=object)
+        else:
+            onset, duration, label = np.array([0]), np.array([x.shape[1]]), np.array([""], dtype=object)
+        rec_fs = fs_out_hz
+    else:
+        onset, duration, label = _label_segments(rec)
+        rec_fs = rec.fs_hz
+    onset, duration = sig.rescale_events(onset, duration, fs_out_hz / rec_fs)
+    cls = (np.full(len(label), UNLABELLED, dtype=np.int64) if lookup is None
+           else np.array([lookup.get(str(v), -2) for v in label], dtype=np.int64))
+    mapped = cls >= UNLABELLED
     onset, duration, cls = onset[mapped], duration[mapped], cls[mapped]
     seg_index = np.flatnonzero(mapped)
     info = {"mapped_segments": int(mapped.sum()), "longest_mapped_segment_s": float(duration.max(initial=0) / fs_out_hz)}
@@ -325,12 +348,16 @@ def _deidentified_inputs(parts: Sequence[_Part], salt: str, digests: Mapping[str
     return out
 
 
-def read_file(path: Path, spec: Mapping[str, Any], root: Path, lookup: Mapping[str, int],
-              rates: list[float] | None) -> tuple[_Part, dict]:
+def read_file(path: Path, spec: Mapping[str, Any], root: Path, lookup: Mapping[str, int] | None,
+              rates: list[float] | None, check=None) -> tuple[_Part, dict]:
     """One recording -> its windows (a :class:`_Part`) and what the dataset-level checks need
-    (picked channel names, rates, source label counts, window geometry). Errors name the file."""
+    (picked channel names, rates, source label counts, window geometry). Errors name the file.
+    ``lookup`` None: unlabelled windows (:func:`_windows_of`); ``check(rec)`` may refuse a
+    recording before it is processed (biospike.predict checks rates and channels)."""
     reader = spec["reader"]
     rec = read_recording(reader, path, spec, root)
+    if check is not None:
+        check(rec)
     if rates is not None and not any(np.isclose(rec.fs_hz, r) for r in rates):
         raise BiospikeError(f"sampled at {rec.fs_hz:g} Hz but the config expects expected_fs_hz={spec['expected_fs_hz']} Hz", path)
     try:
@@ -362,15 +389,15 @@ def _read_job(args: tuple) -> tuple[_Part, dict]:
     return read_file(*args)
 
 
-def _read_all(files: Sequence[Path], spec: Mapping[str, Any], root: Path, lookup: Mapping[str, int],
-              rates: list[float] | None, threads: int = 1, progress: bool = True) -> tuple:
+def read_all(files: Sequence[Path], spec: Mapping[str, Any], root: Path, lookup: Mapping[str, int] | None,
+              rates: list[float] | None, threads: int = 1, progress: bool = True, check=None) -> tuple:
     """Read every file (in ``threads`` worker processes when > 1, in file order either way), with
     a progress display, and check that channels and output rates agree across files."""
     import concurrent.futures
 
     from biospike.progress import progress as progress_bar
 
-    jobs = [(path, dict(spec), root, dict(lookup), rates) for path in files]
+    jobs = [(path, dict(spec), root, None if lookup is None else dict(lookup), rates, check) for path in files]
     bar = progress_bar(total=len(jobs), desc=f"ingest {len(jobs)} files") if progress else None
     results = []
     if threads > 1 and len(jobs) > 1:
@@ -434,7 +461,7 @@ def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: 
     test_regex = re.compile(spec["test_records_regex"]) if spec.get("test_records_regex") else None
 
     parts, picked_names, source_rates, fs_out_hz, source_labels, longest_s, mapped_segments, dropped_at_edges, \
-        signal_units = _read_all(files, spec, root, lookup, rates, threads=threads, progress=progress)
+        signal_units = read_all(files, spec, root, lookup, rates, threads=threads, progress=progress)
     length = parts[0].signals.shape[2] if parts else None
 
     n_total = sum(len(p.labels) for p in parts)

@@ -44,6 +44,7 @@ class DatasetPlan:
     n_references: int = 0  # reference models per group
     privacy_table: bool = False  # privacy_utility.csv per encoding
     audit: bool = False  # canary audits of every DP target and of the non-private recipe
+    external: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # recording set -> targets applied
 
     def __post_init__(self) -> None:
         self.targets = T.sort_targets(self.targets)
@@ -157,8 +158,16 @@ def dataset_plan(config: Mapping[str, Any], ds: str, kinds: Mapping[str, str]) -
                 hws = [h for h in hardware if kinds[h] in t.kind.runs_on]
                 if hws:
                     deployed[name] = hws
+    external = {}
+    for set_name, ext in (config["datasets"][ds].get("external") or {}).items():
+        wanted = ext.get("targets") or targets
+        unknown = sorted(set(wanted) - set(targets))
+        if unknown:
+            raise BiospikeError(f"datasets/{ds}/external/{set_name}/targets: {unknown} are not trained targets "
+                                f"(trained: {', '.join(targets)})")
+        external[str(set_name)] = [t for t in targets if t in wanted]
     return DatasetPlan(encodings=encodings, targets=targets, attacked=attacked, deployed=deployed,
-                       t_sweep=t_sweep, references=references, n_references=n_refs,
+                       t_sweep=t_sweep, references=references, n_references=n_refs, external=external,
                        privacy_table=_enabled(priv) and any(T.dp_epsilon(t) is not None for t in targets),
                        audit=_enabled(priv) and _enabled(priv.get("audit", {})))
 
@@ -217,4 +226,6 @@ def outputs(plan: Plan, results: str | Path) -> list[str]:
                 out.append(results / ds / enc / "t_sweep.json")
             for tgt, hws in dp.deployed.items():
                 out += [target_dir(results, ds, enc, tgt) / "deploy" / f"{hw}.json" for hw in hws]
+            for set_name, tgts in dp.external.items():
+                out += [target_dir(results, ds, enc, tgt) / "external" / set_name / "metrics.json" for tgt in tgts]
     return [str(p) for p in out]

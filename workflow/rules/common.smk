@@ -21,7 +21,7 @@ HARDWARE_DIR = Path(workflow.basedir) / "config" / "hardware"
 HARDWARE_KINDS = P.hardware_kinds(config["deploy"]["targets"], HARDWARE_DIR)
 PLAN = P.build_plan(config, kinds=HARDWARE_KINDS)
 # the dataset keys that override stage sections (not ingestion settings)
-_STAGE_OVERRIDES = ("train", "encode", "privacy", "attack")
+_STAGE_OVERRIDES = ("train", "encode", "privacy", "attack", "external")
 
 
 def section(name, dataset=None):
