@@ -16,6 +16,15 @@ _validated = resolve_data_root(validate_config(config, source="config"))
 config.clear()
 config.update(_validated)
 
+# What can be known before any job runs is checked now (files matched, classes vs label_map,
+# channel names and rates from cheap headers), so `snakemake -n` fails with ingestion's message.
+# Returns the files each dataset matched, which sets ingestion's worker count.
+FILES_MATCHED = {}
+if workflow.is_main_process:
+    from biospike.ingest import preflight_config
+
+    FILES_MATCHED = preflight_config(config, made_under=config["demo"]["out_dir"])
+
 
 report: "workflow/report/workflow.rst"
 

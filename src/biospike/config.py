@@ -98,7 +98,7 @@ DATA_LAYOUT = ("a folder holding the recordings under the dataset paths the conf
 
 
 def data_root_error(paths: list[str]) -> str:
-    return (f"config key data_root is not set, but dataset paths {paths[:3]} start with {{data_root}}: pass it on "
+    return (f"config key data_root is not set, but dataset paths {list(dict.fromkeys(paths))[:3]} start with {{data_root}}: pass it on "
             f"the command line (--config data_root=/path/to/data) or set {DATA_ROOT_ENV}; it must be {DATA_LAYOUT}")
 
 

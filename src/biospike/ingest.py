@@ -25,7 +25,7 @@ import numpy as np
 from biospike import signals as sig
 from biospike.config import derive_seed
 from biospike.errors import BiospikeError
-from biospike.io import NO_LABEL, Recording, read_recording, reader_module
+from biospike.io import NO_LABEL, Recording, read_header, read_recording, reader_module
 from biospike.store import Windows
 
 SPLIT_UNITS = ("subject", "record", "segment", "block")
@@ -348,6 +348,57 @@ def _deidentified_inputs(parts: Sequence[_Part], salt: str, digests: Mapping[str
     return out
 
 
+def _check_rate(fs_hz: float, rates: list[float] | None, spec: Mapping[str, Any], path: Path) -> None:
+    if rates is not None and not any(np.isclose(fs_hz, r) for r in rates):
+        raise BiospikeError(f"sampled at {fs_hz:g} Hz but the config expects expected_fs_hz={spec['expected_fs_hz']} Hz", path)
+
+
+def _pick(channel_names: Sequence[str], spec: Mapping[str, Any], path: Path) -> list[int]:
+    try:
+        return sig.pick_channels(channel_names, spec.get("channels"))
+    except BiospikeError as exc:
+        raise BiospikeError(exc.problem, path) from None
+
+
+def preflight(spec: Mapping[str, Any], data_root: str | None = None, max_headers: int = 64) -> tuple[Path, list[Path]]:
+    """Every check that needs no samples, with the messages ingestion gives: the settings
+    (classes vs label_map, Nyquist, split unit), the folder and its matched files, the format's
+    own file checks, and -- where the format has a cheap header (EDF/BDF, WFDB) -- rate and
+    channel names of up to ``max_headers`` files spread over the list. Returns (folder, files).
+    The workflow runs it when the Snakefile is read, so ``snakemake -n`` fails as ingest would."""
+    root = resolve_path(spec["path"], data_root)
+    _check_spec(spec, root)
+    files = find_files(root, spec.get("pattern", "*"))
+    check_files = getattr(reader_module(spec["reader"]), "check_files", None)
+    if check_files is not None:
+        check_files(files, spec)
+    rates = _expected_rates(spec)
+    step = max(1, len(files) // max(1, max_headers))
+    for path in files[::step][:max_headers]:
+        header = read_header(spec["reader"], path, spec)
+        if header is None:
+            break
+        _check_rate(header.fs_hz, rates, spec, path)
+        _pick(header.channel_names, spec, path)
+    return root, files
+
+
+def preflight_config(config: Mapping[str, Any], made_under: str | Path | None = None,
+                     max_headers: int = 64) -> dict[str, int]:
+    """:func:`preflight` for every dataset of a validated config (and the folders and patterns of
+    its external recording sets); datasets whose path lies under ``made_under`` (written by the
+    workflow itself, e.g. the demo recordings) are skipped. Returns dataset -> files matched."""
+    made = Path(made_under).resolve() if made_under is not None else None
+    matched = {}
+    for name, spec in config["datasets"].items():
+        if made is not None and "{data_root}" not in spec["path"] and Path(spec["path"]).resolve().is_relative_to(made):
+            continue
+        matched[name] = len(preflight(spec, config.get("data_root"), max_headers=max_headers)[1])
+        for ext in (spec.get("external") or {}).values():
+            find_files(resolve_path(ext["path"], config.get("data_root")), ext.get("pattern", spec.get("pattern", "*")))
+    return matched
+
+
 def read_file(path: Path, spec: Mapping[str, Any], root: Path, lookup: Mapping[str, int] | None,
               rates: list[float] | None, check=None) -> tuple[_Part, dict]:
     """One recording -> its windows (a :class:`_Part`) and what the dataset-level checks need
@@ -358,12 +409,8 @@ def read_file(path: Path, spec: Mapping[str, Any], root: Path, lookup: Mapping[s
     rec = read_recording(reader, path, spec, root)
     if check is not None:
         check(rec)
-    if rates is not None and not any(np.isclose(rec.fs_hz, r) for r in rates):
-        raise BiospikeError(f"sampled at {rec.fs_hz:g} Hz but the config expects expected_fs_hz={spec['expected_fs_hz']} Hz", path)
-    try:
-        channel_idx = sig.pick_channels(rec.channel_names, spec.get("channels"))
-    except BiospikeError as exc:
-        raise BiospikeError(exc.problem, path) from None
+    _check_rate(rec.fs_hz, rates, spec, path)
+    channel_idx = _pick(rec.channel_names, spec, path)
     picked = [rec.channel_names[i] for i in channel_idx]
     x, fs_out_hz = _preprocess(rec, spec, channel_idx)
     source_labels: dict[str, int] = {}
@@ -448,13 +495,8 @@ def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: 
 
     t0 = time.perf_counter()
     spec = dict(spec)
-    root = resolve_path(spec["path"], data_root)
-    _check_spec(spec, root)
+    root, files = preflight(spec, data_root, max_headers=0)  # ingestion reads every file anyway
     reader = spec["reader"]
-    files = find_files(root, spec.get("pattern", "*"))
-    check_files = getattr(reader_module(reader), "check_files", None)
-    if check_files is not None:
-        check_files(files, spec)
     classes = list(spec["classes"])
     lookup = {str(k): classes.index(v) for k, v in spec["label_map"].items() if v is not None}
     rates = _expected_rates(spec)

@@ -109,6 +109,33 @@ def test_bandpass_above_nyquist(eeg_dir, tmp_path, capsys):
     ingest_fails(eeg_spec(eeg_dir, bandpass_hz=[8.0, 60.0]), tmp_path, capsys, str(eeg_dir), "after resampling")
 
 
+@pytest.mark.parametrize("over", [
+    {"expected_fs_hz": 256},  # rate, from the EDF header
+    {"channels": ["C3", "Oz"]},  # channel names, from the EDF header
+    {"pattern": "*.bdf"},  # no file matched
+    {"classes": ["left"]},  # label_map maps to a class not in classes
+    {"bandpass_hz": [8.0, 60.0]},  # above Nyquist after resampling
+], ids=["rate", "channel", "pattern", "label_map", "nyquist"])
+def test_preflight_fails_with_ingestions_message(eeg_dir, tmp_path, capsys, over):
+    """What needs no samples is refused before a run starts, in ingestion's own words."""
+    from biospike.config import section_settings
+    from biospike.errors import BiospikeError
+    from biospike.ingest import preflight
+
+    line = ingest_fails(eeg_spec(eeg_dir, **over), tmp_path, capsys)
+    with pytest.raises(BiospikeError) as exc:
+        preflight(section_settings("dataset", eeg_spec(eeg_dir, **over)))
+    assert line == f"biospike ingest: error: {exc.value}"
+
+
+def test_preflight_passes_a_good_dataset_and_counts_its_files(eeg_dir):
+    from biospike.config import section_settings
+    from biospike.ingest import preflight
+
+    root, files = preflight(section_settings("dataset", eeg_spec(eeg_dir)))
+    assert root == eeg_dir and len(files) == 6
+
+
 def test_too_few_subjects_for_the_split(eeg_dir, tmp_path, capsys):
     ingest_fails(eeg_spec(eeg_dir, pattern="S0[0-2].edf"), tmp_path, capsys, str(eeg_dir), "cannot give population/test/val")
 

@@ -66,6 +66,22 @@ def test_bad_config_key_fails_clearly(tmp_path, repo):
     assert "test_fractoin" in proc.stdout + proc.stderr
 
 
+def test_dry_run_fails_on_a_pattern_matching_nothing(tmp_path, repo):
+    """Issue 18: the meaning checks run when the Snakefile is read, so `snakemake -n` refuses a
+    dataset whose pattern matches no file with ingestion's message (not a log after the start)."""
+    import yaml
+
+    empty = tmp_path / "recordings"
+    empty.mkdir()
+    cfg = yaml.safe_load((repo / "config" / "tiny.yaml").read_text())
+    cfg["datasets"]["demo_eeg"]["path"] = str(empty)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    proc = run_snakemake(tmp_path, "--cores", "1", "--dry-run", configfile=bad, check=False)
+    assert proc.returncode != 0
+    assert f"{empty}: no files match pattern '*.edf'" in proc.stdout + proc.stderr
+
+
 def test_provenance_recorded(tiny_run):
     workdir, _ = tiny_run
     from biospike.store import read_windows

@@ -1,6 +1,12 @@
 # Ingestion: real readers -> notch -> band-pass -> resample -> windows -> subject-wise splits.
 
 
+def ingest_threads(wildcards):
+    """Worker processes for reading: one per ~50 files (a pool costs more than it saves on a
+    handful), at most 4; Snakemake caps it at --cores. Results do not depend on it."""
+    return max(1, min(4, FILES_MATCHED.get(wildcards.dataset, 0) // 50))
+
+
 rule ingest:
     input:
         ingest_inputs,
@@ -11,11 +17,11 @@ rule ingest:
         code=code_version("biospike.ingest"),
     log:
         f"{RESULTS}/logs/ingest/{{dataset}}.log",
-    threads: 1
+    threads: ingest_threads
     resources:
         mem_mb=4000,
         runtime=30,
     conda:
         "../envs/biospike.yaml"
     shell:
-        "biospike ingest --params {params.cfg} --output {output} > {log} 2>&1"
+        "biospike ingest --params {params.cfg} --output {output} --threads {threads} > {log} 2>&1"

@@ -89,6 +89,26 @@ class Recording:
         raise BiospikeError("the recording carries no labels", self.path)
 
 
+@dataclasses.dataclass(frozen=True)
+class Header:
+    """What a file's header says without reading its samples (checks before a run starts)."""
+
+    channel_names: list[str]
+    fs_hz: float
+
+
+def read_header(reader: str, path: str | Path, spec: Mapping[str, Any]) -> Header | None:
+    """The channel names and rate of ``path`` from its header alone, or None for formats whose
+    header is not cheap to read apart from the samples (text, CSV, .mat)."""
+    path = Path(path)
+    module = reader_module(reader)
+    if not hasattr(module, "read_header"):
+        return None
+    if not path.is_file():
+        raise BiospikeError("file not found", path)
+    return module.read_header(path, spec)
+
+
 def describe(exc: BaseException, limit: int = 300) -> str:
     """A library exception as one short line (the CLI prints errors on a single line)."""
     text = " ".join(str(exc).split()) or "no message"

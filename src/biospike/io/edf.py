@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from biospike.errors import BiospikeError
-from biospike.io import Recording, describe
+from biospike.io import Header, Recording, describe
 
 
 def check_size(path: Path) -> None:
@@ -45,15 +45,27 @@ def check_size(path: Path) -> None:
         )
 
 
-def read(path: Path, spec: dict[str, Any]) -> Recording:  # noqa: ARG001 (uniform reader signature)
+def _open(path: Path, preload: bool):
     import mne
 
     check_size(path)
     reader = mne.io.read_raw_bdf if path.suffix.lower() == ".bdf" else mne.io.read_raw_edf
     try:
-        raw = reader(path, preload=True, verbose="error")
+        return reader(path, preload=preload, verbose="error")
     except Exception as exc:  # MNE raises ValueError, RuntimeError, struct errors...
         raise BiospikeError(f"not a readable EDF/BDF file ({describe(exc)})", path) from None
+
+
+def read_header(path: Path, spec: dict[str, Any]) -> Header:  # noqa: ARG001
+    """Channel names and rate from the header (MNE without preloading: no samples read)."""
+    raw = _open(path, preload=False)
+    return Header(channel_names=list(raw.ch_names), fs_hz=float(raw.info["sfreq"]))
+
+
+def read(path: Path, spec: dict[str, Any]) -> Recording:  # noqa: ARG001 (uniform reader signature)
+    import mne
+
+    raw = _open(path, preload=True)
     fs_hz = float(raw.info["sfreq"])
     ann = raw.annotations
     onset = np.round(np.asarray(ann.onset, dtype=float) * fs_hz).astype(np.int64) - int(raw.first_samp)

@@ -14,21 +14,33 @@ from typing import Any
 import numpy as np
 
 from biospike.errors import BiospikeError
-from biospike.io import Recording, describe
+from biospike.io import Header, Recording, describe
 
 # PhysioNet beat annotation codes (https://archive.physionet.org/physiobank/annotations.shtml)
 BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
 ANNOTATION_EXT = "atr"
 
 
+def _header(path: Path):
+    import wfdb
+
+    try:
+        return wfdb.rdheader(str(path.with_suffix("")))
+    except Exception as exc:
+        raise BiospikeError(f"not a readable WFDB header ({describe(exc)})", path) from None
+
+
+def read_header(path: Path, spec: dict[str, Any]) -> Header:  # noqa: ARG001
+    """Channel names and rate from the ``.hea`` file alone."""
+    header = _header(path)
+    return Header(channel_names=list(header.sig_name or []), fs_hz=float(header.fs))
+
+
 def read(path: Path, spec: dict[str, Any]) -> Recording:  # noqa: ARG001
     import wfdb
 
     record_path = path.with_suffix("")
-    try:
-        header = wfdb.rdheader(str(record_path))
-    except Exception as exc:
-        raise BiospikeError(f"not a readable WFDB header ({describe(exc)})", path) from None
+    header = _header(path)
     for file_name in sorted(set(header.file_name or [])):
         if not (path.parent / file_name).is_file():
             raise BiospikeError(f"WFDB header points at signal file {file_name!r}, which does not exist", path)
