@@ -220,7 +220,7 @@ def predict_stage(model_path: str | Path, recordings: Mapping[str, Any], outdir:
     import h5py
 
     from biospike.metrics import evaluate, finite
-    from biospike.store import atomic_path, provenance, write_json
+    from biospike.store import SCHEMA_VERSION, atomic_path, provenance, write_json
 
     start = time.perf_counter()
     outdir = Path(outdir)
@@ -251,6 +251,7 @@ def predict_stage(model_path: str | Path, recordings: Mapping[str, Any], outdir:
             fh.create_dataset(key, data=np.asarray(getattr(pred, key), dtype=object), dtype=h5py.string_dtype())
         fh.attrs["class_names"] = list(pred.class_names)
         fh.attrs["model"] = model.name
+        fh.attrs["schema_version"] = SCHEMA_VERSION
     out: dict[str, Any] = {"model": model.name, "model_file": str(model_path), "name": name,
                            "class_names": pred.class_names, "n_windows": int(len(pred.labels)),
                            "n_recordings": len(rows), "n_subjects": int(len(set(pred.subject)))}

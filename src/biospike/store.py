@@ -45,12 +45,16 @@ def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
 def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
+    from biospike import __version__
+
     versions = {"python": platform.python_version()}
     for name in _VERSIONED_PACKAGES:
         try:
             versions[name] = version(name)
         except PackageNotFoundError:
             versions[name] = "not installed"
+    # the running code's version, not the installed metadata (stale in an editable install until reinstalled)
+    versions["biospike"] = __version__
     return versions
 
 

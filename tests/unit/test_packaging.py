@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import yaml
 
@@ -65,6 +66,12 @@ def test_version_is_pep440_and_read_dynamically(repo):
     project = tomllib.loads((repo / "pyproject.toml").read_text())
     assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "biospike.__version__"}
+
+
+def test_provenance_records_the_running_version():
+    from biospike.store import package_versions
+
+    assert package_versions()["biospike"] == _version()  # not the editable install's stale metadata
 
 
 def test_license_is_mit(repo):
@@ -163,3 +170,65 @@ def test_hdf5_and_nir_outputs_carry_schema_version(tmp_path):
     write_nir(tmp_path / "model.nir", export_nir(snn))
     assert graph_metadata(read_nir(tmp_path / "model.nir"))["schema_version"] == SCHEMA_VERSION
 
+
+def test_every_hdf5_writer_sets_schema_version(repo):
+    """A module that writes an HDF5 file (h5py.File(..., "w")) marks it with schema_version."""
+    writes = re.compile(r"h5py\.File\([^)]*[\"']w[\"']")
+    writers = [p for p in (repo / "src").rglob("*.py") if writes.search(p.read_text())]
+    assert writers, "no HDF5 writer found: the pattern is stale"
+    unmarked = [str(p.relative_to(repo)) for p in writers if '"schema_version"' not in p.read_text()]
+    assert unmarked == []
+
+
+def _planned_files(repo):
+    """Every file the plan and the report name for the tiny config, and for the tiny config with the
+    stages it switches off (T sweep, canary audit) switched on."""
+    import copy
+
+    from biospike import plan as P
+    from biospike import report
+    from biospike.config import load_yaml, validate_config
+
+    tiny = load_yaml(repo / "config" / "tiny.yaml")
+    full = copy.deepcopy(tiny)
+    full["attack"]["t_sweep"] = [25, 50]
+    full["privacy"]["audit"]["enabled"] = True
+    files, hardware, figures = set(), set(), set()
+    for raw in (tiny, full):
+        plan = P.build_plan(validate_config(copy.deepcopy(raw)))
+        files |= set(P.outputs(plan, "R"))
+        for ds, dp in plan.items():
+            hardware |= set(dp.hardware)
+            figures |= set(report.figure_kinds(dp))
+            files |= {str(f) for enc in dp.encodings for t in dp.targets for f in P.target_files("R", ds, enc, t)}
+        files |= {str(f) for f in report.report_outputs(plan, "R")}
+    return files, hardware, figures
+
+
+def test_outputs_doc_names_every_output(repo):
+    """docs/outputs.md documents every file the workflow writes: the plan's and the report's files
+    for the tiny config, and every file name a rule declares (a new output fails this test until
+    it is documented)."""
+    doc = (repo / "docs" / "outputs.md").read_text()
+    files, hardware, figures = _planned_files(repo)
+    missing = set()
+    for f in map(Path, files):
+        if f.parts[1] == "figures":
+            if f"`{f.stem}`" not in doc:
+                missing.add(f"figure {f.stem}")
+        elif f.parent.name == "deploy" and f.stem in hardware:
+            if "{hardware}.json" not in doc:
+                missing.add("deploy/{hardware}.json")
+        elif f.name not in doc:
+            missing.add(f.name)
+    # what the rules declare beyond the plan's leaves (ROC tables, reference models, NIR, audits, ...)
+    for smk in sorted((repo / "workflow" / "rules").glob("*.smk")):
+        for path in re.findall(r'f"\{RESULTS\}/([^"]+)"', smk.read_text()):
+            if path.startswith("logs/"):
+                continue
+            # the file name without wildcards and f-string fields: "{n}_{lvl}_roc.csv" -> "roc.csv"
+            literal = re.sub(r"\{+[^{}]*\}+", "", path.rsplit("/", 1)[-1]).lstrip("_-")
+            if "." in literal and not literal.startswith(".") and literal not in doc:
+                missing.add(f"{literal} ({smk.name})")
+    assert not missing, f"docs/outputs.md does not document: {sorted(missing)}"
+    assert figures and hardware  # the tiny config exercises both
