@@ -3,12 +3,21 @@
 Each ``plot_<kind>(data) -> Figure`` takes the plain data gathered by
 :mod:`biospike.report` and draws it; no file reading here. Colours are fixed per model across
 every figure (Okabe-Ito palette, colour-blind safe), line styles per encoding.
+
+House style, so a journal can take the files as they are: one or two column widths
+(:data:`SINGLE_COLUMN_IN`, :data:`DOUBLE_COLUMN_IN`), one font family at 7-9 pt (:data:`RC`;
+in-plot annotations :data:`ANNOTATION_PT`), and after drawing, :func:`fit_to_canvas` wraps titles
+and legend labels, narrows legends and, only if that is not enough, grows the figure until every
+text lies inside the canvas. Legend keys carry the colour of what they name; keys of a line style
+or marker shape alone are drawn in :data:`KEY_COLOR` (markers hollow), which colours no data point
+or model curve (only the neutral connecting lines such a key stands for).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,14 +35,29 @@ from biospike.registry import OKABE_ITO  # noqa: E402
 from biospike.store import atomic_path  # noqa: E402
 from biospike.targets import color, label, sort_targets  # noqa: E402
 
+__all__ = [
+    "ANNOTATION_PT", "ATTACK_COLORS", "DOUBLE_COLUMN_IN", "ENCODING_STYLES", "HARDWARE_STYLES", "KEY_COLOR", "RC",
+    "SINGLE_COLUMN_IN", "encoding_style", "fit_to_canvas", "hardware_label", "legend", "model_color", "model_label",
+    "new_figure", "roc_floor",
+    "plot_attack_vs_T", "plot_confusion", "plot_energy", "plot_latency_accuracy", "plot_privacy_utility", "plot_roc",
+    "plot_signals", "plot_training", "save", "styled",
+]
+
+SINGLE_COLUMN_IN = 3.5  # figure widths of a one- and a two-column journal layout (inches)
+DOUBLE_COLUMN_IN = 7.0
+ANNOTATION_PT = 7  # numbers written inside plots (cell counts, bar values)
+KEY_COLOR = "#555555"  # legend keys of a line style or marker shape alone (and neutral connecting lines)
+CHANCE_COLOR = "#999999"
+
 ENCODING_STYLES = {"delta": ("-", "o"), "population": ("--", "s"), "rate": (":", "^")}
 _EXTRA_STYLES = (("-.", "D"), ((0, (1, 1)), "v"), ((0, (5, 1, 1, 1)), "P"))
 HARDWARE_STYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1, 1, 1)))
 
 RC = {
-    "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "legend.fontsize": 8,
-    "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False,
-    "axes.grid": True, "grid.alpha": 0.25, "grid.linewidth": 0.6, "lines.linewidth": 1.5,
+    "font.family": "DejaVu Sans", "font.size": 8, "axes.titlesize": 8.5, "axes.labelsize": 8,
+    "figure.titlesize": 9, "legend.fontsize": 7.5, "legend.title_fontsize": 7.5,
+    "xtick.labelsize": 7.5, "ytick.labelsize": 7.5, "axes.spines.top": False, "axes.spines.right": False,
+    "axes.grid": True, "grid.alpha": 0.25, "grid.linewidth": 0.6, "lines.linewidth": 1.3,
     "legend.frameon": False, "figure.dpi": 100, "svg.hashsalt": "biospike", "svg.fonttype": "none",
     "figure.constrained_layout.use": True,
 }
@@ -45,6 +69,7 @@ def model_color(target: str, all_targets: Sequence[str] = ()) -> str:
 
 
 def encoding_style(encoding: str, encodings: Sequence[str] = ()) -> tuple[Any, str]:
+    """(line style, marker) of an encoding: fixed for the known ones, then by position."""
     if encoding in ENCODING_STYLES:
         return ENCODING_STYLES[encoding]
     others = [e for e in encodings if e not in ENCODING_STYLES]
@@ -53,10 +78,12 @@ def encoding_style(encoding: str, encodings: Sequence[str] = ()) -> tuple[Any, s
 
 
 def model_label(target: str) -> str:
+    """The model's display name (biospike.targets.label: "SNN", "DP-SNN ε=8", ...)."""
     return label(target)
 
 
 def hardware_label(hw: str) -> str:
+    """Display name of an edge target profile."""
     names = {"loihi": "Loihi", "loihi2": "Loihi 2", "spinnaker2": "SpiNNaker 2", "spinnaker": "SpiNNaker",
              "xylo": "Xylo", "xylo_audio2": "Xylo Audio 2", "speck": "Speck", "truenorth": "TrueNorth",
              "mcu": "MCU", "cortex_m4": "Cortex-M4\n(MCU, ANN)"}
@@ -64,19 +91,131 @@ def hardware_label(hw: str) -> str:
 
 
 def styled(plot: Callable[[Mapping[str, Any]], Figure]) -> Callable[[Mapping[str, Any]], Figure]:
-    """Run a plot function inside the house style (rc values are read when artists are made)."""
+    """Run a plot function inside the house style (rc values are read when artists are made),
+    then fit its texts into the canvas (:func:`fit_to_canvas`)."""
 
     @functools.wraps(plot)
     def wrapper(data: Mapping[str, Any]) -> Figure:
         with plt.rc_context(RC):
-            return plot(data)
+            fig = plot(data)
+            fit_to_canvas(fig)
+            return fig
 
     return wrapper
 
 
 def new_figure(width_in: float, height_in: float) -> Figure:
+    """An empty figure of the house style."""
     with plt.rc_context(RC):
         return plt.figure(figsize=(width_in, height_in))
+
+
+def _all_axes(fig: Figure) -> list:
+    """The figure's axes with their child axes (secondary axes)."""
+    out = []
+    for ax in fig.axes:
+        out.append(ax)
+        out += list(getattr(ax, "child_axes", []))
+    return out
+
+
+def _wrap(text: Any, limit_px: float, width_px: float) -> bool:
+    """Re-wrap a text artist so it is at most ``limit_px`` wide (its current width ``width_px``);
+    False when it cannot get narrower (one long word)."""
+    old = text.get_text()
+    lines = old.split("\n")
+    longest = max(len(line) for line in lines)
+    chars = max(6, int(longest * limit_px / max(width_px, 1.0) * 0.95))
+    if chars >= longest:
+        chars = longest - 1
+    new = "\n".join(textwrap.fill(line, chars, break_long_words=False, break_on_hyphens=False) or line
+                    for line in lines)
+    if new == old:
+        return False
+    text.set_text(new)
+    return True
+
+
+def _cell_px(fig: Figure, ax: Any) -> tuple[float, float]:
+    """Width and height of the grid cell an axes was given (its share of the figure), in pixels;
+    the axes' own size for axes outside a grid (colour bars). Texts and keys that belong to one
+    panel are fitted to this share, which does not shrink as the layout squeezes the axes."""
+    spec = ax.get_subplotspec() if hasattr(ax, "get_subplotspec") else None
+    if spec is None and getattr(ax, "_parent_axes", None) is not None:  # secondary axes
+        spec = ax._parent_axes.get_subplotspec()
+    if spec is None:
+        return ax.bbox.width, ax.bbox.height
+    grid = spec.get_gridspec()
+    rows, cols = spec.rowspan, spec.colspan
+    return (fig.bbox.width * len(cols) / grid.ncols, fig.bbox.height * len(rows) / grid.nrows)
+
+
+def _titles(ax: Any) -> list:
+    return [t for t in (ax.title, getattr(ax, "_left_title", None), getattr(ax, "_right_title", None)) if t is not None]
+
+
+def fit_to_canvas(fig: Figure, pad_px: float = 2.0, max_rounds: int = 12) -> Figure:
+    """Make every text of ``fig`` lie inside its canvas, at any number of panels and legend
+    entries: draw (constrained layout), then wrap a title wider than its axes (a suptitle wider
+    than the figure), use fewer legend columns (then wrap legend labels) where a legend is wider
+    than the figure or a legend under one panel wider than that panel, and grow the figure where
+    its content still overflows. Repeats until nothing changes."""
+    for _ in range(max_rounds):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        width = fig.bbox.width
+        changed = False
+        legends = [(leg, None) for leg in fig.legends]
+        legends += [(ax.get_legend(), ax) for ax in _all_axes(fig) if ax.get_legend() is not None]
+        for leg, ax in legends:
+            box = leg.get_window_extent(renderer)
+            limit = width - 2 * pad_px
+            if ax is not None and not _inside(box, ax.bbox):  # a key outside its panel: within the panel's share
+                limit = min(limit, _cell_px(fig, ax)[0] - 4 * pad_px)
+            if box.width <= limit:
+                continue
+            if leg._ncols > 1 and hasattr(leg, "_fit_args"):  # a legend cannot re-flow: make it anew
+                _rebuild_legend(leg, leg._ncols - 1)
+                changed = True
+            else:
+                for text in leg.get_texts():
+                    tb = text.get_window_extent(renderer)
+                    room = limit - (box.width - tb.width)
+                    if tb.width > room > 0:
+                        changed |= _wrap(text, room, tb.width)
+        texts = []
+        if fig._suptitle is not None:
+            texts.append((fig._suptitle, width - 2 * pad_px))
+        texts += [(t, width - 2 * pad_px) for t in fig.texts]
+        for ax in _all_axes(fig):
+            if not ax.get_visible():
+                continue
+            cell_w, cell_h = _cell_px(fig, ax)
+            texts += [(t, cell_w - 4 * pad_px) for t in _titles(ax)]
+            texts += [(ax.xaxis.label, cell_w - 4 * pad_px), (ax.yaxis.label, cell_h - 4 * pad_px)]
+        for text, limit in texts:
+            if not text.get_visible() or not text.get_text():
+                continue
+            tb = text.get_window_extent(renderer)
+            extent = tb.height if abs(text.get_rotation() % 180 - 90) < 1 else tb.width  # rotated: its height
+            if extent > limit + pad_px:
+                changed |= _wrap(text, limit, extent)
+        if changed:
+            continue
+        tight = fig.get_tightbbox(renderer)  # inches: everything drawn
+        w_in, h_in = fig.get_size_inches()
+        pad_in = pad_px / fig.dpi
+        grow_w = max(0.0, -tight.x0 + pad_in) + max(0.0, tight.x1 - w_in + pad_in)
+        grow_h = max(0.0, -tight.y0 + pad_in) + max(0.0, tight.y1 - h_in + pad_in)
+        if grow_w > 1e-3 or grow_h > 1e-3:
+            fig.set_size_inches(w_in + grow_w * 1.05, h_in + grow_h * 1.05)
+            continue
+        break
+    return fig
+
+
+def _inside(box: Any, outer: Any) -> bool:
+    return box.x0 >= outer.x0 - 1 and box.x1 <= outer.x1 + 1 and box.y0 >= outer.y0 - 1 and box.y1 <= outer.y1 + 1
 
 
 def save(fig: Figure, paths: Sequence[str | Path], dpi: int = 200) -> None:
@@ -92,10 +231,25 @@ def save(fig: Figure, paths: Sequence[str | Path], dpi: int = 200) -> None:
     plt.close(fig)
 
 
+def legend(parent: Any, handles: list, labels: list[str], **kwargs: Any) -> Any:
+    """``parent.legend(handles, labels, **kwargs)`` (a figure or an axes), remembering its
+    arguments so :func:`fit_to_canvas` can make it again with fewer columns."""
+    leg = parent.legend(handles, labels, **kwargs)
+    leg._fit_args = (parent, list(handles), list(labels), dict(kwargs))
+    return leg
+
+
+def _rebuild_legend(leg: Any, ncol: int) -> Any:
+    parent, handles, labels, kwargs = leg._fit_args
+    leg.remove()
+    return legend(parent, handles, labels, **{**kwargs, "ncol": ncol})
+
+
 def _legend_below(fig: Figure, handles: list, labels: list[str], ncol: int | None = None) -> None:
+    """A figure legend under the panels (fewer columns later if it does not fit the width)."""
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=ncol or min(len(handles), 5),
-                   handlelength=1.6, columnspacing=1.2, handletextpad=0.5)
+        legend(fig, handles, labels, loc="outside lower center", ncol=ncol or min(len(handles), 5),
+               handlelength=1.6, columnspacing=1.2, handletextpad=0.5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,7 +289,7 @@ def plot_signals(data: Mapping[str, Any]) -> Figure:
     shown_rows = [max(1, sum(len(v) for v in _spike_channel_groups(e["channel_names"], names).values())
                       or min(np.asarray(e["spikes"]).shape[1], 48)) for e in encs.values()]
     ratios = [1.3] + [min(2.2, max(1.0, n / 14)) for n in shown_rows]
-    fig = new_figure(7.0, 0.5 + 1.1 * ratios[0] + 1.3 * sum(ratios[1:]))
+    fig = new_figure(DOUBLE_COLUMN_IN, 0.5 + 1.1 * ratios[0] + 1.3 * sum(ratios[1:]))
     with plt.rc_context(RC):
         axes = fig.subplots(n_rows, 1, sharex=True, gridspec_kw={"height_ratios": ratios})
     axes = np.atleast_1d(axes)
@@ -190,9 +344,9 @@ def plot_signals(data: Mapping[str, Any]) -> Figure:
             if (pol != 0).any() else []
         ax.set_title(f"{enc}: {int(sub.sum())} spikes from {len(shown)} of {spikes.shape[1]} input neurons, "
                      f"mean {rate_hz:.3g} Hz each; T = {spikes.shape[0]} steps × {dt_s * 1e3:.3g} ms",
-                     loc="left", fontsize=8.5)
+                     loc="left")
         if legend:
-            ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.0, 1.0), ncol=1, fontsize=7,
+            ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.0, 1.0), ncol=1,
                       handletextpad=0.2, borderaxespad=0.2, frameon=False)
         t_max = max(t_max, spikes.shape[0] * dt_s)
     axes[-1].set_xlim(0, t_max)
@@ -224,7 +378,7 @@ def plot_training(data: Mapping[str, Any]) -> Figure:
     curves = data["curves"]
     encs = list(curves)
     all_targets = sorted({t for c in curves.values() for t in c})
-    fig = new_figure(7.0, 0.6 + 2.1 * len(encs))
+    fig = new_figure(DOUBLE_COLUMN_IN, 0.6 + 2.1 * len(encs))
     with plt.rc_context(RC):
         axes = np.atleast_2d(fig.subplots(len(encs), 2, squeeze=False))
     handles: dict[str, Any] = {}
@@ -259,8 +413,8 @@ def plot_training(data: Mapping[str, Any]) -> Figure:
             ax_loss.set_title(f"{data['dataset']}: training loss", loc="left")
             ax_acc.set_title("validation score", loc="left")
     labels = [model_label(t) for t in handles]
-    style = [Line2D([], [], color="#555555", ls="-", label="train"),
-             Line2D([], [], color="#555555", ls="--", label="validation")]
+    style = [Line2D([], [], color=KEY_COLOR, ls="-", label="train"),
+             Line2D([], [], color=KEY_COLOR, ls="--", label="validation")]
     _legend_below(fig, [Line2D([], [], color=h.get_color()) for h in handles.values()] + style,
                   labels + ["train", "validation"], ncol=min(len(labels) + 2, 4))
     return fig
@@ -281,7 +435,7 @@ def plot_confusion(data: Mapping[str, Any]) -> Figure:
     panel = max(1.45, cell_in * k + 0.55)
     rotate = k > 3
     tick_in = 0.06 * max(len(n) for n in names) if rotate else 0.15  # room for rotated class names
-    width_in = min(0.9 + panel * len(targets), 11.0)
+    width_in = min(0.9 + panel * len(targets), DOUBLE_COLUMN_IN)
     side_in = min(panel, (width_in - 1.5) / len(targets))  # square panels: the width decides their size
     fig = new_figure(width_in, 0.45 + (side_in + 0.45) * len(encs) + tick_in)
     with plt.rc_context(RC):
@@ -302,7 +456,7 @@ def plot_confusion(data: Mapping[str, Any]) -> Figure:
             if k <= 6:
                 for i in range(k):
                     for j in range(k):
-                        ax.text(j, i, f"{int(mat[i, j])}", ha="center", va="center", fontsize=7,
+                        ax.text(j, i, f"{int(mat[i, j])}", ha="center", va="center", fontsize=ANNOTATION_PT,
                                 color="black" if norm[i, j] > 0.55 else "white")
             ticks = names if k <= 8 else [n if i % max(1, k // 8) == 0 else "" for i, n in enumerate(names)]
             ax.set_xticks(range(k), ticks if r == len(encs) - 1 else [""] * k, rotation=45 if rotate else 0,
@@ -312,14 +466,14 @@ def plot_confusion(data: Mapping[str, Any]) -> Figure:
                 spine.set_visible(False)
             bal = entry.get("balanced_accuracy")
             title = model_label(t) + (f"\nbal. acc. {bal:.2f}" if bal is not None else "")
-            ax.set_title(title, color=model_color(t, targets), fontsize=8.5)
+            ax.set_title(title, color=model_color(t, targets))
             if c == 0:
                 ax.set_ylabel(f"{enc}\ntrue class")
             if r == len(encs) - 1:
                 ax.set_xlabel("predicted")
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="fraction of true class")
-    fig.suptitle(f"{data['dataset']}: test confusion matrices", x=0.02, ha="left", fontsize=9.5)
+    fig.suptitle(f"{data['dataset']}: test confusion matrices", x=0.02, ha="left")
     return fig
 
 
@@ -330,9 +484,10 @@ def plot_confusion(data: Mapping[str, Any]) -> Figure:
 
 @styled
 def plot_privacy_utility(data: Mapping[str, Any]) -> Figure:
-    """Balanced accuracy of each DP-SNN against its accounted epsilon; non-private SNN and ANN
-    as horizontal lines (same line style per encoding)."""
-    fig = new_figure(4.8, 3.4)
+    """Balanced accuracy of each DP-SNN against its accounted epsilon (one colour per DP model,
+    one marker shape and connecting line style per encoding); non-private SNN and ANN as
+    horizontal lines in their colours (line style per encoding), chance dotted."""
+    fig = new_figure(SINGLE_COLUMN_IN, 3.3)
     with plt.rc_context(RC):
         ax = fig.subplots()
     encs = list(data["encodings"])
@@ -340,6 +495,7 @@ def plot_privacy_utility(data: Mapping[str, Any]) -> Figure:
     eps_all = [p["epsilon"] for e in data["encodings"].values() for p in e["points"] if p["epsilon"]]
     handles, labels = [], []
     units = set()
+    shown_targets: dict[str, str] = {}
     for enc in encs:
         e = data["encodings"][enc]
         ls, marker = encoding_style(enc, encs)
@@ -347,30 +503,36 @@ def plot_privacy_utility(data: Mapping[str, Any]) -> Figure:
         if e.get("unit"):
             units.add(e["unit"])
         if pts:
-            ax.plot([p["epsilon"] for p in pts], [p["balanced_accuracy"] for p in pts], color="#444444",
+            ax.plot([p["epsilon"] for p in pts], [p["balanced_accuracy"] for p in pts], color=KEY_COLOR,
                     ls=ls, lw=1.0, zorder=1)
             for p in pts:
-                ax.scatter(p["epsilon"], p["balanced_accuracy"], color=model_color(p["target"], all_targets),
-                           marker=marker, s=36, zorder=3, edgecolor="white", linewidth=0.6)
+                c = model_color(p["target"], all_targets)
+                ax.scatter(p["epsilon"], p["balanced_accuracy"], color=c, marker=marker, s=30, zorder=3,
+                           edgecolor="white", linewidth=0.6)
+                shown_targets.setdefault(p["target"], c)
         for t, value in e["lines"].items():
             if value is not None:
                 ax.axhline(value, color=model_color(t), ls=ls, lw=1.2, zorder=2)
-        handles.append(Line2D([], [], color="#444444", ls=ls, marker=marker))
-        labels.append(f"{enc} encoding")
+        if len(encs) > 1 or pts:  # the encoding's key: line style and (hollow) marker shape
+            handles.append(Line2D([], [], color=KEY_COLOR, ls=ls, marker=marker, mfc="none", mec=KEY_COLOR, ms=5))
+            labels.append(f"{enc} encoding")
+    for t in sort_targets(shown_targets):
+        handles.append(Line2D([], [], ls="", marker="o", mfc=shown_targets[t], mec="white", ms=6))
+        labels.append(model_label(t))
     for t in ("snn", "ann"):
         if any(t in e["lines"] for e in data["encodings"].values()):
-            handles.append(Line2D([], [], color=model_color(t), lw=1.5))
+            handles.append(Line2D([], [], color=model_color(t), lw=1.2))
             labels.append(f"{model_label(t)} (no DP)")
     if data.get("n_classes"):
-        ax.axhline(1.0 / data["n_classes"], color="#999999", lw=0.8, ls=":")
-        handles.append(Line2D([], [], color="#999999", lw=0.8, ls=":"))
+        ax.axhline(1.0 / data["n_classes"], color=CHANCE_COLOR, lw=0.8, ls=":")
+        handles.append(Line2D([], [], color=CHANCE_COLOR, lw=0.8, ls=":"))
         labels.append(f"chance (1/{data['n_classes']})")
     if eps_all:
         lo, hi = min(eps_all), max(eps_all)
         ax.set_xlim(lo / 1.6, hi * 1.6)
     ax.set_xscale("log")
-    if eps_all:  # ticks at the accounted epsilons themselves
-        ax.set_xticks(sorted(set(eps_all)))
+    if eps_all:  # ticks at the accounted epsilons (one per cluster: encodings give nearly equal ones)
+        ax.set_xticks(_epsilon_ticks(eps_all))
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     unit = "/".join(sorted(units)) or "record"
@@ -385,32 +547,68 @@ def plot_privacy_utility(data: Mapping[str, Any]) -> Figure:
 # membership inference
 # ---------------------------------------------------------------------------------------------
 
+def _epsilon_ticks(values: Sequence[float], ratio: float = 1.25) -> list[float]:
+    """One tick per cluster of epsilons within a factor ``ratio`` of each other (their median)."""
+    groups: list[list[float]] = []
+    for v in sorted(set(values)):
+        if groups and v / groups[-1][0] < ratio:
+            groups[-1].append(v)
+        else:
+            groups.append([v])
+    return [float(np.median(g)) for g in groups]
+
+
+ROC_MIN_FPR = 1e-3  # the log-FPR axis starts here, or lower where a DP ceiling bites below it
+
+
+def roc_floor(ceilings: Sequence[tuple[float, float]], positives: Sequence[float] = ()) -> float:
+    """Lower end of the ROC axes: 1e-3, or a decade below a third of the lowest FPR at which a
+    DP ceiling e^eps FPR + delta falls under 1 (so each ceiling is seen where it bites), and not
+    above the smallest measured positive FPR."""
+    floor = ROC_MIN_FPR
+    bites = [(1.0 - delta) / math.exp(eps) for eps, delta in ceilings if eps is not None and delta is not None]
+    if bites:
+        floor = min(floor, 10 ** math.floor(math.log10(max(min(bites) / 3, 1e-12))))
+    if positives:
+        floor = min(floor, 10 ** math.floor(math.log10(min(positives))))
+    return max(floor, 1e-6)
+
 
 @styled
 def plot_roc(data: Mapping[str, Any]) -> Figure:
-    """ROC of the strongest attack per model on log-log axes, with each DP model's ceiling
-    TPR <= e^eps FPR + delta (dotted, same colour)."""
+    """ROC of each model's strongest attack (the report's rule, the attack its table names) on
+    log-log axes, one panel per encoding, with each DP model's ceiling TPR <= e^eps FPR + delta
+    (dotted, same colour) drawn down to where it bites; FPRs below 1/n non-members (shaded) cannot
+    be measured with this many non-members."""
     encs = list(data["encodings"])
-    fig = new_figure(3.4 * len(encs) + 0.4, 3.9)
+    width = SINGLE_COLUMN_IN if len(encs) == 1 else DOUBLE_COLUMN_IN
+    panel = min(2.4, (width - 0.6) / len(encs))
+    fig = new_figure(width, panel + 1.5)
     with plt.rc_context(RC):
         axes = np.atleast_1d(fig.subplots(1, len(encs), sharey=True, squeeze=False)[0])
     all_targets = sorted({t for e in data["encodings"].values() for t in e})
-    positives = [f for e in data["encodings"].values() for c in e.values() for f in c["fpr"] if f > 0]
-    floor = max(min(positives) / 2 if positives else 1e-3, 1e-5)
+    curves = [c for e in data["encodings"].values() for c in e.values()]
+    floor = roc_floor([c["ceiling"] for c in curves if c.get("ceiling") is not None],
+                      [f for c in curves for f in c["fpr"] if f > 0])
+    shaded = False
     for ax, enc in zip(axes, encs, strict=True):
-        grid = np.logspace(math.log10(floor), 0, 200)
-        ax.plot(grid, grid, color="#999999", lw=0.8, ls="-")
+        grid = np.logspace(math.log10(floor), 0, 400)
+        ax.plot(grid, grid, color=CHANCE_COLOR, lw=0.8, ls="-", zorder=1)
+        n_non = [c.get("n_nonmembers") for c in data["encodings"][enc].values() if c.get("n_nonmembers")]
+        if n_non and 1.0 / max(n_non) > floor:
+            ax.axvspan(floor, 1.0 / max(n_non), color="#eeeeee", lw=0, zorder=0)
+            shaded = True
         for t in sort_targets(data["encodings"][enc]):
             c = data["encodings"][enc][t]
-            color = model_color(t, all_targets)
+            col = model_color(t, all_targets)
             fpr = np.clip(np.asarray(c["fpr"], dtype=float), floor, 1)
             tpr = np.clip(np.asarray(c["tpr"], dtype=float), floor, 1)
-            auc = "" if c.get("auc") is None else f", AUC {c['auc']:.2f}"
-            ax.plot(fpr, tpr, color=color, lw=1.3, drawstyle="steps-post",
-                    label=f"{model_label(t)}: {c['attack'].replace('_', ' ')}{auc}")
+            auc = "" if c.get("auc") is None else f" {c['auc']:.2f}"
+            ax.plot(fpr, tpr, color=col, lw=1.3, drawstyle="steps-post", zorder=3,
+                    label=f"{c['attack'].replace('_', ' ')}{auc}")
             if c.get("ceiling") is not None:
                 eps, delta = c["ceiling"]
-                ax.plot(grid, np.minimum(1.0, np.exp(eps) * grid + delta), color=color, ls=":", lw=1.1)
+                ax.plot(grid, np.minimum(1.0, np.exp(eps) * grid + delta), color=col, ls=":", lw=1.2, zorder=2)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(floor, 1)
@@ -418,13 +616,28 @@ def plot_roc(data: Mapping[str, Any]) -> Figure:
         ax.set_aspect("equal", adjustable="box")
         ax.set_xlabel("false positive rate")
         ax.set_title(f"{enc} encoding", loc="left")
-        # the key under each panel: inside, it hides the curves of weak attacks near the diagonal
-        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.25), fontsize=7, handlelength=1.2, borderaxespad=0.0)
+        # each model's attack and AUC, in the model's colour, where ROC curves rarely run (under the
+        # diagonal), lifted off the floor so a curve with no true positives yet stays visible there
+        handles, labels = ax.get_legend_handles_labels()
+        legend(ax, handles, labels, loc="lower right", bbox_to_anchor=(1.0, 0.05), fontsize=ANNOTATION_PT,
+               title="attack, AUC", title_fontsize=ANNOTATION_PT, handlelength=1.2, handletextpad=0.4,
+               labelspacing=0.25, borderpad=0.3, borderaxespad=0.2, frameon=True, framealpha=0.85, edgecolor="none")
     axes[0].set_ylabel("true positive rate")
-    fig.suptitle(f"{data['dataset']}: membership inference, strongest attack per model ({data['level']} level)",
-                 x=0.02, ha="left", fontsize=9.5)
-    _legend_below(fig, [Line2D([], [], color="#999999", lw=0.8), Line2D([], [], color="#555555", ls=":")],
-                  ["chance", "DP ceiling TPR = e^ε·FPR + δ (per DP model, its colour)"], ncol=2)
+    by = "AUC" if data.get("by", "auc") == "auc" else "TPR at 1% FPR"
+    fig.suptitle(f"{data['dataset']}: membership-inference ROC of each model's strongest attack "
+                 f"(highest {data['level']}-level {by})", x=0.02, ha="left")
+    shown = sort_targets({t for e in data["encodings"].values() for t in e})
+    handles = [Line2D([], [], color=model_color(t, all_targets), lw=1.3) for t in shown]
+    labels = [model_label(t) for t in shown]
+    handles.append(Line2D([], [], color=CHANCE_COLOR, lw=0.8))
+    labels.append("chance")
+    if any(c.get("ceiling") is not None for c in curves):
+        handles.append(Line2D([], [], color=KEY_COLOR, ls=":", lw=1.2))
+        labels.append("DP ceiling e^ε·FPR + δ (dotted)")
+    if shaded:
+        handles.append(matplotlib.patches.Patch(color="#eeeeee"))
+        labels.append("unmeasurable: FPR < 1/n non-members")
+    _legend_below(fig, handles, labels, ncol=4)
     return fig
 
 
@@ -439,7 +652,7 @@ def plot_attack_vs_T(data: Mapping[str, Any]) -> Figure:  # noqa: N802
     sweeps = data["sweeps"]
     encs = list(sweeps)
     attacks = sorted({a for s in sweeps.values() for a in s})
-    fig = new_figure(6.8, 3.1)
+    fig = new_figure(DOUBLE_COLUMN_IN, 3.1)
     with plt.rc_context(RC):
         ax_tpr, ax_auc = fig.subplots(1, 2)
     series = [(enc, name) for enc in encs for name in sweeps[enc]]
@@ -453,8 +666,8 @@ def plot_attack_vs_T(data: Mapping[str, Any]) -> Figure:  # noqa: N802
         ax_tpr.plot(t, s["tpr_at_1pct_fpr"], color=color, ls=ls, marker=marker, ms=3.5)
         err = np.abs(np.vstack([auc - np.asarray(s["auc_ci_low"]), np.asarray(s["auc_ci_high"]) - auc]))
         ax_auc.errorbar(t, auc, yerr=err, color=color, ls=ls, marker=marker, ms=3.5, capsize=2, elinewidth=0.8)
-    ax_tpr.axhline(0.01, color="#999999", lw=0.8)
-    ax_auc.axhline(0.5, color="#999999", lw=0.8)
+    ax_tpr.axhline(0.01, color=CHANCE_COLOR, lw=0.8)
+    ax_auc.axhline(0.5, color=CHANCE_COLOR, lw=0.8)
     ax_tpr.set_ylabel("TPR at 1% FPR")
     ax_auc.set_ylabel("attack AUC (bars: bootstrap CI)")
     ts = sorted({t for s in sweeps.values() for c in s.values() for t in c["T"]})
@@ -465,14 +678,14 @@ def plot_attack_vs_T(data: Mapping[str, Any]) -> Figure:  # noqa: N802
             pad = 0.25 * (ts[-1] - ts[0]) if len(ts) > 1 else 0.3 * ts[0]
             ax.set_xlim(ts[0] - pad, ts[-1] + pad)
     fig.suptitle(f"{data['dataset']}: non-private SNN leakage vs time steps ({data.get('level', 'window')} level)",
-                 x=0.02, ha="left", fontsize=9.5)
+                 x=0.02, ha="left")
     handles = [Line2D([], [], color=ATTACK_COLORS[i % len(ATTACK_COLORS)]) for i in range(len(attacks))]
     labels = [a.replace("_", " ") for a in attacks]
     if len(encs) > 1:
-        handles += [Line2D([], [], color="#555555", ls=encoding_style(e, encs)[0], marker=encoding_style(e, encs)[1], ms=3.5)
-                    for e in encs]
+        handles += [Line2D([], [], color=KEY_COLOR, ls=encoding_style(e, encs)[0], marker=encoding_style(e, encs)[1],
+                           mfc="none", mec=KEY_COLOR, ms=4) for e in encs]
         labels += [f"{e} encoding" for e in encs]
-    handles.append(Line2D([], [], color="#999999", lw=0.8))
+    handles.append(Line2D([], [], color=CHANCE_COLOR, lw=0.8))
     labels.append("chance")
     _legend_below(fig, handles, labels, ncol=min(len(handles), 4))
     return fig
@@ -493,7 +706,8 @@ def plot_energy(data: Mapping[str, Any]) -> Figure:
     from biospike.units import fmt_si
 
     targets = sort_targets({b["target"] for b in bars})
-    fig = new_figure(max(4.8, 0.9 + 0.28 * len(targets) * len(hardware)), 0.8 + 2.3 * len(encs))
+    fig = new_figure(min(DOUBLE_COLUMN_IN, max(SINGLE_COLUMN_IN, 0.9 + 0.3 * len(targets) * len(hardware))),
+                     0.9 + 2.0 * len(encs))
     with plt.rc_context(RC):
         axes = np.atleast_1d(fig.subplots(len(encs), 1, sharex=True, sharey=True, squeeze=False)[:, 0])
     width = 0.8 / max(len(targets), 1)
@@ -509,18 +723,17 @@ def plot_energy(data: Mapping[str, Any]) -> Figure:
                     # height E - lo from bottom lo: the bar top is exactly E on the log axis
                     ax.bar(x, b["energy_j"] - lo, width * 0.92, bottom=lo, color=model_color(t, targets))
                     ax.text(x, b["energy_j"] * 1.12, fmt_si(b["energy_j"], "J").replace(" ", "\u2009"), ha="center",
-                            va="bottom", fontsize=6, rotation=90 if len(present) > 3 else 0)
+                            va="bottom", fontsize=ANNOTATION_PT, rotation=90 if len(present) > 2 else 0)
                 else:
                     ax.text(x, lo * 1.15, "×", ha="center", va="bottom", color=model_color(t, targets), fontsize=9,
                             fontweight="bold")
         ax.set_yscale("log")
-        ax.set_ylim(lo, (max(energies) if energies else lo) * 4)  # room for the value labels
+        ax.set_ylim(lo, (max(energies) if energies else lo) * (30 if len(targets) > 2 else 5))  # room for the labels
         ax.set_ylabel("energy / inference (J)")
         ax.set_title(f"{enc} encoding", loc="left")
         ax.grid(False, axis="x")
     axes[-1].set_xticks(range(len(hardware)), [hardware_label(h) for h in hardware])
-    fig.suptitle(f"{data['dataset']}: energy per inference (log scale; × = does not fit)", x=0.02, ha="left",
-                 fontsize=9.5)
+    fig.suptitle(f"{data['dataset']}: energy per inference (log scale; × = does not fit)", x=0.02, ha="left")
     handles = [matplotlib.patches.Patch(color=model_color(t, targets)) for t in targets]
     _legend_below(fig, handles, [model_label(t) for t in targets], ncol=min(len(targets), 3))
     return fig
@@ -536,8 +749,9 @@ def plot_latency_accuracy(data: Mapping[str, Any]) -> Figure:
     curves = data["curves"]
     targets = sort_targets({c["target"] for c in curves})
     hardware = list(dict.fromkeys(c["hardware"] for c in curves))
-    fig = new_figure(3.5 * len(encs) + 0.4, 3.5)
-    axes = np.atleast_1d(fig.subplots(1, len(encs), sharey=True, squeeze=False)[0])
+    fig = new_figure(SINGLE_COLUMN_IN if len(encs) == 1 else DOUBLE_COLUMN_IN, 3.4)
+    with plt.rc_context(RC):
+        axes = np.atleast_1d(fig.subplots(1, len(encs), sharey=True, squeeze=False)[0])
     for ax, enc in zip(axes, encs, strict=True):
         step_s = None
         mine = [c for c in curves if c["encoding"] == enc]
@@ -551,7 +765,8 @@ def plot_latency_accuracy(data: Mapping[str, Any]) -> Figure:
                            edgecolor="white", linewidth=0.6)
             step_s = step_s or c.get("step_s")
         if not mine:
-            ax.text(0.5, 0.5, "no model fits a target", transform=ax.transAxes, ha="center", va="center", color="#777777")
+            ax.text(0.5, 0.5, "no model fits a target", transform=ax.transAxes, ha="center", va="center", color="#777777",
+                    fontsize=ANNOTATION_PT)
         ax.set_xlabel("elapsed time steps")
         ax.set_title(f"{enc} encoding", loc="left")
         if step_s and len({c.get("step_s") for c in mine}) == 1:  # one time base: a time axis on top
@@ -562,11 +777,12 @@ def plot_latency_accuracy(data: Mapping[str, Any]) -> Figure:
     if len(metrics) > 1:
         score += " (plain accuracy where not recorded)"
     axes[0].set_ylabel(f"{score} (test, quantized)")
-    fig.suptitle(f"{data['dataset']}: latency-accuracy trade-off", x=0.02, ha="left", fontsize=9.5)
+    fig.suptitle(f"{data['dataset']}: latency-accuracy trade-off", x=0.02, ha="left")
     handles = [Line2D([], [], color=model_color(t, targets)) for t in targets] + \
-              [Line2D([], [], color="#555555", ls=HARDWARE_STYLES[i % len(HARDWARE_STYLES)]) for i in range(len(hardware))] + \
-              [Line2D([], [], color="#555555", marker="o", ls="", ms=4)]
-    labels = [model_label(t) for t in targets] + [hardware_label(h).replace("\n", " ") for h in hardware] + \
-             ["confidence early exit (mean)"]
+              [Line2D([], [], color=KEY_COLOR, ls=HARDWARE_STYLES[i % len(HARDWARE_STYLES)]) for i in range(len(hardware))]
+    labels = [model_label(t) for t in targets] + [hardware_label(h).replace("\n", " ") for h in hardware]
+    if any(c.get("early_exit") for c in curves):  # the marker's shape: its colour is the model's
+        handles.append(Line2D([], [], color=KEY_COLOR, marker="o", ls="", mfc="none", mec=KEY_COLOR, ms=4))
+        labels.append("confidence early exit (mean)")
     _legend_below(fig, handles, labels, ncol=4)
     return fig

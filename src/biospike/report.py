@@ -12,6 +12,15 @@ parallel ``sources`` list: ``sources[i][column]`` is ``{"file": ..., "pointer": 
 6901 JSON pointer into that file) for every number in ``rows[i][column]``; deploy numbers sit
 under ``rows[i]["deploy"][hardware][column]`` with the same nesting in ``sources``.
 :func:`resolve_source` follows one; the tests check every cell that way.
+
+One rule names each model's strongest membership-inference attack, everywhere (table, ROC figure,
+``summary.json``): ``report.best_attack_by`` (default ``auc``: the highest window-level AUC over
+all attacks, the maximum whose permutation p-value ``attack/summary.json`` reports under
+``strongest_window``); :func:`strongest_attack` applies it and ``summary.json`` states it under
+``strongest_attack_rule``. An edge target a model does not fit carries its reasons and no
+numbers. ``summary.html`` shows every figure of the plan (relative links into the figure
+directory) and a methods paragraph generated from the plan and the per-stage files
+(:func:`methods_facts`, :func:`methods_text`).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -31,6 +41,16 @@ from biospike.store import atomic_path, provenance, read_json, write_json
 from biospike.targets import dp_epsilon, label
 from biospike.units import fmt_num, fmt_si
 
+__all__ = [
+    "AttackResult", "DEFAULT_CFG", "DEPLOY_KEYS", "Doc", "FIGURES", "FIGURE_FORMATS", "FigureSpec", "Row",
+    "accuracy_vs_steps", "as_number", "attack_results", "best_attack", "build_summary", "cli", "confusion_of",
+    "discover_plan", "figure_entries", "figure_inputs", "figure_kinds", "figure_paths", "find_roc_csv",
+    "make_figure", "make_figures", "make_pointer", "methods_facts", "methods_text", "read_curve", "read_roc",
+    "read_t_sweep", "read_test_metric", "register_figure", "report_outputs", "require_files", "resolve_pointer",
+    "resolve_source", "strongest_attack", "strongest_attack_rule", "summary_html", "summary_inputs",
+    "summary_markdown", "write_summary", "write_text",
+]
+
 FIGURE_FORMATS = ("png", "svg")
 
 DEFAULT_CFG: dict[str, Any] = {
@@ -39,7 +59,7 @@ DEFAULT_CFG: dict[str, Any] = {
     "example_split": "test",
     "example_index": 0,
     "signal_channels": 3,
-    "best_attack_by": "tpr_at_1pct_fpr",
+    "best_attack_by": "auc",
     "attack_level": "window",
 }
 
@@ -82,10 +102,13 @@ def discover_plan(results: str | Path) -> Plan:
 
 
 def summary_inputs(plan: Plan, results: str | Path) -> list[Path]:
-    """Every file the summary reads, in a stable order."""
+    """Every file the summary reads, in a stable order: the per-target JSON files, and each
+    dataset's windows.h5 and spikes.h5 (only their attributes, for the methods paragraph)."""
     results = Path(results)
     paths: list[Path] = []
     for ds, dp in plan.items():
+        paths.append(results / ds / "windows.h5")
+        paths += [results / ds / enc / "spikes.h5" for enc in dp.encodings]
         for enc in dp.encodings:
             for tgt in dp.targets:
                 tdir = target_dir(results, ds, enc, tgt)
@@ -117,6 +140,7 @@ FIGURES: Registry[FigureSpec] = Registry("figure kind")
 
 
 def register_figure(spec: FigureSpec) -> FigureSpec:
+    """Add a figure kind (drawn by ``biospike.figures.plot_<name>``); the workflow makes one rule per kind."""
     return FIGURES.register(spec)
 
 
@@ -135,6 +159,7 @@ def figure_inputs(plan: Plan, results: str | Path, kind: str, ds: str) -> list[P
 
 
 def figure_paths(fig_dir: str | Path, ds: str, kind: str, formats: Sequence[str] = FIGURE_FORMATS) -> list[Path]:
+    """``{fig_dir}/{ds}/{kind}.{fmt}`` for each format."""
     return [Path(fig_dir) / ds / f"{kind}.{fmt}" for fmt in formats]
 
 
@@ -168,6 +193,7 @@ def _pointer_escape(key: str) -> str:
 
 
 def make_pointer(*keys: str | int) -> str:
+    """RFC 6901 pointer of a key path: ("a/b", 0) -> "/a~1b/0"."""
     return "".join("/" + _pointer_escape(str(k)) for k in keys)
 
 
@@ -214,9 +240,11 @@ class Doc:
 
     @classmethod
     def load(cls, path: str | Path) -> Doc:
+        """Read a JSON file."""
         return cls(Path(path), read_json(path))
 
     def find(self, *pointers: str) -> tuple[Any, str] | None:
+        """(value, pointer) of the first pointer present, or None."""
         for ptr in pointers:
             try:
                 return resolve_pointer(self.data, ptr), ptr
@@ -225,12 +253,14 @@ class Doc:
         return None
 
     def get(self, *pointers: str, required: bool = True, what: str = "") -> tuple[Any, str] | None:
+        """As :meth:`find`; a missing value is an error naming the file unless ``required`` is False."""
         found = self.find(*pointers)
         if found is None and required:
             raise BiospikeError(f"no {what or 'value'} in this file (looked for {', '.join(pointers)})", self.path)
         return found
 
     def source(self, pointer: str) -> dict[str, str]:
+        """The ``sources`` entry of a value at ``pointer`` in this file."""
         return {"file": str(self.path), "pointer": pointer}
 
 
@@ -243,6 +273,8 @@ class Row:
 
     def put(self, column: str, doc: Doc, found: tuple[Any, str] | None, sub: str | None = None,
             transform=None) -> None:
+        """Set ``column`` (under ``deploy/{sub}`` when given) from ``found`` = (value, pointer) of
+        ``doc``, with its source; None (no source) when not found."""
         values, sources = self.values, self.sources
         if sub is not None:
             values = values.setdefault("deploy", {}).setdefault(sub, {})
@@ -302,6 +334,7 @@ def read_test_metric(doc: Doc, metric: str, required: bool = True) -> tuple[Any,
 
 
 def confusion_of(doc: Doc) -> tuple[list[list[float]], list[str] | None]:
+    """The test confusion matrix of a metrics.json and its class names (None if not recorded)."""
     found = doc.get(f"{METRICS_TEST}/confusion", what="test confusion matrix")
     names = doc.find("/class_names")
     return found[0], (names[0] if names else None)
@@ -311,12 +344,16 @@ def confusion_of(doc: Doc) -> tuple[list[list[float]], list[str] | None]:
 
 @dataclasses.dataclass
 class AttackResult:
+    """One attack's numbers at one membership level, with the JSON pointers they came from."""
+
     name: str
     level: str
     auc: float | None
     tpr_at_1pct_fpr: float | str | None  # "not estimable" with too few non-members
     auc_ptr: str | None
     tpr_ptr: str | None
+    auc_ci: list[float] | None = None
+    n_nonmembers: int | None = None
 
 
 def attack_results(doc: Doc, level: str) -> list[AttackResult]:
@@ -332,24 +369,53 @@ def attack_results(doc: Doc, level: str) -> list[AttackResult]:
         if not isinstance(entry, Mapping):
             continue
         has_auc, has_tpr = "auc" in entry, "tpr_at_1pct_fpr" in entry
+        ci = entry.get("auc_ci")
         out.append(AttackResult(
             name=name, level=level, auc=entry.get("auc"), tpr_at_1pct_fpr=entry.get("tpr_at_1pct_fpr"),
             auc_ptr=make_pointer("attacks", name, level, "auc") if has_auc else None,
             tpr_ptr=make_pointer("attacks", name, level, "tpr_at_1pct_fpr") if has_tpr else None,
+            auc_ci=ci if isinstance(ci, list) and len(ci) == 2 else None,
+            n_nonmembers=entry.get("n_nonmembers"),
         ))
     return out
 
 
-def best_attack(results: list[AttackResult], by: str = "tpr_at_1pct_fpr") -> AttackResult | None:
-    """The strongest attack: highest ``by`` (tpr_at_1pct_fpr or auc), ties broken by the other."""
+def best_attack(results: list[AttackResult], by: str = "auc") -> AttackResult | None:
+    """The strongest attack: highest ``by`` (auc or tpr_at_1pct_fpr), ties broken by the other,
+    then by name (the first in sorted order, as the permutation test's maximum in
+    ``biospike.attacks.metrics.strongest_attack_test`` breaks them)."""
     other = "auc" if by == "tpr_at_1pct_fpr" else "tpr_at_1pct_fpr"
 
     def key(r: AttackResult) -> tuple[float, float, str]:
         a, b = as_number(getattr(r, by)), as_number(getattr(r, other))
-        return (-1.0 if a is None else a, -1.0 if b is None else b, r.name)
+        return (-(-1.0 if a is None else a), -(-1.0 if b is None else b), r.name)
 
     usable = [r for r in results if as_number(r.auc) is not None or as_number(r.tpr_at_1pct_fpr) is not None]
-    return max(usable, key=key) if usable else None
+    return min(usable, key=key) if usable else None
+
+
+def strongest_attack(doc: Doc, level: str = "window", by: str = "auc") -> AttackResult | None:
+    """The model's strongest attack by the report's one rule (:func:`strongest_attack_rule`),
+    used by the summary table, the ROC figure and ``summary.json`` alike.
+
+    With ``by="auc"`` at window level it is the attack named by ``strongest_window`` in the
+    attack summary (the maximum the permutation test is about) whenever that is present, so the
+    p-value printed beside it belongs to it; otherwise :func:`best_attack`."""
+    results = attack_results(doc, level)
+    if by == "auc" and level == "window":
+        named = doc.find("/strongest_window/attack")
+        if named is not None:
+            match = [r for r in results if r.name == named[0] and as_number(r.auc) is not None]
+            if match:
+                return match[0]
+    return best_attack(results, by)
+
+
+def strongest_attack_rule(by: str = "auc", level: str = "window") -> str:
+    """The rule in words, as the table header, the figure title and ``summary.json`` state it."""
+    if by == "auc":
+        return f"highest {level}-level AUC over all attacks (ties: higher TPR at 1% FPR, then name)"
+    return f"highest {level}-level TPR at 1% FPR over all attacks (ties: higher AUC, then name)"
 
 
 def read_roc(path: str | Path) -> tuple[list[float], list[float]]:
@@ -454,13 +520,21 @@ UTILITY_KEYS = {"balanced_accuracy_ci": "balanced_accuracy_ci", "macro_f1_ci": "
                 "test_n_subjects": "n_subjects", "chance_balanced_accuracy": "chance/balanced_accuracy"}
 ROW_COLUMNS = ("balanced_accuracy", "balanced_accuracy_ci", "macro_f1", "macro_f1_ci", "test_n_windows",
                "test_n_subjects", "chance_balanced_accuracy", "accuracy", "epsilon", "delta", "privacy_unit", "epsilon_valid_for_release",
-               "attack", "attack_auc", "attack_tpr_at_1pct_fpr", "max_attack_auc", "max_attack_auc_p",
-               "spikes_per_inference")
-DEPLOY_COLUMNS = tuple(DEPLOY_KEYS)
+               "attack", "attack_auc", "attack_auc_ci", "attack_tpr_at_1pct_fpr", "max_attack_auc", "max_attack_auc_p",
+               "comparison_reference_kind", "comparison_attack", "comparison_max_attack_auc",
+               "comparison_max_attack_auc_p", "spikes_per_inference")
+DEPLOY_COLUMNS = (*DEPLOY_KEYS, "reasons")
+# deploy cells that stay when the model does not fit the target (the rest would be numbers for a
+# mapping that cannot run: the summary prints none of them)
+DEPLOY_KEPT_WHEN_UNFIT = ("fits", "runs_model", "reasons")
 
 
-def build_summary(plan: Plan, results: str | Path, cfg: Mapping[str, Any] | None = None) -> dict:
-    """Rows per dataset x encoding x model with a parallel ``sources`` list (module docstring)."""
+def build_summary(plan: Plan, results: str | Path, cfg: Mapping[str, Any] | None = None,
+                  fig_dir: str | Path | None = None, page_dir: str | Path | None = None) -> dict:
+    """Rows per dataset x encoding x model with a parallel ``sources`` list (module docstring),
+    the strongest-attack rule, every figure of the plan (paths relative to ``page_dir``, default
+    ``results``; figures in ``fig_dir``, default ``results/figures``) and the methods paragraph
+    with the facts it was written from."""
     cfg = {**DEFAULT_CFG, **(cfg or {})}
     results = Path(results)
     require_files(summary_inputs(plan, results))
@@ -485,43 +559,436 @@ def build_summary(plan: Plan, results: str | Path, cfg: Mapping[str, Any] | None
                     row.put("epsilon_valid_for_release", priv, priv.find(*PRIVACY_KEYS["epsilon_valid_for_release"]))
                 else:
                     row.values.update(epsilon=None, delta=None, privacy_unit=None, epsilon_valid_for_release=None)
-                row.values.update(attack=None, attack_auc=None, attack_tpr_at_1pct_fpr=None, max_attack_auc=None,
-                                  max_attack_auc_p=None)
+                row.values.update({c: None for c in ROW_COLUMNS if c.startswith(("attack", "max_attack", "comparison"))})
                 if tgt in dp.attacked:
-                    att = Doc.load(tdir / "attack" / "summary.json")
-                    best = best_attack(attack_results(att, cfg["attack_level"]), cfg["best_attack_by"])
-                    if best is None:
-                        raise BiospikeError(f"no attack with an AUC or TPR at level {cfg['attack_level']!r}", att.path)
-                    row.values["attack"] = best.name
-                    row.sources["attack"] = att.source(make_pointer("attacks"))
-                    row.put("attack_auc", att, None if best.auc_ptr is None else (best.auc, best.auc_ptr))
-                    row.put("attack_tpr_at_1pct_fpr", att,
-                            None if best.tpr_ptr is None else (best.tpr_at_1pct_fpr, best.tpr_ptr))
-                    # the highest window AUC over all attacks and its permutation p-value (absent
-                    # in summaries written before the test existed)
-                    row.put("max_attack_auc", att, att.find("/strongest_window/auc"))
-                    row.put("max_attack_auc_p", att, att.find("/strongest_window/p_value"))
+                    _put_attacks(row, Doc.load(tdir / "attack" / "summary.json"), cfg)
                 for hw in dp.deployed.get(tgt, []):
-                    dep = Doc.load(tdir / "deploy" / f"{hw}.json")
-                    for column, ptrs in DEPLOY_KEYS.items():
-                        row.put(column, dep, dep.find(*ptrs), sub=hw)
-                    if row.values["deploy"][hw]["fits"] is None:
-                        raise BiospikeError("deploy result has no 'fits' field", dep.path)
+                    _put_deploy(row, Doc.load(tdir / "deploy" / f"{hw}.json"), hw)
                 rows.append(row)
     return {
         "columns": list(ROW_COLUMNS),
         "deploy_columns": list(DEPLOY_COLUMNS),
-        "units": {"energy_per_inference_j": "J", "latency_s": "s", "power_w": "W",
+        "units": {"energy_per_inference_j": "J", "latency_s": "s", "time_to_decision_s": "s", "power_w": "W",
                   "spikes_per_inference": "spikes", "epsilon": "", "delta": ""},
         "best_attack_by": cfg["best_attack_by"],
         "attack_level": cfg["attack_level"],
+        "strongest_attack_rule": strongest_attack_rule(cfg["best_attack_by"], cfg["attack_level"]),
         "hardware": list(dict.fromkeys(hw for dp in plan.values() for hw in dp.hardware)),
         "rows": [r.values for r in rows],
         "sources": [r.sources for r in rows],
+        "figures": figure_entries(plan, results / "figures" if fig_dir is None else fig_dir,
+                                  results if page_dir is None else page_dir, cfg["formats"]),
+        "methods": {"text": methods_text(facts := methods_facts(plan, results)), "facts": facts},
     }
 
 
+def _put_attacks(row: Row, att: Doc, cfg: Mapping[str, Any]) -> None:
+    """The strongest attack by the report's rule, its AUC (CI) and TPR at 1% FPR; the maximum
+    window AUC with its permutation p-value; the same maximum with the comparison reference
+    models (non-private references of a DP target), when the attack summary has them."""
+    best = strongest_attack(att, cfg["attack_level"], cfg["best_attack_by"])
+    if best is None:
+        raise BiospikeError(f"no attack with an AUC or TPR at level {cfg['attack_level']!r}", att.path)
+    row.values["attack"] = best.name
+    row.sources["attack"] = att.source(make_pointer("attacks"))
+    row.put("attack_auc", att, None if best.auc_ptr is None else (best.auc, best.auc_ptr))
+    row.put("attack_auc_ci", att, att.find(make_pointer("attacks", best.name, best.level, "auc_ci")))
+    row.put("attack_tpr_at_1pct_fpr", att, None if best.tpr_ptr is None else (best.tpr_at_1pct_fpr, best.tpr_ptr))
+    # absent in summaries written before the permutation test / the comparison existed
+    row.put("max_attack_auc", att, att.find("/strongest_window/auc"))
+    row.put("max_attack_auc_p", att, att.find("/strongest_window/p_value"))
+    row.put("comparison_reference_kind", att, att.find("/comparison/reference_kind"))
+    row.put("comparison_attack", att, att.find("/comparison/strongest_window/attack"))
+    row.put("comparison_max_attack_auc", att, att.find("/comparison/strongest_window/auc"))
+    row.put("comparison_max_attack_auc_p", att, att.find("/comparison/strongest_window/p_value"))
+
+
+def _put_deploy(row: Row, dep: Doc, hw: str) -> None:
+    """One edge target's cells; a model that does not fit keeps only fits, model and reasons."""
+    fits = dep.find(*DEPLOY_KEYS["fits"])
+    if fits is None:
+        raise BiospikeError("deploy result has no 'fits' field", dep.path)
+    for column, ptrs in DEPLOY_KEYS.items():
+        keep = bool(fits[0]) or column in DEPLOY_KEPT_WHEN_UNFIT
+        row.put(column, dep, dep.find(*ptrs) if keep else None, sub=hw)
+    reasons = dep.find("/reasons")
+    row.put("reasons", dep, reasons if reasons is not None and reasons[0] else None, sub=hw)
+    if not fits[0] and not row.values["deploy"][hw]["reasons"]:
+        row.values["deploy"][hw]["reasons"] = ["does not fit (the deploy result gives no reason)"]
+
+
+# --- methods paragraph -----------------------------------------------------------------------
+
+
+def _h5_attrs(path: Path) -> dict[str, Any]:
+    """The attributes of an HDF5 file (JSON strings decoded; no dataset is read); {} when the
+    file is absent or unreadable (the methods paragraph then leaves those facts out)."""
+    import json
+
+    import h5py
+
+    if not path.is_file():
+        return {}
+    out: dict[str, Any] = {}
+    try:
+        with h5py.File(path, "r") as fh:
+            for key, raw in fh.attrs.items():
+                if isinstance(raw, bytes):
+                    raw = raw.decode()
+                if isinstance(raw, str):
+                    try:
+                        out[key] = json.loads(raw)
+                    except ValueError:
+                        out[key] = raw
+                else:
+                    out[key] = raw.item() if hasattr(raw, "item") else raw
+    except OSError:
+        return {}
+    return out
+
+
+def _pick(data: Any, *keys: str) -> Any:
+    """data[k1][k2]... or None."""
+    for key in keys:
+        if not isinstance(data, Mapping) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def methods_facts(plan: Plan, results: str | Path) -> dict[str, Any]:
+    """The facts behind the methods paragraph, per dataset: data and splits (windows.h5
+    attributes), encoders (spikes.h5 attributes), models (metrics.json: architecture, parameters,
+    training settings, windows per split), the DP recipe and accounted epsilon (privacy.json),
+    the attacks (attack/summary.json: attacks, K, members and non-members, bootstrap and
+    permutation counts) and the edge targets (deploy JSON: title, fits, reasons), each per
+    encoding where it can differ. A fact missing from an older file is left out (None)."""
+    results = Path(results)
+    out: dict[str, Any] = {}
+    for ds, dp in plan.items():
+        win = _h5_attrs(results / ds / "windows.h5")
+        pre = win.get("preprocessing") if isinstance(win.get("preprocessing"), Mapping) else {}
+        split = pre.get("split") if isinstance(pre.get("split"), Mapping) else {}
+        facts: dict[str, Any] = {"data": {
+            "modality": win.get("modality"), "fs_hz": win.get("fs_hz"), "channels": win.get("channel_names"),
+            "classes": win.get("class_names"), "n_subjects": pre.get("n_subjects"), "n_records": pre.get("n_records"),
+            "window_s": _pick(pre, "window", "window_s"), "stride_s": _pick(pre, "window", "stride_s"),
+            "bandpass_hz": _pick(pre, "bandpass", "band_hz"), "split_by": split.get("by"),
+            "split_units": split.get("units"), "split_windows": split.get("windows"),
+            "source": str(results / ds / "windows.h5")}}
+        encodings = {}
+        for enc in dp.encodings:
+            sp = _h5_attrs(results / ds / enc / "spikes.h5")
+            encoder = sp.get("encoder") if isinstance(sp.get("encoder"), Mapping) else {}
+            encodings[enc] = {"name": encoder.get("name", enc), "settings": encoder.get("settings"),
+                              "fitted_on": encoder.get("fitted_on"), "dt_s": sp.get("dt_s"),
+                              "n_steps": _pick(encoder, "timebase", "n_steps"),
+                              "n_inputs": len(sp["channel_names"]) if isinstance(sp.get("channel_names"), list) else None}
+        facts["encodings"] = encodings
+        models: dict[str, Any] = {}
+        for tgt in dp.targets:
+            per_enc = {}
+            for enc in dp.encodings:
+                m = Doc.load(target_dir(results, ds, enc, tgt) / "metrics.json").data
+                per_enc[enc] = {"arch": m.get("arch"), "n_parameters": m.get("n_parameters"),
+                                "n_windows": m.get("n_windows"), "time_steps": m.get("time_steps"),
+                                "train_settings": _pick(m, "provenance", "config", "train"),
+                                "test_n_subjects": _pick(m, "test", "n_subjects")}
+            models[tgt] = {"label": label(tgt), "per_encoding": per_enc}
+        facts["models"] = models
+        privacy: dict[str, Any] = {}
+        for tgt in dp.dp_targets:
+            per_enc = {}
+            for enc in dp.encodings:
+                p = Doc.load(target_dir(results, ds, enc, tgt) / "privacy.json").data
+                per_enc[enc] = {k: p.get(k) for k in (
+                    "epsilon", "target_epsilon", "delta", "privacy_unit", "accountant", "mechanism", "noise_multiplier",
+                    "max_grad_norm_initial", "sample_rate", "steps", "epochs", "lr", "optimizer", "valid_for_release",
+                    "n_units")}
+                per_enc[enc]["adaptive_clipping"] = _pick(p, "adaptive_clipping", "enabled")
+            privacy[tgt] = {"label": label(tgt), "per_encoding": per_enc}
+        facts["privacy"] = privacy
+        attacks: dict[str, Any] = {}
+        for tgt in dp.attacked:
+            per_enc = {}
+            for enc in dp.encodings:
+                a = Doc.load(target_dir(results, ds, enc, tgt) / "attack" / "summary.json").data
+                per_enc[enc] = {k: a.get(k) for k in (
+                    "attack_names", "K", "reference_kind", "n_members", "n_nonmembers", "n_member_subjects",
+                    "n_nonmember_subjects", "levels", "split_unit")}
+                per_enc[enc] |= {
+                    "attack_names": a.get("attack_names") or sorted(a.get("attacks") or {}),
+                    "n_bootstrap": _pick(a, "provenance", "config", "attack", "bootstrap", "n"),
+                    "n_permutations": _pick(a, "strongest_window", "n_permutations"),
+                    "permutation_unit": _pick(a, "strongest_window", "unit"),
+                    "comparison_K": _pick(a, "comparison", "K"),
+                    "comparison_reference_kind": _pick(a, "comparison", "reference_kind")}
+            attacks[tgt] = {"label": label(tgt), "per_encoding": per_enc}
+        facts["attacks"] = attacks
+        edge: dict[str, Any] = {}
+        for tgt, hws in dp.deployed.items():
+            for hw in hws:
+                for enc in dp.encodings:
+                    d = Doc.load(target_dir(results, ds, enc, tgt) / "deploy" / f"{hw}.json").data
+                    entry = edge.setdefault(hw, {"title": d.get("title") or hw, "kind": d.get("kind"), "models": {}})
+                    entry["models"].setdefault(tgt, {})[enc] = {"fits": d.get("fits"), "reasons": d.get("reasons") or []}
+        facts["edge"] = edge
+        out[ds] = facts
+    return out
+
+
+def _g(value: Any, digits: int = 3) -> str:
+    """A number in ``digits`` significant digits ("0.956", "1e-05", "1,218" for integers)."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    v = float(value)
+    return f"{int(v):,}" if v.is_integer() and abs(v) < 1e6 else f"{v:.{digits}g}"
+
+
+def _per_enc(values: Mapping[str, Any], fmt: Callable[[Any], str] = _g) -> str | None:
+    """One value when every encoding has the same, else "a (delta), b (population)"; None if none."""
+    present = {enc: v for enc, v in values.items() if v is not None}
+    if not present:
+        return None
+    shown = {enc: fmt(v) for enc, v in present.items()}
+    if len(set(shown.values())) == 1:
+        return next(iter(shown.values()))
+    return ", ".join(f"{v} ({enc})" for enc, v in shown.items())
+
+
+def _span(values: Iterable[Any]) -> str | None:
+    """"n" when all values are equal, else "lo–hi"; None when there is none."""
+    nums = sorted({v for v in values if isinstance(v, int | float) and not isinstance(v, bool)})
+    if not nums:
+        return None
+    return _g(nums[0]) if len(nums) == 1 else f"{_g(nums[0])}–{_g(nums[-1])}"
+
+
+def _plural(n: Any, word: str) -> str:
+    """"1 subject", "3 subjects", "2 classes"."""
+    return f"{_g(n)} {word}{'' if n == 1 else 'es' if word.endswith('s') else 's'}"
+
+
+def _list(items: Sequence[str]) -> str:
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
+
+
+def _arch_text(arch: Mapping[str, Any] | None, train: Mapping[str, Any] | None) -> str:
+    """One model's architecture and training recipe in words."""
+    arch, train = arch or {}, train or {}
+    kind = arch.get("kind")
+    hidden = arch.get("n_hidden")
+    hidden_txt = f"hidden layer{'s' if isinstance(hidden, list) and len(hidden) > 1 else ''} of {'/'.join(map(str, hidden))} units" \
+        if isinstance(hidden, list) and hidden else None
+    if kind == "snn":
+        parts = [f"{'recurrent ' if arch.get('recurrent') else ''}LIF network"]
+        if hidden_txt:
+            parts.append(hidden_txt)
+        if arch.get("tau_mem_s") is not None and arch.get("tau_syn_s") is not None:
+            parts.append(f"τ_mem {_g(arch['tau_mem_s'] * 1e3)} ms, τ_syn {_g(arch['tau_syn_s'] * 1e3)} ms")
+        if arch.get("v_th") is not None:
+            parts.append(f"threshold {_g(arch['v_th'])}")
+        text = ", ".join(parts)
+        if arch.get("surrogate"):
+            text += (f", trained by backpropagation through time with the {arch['surrogate']} surrogate gradient"
+                     + (f" (α = {_g(arch['surrogate_alpha'])})" if arch.get("surrogate_alpha") is not None else ""))
+    elif kind == "ann":
+        text = "non-spiking network of the same size" + (f" ({hidden_txt})" if hidden_txt else "")
+    elif kind == "classical":
+        text = str(arch.get("features") or "hand-crafted features") + ", logistic regression" + \
+            (f" with C = {_g(arch['C'])}" if arch.get("C") is not None else "")
+        return text
+    else:
+        text = str(kind or "model")
+    if train.get("epochs") is not None:
+        recipe = [f"at most {_plural(train['epochs'], 'epoch')}"]
+        if train.get("batch_size") is not None:
+            recipe.append(f"batch size {_g(train['batch_size'])}")
+        if train.get("lr") is not None:
+            recipe.append(f"learning rate {_g(train['lr'])}")
+        if train.get("patience") is not None:
+            recipe.append(f"early stopping after {_plural(train['patience'], 'epoch')} without validation gain")
+        text += "; " + ", ".join(recipe)
+    return text
+
+
+def _encoder_text(e: Mapping[str, Any]) -> str:
+    """One encoding in words: name (settings; fitted on; input neurons; time grid)."""
+    settings = e.get("settings") if isinstance(e.get("settings"), Mapping) else {}
+    details = [", ".join(f"{k} = {v if isinstance(v, str) else _g(v) if isinstance(v, int | float) else v}"
+                         for k, v in settings.items() if v is not None and not isinstance(v, Mapping))]
+    if e.get("fitted_on"):
+        details.append(f"fitted on the {e['fitted_on']} split")
+    if e.get("n_inputs"):
+        details.append(f"{_g(e['n_inputs'])} input neurons")
+    if e.get("n_steps") and e.get("dt_s"):
+        details.append(f"T = {_g(e['n_steps'])} steps of {_g(e['dt_s'] * 1e3)} ms")
+    details = [d for d in details if d]
+    return f"{e.get('name')} coding" + (f" ({'; '.join(details)})" if details else "")
+
+
+def methods_text(facts: Mapping[str, Any]) -> list[str]:
+    """The methods paragraphs (Markdown: ``**lead.**`` words) written from :func:`methods_facts`,
+    one group per dataset: data and splits, encodings and models, DP recipe and epsilon, attacks
+    and K, edge targets. Numbers only where a result file recorded them; meant as a draft to adapt."""
+    paragraphs = []
+    for ds, f in facts.items():
+        d = f.get("data", {})
+        encs = f.get("encodings", {})
+        # data and splits
+        bits = [f"**{ds}.**"]
+        what = " ".join(x for x in (str(d["modality"]).upper() if d.get("modality") else None, "recordings") if x)
+        if d.get("n_subjects") is not None:
+            what += f" of {_plural(d['n_subjects'], 'subject')}"
+            if d.get("n_records") is not None:
+                what += f" ({_plural(d['n_records'], 'recording')})"
+        chans = d.get("channels") or []
+        if chans:
+            listed = ", ".join(chans[:8]) + (", …" if len(chans) > 8 else "")
+            what += f", {_plural(len(chans), 'channel')} ({listed})"
+        if d.get("fs_hz"):
+            what += f" at {_g(d['fs_hz'])} Hz"
+        if isinstance(d.get("bandpass_hz"), list) and len(d["bandpass_hz"]) == 2:
+            what += f", band-pass filtered {_g(d['bandpass_hz'][0])}–{_g(d['bandpass_hz'][1])} Hz"
+        if d.get("window_s"):
+            what += f", cut into {_g(d['window_s'])} s windows" + (f" every {_g(d['stride_s'])} s" if d.get("stride_s") else "")
+        classes = d.get("classes") or []
+        if classes:
+            what += f"; {_plural(len(classes), 'class')} ({', '.join(map(str, classes))})"
+        bits.append(what + ".")
+        units, windows = d.get("split_units") or {}, d.get("split_windows") or {}
+        if units or windows:
+            by = d.get("split_by") or "unit"
+            parts = []
+            for key, name in (("train", "training"), ("val", "validation"), ("test", "test"), ("population", "attacker population")):
+                if key in units or key in windows:
+                    u = f"{_plural(units[key], by)}" if key in units else None
+                    w = f"{_plural(windows[key], 'window')}" if key in windows else None
+                    parts.append(f"{name} {u}" + (f" ({w})" if w and u else w or "") if u else f"{name} {w}")
+            bits.append(f"Windows were split by {by} into {_list(parts)}.")
+        paragraphs.append(" ".join(bits))
+        # encodings and models
+        bits = []
+        if encs:
+            bits.append(f"**Encoding and models ({ds}).** Each window was encoded into spikes by "
+                        f"{_list([_encoder_text(e) for e in encs.values()])}.")
+        for m in (m for t, m in f.get("models", {}).items() if dp_epsilon(t) is None):  # DP variants: below
+            per = m["per_encoding"]
+            first = next(iter(per.values()), {})
+            n_params = _per_enc({enc: v.get("n_parameters") for enc, v in per.items()})
+            bits.append(f"{m['label']}: {_arch_text(first.get('arch'), first.get('train_settings'))}"
+                        + (f"; {n_params} parameters" if n_params else "") + ".")
+        if bits:
+            paragraphs.append(" ".join(bits))
+        # differential privacy
+        priv = f.get("privacy", {})
+        if priv:
+            first = next(iter(next(iter(priv.values()))["per_encoding"].values()))
+            recipe = "DP-SGD" + (f" ({first['mechanism']})" if first.get("mechanism") else "")
+            if first.get("privacy_unit"):
+                recipe += f" with {first['privacy_unit']}-level privacy"
+            how = []
+            if first.get("epochs") is not None:
+                how.append(f"{_plural(first['epochs'], 'epoch')}" + (f" ({_g(first['steps'])} steps at sampling rate "
+                                                                      f"{_g(first['sample_rate'])})" if first.get("steps") and first.get("sample_rate") else ""))
+            if first.get("max_grad_norm_initial") is not None:
+                how.append(f"clipping bound {_g(first['max_grad_norm_initial'])}"
+                           + (" (initial; adapted during training)" if first.get("adaptive_clipping") else ""))
+            if first.get("lr") is not None:
+                how.append(f"learning rate {_g(first['lr'])}" + (f" ({first['optimizer']})" if first.get("optimizer") else ""))
+            eps_txt = []
+            for p in priv.values():
+                per = p["per_encoding"]
+                pairs = {enc: f"ε = {v['epsilon']:.2f}" + (f" at noise multiplier {_g(v['noise_multiplier'])}"
+                                                          if v.get("noise_multiplier") is not None else "")
+                         for enc, v in per.items() if v.get("epsilon") is not None}
+                values = _per_enc(pairs, str) or "ε not recorded"
+                target = next((v.get("target_epsilon") for v in per.values() if v.get("target_epsilon") is not None), None)
+                eps_txt.append(f"{p['label']}" + (f" (target ε = {_g(target)})" if target is not None else "") + f": {values}")
+            accountant = f"the {str(first['accountant']).upper()} accountant" if first.get("accountant") else "the accountant"
+            delta = f"At δ = {_g(first['delta'])}, " if first.get("delta") is not None else ""
+            text = (f"**Differential privacy ({ds}).** The DP-SNNs were trained with {recipe}"
+                    + (f": {', '.join(how)}" if how else "") + f". {delta}{accountant} gives {'; '.join(eps_txt)}.")
+            text = text.replace(". the ", ". The ")
+            if any(v.get("valid_for_release") is False for p in priv.values() for v in p["per_encoding"].values()):
+                text += " The noise was seeded (replayable), so these ε are not valid for a released model."
+            paragraphs.append(text)
+        # attacks
+        att = f.get("attacks", {})
+        if att:
+            every = [v for a in att.values() for v in a["per_encoding"].values()]
+            names = list(dict.fromkeys(n for v in every for n in (v.get("attack_names") or [])))
+            k = _span(v.get("K") for v in every)
+            text = (f"**Membership inference ({ds}).** {_plural(len(names), 'attack')} ({', '.join(n.replace('_', ' ') for n in names)}) "
+                    f"were run against {_list([a['label'] for a in att.values()])}")
+            text += (f", with K = {k} reference models per attacked model trained with the target's own recipe "
+                     "(the same DP-SGD and ε for a DP target)") if k else ""
+            ck = _span(v.get("comparison_K") for v in every)
+            if ck:
+                text += f"; for the DP targets the same attacks with K = {ck} non-private reference models are reported beside them"
+            text += "."
+            mem, non = _span(v.get("n_members") for v in every), _span(v.get("n_nonmembers") for v in every)
+            if mem and non:
+                ms, ns = _span(v.get("n_member_subjects") for v in every), _span(v.get("n_nonmember_subjects") for v in every)
+                text += (f" Members: the {mem} training windows" + (f" ({ms} subjects)" if ms else "")
+                         + f" of the target; non-members: {non} held-out windows" + (f" ({ns} subjects)" if ns else "") + ".")
+            boot, perm = _span(v.get("n_bootstrap") for v in every), _span(v.get("n_permutations") for v in every)
+            unit = next((v.get("permutation_unit") or v.get("split_unit") for v in every
+                         if v.get("permutation_unit") or v.get("split_unit")), None)
+            unit_txt = f" over whole {str(unit).replace('_', ' ')}s" if unit else ""
+            if boot:
+                text += f" Confidence intervals of AUC and TPR at 1% FPR come from {boot} bootstrap resamples{unit_txt}."
+            if perm:
+                text += (f" Each model's strongest attack (highest window-level AUC) was tested against {perm} "
+                         f"permutations of the member label{unit_txt}.")
+            paragraphs.append(text)
+        # edge targets
+        edge = f.get("edge", {})
+        if edge:
+            by_model: dict[tuple[str, str], list[str]] = {}  # (model, how) -> targets
+            unfit: dict[tuple[str, str, str], list[str]] = {}
+            for e in edge.values():
+                how = "costed with the MCU model on" if e.get("kind") == "mcu" else "quantized and simulated on"
+                for tgt, per in e["models"].items():
+                    by_model.setdefault((label(tgt), how), []).append(str(e["title"]))
+                    for enc, r in per.items():
+                        if r.get("fits") is False:
+                            why = "; ".join(map(str, r.get("reasons") or [])) or "no reason recorded"
+                            unfit.setdefault((enc, str(e["title"]), why), []).append(label(tgt))
+            groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # models costed alike, named together
+            for (model, how), titles in by_model.items():
+                groups.setdefault((how, tuple(dict.fromkeys(titles))), []).append(model)
+            text = f"**Edge targets ({ds}).** " + "; ".join(
+                f"{_list(models)} {'was' if len(models) == 1 else 'were'} {how} {_list(list(titles))}"
+                for (how, titles), models in groups.items()) + "."
+            for (enc, title, why), models in unfit.items():
+                text += (f" The {enc}-coded {_list(models)} {'does' if len(models) == 1 else 'do'} not fit {title} "
+                         f"({why}): no numbers for {'it' if len(models) == 1 else 'them'} there.")
+            paragraphs.append(text)
+    return paragraphs
+
+
 # --- markdown / html -------------------------------------------------------------------------
+
+
+def figure_entries(plan: Plan, fig_dir: str | Path, page_dir: str | Path,
+                   formats: Sequence[str] = FIGURE_FORMATS) -> dict[str, list[dict[str, str]]]:
+    """Every figure of the plan per dataset: kind, label, category and the path of each format
+    relative to ``page_dir`` (where summary.md/.html live), with forward slashes for links."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for ds, dp in plan.items():
+        out[ds] = []
+        for kind in figure_kinds(dp):
+            spec = FIGURES[kind]
+            entry = {"kind": kind, "label": spec.label, "category": spec.category}
+            for path in figure_paths(fig_dir, ds, kind, formats):
+                entry[path.suffix.lstrip(".")] = Path(os.path.relpath(path, page_dir)).as_posix()
+            out[ds].append(entry)
+    return out
+
 
 def _with_ci(value: Any, ci: Any) -> str:
     """0.612 [0.520, 0.701]; the point alone when there is no interval."""
@@ -532,9 +999,36 @@ def _with_ci(value: Any, ci: Any) -> str:
     return f"{fmt_num(value)} [{fmt_num(ci[0])}, {fmt_num(ci[1])}]"
 
 
+def _with_p(auc: Any, p: Any) -> str:
+    """0.612 (p 0.04); the AUC alone without a p-value."""
+    if auc is None:
+        return "–"
+    return fmt_num(auc) if p is None else f"{fmt_num(auc)} (p {fmt_num(p)})"
+
+
+def _merged_p(summary: Mapping[str, Any]) -> bool:
+    """Whether the strongest attack is the permutation test's maximum (rule auc, window level)."""
+    return summary.get("best_attack_by", "auc") == "auc" and summary.get("attack_level", "window") == "window"
+
+
+def _comparison_header(summary: Mapping[str, Any]) -> str | None:
+    """Header of the comparison column, None when no row has a comparison."""
+    kinds = {r.get("comparison_reference_kind") for r in summary["rows"]
+             if r.get("comparison_max_attack_auc") is not None or r.get("comparison_reference_kind") is not None}
+    if not kinds:
+        return None
+    private = [k for k in kinds if k is not None and dp_epsilon(str(k)) is not None]
+    return "max AUC (p), non-private refs" if not private else "max AUC (p), comparison refs"
+
+
 def _main_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    merged = _merged_p(summary)
+    comparison = _comparison_header(summary)
     head = ["dataset", "encoding", "model", "bal. acc. [95% CI]", "chance", "macro-F1 [95% CI]", "test n (subjects)",
-            "ε (δ, unit)", "best attack", "attack AUC", "TPR@1%FPR", "max AUC (p)", "spikes/inference"]
+            "ε (δ, unit)", "strongest attack *", "attack AUC [95% CI]"]
+    head += ["p *", "TPR@1%FPR"] if merged else ["TPR@1%FPR", "max AUC (p)"]
+    head += [comparison] if comparison else []
+    head += ["spikes/inference"]
     body = []
     for r in summary["rows"]:
         eps = "–" if r["epsilon"] is None else f"{fmt_num(r['epsilon'], 2)} ({r['delta']:.0e}, {r['privacy_unit'] or '?'})"
@@ -542,30 +1036,38 @@ def _main_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
             eps += " NOT valid for release (replayable noise)"
         n = "–" if r.get("test_n_windows") is None else (
             f"{r['test_n_windows']} ({r['test_n_subjects']})" if r.get("test_n_subjects") is not None else str(r["test_n_windows"]))
-        body.append([r["dataset"], r["encoding"], label(r["model"]), _with_ci(r["balanced_accuracy"], r.get("balanced_accuracy_ci")),
-                     fmt_num(r.get("chance_balanced_accuracy")), _with_ci(r["macro_f1"], r.get("macro_f1_ci")), n, eps,
-                     r["attack"] or "–", fmt_num(r["attack_auc"]), fmt_num(r["attack_tpr_at_1pct_fpr"]), _max_auc_cell(r),
-                     fmt_num(r["spikes_per_inference"], 1)])
+        cells = [r["dataset"], r["encoding"], label(r["model"]), _with_ci(r["balanced_accuracy"], r.get("balanced_accuracy_ci")),
+                 fmt_num(r.get("chance_balanced_accuracy")), _with_ci(r["macro_f1"], r.get("macro_f1_ci")), n, eps,
+                 (r["attack"] or "–").replace("_", " "), _with_ci(r["attack_auc"], r.get("attack_auc_ci"))]
+        if merged:
+            cells += [fmt_num(r.get("max_attack_auc_p")) if r["attack"] else "–", fmt_num(r["attack_tpr_at_1pct_fpr"])]
+        else:
+            cells += [fmt_num(r["attack_tpr_at_1pct_fpr"]), _with_p(r.get("max_attack_auc"), r.get("max_attack_auc_p"))]
+        if comparison:
+            cells.append(_with_p(r.get("comparison_max_attack_auc"), r.get("comparison_max_attack_auc_p")))
+        cells.append(fmt_num(r["spikes_per_inference"], 1))
+        body.append(cells)
     return head, body
-
-
-def _max_auc_cell(r: Mapping[str, Any]) -> str:
-    """Highest window AUC over all attacks with the permutation p-value of that maximum."""
-    auc, p = r.get("max_attack_auc"), r.get("max_attack_auc_p")
-    if auc is None:
-        return "–"
-    return fmt_num(auc) if p is None else f"{fmt_num(auc)} ({fmt_num(p)})"
 
 
 def _balanced_cell(d: Mapping[str, Any]) -> str:
     """Quantized balanced accuracy, with the float model's in brackets: "0.812 (0.830)"."""
     q, f = d.get("quantized_balanced_accuracy"), d.get("float_balanced_accuracy")
+    if q is None:
+        return "–"
     return fmt_num(q) if f is None else f"{fmt_num(q)} ({fmt_num(f)})"
+
+
+def _fits_cell(d: Mapping[str, Any]) -> str:
+    """"yes", or "no: <reasons>" for a model that does not fit the target."""
+    if d.get("fits"):
+        return "yes"
+    return "no: " + "; ".join(str(r) for r in (d.get("reasons") or ["reason not recorded"]))
 
 
 def _deploy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """One line per model x edge target, in the summary's row order (SNN, DP-SNNs, then the ANN
-    baseline on MCU profiles)."""
+    baseline on MCU profiles); a model that does not fit says why and shows no numbers."""
     head = ["dataset", "encoding", "model", "edge target", "fits", "cores", "bal. acc. quantized (float)",
             "energy/inference", "latency", "time to decision", "power"]
     order = {hw: i for i, hw in enumerate(summary.get("hardware", []))}
@@ -573,7 +1075,10 @@ def _deploy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]
     for r in summary["rows"]:
         for hw in sorted(r.get("deploy") or {}, key=lambda h: (order.get(h, len(order)), h)):
             d = r["deploy"][hw]
-            body.append([r["dataset"], r["encoding"], label(r["model"]), hw, fmt_num(d["fits"]),
+            if not d.get("fits"):
+                body.append([r["dataset"], r["encoding"], label(r["model"]), hw, _fits_cell(d)] + ["–"] * 6)
+                continue
+            body.append([r["dataset"], r["encoding"], label(r["model"]), hw, _fits_cell(d),
                          fmt_num(d.get("cores_used")), _balanced_cell(d), fmt_si(d["energy_per_inference_j"], "J"),
                          fmt_si(d["latency_s"], "s"), fmt_si(d.get("time_to_decision_s"), "s"), fmt_si(d["power_w"], "W")])
     return head, body
@@ -585,34 +1090,73 @@ def _md_table(head: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _intro(summary: Mapping[str, Any]) -> str:
+    return ("Test-split scores per dataset, encoding and model, with 95% subject-bootstrap intervals; privacy "
+            "from each DP model's accountant; membership inference; spikes per inference on the test split. "
+            "Every number is copied from a per-stage JSON file: `summary.json` lists, for each cell, the file "
+            "and the JSON pointer it came from.")
+
+
+def _rule_note(summary: Mapping[str, Any]) -> str:
+    rule = summary.get("strongest_attack_rule") or strongest_attack_rule(summary.get("best_attack_by", "auc"),
+                                                                         summary.get("attack_level", "window"))
+    text = (f"* Strongest attack: the {rule}; the same attack is drawn in the ROC figure and named in "
+            "`summary.json` (`strongest_attack_rule`).")
+    if _merged_p(summary):
+        text += (" p: permutation p-value of that maximum AUC (member labels permuted over whole split units), "
+                 "from `strongest_window` in the attack summary.")
+    else:
+        text += " max AUC (p): the highest window-level AUC over all attacks and its permutation p-value."
+    if _comparison_header(summary):
+        text += (" DP models are attacked with reference models trained by the same DP recipe (the threat model); "
+                 "the last attack column gives the maximum AUC (p) of the same attacks with non-private "
+                 "reference models, from `comparison` in the attack summary.")
+    return text
+
+
+def _edge_intro() -> str:
+    return ("Per edge target: does the model fit (if not, why, and no numbers), cores used, balanced accuracy "
+            "of the quantized model on the simulated test windows (of the float model in brackets), energy per "
+            "inference (dynamic + static), latency per inference, time to decision with the confidence early "
+            "exit, and average power at the real-time rate. MCU targets run the same-size ANN baseline.")
+
+
 def summary_markdown(summary: Mapping[str, Any]) -> str:
-    by = "TPR at 1% FPR" if summary["best_attack_by"] == "tpr_at_1pct_fpr" else "AUC"
-    parts = [
-        "# biospike summary",
-        "",
-        "Test-split scores per dataset, encoding and model; privacy from each DP model's accountant; "
-        f"the strongest membership-inference attack (by {by}, {summary['attack_level']}-level membership); "
-        "spikes per inference on the test split. Every number is copied from a per-stage JSON file: "
-        "`summary.json` lists, for each cell, the file and the JSON pointer it came from.",
-        "",
-        "## Utility, privacy and leakage",
-        "",
-        _md_table(*_main_table(summary)),
-    ]
+    """The summary as Markdown: main table, edge table, links to every figure, methods draft."""
+    parts = ["# biospike summary", "", _intro(summary), "", "## Utility, privacy and leakage", "",
+             _md_table(*_main_table(summary)), "", _rule_note(summary)]
     head, body = _deploy_table(summary)
     if body:
-        parts += ["", "## Edge targets", "",
-                  "Per edge target: does the model fit, cores used, balanced accuracy of the quantized model on the "
-                  "simulated test windows (of the float model in brackets), energy per inference (dynamic + static), "
-                  "latency per inference, time to "
-                  "decision with the confidence early exit, and average power at the real-time rate. "
-                  "MCU targets run the same-size ANN baseline.", "", _md_table(head, body)]
-    return "\n".join(parts) + "\n"
+        parts += ["", "## Edge targets", "", _edge_intro(), "", _md_table(head, body)]
+    figures = summary.get("figures") or {}
+    if any(figures.values()):
+        parts += ["", "## Figures", ""]
+        for ds, entries in figures.items():
+            parts += [f"### {ds}", ""]
+            for e in entries:
+                svg = f" ([SVG]({e['svg']}))" if e.get("svg") else ""
+                img = f"![{e['label']}]({e['png']})" if e.get("png") else e["label"]
+                parts.append(f"- **{e['label']}**{svg}: {img}")
+            parts.append("")
+    text = (summary.get("methods") or {}).get("text") or []
+    if text:
+        parts += ["", "## Methods (generated draft)", "",
+                  "Written from the plan and the result files; numbers as recorded there. Adapt before use.", ""]
+        for paragraph in text:
+            parts += [paragraph, ""]
+    return "\n".join(parts).rstrip("\n") + "\n"
 
 
 def summary_html(summary: Mapping[str, Any]) -> str:
-    """The same tables as a small self-contained HTML page (shown in the Snakemake report)."""
+    """The same content as a small self-contained HTML page: tables, a figure grid per dataset
+    (images linked relative to the page; a note where one cannot be loaded, e.g. when the page is
+    shown inside Snakemake's report, which holds the figures itself) and the methods draft."""
     import html
+
+    def inline(text: str) -> str:
+        out = html.escape(text)
+        out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+        return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
 
     def table(head: list[str], body: list[list[str]]) -> str:
         th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
@@ -621,29 +1165,59 @@ def summary_html(summary: Mapping[str, Any]) -> str:
             group = tuple(row[:2])  # dataset, encoding: a rule above each new group
             cls = " class='group'" if previous is not None and group != previous else ""
             previous = group
-            trs.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+            tds = "".join(f"<td class='reason'>{html.escape(c)}</td>" if c.startswith("no: ") else f"<td>{html.escape(c)}</td>"
+                          for c in row)
+            trs.append(f"<tr{cls}>{tds}</tr>")
         return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
 
-    md = summary_markdown(summary).split("\n\n")
-    intro = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(md[1]))
-    style = ("body{font-family:system-ui,sans-serif;margin:1em 1.2em;color:#222}"
-             "table{border-collapse:collapse;font-size:12.5px;margin-bottom:2em}"
+    style = ("body{font-family:system-ui,sans-serif;margin:1em 1.2em;color:#222;max-width:110em}"
+             "table{border-collapse:collapse;font-size:12.5px;margin-bottom:1em}"
              "th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}"
              "th{background:#f3f3f3;position:sticky;top:0}"
              "td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}"
+             "td.reason{white-space:normal;text-align:left;color:#8a3b00;min-width:16em}"
              "tr.group td{border-top:2px solid #999}"
-             "tr:hover td{background:#f7fbff}")
+             "tr:hover td{background:#f7fbff}"
+             "p.note{font-size:12.5px;color:#444;max-width:70em}"
+             ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:18px;margin-bottom:2em}"
+             "figure{margin:0}figure img{width:100%;height:auto;border:1px solid #eee;background:#fff}"
+             "figcaption{font-size:12.5px;color:#444;margin-top:4px}"
+             "figure .missing{display:none;font-size:12px;color:#8a3b00}"
+             "figure.missing img{display:none}figure.missing .missing{display:block}"
+             ".methods p{max-width:70em;line-height:1.45}")
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>biospike summary</title><style>{style}</style></head><body>",
-             "<h1>biospike summary</h1>", f"<p>{intro}</p>", "<h2>Utility, privacy and leakage</h2>",
-             table(*_main_table(summary))]
+             "<h1>biospike summary</h1>", f"<p>{inline(_intro(summary))}</p>", "<h2>Utility, privacy and leakage</h2>",
+             table(*_main_table(summary)), f"<p class='note'>{inline(_rule_note(summary))}</p>"]
     head, body = _deploy_table(summary)
     if body:
-        parts += ["<h2>Edge targets</h2>", table(head, body)]
+        parts += ["<h2>Edge targets</h2>", f"<p class='note'>{inline(_edge_intro())}</p>", table(head, body)]
+    figures = summary.get("figures") or {}
+    if any(figures.values()):
+        parts.append("<h2>Figures</h2>")
+        for ds, entries in figures.items():
+            parts.append(f"<h3>{html.escape(ds)}</h3><div class='grid'>")
+            for e in entries:
+                png, svg = e.get("png"), e.get("svg")
+                href = html.escape(png or svg or "", quote=True)
+                links = " · ".join(f"<a href='{html.escape(e[f], quote=True)}'>{f.upper()}</a>" for f in ("png", "svg") if e.get(f))
+                img = (f"<a href='{href}'><img src='{href}' alt='{html.escape(ds)}: {html.escape(e['label'])}' "
+                       "onerror=\"this.closest('figure').classList.add('missing')\"></a>") if png else ""
+                parts.append(f"<figure id='fig-{html.escape(ds)}-{e['kind']}'>{img}"
+                             f"<div class='missing'>figure not found at {html.escape(png or '')} (relative to this page)</div>"
+                             f"<figcaption>{html.escape(e['label'])} ({links})</figcaption></figure>")
+            parts.append("</div>")
+    text = (summary.get("methods") or {}).get("text") or []
+    if text:
+        parts += ["<h2>Methods (generated draft)</h2><div class='methods'>",
+                  "<p class='note'>Written from the plan and the result files; numbers as recorded there. Adapt before use.</p>"]
+        parts += [f"<p>{inline(p)}</p>" for p in text]
+        parts.append("</div>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
 def write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
@@ -748,13 +1322,18 @@ def _privacy_utility_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[
 
 
 def _roc_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:
-    out: dict[str, Any] = {"dataset": ds, "level": cfg["attack_level"], "encodings": {}}
+    """Per encoding and attacked model: the ROC of its strongest attack by the report's rule (the
+    attack the summary table names), its AUC and TPR at 1% FPR, the number of non-members (the
+    curve cannot resolve a lower FPR than 1/n) and a DP model's (epsilon, delta) ceiling."""
+    by, level = cfg["best_attack_by"], cfg["attack_level"]
+    out: dict[str, Any] = {"dataset": ds, "level": level, "rule": strongest_attack_rule(by, level), "by": by,
+                           "encodings": {}}
     for enc in dp.encodings:
         curves = {}
         for t in dp.attacked:
             tdir = target_dir(results, ds, enc, t)
             att = Doc.load(tdir / "attack" / "summary.json")
-            best = best_attack(attack_results(att, cfg["attack_level"]), cfg["best_attack_by"])
+            best = strongest_attack(att, level, by)
             if best is None:
                 continue
             fpr, tpr = read_roc(find_roc_csv(tdir / "attack", best))
@@ -763,7 +1342,9 @@ def _roc_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -
                 priv = Doc.load(tdir / "privacy.json")
                 ceiling = (priv.get(*PRIVACY_KEYS["epsilon"], what="epsilon")[0],
                            priv.get(*PRIVACY_KEYS["delta"], what="delta")[0])
-            curves[t] = {"attack": best.name, "fpr": fpr, "tpr": tpr, "auc": best.auc, "ceiling": ceiling}
+            curves[t] = {"attack": best.name, "fpr": fpr, "tpr": tpr, "auc": best.auc,
+                         "tpr_at_1pct_fpr": as_number(best.tpr_at_1pct_fpr), "n_nonmembers": best.n_nonmembers,
+                         "ceiling": ceiling}
         out["encodings"][enc] = curves
     return out
 
@@ -841,6 +1422,7 @@ for _spec in (
 
 def make_figures(plan: Plan, results: str | Path, fig_dir: str | Path, cfg: Mapping[str, Any] | None = None,
                  kinds: Sequence[str] | None = None, datasets: Sequence[str] | None = None) -> list[Path]:
+    """Draw every figure of the plan (or only ``kinds`` / ``datasets``); returns the files written."""
     written: list[Path] = []
     for ds in datasets or list(plan):
         for kind in figure_kinds(plan[ds]):
@@ -856,19 +1438,24 @@ def make_figures(plan: Plan, results: str | Path, fig_dir: str | Path, cfg: Mapp
 
 def write_summary(plan: Plan, results: str | Path, output_json: str | Path, output_md: str | Path | None = None,
                   output_html: str | Path | None = None, cfg: Mapping[str, Any] | None = None,
-                  params: Mapping[str, Any] | None = None) -> dict:
-    summary = build_summary(plan, results, cfg)
+                  params: Mapping[str, Any] | None = None, fig_dir: str | Path | None = None) -> dict:
+    """Write summary.json (and .md / .html when given); figure links point into ``fig_dir``
+    (default ``results/figures``, where the figure rules write), relative to each page."""
+    cfg = {**DEFAULT_CFG, **(cfg or {})}
+    fig_dir = Path(results) / "figures" if fig_dir is None else Path(fig_dir)
+    summary = build_summary(plan, results, cfg, fig_dir, Path(output_json).parent)
     summary["provenance"] = provenance(params or {}, inputs=summary_inputs(plan, results),
                                        seed=(params or {}).get("seed"))
     write_json(output_json, summary)
-    if output_md is not None:
-        write_text(output_md, summary_markdown(summary))
-    if output_html is not None:
-        write_text(output_html, summary_html(summary))
+    for path, render in ((output_md, summary_markdown), (output_html, summary_html)):
+        if path is not None:
+            page = dict(summary, figures=figure_entries(plan, fig_dir, Path(path).parent, cfg["formats"]))
+            write_text(path, render(page))
     return summary
 
 
 def cli(argv: list[str], prog: str = "biospike report") -> int:
+    """``biospike report``: summary files (--output-json/-md/-html) and/or figures (--figures)."""
     from biospike.cliutil import load_context, load_params, stage_parser
 
     parser = stage_parser(prog, "Summary tables (JSON, Markdown, HTML) and figures from a results tree.",
@@ -892,7 +1479,7 @@ def cli(argv: list[str], prog: str = "biospike report") -> int:
         parser.error("give --output-json and/or --figures")
     if args.output_json:
         write_summary(plan, args.results, args.output_json, args.output_md, args.output_html, cfg,
-                      {"report": ctx["report"], "seed": ctx.seed})
+                      {"report": ctx["report"], "seed": ctx.seed}, args.figures)
     if args.figures:
         if args.dataset:
             unknown = sorted(set(args.dataset) - set(plan))

@@ -63,14 +63,16 @@ def _deploy_json(rng: np.random.Generator, hw: str, enc: str) -> dict:
     return out
 
 
-def build_plan(attacks: bool = True, deploy: bool = True, dp: bool = True, sweep: bool = True) -> dict:
-    targets = ["snn", "ann", "classical"] + ([f"dpsnn_eps{e}" for e in EPSILONS] if dp else [])
+def build_plan(attacks: bool = True, deploy: bool = True, dp: bool = True, sweep: bool = True,
+               encodings: tuple[str, ...] = ("delta", "population"), epsilons: tuple[str, ...] = tuple(EPSILONS)) -> dict:
+    """A two-dataset plan (as JSON) with the given stages switched on."""
+    targets = ["snn", "ann", "classical"] + ([f"dpsnn_eps{e}" for e in epsilons] if dp else [])
     spec = {
-        "encodings": ["delta", "population"],
+        "encodings": list(encodings),
         "targets": targets,
         "attacked": [t for t in targets if t != "classical"] if attacks else [],
         "deployed": ({t: HARDWARE for t in targets if t.startswith(("snn", "dpsnn"))} | {"ann": MCU}) if deploy else {},
-        "t_sweep": ["delta"] if (attacks and sweep) else [],
+        "t_sweep": list(encodings[:1]) if (attacks and sweep) else [],
     }
     return {"ds_a": spec, "ds_b": json.loads(json.dumps(spec))}
 
@@ -87,18 +89,24 @@ def build_fake_results(root: Path, plan_raw: dict, seed: int = 0) -> Path:
         labels = np.arange(n) % len(CLASSES)
         subject = np.array([f"s{i // 4}" for i in range(n)])
         splits = {"train": np.arange(0, 12), "val": np.arange(12, 16), "test": np.arange(16, 24)}
+        preprocessing = {"n_subjects": 6, "n_records": 6, "bandpass": {"band_hz": [20.0, 95.0]},
+                         "window": {"window_s": length / fs_hz, "stride_s": 0.4},
+                         "split": {"by": "subject", "units": {"train": 3, "val": 1, "test": 2},
+                                   "windows": {"train": 12, "val": 4, "test": 8}}}
         write_windows(results / ds / "windows.h5", Windows(
             signals=signals, labels=labels, subject=subject, record=subject, fs_hz=fs_hz,
-            channel_names=CHANNELS, class_names=CLASSES, modality="emg", preprocessing={}, splits=splits))
+            channel_names=CHANNELS, class_names=CLASSES, modality="emg", preprocessing=preprocessing, splits=splits))
         for enc in spec["encodings"]:
-            if enc == "delta":
+            if enc in ("delta", "rate"):
                 names = [f"{c}{s}" for c in CHANNELS for s in "+-"]
             else:
                 names = [f"{c}/p{k:02d}" for c in CHANNELS for k in range(8)]
             spikes = (rng.random((n, T_STEPS, len(names))) < 0.08).astype(np.uint8)
+            encoder = {"name": enc, "settings": {"threshold": 0.5} if enc == "delta" else {"n_neurons": 8},
+                       "fitted_on": "train", "timebase": {"n_steps": T_STEPS, "dt_s": DT_S}}
             write_spikes(results / ds / enc / "spikes.h5", Spikes(
                 spikes=spikes, labels=labels, subject=subject, dt_s=DT_S, channel_names=names,
-                class_names=CLASSES, encoder={"name": enc}, stats={}, splits=splits))
+                class_names=CLASSES, encoder=encoder, stats={}, splits=splits))
             for tgt in spec["targets"]:
                 tdir = results / ds / enc / tgt
                 conf = rng.integers(0, 10, (3, 3)) + np.diag(rng.integers(5, 20, 3))
@@ -113,7 +121,13 @@ def build_fake_results(root: Path, plan_raw: dict, seed: int = 0) -> Path:
                     "spikes_per_inference": {"input": float(rng.uniform(50, 100)),
                                              "hidden": float(rng.uniform(10, 90)) if is_snn else None,
                                              "total": float(rng.uniform(100, 200)) if is_snn else None},
-                    "time_steps": T_STEPS, "dt_s": DT_S,
+                    "time_steps": T_STEPS, "dt_s": DT_S, "n_parameters": 1218 if is_snn else 57,
+                    "n_windows": {"train": 12, "val": 4, "test": 8, "train_available": 12},
+                    "arch": {"kind": "snn", "n_hidden": [64], "tau_mem_s": 0.05, "tau_syn_s": 0.02, "v_th": 1.0,
+                             "surrogate": "super", "surrogate_alpha": 100.0} if is_snn else
+                            {"kind": tgt, "n_hidden": [64]} if tgt == "ann" else
+                            {"kind": "classical", "features": "log RMS + log Welch band power per channel", "C": 1.0},
+                    "provenance": {"config": {"train": {"epochs": 12, "batch_size": 64, "lr": 0.005, "patience": 3}}},
                 })
                 epochs = 1 if tgt == "classical" else 12
                 loss = np.exp(-np.arange(epochs) / 4) + 0.3
@@ -122,9 +136,13 @@ def build_fake_results(root: Path, plan_raw: dict, seed: int = 0) -> Path:
                             for e in range(epochs)])
                 eps = dp_epsilon(tgt)
                 if eps is not None:
-                    write_json(tdir / "privacy.json", {"private": True, "target_epsilon": eps,
-                                                       "epsilon": eps * float(rng.uniform(0.95, 1.0)),
-                                                       "delta": 1e-5, "privacy_unit": "window"})
+                    write_json(tdir / "privacy.json", {
+                        "private": True, "target_epsilon": eps, "epsilon": eps * float(rng.uniform(0.95, 1.0)),
+                        "delta": 1e-5, "privacy_unit": "window", "accountant": "prv",
+                        "mechanism": "Poisson-subsampled Gaussian, add/remove-one-unit adjacency",
+                        "noise_multiplier": float(rng.uniform(0.5, 3.0)), "max_grad_norm_initial": 1.0,
+                        "adaptive_clipping": {"enabled": True}, "sample_rate": 0.25, "steps": 48, "epochs": 12,
+                        "lr": 0.5, "optimizer": "sgd", "valid_for_release": True})
                 if tgt in spec["attacked"]:
                     attacks = {}
                     for name in ("loss", "lira_offline", "rmia"):
@@ -143,11 +161,22 @@ def build_fake_results(root: Path, plan_raw: dict, seed: int = 0) -> Path:
                                                     "tpr_at_1pct_fpr_ci": [0.0, 0.2],
                                                     "tpr_at_0.1pct_fpr": "not estimable",
                                                     "n_members": 12, "n_nonmembers": 200}
+                    # the strongest attack has the lowest TPR at 1% FPR: a rule by TPR would pick another one
                     top = max(attacks, key=lambda n: attacks[n]["window"]["auc"])
-                    write_json(tdir / "attack" / "summary.json", {
+                    attacks[top]["window"]["tpr_at_1pct_fpr"] = 0.001
+                    summary = {
                         "target": tgt, "attacks": attacks, "attack_names": list(attacks), "levels": ["window", "subject"],
-                        "privacy": None, "strongest_window": {"attack": top, "auc": attacks[top]["window"]["auc"],
-                                                              "p_value": round(1 - attacks[top]["window"]["auc"], 3)}})
+                        "privacy": None, "K": 4, "reference_kind": tgt, "n_members": 12, "n_nonmembers": 200,
+                        "n_member_subjects": 3, "n_nonmember_subjects": 2, "split_unit": "subject",
+                        "provenance": {"config": {"attack": {"bootstrap": {"n": 200}}}},
+                        "strongest_window": {"attack": top, "auc": attacks[top]["window"]["auc"],
+                                             "p_value": round(1 - attacks[top]["window"]["auc"], 3),
+                                             "n_permutations": 1000, "unit": "subject"}}
+                    if eps is not None:  # DP targets: the same attacks with non-private references
+                        c_auc = float(rng.uniform(0.6, 0.9))
+                        summary["comparison"] = {"reference_kind": "snn", "K": 4, "attacks": {}, "strongest_window": {
+                            "attack": "lira_offline", "auc": c_auc, "p_value": 0.01, "n_permutations": 1000}}
+                    write_json(tdir / "attack" / "summary.json", summary)
                 for hw in spec["deployed"].get(tgt, []):
                     write_json(tdir / "deploy" / f"{hw}.json", _deploy_json(rng, hw, enc))
         for enc in spec["t_sweep"]:
@@ -182,7 +211,8 @@ def test_every_summary_number_equals_its_source(fake):
     checked = 0
     for row, src in zip(rows, sources, strict=True):
         for col in ("balanced_accuracy", "macro_f1", "accuracy", "epsilon", "delta", "privacy_unit",
-                    "attack_auc", "attack_tpr_at_1pct_fpr", "max_attack_auc", "max_attack_auc_p", "spikes_per_inference"):
+                    "attack_auc", "attack_auc_ci", "attack_tpr_at_1pct_fpr", "max_attack_auc", "max_attack_auc_p",
+                    "comparison_max_attack_auc", "comparison_max_attack_auc_p", "spikes_per_inference"):
             if row[col] is not None:
                 assert col in src, (row["model"], col)
                 assert report.resolve_source(src[col]) == row[col]
@@ -214,14 +244,27 @@ def test_summary_reads_the_documented_keys(fake):
         if row["model"] == "classical":
             assert row["attack"] is None and row["attack_auc"] is None
         else:
-            att = json.loads((tdir / "attack" / "summary.json").read_text())["attacks"]
-            best_tpr = max(a["window"]["tpr_at_1pct_fpr"] for a in att.values())
-            assert row["attack_tpr_at_1pct_fpr"] == best_tpr
-            assert row["attack_auc"] == att[row["attack"]]["window"]["auc"]
+            doc = json.loads((tdir / "attack" / "summary.json").read_text())
+            att = doc["attacks"]
+            # the strongest attack is the highest window AUC, the one the permutation test is about
+            assert row["attack"] == max(att, key=lambda a: att[a]["window"]["auc"]) == doc["strongest_window"]["attack"]
+            assert row["attack_auc"] == max(a["window"]["auc"] for a in att.values()) == row["max_attack_auc"]
+            assert row["attack_tpr_at_1pct_fpr"] == att[row["attack"]]["window"]["tpr_at_1pct_fpr"]
+            assert row["attack_auc_ci"] == att[row["attack"]]["window"]["auc_ci"]
+            assert row["max_attack_auc_p"] == doc["strongest_window"]["p_value"]
+            if "comparison" in doc:
+                assert row["comparison_max_attack_auc"] == doc["comparison"]["strongest_window"]["auc"]
+                assert row["comparison_reference_kind"] == "snn"
+            else:
+                assert row["comparison_max_attack_auc"] is None
         for hw, cells in (row.get("deploy") or {}).items():
             dep = json.loads((tdir / "deploy" / f"{hw}.json").read_text())
             assert cells["fits"] == dep["fits"]
             assert cells["runs_model"] == dep["model"]
+            if not dep["fits"]:  # the reasons, and no number for a mapping that cannot run
+                assert cells["reasons"] == dep["reasons"] and cells["reasons"]
+                assert all(cells[c] is None for c in cells if c not in ("fits", "runs_model", "reasons")), cells
+                continue
             assert cells["energy_per_inference_j"] == dep["energy"]["per_inference_j"]
             assert cells["latency_s"] == dep["latency"]["per_inference_s"]
             assert cells["time_to_decision_s"] == dep["latency"]["time_to_decision_s"]
@@ -248,6 +291,104 @@ def test_markdown_and_html_list_every_row(fake):
     assert f"{d['quantized_balanced_accuracy']:.3f} ({d['float_balanced_accuracy']:.3f})" in md
     assert f"{d['quantized_accuracy']:.3f}" not in md
     assert html.count("<tr") == len(summary["rows"]) + n_deploy + 2  # + two header rows
+
+
+def test_unfit_edge_rows_say_why_and_print_no_numbers(fake):
+    results, _ = fake
+    summary = json.loads((results / "summary.json").read_text())
+    md = (results / "summary.md").read_text()
+    html = (results / "summary.html").read_text()
+    unfit = [(r, hw, d) for r in summary["rows"] for hw, d in (r.get("deploy") or {}).items() if not d["fits"]]
+    assert unfit and any(d["fits"] for r in summary["rows"] for d in (r.get("deploy") or {}).values())
+    for r, hw, d in unfit:
+        line = next(line for line in md.splitlines()
+                    if line.startswith(f"| {r['dataset']} | {r['encoding']} | {report.label(r['model'])} | {hw} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[4] == "no: " + "; ".join(d["reasons"]), cells
+        assert set(cells[5:]) == {"–"}, cells  # no cores, accuracy, energy, latency or power
+        deploy = json.loads((results / r["dataset"] / r["encoding"] / r["model"] / "deploy" / f"{hw}.json").read_text())
+        assert f"{deploy['energy']['per_inference_j']:.3g}" not in line
+    assert html.count("<td class='reason'>no: ") == len(unfit)
+
+
+def test_one_rule_names_the_strongest_attack_everywhere(fake):
+    """Table header and note, summary.json and the ROC figure agree: highest window AUC."""
+    results, plan_raw = fake
+    summary = json.loads((results / "summary.json").read_text())
+    md = (results / "summary.md").read_text()
+    assert summary["best_attack_by"] == "auc"
+    assert "highest window-level AUC" in summary["strongest_attack_rule"]
+    assert summary["strongest_attack_rule"] in md and "strongest attack *" in md
+    header = next(line for line in md.splitlines() if line.startswith("| dataset | encoding | model | bal. acc."))
+    assert "p *" in header and "max AUC (p), non-private refs" in header
+    plan = plan_from_json(plan_raw)
+    for ds, dp in plan.items():
+        roc = report.FIGURES["roc"].data(ds, dp, results, dict(report.DEFAULT_CFG))
+        for enc, curves in roc["encodings"].items():
+            for t, c in curves.items():
+                row = next(r for r in summary["rows"] if (r["dataset"], r["encoding"], r["model"]) == (ds, enc, t))
+                assert c["attack"] == row["attack"] and c["auc"] == row["attack_auc"]
+    # a DP row shows the matched-reference AUC beside the non-private-reference one
+    dp_row = next(r for r in summary["rows"] if r["model"] == "dpsnn_eps8")
+    line = next(line for line in md.splitlines() if line.startswith(f"| {dp_row['dataset']} | {dp_row['encoding']} | DP-SNN ε=8 |"))
+    assert f"{dp_row['comparison_max_attack_auc']:.3f} (p 0.010)" in line
+
+
+def test_rule_by_tpr_is_stated_and_applied(tmp_path):
+    """best_attack_by: tpr_at_1pct_fpr still works, and says so; the permutation maximum then has its own column."""
+    plan_raw = build_plan(dp=False, deploy=False, sweep=False)
+    results = build_fake_results(tmp_path, plan_raw)
+    summary = report.build_summary(plan_from_json(plan_raw), results, {"best_attack_by": "tpr_at_1pct_fpr"})
+    assert "TPR at 1% FPR" in summary["strongest_attack_rule"]
+    for row in (r for r in summary["rows"] if r["attack"]):
+        att = json.loads((results / row["dataset"] / row["encoding"] / row["model"] / "attack" / "summary.json").read_text())
+        assert row["attack_tpr_at_1pct_fpr"] == max(a["window"]["tpr_at_1pct_fpr"] for a in att["attacks"].values())
+        assert row["attack"] != att["strongest_window"]["attack"]  # the fake gives the max-AUC attack the lowest TPR
+    md = report.summary_markdown(summary)
+    assert "| max AUC (p) |" in md and "p *" not in md
+
+
+def test_summary_links_every_figure_of_the_plan(fake):
+    results, plan_raw = fake
+    summary = json.loads((results / "summary.json").read_text())
+    md = (results / "summary.md").read_text()
+    html = (results / "summary.html").read_text()
+    plan = plan_from_json(plan_raw)
+    pngs = [p for p in report.report_outputs(plan, results) if p.suffix == ".png"]
+    linked = [e["png"] for entries in summary["figures"].values() for e in entries]
+    assert sorted(linked) == sorted(p.relative_to(results).as_posix() for p in pngs)
+    for rel in linked:
+        assert (results / rel).is_file()
+        assert f"<img src='{rel}'" in html and f"]({rel})" in md
+    assert html.count("<img ") == len(pngs)
+    for ds in plan:
+        assert f"<h3>{ds}</h3><div class='grid'>" in html
+
+
+def test_methods_paragraph_has_the_numbers(fake):
+    results, _ = fake
+    summary = json.loads((results / "summary.json").read_text())
+    text = " ".join(summary["methods"]["text"])
+    md = (results / "summary.md").read_text()
+    html = (results / "summary.html").read_text()
+    facts = summary["methods"]["facts"]["ds_a"]
+    assert "EMG recordings of 6 subjects" in text and "4 channels (C3, Cz, C4, Pz) at 250 Hz" in text
+    assert "training 3 subjects (12 windows), validation 1 subject (4 windows) and test 2 subjects (8 windows)" in text
+    assert "delta coding (threshold = 0.5; fitted on the train split; 8 input neurons; T = 50 steps of 4 ms)" in text
+    assert "3 classes (rest, fist, flex)" in text
+    assert "hidden layer of 64 units" in text and "; 1,218 parameters." in text
+    assert "SNN, DP-SNN ε=1 and DP-SNN ε=8 were quantized and simulated on LOIHI and XYLO_AUDIO2" in text
+    assert "ANN was costed with the MCU model on CORTEX_M4" in text
+    eps = {t: p["per_encoding"]["delta"]["epsilon"] for t, p in facts["privacy"].items()}
+    assert f"DP-SNN ε=8 (target ε = 8): ε = {eps['dpsnn_eps8']:.2f} at noise multiplier" in text
+    assert "At δ = 1e-05, the PRV accountant gives" in text
+    assert "K = 4 reference models" in text and "K = 4 non-private reference models" in text
+    assert "the 12 training windows (3 subjects)" in text and "200 held-out windows (2 subjects)" in text
+    assert "200 bootstrap resamples over whole subjects" in text and "1,000 permutations" in text
+    assert ("The population-coded SNN, DP-SNN ε=1 and DP-SNN ε=8 do not fit XYLO_AUDIO2 (does not fit: inputs needs 32, "
+            "target has 16): no numbers for them there.") in text
+    assert "## Methods (generated draft)" in md and summary["methods"]["text"][0] in md
+    assert "<h2>Methods (generated draft)</h2>" in html
 
 
 def test_every_figure_is_written_and_not_blank(fake):
@@ -324,12 +465,16 @@ def test_figure_rule_mode_writes_only_that_figure(fake, tmp_path):
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == ["ds_a/energy.png", "ds_a/energy.svg"]
 
 
-def test_best_attack_prefers_tpr_then_auc():
+def test_best_attack_by_either_metric_ties_broken_alike():
     mk = report.AttackResult
     results = [mk("a", "window", 0.9, 0.01, "/x", "/y"), mk("b", "window", 0.6, 0.05, "/x", "/y"),
                mk("c", "window", 0.7, "not estimable", "/x", "/y")]
     assert report.best_attack(results, "tpr_at_1pct_fpr").name == "b"
     assert report.best_attack(results, "auc").name == "a"
+    assert report.best_attack(results).name == "a"  # the default rule: highest AUC
+    # equal AUC and TPR (an attack and its dropout variant): the first name, as the permutation test's argmax
+    tied = [mk("loss_dropout", "window", 0.7, 0.02, "/x", "/y"), mk("loss", "window", 0.7, 0.02, "/x", "/y")]
+    assert report.best_attack(tied).name == "loss"
 
 
 def test_json_pointer_round_trip():
