@@ -19,6 +19,9 @@ from biospike.errors import BiospikeError
 
 N_BANDS = 6  # log-spaced bands between ~2 cycles per window and Nyquist
 C_REG = 1.0  # inverse L2 strength of the logistic regression
+__all__ = ["C_REG", "N_BANDS", "band_edges_hz", "class_logits", "classical_stage", "features", "fit_classical",
+           "predict_classical"]
+
 _EPS = 1e-12
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+__all__ = ["SUBCOMMANDS", "main"]
+
 # subcommand -> ("module:function", one-line help); the function takes (argv, prog) -> exit code
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("biospike.demo:cli", "write labelled synthetic EEG (EDF+), ECG (WFDB) and EMG (text) recordings"),
@@ -35,6 +37,8 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``biospike <subcommand> [options]``: run the subcommand named in ``argv`` (default
+    ``sys.argv[1:]``); returns the exit status (a BiospikeError: one line on stderr, status 2)."""
     from biospike.errors import BiospikeError
 
     argv = list(sys.argv[1:] if argv is None else argv)

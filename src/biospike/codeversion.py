@@ -22,6 +22,8 @@ import hashlib
 import re
 from pathlib import Path
 
+__all__ = ["CATALOGUES", "PACKAGE_DIR", "code_version", "direct_imports", "module_closure", "module_path"]
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 _REF = re.compile(r"^(biospike(?:\.[A-Za-z_]\w*)*)(?::[A-Za-z_]\w*)?$")
 CATALOGUES = ("kinds.py",)  # modules whose registry strings name code other jobs run

@@ -24,6 +24,10 @@ import yaml
 
 from biospike.errors import BiospikeError
 
+__all__ = ["DATA_LAYOUT", "DATA_ROOT_ENV", "SCHEMA_PATH", "data_root_error", "deep_merge", "derive_seed",
+           "fill_defaults_and_validate", "format_problems", "load_yaml", "resolve_data_root", "schema",
+           "section_schema", "section_settings", "seed_everything", "stage_config", "validate_config"]
+
 SCHEMA_PATH = Path(__file__).resolve().parent / "config.schema.yaml"
 
 
@@ -79,6 +83,7 @@ def seed_everything(seed: int, threads: int | None = None, deterministic: bool =
 
 
 def load_yaml(path: str | Path) -> dict:
+    """The mapping in a YAML file; a missing, malformed or non-mapping file is a BiospikeError."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -98,6 +103,8 @@ DATA_LAYOUT = ("a folder holding the recordings under the dataset paths the conf
 
 
 def data_root_error(paths: list[str]) -> str:
+    """The message for dataset ``paths`` that need ``{data_root}`` when none is set: the key, the
+    two ways to set it and the folder layout it must have."""
     return (f"config key data_root is not set, but dataset paths {list(dict.fromkeys(paths))[:3]} start with {{data_root}}: pass it on "
             f"the command line (--config data_root=/path/to/data) or set {DATA_ROOT_ENV}; it must be {DATA_LAYOUT}")
 

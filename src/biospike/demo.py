@@ -42,6 +42,10 @@ import numpy as np
 from biospike.config import derive_seed, section_settings
 from biospike.errors import BiospikeError
 
+__all__ = ["MODALITIES", "EcgRecording", "EegRecording", "EmgRecording", "cli", "demo_settings", "generate",
+           "generate_subject", "simulate_ecg", "simulate_eeg", "simulate_emg", "subject_ids", "write_ecg_wfdb",
+           "write_eeg_edf", "write_emg_text"]
+
 MODALITIES = ("eeg", "ecg", "emg")
 
 # EDF header start date: fixed so that the same seed gives the same bytes (and no real date leaks)
@@ -173,6 +177,9 @@ def _round(params: dict[str, Any]) -> dict[str, Any]:
 
 @dataclasses.dataclass
 class EegRecording:
+    """One simulated EEG run: (C, N) volts at ``fs_hz``, annotations (onset and duration in
+    seconds, ``T0``/``T1``/``T2``) and the subject's drawn parameters."""
+
     data_v: np.ndarray  # (C, N) volts
     fs_hz: float
     channel_names: list[str]
@@ -310,6 +317,9 @@ def write_eeg_edf(path: Path, rec: EegRecording) -> None:
 
 @dataclasses.dataclass
 class EcgRecording:
+    """One simulated ECG record: (N, 2) millivolts (MLII, V5) at ``fs_hz``, annotations (sample,
+    MIT-BIH symbol, aux note) and the subject's drawn parameters."""
+
     signal_mv: np.ndarray  # (N, 2) MLII, V5
     fs_hz: float
     ann_sample: np.ndarray
@@ -534,6 +544,9 @@ def write_ecg_wfdb(directory: Path, record: str, rec: EcgRecording) -> None:
 
 @dataclasses.dataclass
 class EmgRecording:
+    """One simulated EMG session as the UCI files store it: time stamps in ms (with dropped
+    samples), 8 channels in steps of ``EMG_LSB_V`` volts, a class per row, the drawn parameters."""
+
     time_ms: np.ndarray  # (N,) int, monotone, with dropped samples
     counts: np.ndarray  # (N, 8) int, volts / EMG_LSB_V
     classes: np.ndarray  # (N,) int 0..4
@@ -751,6 +764,7 @@ def generate(params: dict[str, Any], out_dir: str | Path, threads: int = 1) -> d
 
 
 def cli(argv: list[str], prog: str = "biospike demo") -> int:
+    """``biospike demo``: write the recordings (``--out-dir``, else ``demo.out_dir``); returns the exit code."""
     from biospike.cliutil import load_context, stage_parser
 
     parser = stage_parser(prog, "Write labelled synthetic EEG (EDF+), ECG (WFDB) and EMG (text) recordings.",

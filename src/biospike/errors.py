@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = ["BiospikeError"]
+
 
 class BiospikeError(Exception):
     """A user-facing error: ``<file>: <problem>``. The CLI prints it on one line and exits 2."""

@@ -18,8 +18,8 @@ import numpy as np
 
 from biospike.errors import BiospikeError
 
-__all__ = ["balanced_accuracy", "bootstrap_ci", "chance_levels", "cluster_ids", "confusion", "evaluate", "finite",
-           "macro_f1", "scores"]
+__all__ = ["BOOTSTRAP_N", "CI_LEVEL", "balanced_accuracy", "bootstrap_ci", "chance_levels", "cluster_ids", "confusion",
+           "evaluate", "finite", "macro_f1", "predictions", "scores"]
 
 BOOTSTRAP_N = 1000
 CI_LEVEL = 0.95

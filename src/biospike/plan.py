@@ -24,6 +24,9 @@ from biospike.config import stage_config
 from biospike.errors import BiospikeError
 from biospike.registry import LEVERS, MODEL_KINDS
 
+__all__ = ["HARDWARE_DIR", "PLAN_KEYS", "DatasetPlan", "Plan", "build_plan", "dataset_plan", "hardware_kinds",
+           "outputs", "plan_from_json", "plan_to_json", "reference_dirs", "target_dir", "target_files"]
+
 HARDWARE_DIR = Path(__file__).resolve().parents[2] / "config" / "hardware"
 # Config keys that decide *what* is built, not how one job computes: the plan reads them, the
 # stage envelopes leave them out, so adding a model kind or an epsilon reruns no existing job.
@@ -58,6 +61,7 @@ class DatasetPlan:
 
     @property
     def hardware(self) -> list[str]:
+        """Every hardware profile a target of the dataset is simulated on, in first-use order."""
         seen: dict[str, None] = {}
         for hws in self.deployed.values():
             seen.update(dict.fromkeys(hws))
@@ -65,13 +69,16 @@ class DatasetPlan:
 
     @property
     def dp_targets(self) -> list[str]:
+        """The trained targets that are DP-SGD variants (``dpsnn_eps<E>``)."""
         return [t for t in self.targets if T.dp_epsilon(t) is not None]
 
     @property
     def reference_groups(self) -> list[str]:
+        """The reference-model groups the attacked targets use, each once, in order."""
         return list(dict.fromkeys(g for t in self.attacked for g in self.references.get(t, [])))
 
     def to_json(self) -> dict[str, Any]:
+        """The dataset's plan as a JSON-able dict."""
         return dataclasses.asdict(self)
 
 
@@ -91,6 +98,7 @@ def plan_from_json(raw: Mapping[str, Any]) -> Plan:
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """The plan as JSON-able dicts per dataset (read back with :func:`plan_from_json`)."""
     return {ds: dp.to_json() for ds, dp in plan.items()}
 
 
@@ -191,10 +199,12 @@ def build_plan(config: Mapping[str, Any], hardware_dir: str | Path = HARDWARE_DI
 
 
 def target_dir(results: str | Path, ds: str, enc: str, target: str) -> Path:
+    """``{results}/{ds}/{enc}/{target}``: the folder of one target."""
     return Path(results) / ds / enc / target
 
 
 def reference_dirs(results: str | Path, ds: str, enc: str, group: str, n: int) -> list[Path]:
+    """``{results}/{ds}/{enc}/refs/{group}/{k}`` for the ``n`` reference models of ``group``."""
     return [Path(results) / ds / enc / "refs" / group / str(k) for k in range(n)]
 
 

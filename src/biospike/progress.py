@@ -23,6 +23,8 @@ T = TypeVar("T")
 
 ENV_VAR = "BIOSPIKE_PROGRESS"
 
+__all__ = ["ENV_VAR", "LogProgress", "format_duration", "progress", "progress_mode"]
+
 
 class LogProgress:
     """A tqdm look-alike (iteration, ``update``, ``set_postfix``, ``close``, context manager)
@@ -81,26 +83,32 @@ class LogProgress:
             self.stream.flush()
 
     def update(self, n: int = 1) -> None:
+        """Count ``n`` more; write a line when the next reporting threshold is passed."""
         self.n += n
         if self.n >= self._next_report:
             self._emit()
             self._advance_threshold()
 
     def set_postfix(self, ordered_dict: dict | None = None, refresh: bool = True, **kwargs: Any) -> None:  # noqa: ARG002
+        """Show ``key=value`` pairs at the end of each line (tqdm's signature)."""
         items = {**(ordered_dict or {}), **kwargs}
         self.postfix = " ".join(f"{k}={_fmt(v)}" for k, v in items.items())
 
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:  # noqa: ARG002
+        """Show ``s`` at the end of each line."""
         self.postfix = s
 
     def set_description(self, desc: str | None = None, refresh: bool = True) -> None:  # noqa: ARG002
+        """Replace the description each line starts with."""
         self.desc = desc or ""
 
     def write(self, s: str) -> None:
+        """Write ``s`` as a line of its own (unless the display is off)."""
         if self.enabled:
             self.stream.write(s.rstrip("\n") + "\n")
 
     def close(self) -> None:
+        """Finish: a last line when the final count was not reported yet; calling it again does nothing."""
         # a last line if the final count was not reported (early stop, unknown total)
         if not self._closed and self.n and self.n != self._last_emitted:
             self._emit()

@@ -22,6 +22,9 @@ from typing import Any, Generic, TypeVar
 
 from biospike.errors import BiospikeError
 
+__all__ = ["LEVERS", "MODEL_KINDS", "OKABE_ITO", "Lever", "ModelKind", "Registry", "register_lever",
+           "register_model_kind", "resolve"]
+
 T = TypeVar("T")
 
 
@@ -42,6 +45,7 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
 
     def register(self, item: T, replace: bool = False) -> T:
+        """Add ``item`` under ``item.name``; a name already taken is an error unless ``replace``."""
         name = item.name  # type: ignore[attr-defined]
         if name in self._items and not replace:
             raise ValueError(f"{self.what} {name!r} is already registered")
@@ -61,9 +65,11 @@ class Registry(Generic[T]):
         return iter(list(self._items.values()))
 
     def names(self) -> list[str]:
+        """The registered names, in registration order."""
         return list(self._items)
 
     def get(self, name: str, default: T | None = None) -> T | None:
+        """The entry ``name``, or ``default`` when there is none (no error)."""
         return self._items.get(name, default)
 
 
@@ -110,6 +116,8 @@ MODEL_KINDS: Registry[ModelKind] = Registry("model kind")
 
 
 def register_model_kind(kind: ModelKind, replace: bool = False) -> ModelKind:
+    """Register ``kind`` in :data:`MODEL_KINDS` after checking it (input is spikes or windows; an
+    attackable kind has a ``fit`` for the attacks' reference models); returns it."""
     if kind.input not in ("spikes", "windows"):
         raise ValueError(f"model kind {kind.name!r}: input must be 'spikes' or 'windows'")
     if kind.attackable and kind.fit is None:
@@ -148,6 +156,7 @@ class Lever:
     order: int = 1
 
     def target_name(self, kind: str, value: float) -> str:
+        """The target name of ``kind`` varied at ``value``: ``{prefix}{kind}_{key}{value:g}``."""
         return f"{self.prefix}{kind}_{self.key}{float(value):g}"
 
 
@@ -155,6 +164,7 @@ LEVERS: Registry[Lever] = Registry("lever")
 
 
 def register_lever(lever: Lever, replace: bool = False) -> Lever:
+    """Register ``lever`` in :data:`LEVERS` after checking its ``stage`` (train or query); returns it."""
     if lever.stage not in ("train", "query"):
         raise ValueError(f"lever {lever.name!r}: stage must be 'train' or 'query'")
     return LEVERS.register(lever, replace)

@@ -12,6 +12,9 @@ from typing import Any
 
 from biospike.metrics import finite
 
+__all__ = ["CURVE_COLUMNS", "PER_SUBJECT_COLUMNS", "metrics_record", "write_curve", "write_per_subject",
+           "write_target"]
+
 CURVE_COLUMNS = ("epoch", "train_loss", "val_loss", "val_balanced_accuracy", "val_accuracy", "lr")
 
 

@@ -16,6 +16,11 @@ from scipy import signal as sps
 
 from biospike.errors import BiospikeError
 
+__all__ = ["PROJECT_SALT", "bad_channels", "bandpass", "beat_windows", "dataset_salt", "fixed_windows", "hash_id",
+           "hash_subject", "hold_labels", "interp_uniform", "map_labels", "normalise_channel_name", "notch",
+           "notch_applies", "pick_channels", "r_peaks", "resample", "resample_factors", "rescale_events",
+           "rr_trace", "runs", "subsample_groups", "take_windows"]
+
 # Constant project salt for de-identification; ingestion appends the dataset name so the same
 # raw id maps to different pseudonyms in different datasets.
 PROJECT_SALT = "biospike/v1/subject-pseudonym"
@@ -34,6 +39,7 @@ def notch(x: np.ndarray, fs_hz: float, freq_hz: float | None, quality: float = 3
 
 
 def notch_applies(fs_hz: float, freq_hz: float | None) -> bool:
+    """Whether :func:`notch` filters at all: ``freq_hz`` set and strictly between 0 and Nyquist."""
     return freq_hz is not None and 0 < freq_hz < fs_hz / 2
 
 
@@ -285,8 +291,11 @@ def hash_id(raw_id: str, salt: str, prefix: str = "sub", n_hex: int = 8) -> str:
 
 
 def hash_subject(raw_id: str, salt: str) -> str:
+    """The pseudonym ``sub-<8 hex digits>`` of a raw subject id (:func:`hash_id`)."""
     return hash_id(raw_id, salt, "sub")
 
 
 def dataset_salt(dataset: str) -> str:
+    """The salt of one dataset's pseudonyms: :data:`PROJECT_SALT` and the dataset name, so one raw
+    id gets different pseudonyms in different datasets."""
     return f"{PROJECT_SALT}/{dataset}"

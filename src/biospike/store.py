@@ -24,6 +24,11 @@ import numpy as np
 
 from biospike.errors import BiospikeError
 
+__all__ = ["MIA_POOLS", "SCHEMA_VERSION", "SPLIT_NAMES", "VOLATILE_KEYS", "Spikes", "Windows", "atomic_h5",
+           "atomic_path", "get_json_attr", "open_h5", "package_versions", "provenance", "read_json", "read_spikes",
+           "read_windows", "set_json_attr", "sha256_file", "strip_volatile", "write_json", "write_spikes",
+           "write_windows"]
+
 # The version of the output schema (the files, fields and units in docs/outputs.md), written into
 # every JSON object (``schema_version``), every HDF5 file (attribute ``schema_version``) and the NIR
 # graph's metadata. "MAJOR.MINOR": MINOR grows when fields are added; MAJOR when a field is removed,
@@ -35,6 +40,7 @@ _VERSIONED_PACKAGES = ("biospike", "numpy", "scipy", "torch", "norse", "opacus",
 
 
 def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk_bytes):
@@ -43,6 +49,8 @@ def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
 
 
 def package_versions() -> dict[str, str]:
+    """Versions of Python, the running biospike and the packages results depend on
+    (``"not installed"`` for absent ones)."""
     from importlib.metadata import PackageNotFoundError, version
 
     from biospike import __version__
@@ -140,6 +148,7 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
+    """The JSON in ``path``; a missing or malformed file is a BiospikeError naming it."""
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -156,10 +165,12 @@ def atomic_h5(path: str | Path) -> Iterator[h5py.File]:
 
 
 def set_json_attr(obj: h5py.HLObject, key: str, value: Any) -> None:
+    """Store ``value`` as a JSON string in the HDF5 attribute ``key``."""
     obj.attrs[key] = json.dumps(value, default=_json_default, sort_keys=True)
 
 
 def get_json_attr(obj: h5py.HLObject, key: str, default: Any = None) -> Any:
+    """The JSON attribute ``key`` decoded, or ``default`` when absent."""
     if key not in obj.attrs:
         return default
     return json.loads(obj.attrs[key])
@@ -224,6 +235,7 @@ def _str_array(values: Sequence[str]) -> np.ndarray:
 
 
 def write_windows(path: str | Path, win: Windows) -> None:
+    """Write ``win`` as windows.h5, atomically (signals gzip-compressed; ``schema_version``)."""
     with atomic_h5(path) as fh:
         fh.create_dataset("signals", data=win.signals.astype(np.float32), compression="gzip", compression_opts=4, shuffle=True)
         fh.create_dataset("labels", data=win.labels.astype(np.int64))
@@ -248,6 +260,7 @@ def write_windows(path: str | Path, win: Windows) -> None:
 
 
 def read_windows(path: str | Path) -> Windows:
+    """windows.h5 as :class:`Windows`; a missing file or dataset is a BiospikeError naming it."""
     with open_h5(path, required=("signals", "labels", "subject", "record")) as fh:
         return Windows(
             signals=fh["signals"][()],
@@ -301,6 +314,7 @@ class Spikes:
 
 
 def write_spikes(path: str | Path, sp: Spikes) -> None:
+    """Write ``sp`` as spikes.h5, atomically (one compressed chunk per window; ``schema_version``)."""
     with atomic_h5(path) as fh:
         fh.create_dataset("spikes", data=sp.spikes.astype(np.uint8), compression="gzip", compression_opts=4,
                           shuffle=True, chunks=(1, *sp.spikes.shape[1:]) if sp.spikes.shape[0] else None)
@@ -323,6 +337,7 @@ def write_spikes(path: str | Path, sp: Spikes) -> None:
 
 
 def read_spikes(path: str | Path) -> Spikes:
+    """spikes.h5 as :class:`Spikes`; a missing file or dataset is a BiospikeError naming it."""
     with open_h5(path, required=("spikes", "labels", "subject")) as fh:
         return Spikes(
             spikes=fh["spikes"][()],

@@ -16,9 +16,15 @@ from biospike.errors import BiospikeError
 from biospike.kinds import LEVERS, MODEL_KINDS
 from biospike.registry import Lever, ModelKind
 
+__all__ = ["Target", "color", "dp_epsilon", "dp_target", "is_target", "label", "lever_target", "parse",
+           "sort_targets"]
+
 
 @dataclasses.dataclass(frozen=True)
 class Target:
+    """A parsed target name: its model kind, and the lever and value of a variant
+    (``dpsnn_eps1``: kind snn, lever dp, value 1.0)."""
+
     name: str
     kind: ModelKind
     lever: Lever | None = None
@@ -32,20 +38,24 @@ class Target:
 
     @property
     def label(self) -> str:
+        """The name shown in tables and figures (``SNN``, ``DP-SNN ε=1``)."""
         if self.lever is None:
             return self.kind.label
         return self.lever.label.format(kind_label=self.kind.label, value=f"{self.value:g}")
 
     @property
     def spiking(self) -> bool:
+        """Whether the kind's hidden units spike."""
         return self.kind.spiking
 
     @property
     def checkpoint(self) -> str:
+        """The kind's checkpoint file name (``model.pt``, ``model.joblib``)."""
         return self.kind.checkpoint
 
     @property
     def sort_key(self) -> tuple:
+        """Table order: kind, lever, value, name."""
         return (self.kind.order, self.lever.order if self.lever else 0, self.value or 0.0, self.name)
 
     def reference_groups(self) -> list[str]:
@@ -87,6 +97,7 @@ def parse(name: str) -> Target:
 
 
 def is_target(name: str) -> bool:
+    """Whether ``name`` names a target (:func:`parse` would accept it)."""
     try:
         parse(name)
     except BiospikeError:
@@ -103,6 +114,7 @@ def lever_target(lever: str, kind: str, value: float) -> str:
 
 
 def dp_target(epsilon: float, kind: str = "snn") -> str:
+    """The DP-SGD variant of ``kind`` at ``epsilon`` (``1.0`` -> ``dpsnn_eps1``)."""
     return lever_target("dp", kind, epsilon)
 
 
@@ -127,6 +139,7 @@ def sort_targets(names: Iterable[str]) -> list[str]:
 
 
 def label(name: str) -> str:
+    """The display label of a target name (the name itself when it is not one)."""
     try:
         return parse(name).label
     except BiospikeError:
@@ -134,6 +147,7 @@ def label(name: str) -> str:
 
 
 def color(name: str, all_targets: Sequence[str] = ()) -> str:
+    """The colour of a target name (see :meth:`Target.color`); black when it is not one."""
     try:
         return parse(name).color(all_targets)
     except BiospikeError:

@@ -13,6 +13,9 @@ import numpy as np
 from biospike.config import derive_seed
 from biospike.errors import BiospikeError
 
+__all__ = ["class_weights", "names_and_seed", "require_splits", "select_train_indices", "split_indices",
+           "subsample_seed", "training_windows"]
+
 
 def split_indices(data: Any, name: str, group: str = "splits") -> np.ndarray:
     """Sorted window indices of ``data.<group>[name]`` (empty when the split is absent)."""
@@ -21,6 +24,7 @@ def split_indices(data: Any, name: str, group: str = "splits") -> np.ndarray:
 
 
 def require_splits(data: Any, source: Any, names: tuple[str, ...] = ("train", "val", "test")) -> None:
+    """Refuse ``data`` (Windows or Spikes) without each split in ``names``; the error names ``source``."""
     for name in names:
         if name not in data.splits:
             raise BiospikeError(f"no '{name}' split in splits/", source)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["fmt_num", "fmt_si"]
+
 _SI = ((1e-12, "p"), (1e-9, "n"), (1e-6, "µ"), (1e-3, "m"), (1.0, ""))
 
 
@@ -22,6 +24,8 @@ def fmt_si(value: Any, unit: str) -> str:
 
 
 def fmt_num(value: Any, digits: int = 3) -> str:
+    """A table cell: floats with ``digits`` decimals (2 significant digits when smaller), ints as
+    they are, booleans yes/no, None "–"."""
     if value is None:
         return "–"
     if isinstance(value, bool):

@@ -3,6 +3,7 @@
 Spiking targets take the NIR graph (``--nir``); the float reference is the NIR graph simulated in
 float mode (bit-identical to the torch model, tests/unit/test_nir_roundtrip.py). The MCU target
 takes the same-size ANN checkpoint (``--model``): dense multiply-accumulates per inference.
+:func:`simulate_model` does the same from a model and arrays (no files).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from biospike.deploy.hardware import (
 )
 from biospike.errors import BiospikeError
 from biospike.metrics import balanced_accuracy, finite
+
+__all__ = ["SIMULATION_KEYS", "ann_macs_per_step", "cli", "evaluate_mcu_target", "evaluate_snn_target", "fidelity",
+           "simulate_model", "simulate_stage", "time_course"]
 
 # the deploy settings that change a simulation (the rest say what to simulate)
 SIMULATION_KEYS = ("early_exit", "max_test_windows", "real_time", "calibration_windows")
@@ -82,6 +86,8 @@ def time_course(readout: np.ndarray, y: np.ndarray, scale: float, dt_step_s: flo
 
 
 def fidelity(float_trace, int_trace, scale: float) -> dict[str, Any]:
+    """How closely the quantized simulation follows the float one: spike agreement per hidden
+    layer, argmax agreement and correlation of the logits (integer readout times ``scale``)."""
     per_layer = {}
     for name, ref in float_trace.spikes.items():
         got = int_trace.spikes[name]
@@ -285,6 +291,50 @@ def evaluate_mcu_target(model, profile: HardwareProfile, x: np.ndarray, y: np.nd
     return result
 
 
+def simulate_model(model, profile: HardwareProfile | str | Path | dict[str, Any], x: np.ndarray, y: np.ndarray,
+                   x_calib: np.ndarray | None = None, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Cost a trained model on one edge target from arrays (no files): the record of
+    ``{target}.json`` without its provenance, test-window selection and hardware summary.
+
+    A neuromorphic profile runs an SNN (exported to NIR in memory, quantized, mapped, simulated);
+    an MCU profile runs the same-size ANN.
+
+    Parameters
+    ----------
+    model : a trained SNN or ANN (``train.fit(...).model`` or ``models.load_checkpoint``).
+    profile : a :class:`HardwareProfile`, its dict, a profile YAML path, or the name of one in
+        ``config/hardware/`` (``loihi2``, ``xylo_audio2``, ``cortex_m4``, ...).
+    x, y : (N, T, C) spike counts and (N,) class indices of the windows to simulate.
+    x_calib : training windows that size the integer state ranges (default: none, weights only).
+    settings : the config's ``deploy`` section (``early_exit``, ``real_time``; schema defaults).
+    """
+    from biospike.config import section_settings
+    from biospike.deploy.hardware import resolve_profile
+
+    cfg_all = section_settings("deploy", settings)
+    cfg = {k: cfg_all[k] for k in SIMULATION_KEYS}
+    profile = resolve_profile(profile)
+    x = np.asarray(x)
+    y = np.asarray(y, dtype=np.int64)
+    if x.ndim != 3 or len(x) != len(y):
+        raise BiospikeError(f"x must be (windows, steps, channels) with one label per window, got {x.shape} and {y.shape}")
+    arch = getattr(getattr(model, "_module", model), "arch", None)
+    kind = getattr(arch, "kind", None)
+    if profile.kind == "mcu":
+        if kind != "ann":
+            raise BiospikeError(f"the MCU target {profile.name!r} runs the ANN baseline, not a {kind!r} model")
+        return {"target": profile.name, "kind": profile.kind, **finite(evaluate_mcu_target(model, profile, x, y, cfg))}
+    if kind != "snn":
+        raise BiospikeError(f"the neuromorphic target {profile.name!r} runs a spiking model (kind 'snn'), not {kind!r}")
+    from biospike.deploy.nir_export import export_nir
+    from biospike.deploy.simulator import network_from_nir
+
+    net = network_from_nir(export_nir(model))
+    calib = np.zeros((0, *x.shape[1:]), dtype=x.dtype) if x_calib is None else np.asarray(x_calib)
+    result = evaluate_snn_target(net, profile, x, y, calib, cfg)
+    return {"target": profile.name, "kind": profile.kind, **finite(result), "calibration_windows": int(len(calib))}
+
+
 def _select(idx: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     idx = np.sort(np.asarray(idx, np.int64))
     if n is None or len(idx) <= n:
@@ -305,6 +355,8 @@ def _checkpoint_name(model_path: str) -> str | None:
 
 def simulate_stage(ctx: Any, model_path: str, nir_path: str | None, spikes_path: str,
                    hardware_path: str) -> dict[str, Any]:
+    """The ``simulate`` stage: files in, the ``{target}.json`` record out (a seeded subset of the
+    test split, ``deploy.max_test_windows``; calibration on training windows)."""
     from biospike.models import load_checkpoint
     from biospike.store import provenance, read_spikes
 
@@ -357,6 +409,7 @@ def simulate_stage(ctx: Any, model_path: str, nir_path: str | None, spikes_path:
 
 
 def cli(argv: list[str], prog: str = "biospike simulate") -> int:
+    """``biospike simulate``: parse ``argv``, run :func:`simulate_stage`, write the JSON; exit code."""
     from biospike.cliutil import load_context, stage_parser
     from biospike.config import seed_everything
     from biospike.store import write_json

@@ -22,6 +22,10 @@ import numpy as np
 
 from biospike.errors import BiospikeError
 
+__all__ = ["DEFAULT_NEURON_MODEL", "NEURON_MODEL_KEYS", "SCHEMA", "VALUE_KEYS", "HardwareProfile", "as_float_dict",
+           "compute_step_s", "energy_j", "energy_terms", "finite", "load_profile", "profile_from_dict",
+           "resolve_profile", "step_time_s", "xylo_cycles_per_step"]
+
 # key -> (type, meaning). Types: "int", "number", "bool", "int_list".
 VALUE_KEYS: dict[str, tuple[str, str]] = {
     # resources
@@ -123,6 +127,9 @@ DEFAULT_NEURON_MODEL = {"synapse": "current", "decay": "multiply", "order": "dec
 
 @dataclasses.dataclass
 class HardwareProfile:
+    """One validated edge-target profile: published constants (``values``, SI units in the key
+    names), their ``sources``, the neuron semantics the simulator applies and the latency model."""
+
     name: str
     title: str
     kind: str
@@ -134,15 +141,19 @@ class HardwareProfile:
     path: str = ""
 
     def get(self, key: str, default: Any = None) -> Any:
+        """The constant ``key`` of ``values``, or ``default`` when the profile does not publish it."""
         return self.values.get(key, default)
 
     def summary(self) -> dict[str, Any]:
+        """The profile as a JSON-able dict (recorded in every ``{target}.json``)."""
         return {"name": self.name, "title": self.title, "kind": self.kind, "latency_model": self.latency_model,
                 "neuron_model": self.neuron_model, "values": self.values, "sources": self.sources,
                 "path": self.path}
 
 
 def profile_from_dict(data: dict[str, Any], source: str = "<profile>") -> HardwareProfile:
+    """A profile from its YAML content: schema-checked, every value with a source, the values its
+    kind needs present, neuron-model defaults filled; a problem is a BiospikeError naming ``source``."""
     import jsonschema
 
     if not isinstance(data, dict):
@@ -175,9 +186,30 @@ def profile_from_dict(data: dict[str, Any], source: str = "<profile>") -> Hardwa
 
 
 def load_profile(path: str | Path) -> HardwareProfile:
+    """The profile in the YAML file ``path`` (see :func:`profile_from_dict`)."""
     from biospike.config import load_yaml
 
     return profile_from_dict(load_yaml(path), str(path))
+
+
+def resolve_profile(profile: HardwareProfile | dict[str, Any] | str | Path) -> HardwareProfile:
+    """A profile given as itself, as its dict, as a YAML path, or by the name of a profile in the
+    repository's ``config/hardware/`` (:data:`biospike.plan.HARDWARE_DIR`), e.g. ``"loihi2"``."""
+    if isinstance(profile, HardwareProfile):
+        return profile
+    if isinstance(profile, dict):
+        return profile_from_dict(profile)
+    path = Path(profile)
+    if path.is_file():
+        return load_profile(path)
+    from biospike.plan import HARDWARE_DIR
+
+    named = HARDWARE_DIR / f"{profile}.yaml"
+    if path.suffix == "" and named.is_file():
+        return load_profile(named)
+    known = sorted(p.stem for p in HARDWARE_DIR.glob("*.yaml")) if HARDWARE_DIR.is_dir() else []
+    raise BiospikeError(f"no hardware profile {str(profile)!r}: not a file, nor a profile in {HARDWARE_DIR} "
+                        f"({', '.join(known) or 'none found'})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,8 +295,10 @@ def energy_j(profile: HardwareProfile, syn_events: float, neuron_updates: float,
 
 
 def finite(x: float) -> float | None:
+    """``x`` as a float, or None when it is None, NaN or infinite (JSON has no inf)."""
     return None if x is None or not math.isfinite(x) else float(x)
 
 
 def as_float_dict(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` with numpy scalars turned into Python floats (JSON-able)."""
     return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in d.items()}

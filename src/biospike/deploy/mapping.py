@@ -25,9 +25,14 @@ import numpy as np
 from biospike.deploy.hardware import HardwareProfile
 from biospike.deploy.simulator import Network
 
+__all__ = ["Mapping", "map_network"]
+
 
 @dataclasses.dataclass
 class Mapping:
+    """Where a network sits on a target: whether it fits (and each violated limit), the cores used,
+    the core of every neuron, the routed packets one source spike causes per projection, details."""
+
     fits: bool
     reasons: list[str]
     cores_used: int
@@ -36,6 +41,7 @@ class Mapping:
     details: dict[str, Any]
 
     def summary(self) -> dict[str, Any]:
+        """The mapping as a JSON-able dict (fits, reasons, cores used and the details)."""
         return {"fits": self.fits, "reasons": self.reasons, "cores_used": self.cores_used, **self.details}
 
 

@@ -44,6 +44,8 @@ import numpy as np
 from biospike.errors import BiospikeError
 from biospike.store import SCHEMA_VERSION
 
+__all__ = ["DISCRETISATION", "FORMAT", "cli", "export_nir", "graph_metadata", "read_nir", "write_nir"]
+
 FORMAT = "biospike-snn-nir/1"
 DISCRETISATION = (
     "forward Euler, step dt_s; synaptic current updated first (I_t = (1 - dt/tau_syn) I_{t-1} "
@@ -173,6 +175,7 @@ def graph_metadata(graph) -> dict[str, Any]:
 
 
 def cli(argv: list[str], prog: str = "biospike export") -> int:
+    """``biospike export``: a trained SNN checkpoint -> model.nir; returns the exit code."""
     from biospike.cliutil import load_context, stage_parser
     from biospike.models import load_checkpoint
     from biospike.store import provenance

@@ -38,9 +38,14 @@ import numpy as np
 from biospike.deploy.hardware import HardwareProfile
 from biospike.deploy.simulator import Network, Projection
 
+__all__ = ["QuantNetwork", "calibration_bounds", "quantize_network"]
+
 
 @dataclasses.dataclass
 class QuantNetwork:
+    """A network in a target's integer formats: integer weights and their shifts, per population
+    the state LSB, gain, thresholds and decay constants, and the state and weight widths."""
+
     net: Network
     neuron_model: dict[str, Any]
     weights: dict[str, np.ndarray]  # int64, shift applied: value added to the state per event
@@ -54,6 +59,8 @@ class QuantNetwork:
     max_spikes_per_step: int
 
     def summary(self) -> dict[str, Any]:
+        """The quantization as a JSON-able dict (bits, shifts, weight ranges, and per population the
+        state LSB, gain, threshold, decays and effective time constants)."""
         return {
             "weight_bits": self.weight_bits,
             "state_bits": int(math.log2(self.state_max + 1)) + 1,

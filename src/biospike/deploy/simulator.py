@@ -27,9 +27,15 @@ import numpy as np
 
 from biospike.errors import BiospikeError
 
+__all__ = ["Network", "Population", "Projection", "Trace", "count_events", "fanout", "network_from_nir",
+           "simulate_float", "simulate_int", "source_activity"]
+
 
 @dataclasses.dataclass
 class Population:
+    """One neuron population of a NIR graph, ``lif`` (spiking) or ``li`` (readout), with NIR's
+    per-neuron CubaLIF/CubaLI parameters (time constants in seconds)."""
+
     name: str
     kind: str  # "lif" (spiking) or "li" (readout)
     size: int
@@ -44,6 +50,9 @@ class Population:
 
 @dataclasses.dataclass
 class Projection:
+    """Weights from ``src`` (a population or ``"input"``) to population ``dst``; ``recurrent``
+    projections deliver their spikes one step later."""
+
     name: str
     src: str  # population name, or "input"
     dst: str
@@ -55,6 +64,9 @@ class Projection:
 
 @dataclasses.dataclass
 class Network:
+    """A NIR graph as populations in computation order, the projections between them, the
+    readout population's name, the step ``dt_s`` and the graph metadata."""
+
     n_in: int
     dt_s: float
     pops: list[Population]
@@ -63,17 +75,21 @@ class Network:
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def pop(self, name: str) -> Population:
+        """The population named ``name``."""
         return next(p for p in self.pops if p.name == name)
 
     def incoming(self, name: str) -> list[Projection]:
+        """The projections into population ``name``."""
         return [p for p in self.projections if p.dst == name]
 
     @property
     def hidden(self) -> list[Population]:
+        """The spiking (``lif``) populations."""
         return [p for p in self.pops if p.kind == "lif"]
 
     @property
     def n_neurons(self) -> int:
+        """Neurons in all populations."""
         return sum(p.size for p in self.pops)
 
 
@@ -190,6 +206,7 @@ class Trace:
 
     @property
     def logits(self) -> np.ndarray:
+        """(B, O) logits: the readout voltage averaged over the steps."""
         return self.readout.mean(axis=1)
 
 
@@ -199,6 +216,8 @@ def fanout(weight: np.ndarray) -> np.ndarray:
 
 
 def source_activity(net: Network, trace: Trace, x: np.ndarray, src: str) -> np.ndarray:
+    """(B, T, n) spike counts a projection from ``src`` carries: the input ``x`` or a hidden
+    population's spikes in ``trace``."""
     return x if src == "input" else trace.spikes[src]
 
 

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from biospike.cliutil import load_context, stage_parser
 
+__all__ = ["cli"]
+
 
 def cli(argv: list[str], prog: str = "biospike encode") -> int:
+    """``biospike encode``: parse ``argv``, encode windows.h5 into spikes.h5; returns the exit code."""
     from biospike.encode.stage import ENCODINGS, encode_windows
     from biospike.store import provenance, read_windows, write_spikes
 

@@ -35,6 +35,9 @@ import numpy as np
 
 from biospike.errors import BiospikeError
 
+__all__ = ["MAD_TO_SD", "DeltaResult", "channel_baseline", "delta_decode", "delta_encode", "delta_encode_naive",
+           "delta_levels", "fit_thresholds", "reconstruction_snr_db", "robust_spread", "step_end_samples"]
+
 # Rows x samples processed at once: keeps the ~15 temporaries in the CPU caches.
 _CHUNK_ELEMENTS = 1 << 17
 # Shortest time block of one pass over long windows (the level carries across blocks).
@@ -45,6 +48,8 @@ MAD_TO_SD = 1.4826  # median absolute deviation -> standard deviation for Gaussi
 
 @dataclasses.dataclass
 class DeltaResult:
+    """What :func:`delta_encode` returns: UP/DOWN counts per step and how many saturated."""
+
     spikes: np.ndarray  # uint8 (N, T, 2C): UP/DOWN interleaved per input channel
     saturated: int  # (n, t, c) entries whose count exceeded 255 and was clipped
 

@@ -30,6 +30,9 @@ import numpy as np
 
 from biospike.errors import BiospikeError
 
+__all__ = ["EMISSIONS", "MAX_NEURONS", "Fields", "activation", "fit_fields", "latency_offsets", "latency_radii",
+           "population_encode"]
+
 EMISSIONS = ("latency", "rate")
 MAX_NEURONS = 64  # one uint64 bit mask per input sample
 _RNG_BLOCK = 256  # windows per random stream: spikes do not depend on how the work is chunked
@@ -47,17 +50,21 @@ class Fields:
 
     @property
     def spacing(self) -> np.ndarray:
+        """(C,) distance between neighbouring centres, in signal units."""
         return (self.high - self.low) / (self.n_neurons - 1)
 
     @property
     def sigma(self) -> np.ndarray:
+        """(C,) field width: ``overlap`` times the spacing."""
         return self.overlap * self.spacing
 
     @property
     def centres(self) -> np.ndarray:
+        """(C, n) receptive-field centres."""
         return self.low[:, None] + self.spacing[:, None] * np.arange(self.n_neurons)[None, :]
 
     def describe(self) -> dict:
+        """The fields as a JSON-able dict (the encoder's fitted parameters)."""
         return {"low": self.low.tolist(), "high": self.high.tolist(), "sigma": self.sigma.tolist(),
                 "centres": self.centres.tolist(), "n_neurons": self.n_neurons, "overlap": self.overlap}
 

@@ -20,6 +20,8 @@ import numpy as np
 
 from biospike.errors import BiospikeError
 
+__all__ = ["EMISSIONS", "POLARITIES", "RateScale", "fit_scale", "intensity", "rate_encode"]
+
 POLARITIES = ("bipolar", "unipolar")
 EMISSIONS = ("bernoulli", "poisson")
 _RNG_BLOCK = 256
@@ -27,16 +29,22 @@ _RNG_BLOCK = 256
 
 @dataclasses.dataclass
 class RateScale:
+    """Fitted per-channel scaling of the rate code (see the module doc), in signal units."""
+
     polarity: str
     offset: np.ndarray  # (C,) median (bipolar) or low percentile (unipolar)
     scale: np.ndarray  # (C,) full-scale excursion
 
     def describe(self) -> dict:
+        """The scale as a JSON-able dict (the encoder's fitted parameters)."""
         return {"polarity": self.polarity, "offset": self.offset.tolist(), "scale": self.scale.tolist()}
 
 
 def fit_scale(train_signals: np.ndarray, polarity: str, scale_percentile: float = 99.0,
               channel_names: Sequence[str] | None = None, max_values: int = 2_000_000) -> RateScale:
+    """Per-channel offset and full scale from the training windows (N, C, L): median and the
+    ``scale_percentile``-th percentile of ``|x - median|`` (bipolar), or the ``100 - p`` and ``p``
+    percentiles (unipolar); a flat channel is an error."""
     if polarity not in POLARITIES:
         raise BiospikeError(f"encode.rate.polarity must be one of {POLARITIES}, got {polarity!r}")
     if not 50 < scale_percentile <= 100:

@@ -5,18 +5,21 @@ Encodings are registered (:data:`ENCODINGS`): each says how to fit its parameter
 to any windows, so new recordings are encoded with the training run's parameters, never refitted.
 
 Everything fitted (thresholds, baselines, receptive fields, rate scales) is estimated on one
-split only, ``encode.fit_split``: ``train`` (default; validation/test windows and the attacker's
-population leave no trace in the encoder) or ``population`` (``mia/population``, the data the
-defender treats as public: the encoder then reads no private training window, so DP models
+split only, ``encode.fit_split``: ``train`` (validation/test windows and the attacker's
+population leave no trace in the encoder) or ``population`` (the default; ``mia/population``, the
+data the defender treats as public: the encoder then reads no private training window, so DP models
 trained on its spikes have no data-dependent preprocessing outside their guarantee). Settings are
 the config's ``encode`` section (defaults from the workflow schema).
+
+From arrays alone (a notebook, no windows.h5): :func:`encode_signals` fits and applies an encoding
+to (N, C, L) windows; :func:`apply_encoder` encodes new windows with the fitted record.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +36,9 @@ from biospike.encode.timebase import (
 from biospike.errors import BiospikeError
 from biospike.registry import Registry
 from biospike.store import Spikes, Windows
+
+__all__ = ["ENCODINGS", "FIT_SPLITS", "Encoding", "apply_encoder", "encode_settings", "encode_signals", "encode_windows",
+           "fit_signals", "plan", "spike_channel_names", "spike_stats", "window_source"]
 
 # encode.fit_split -> the windows.h5 group and pool the encoder statistics are fitted on
 FIT_SPLITS = {"train": ("splits", "train"), "population": ("mia", "population")}
@@ -121,23 +127,31 @@ ENCODINGS.register(Encoding(
 
 
 def spike_channel_names(encoding: str, channel_names: list[str], settings: Mapping[str, Any]) -> list[str]:
+    """The spike channel names ``encoding`` makes from input ``channel_names`` (``C3+``/``C3-`` for
+    delta and bipolar rate, ``C3/p00``.. for population); ``settings`` is the ``encode`` section."""
     return ENCODINGS[encoding].channel_names(list(channel_names), settings[encoding])
 
 
 def plan(win: Windows, encoding: str, settings: Mapping[str, Any], source: str | None = None) -> TimeBase:
     """The time grid, after refusing grids that alias the band or exceed the memory budget."""
+    return _grid(win.signals.shape, win.fs_hz, band_high_hz(win.preprocessing, win.fs_hz), list(win.channel_names),
+                 encoding, settings, source)
+
+
+def _grid(shape: tuple[int, ...], fs_hz: float, band_hz: float, channel_names: list[str], encoding: str,
+          settings: Mapping[str, Any], source: str | None) -> TimeBase:
+    """:func:`plan` from the windows' shape (N, C, L), rate, band edge and channel names."""
     enc = ENCODINGS[encoding]
-    n_win, n_ch, n_samples = win.signals.shape
+    n_win, n_ch, n_samples = shape
     if n_samples < 1:
         raise BiospikeError("windows have no samples", source)
-    band = band_high_hz(win.preprocessing, win.fs_hz)
-    tb = make_timebase(win.fs_hz, n_samples, band, settings.get("dt_s"), settings.get("n_steps"))
+    tb = make_timebase(fs_hz, n_samples, band_hz, settings.get("dt_s"), settings.get("n_steps"))
     k = enc.frame_steps(settings[encoding])
     if k > 1:
         check_nyquist(tb, k * tb.dt_s, f"{encoding} {enc.frame_label} ({k} steps of {tb.dt_s * 1e3:g} ms)", source)
     else:
         check_nyquist(tb, tb.dt_s, f"{encoding} step dt_s", source)
-    width = len(spike_channel_names(encoding, list(win.channel_names), settings))
+    width = len(spike_channel_names(encoding, channel_names, settings))
     check_memory(n_win, n_ch, n_samples, tb.n_steps, width, settings["max_memory_gb"], source)
     return tb
 
@@ -174,6 +188,22 @@ def spike_stats(spikes: np.ndarray, dt_s: float) -> dict[str, Any]:
     }
 
 
+def _encode_on_grid(signals: np.ndarray, fit: np.ndarray, tb: TimeBase, encoding: str, settings: Mapping[str, Any],
+                    names: list[str], seed: int, fitted_on: str) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]:
+    """Fit ``encoding`` on ``fit`` and apply it to ``signals``: (spikes, encoder record, stats)."""
+    sub = dict(settings[encoding])
+    enc = ENCODINGS[encoding]
+    encoder: dict[str, Any] = {"name": encoding, "settings": sub, "timebase": tb.describe(),
+                               "requested": {"dt_s": settings.get("dt_s"), "n_steps": settings.get("n_steps")},
+                               "fitted_on": fitted_on, "n_fit_windows": int(fit.shape[0])}
+    encoder["fitted"] = enc.fit(fit, sub, names)
+    spikes, extra = enc.apply(signals, encoder["fitted"], tb, sub, seed)
+    encoder["seed"] = int(seed)
+    stats = {"n_windows": int(spikes.shape[0]), "n_steps": tb.n_steps, "dt_s": tb.dt_s,
+             "window_s": tb.window_s, **spike_stats(spikes, tb.dt_s), **extra}
+    return spikes, encoder, stats
+
+
 def encode_windows(win: Windows, encoding: str, settings: Mapping[str, Any], seed: int,
                    source: str | None = None) -> Spikes:
     """Encode every window; encoder parameters are fitted on the ``settings["fit_split"]`` windows
@@ -184,20 +214,72 @@ def encode_windows(win: Windows, encoding: str, settings: Mapping[str, Any], see
     fit_split = str(settings.get("fit_split", "train"))
     fit = fit_signals(win, fit_split, source)
     names = list(win.channel_names)
-    sub = dict(settings[encoding])
-    enc = ENCODINGS[encoding]
-    encoder: dict[str, Any] = {"name": encoding, "settings": sub, "timebase": tb.describe(),
-                               "requested": {"dt_s": settings.get("dt_s"), "n_steps": settings.get("n_steps")},
-                               "fitted_on": fit_split, "n_fit_windows": int(fit.shape[0])}
-    encoder["fitted"] = enc.fit(fit, sub, names)
-    spikes, extra = enc.apply(win.signals, encoder["fitted"], tb, sub, seed)
-    encoder["seed"] = int(seed)
-    stats = {"n_windows": int(spikes.shape[0]), "n_steps": tb.n_steps, "dt_s": tb.dt_s,
-             "window_s": tb.window_s, **spike_stats(spikes, tb.dt_s), **extra}
+    spikes, encoder, stats = _encode_on_grid(win.signals, fit, tb, encoding, settings, names, seed, fit_split)
     return Spikes(spikes=spikes, labels=win.labels, subject=win.subject, dt_s=tb.dt_s,
                   channel_names=spike_channel_names(encoding, names, settings), class_names=list(win.class_names),
                   encoder=encoder, stats=stats, splits=dict(win.splits), mia=dict(win.mia), dataset=win.dataset,
                   encoding=encoding, source=window_source(win))
+
+
+def encode_signals(signals: np.ndarray, fs_hz: float, encoding: str, settings: Mapping[str, Any] | None = None, *,
+                   fit_on: np.ndarray | None = None, channel_names: Sequence[str] | None = None,
+                   band_hz: float | None = None, seed: int = 0,
+                   source: str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Encode (N, C, L) windows sampled at ``fs_hz`` into (N, T, C') uint8 spike counts, from arrays
+    alone (no windows.h5): what ``biospike encode`` does, with the same grid checks.
+
+    Parameters
+    ----------
+    encoding : a registered encoding (:data:`ENCODINGS`: ``delta``, ``population``, ``rate``).
+    settings : the config's ``encode`` section; missing keys take the schema's defaults.
+    fit_on : (M, C, L) windows the encoder statistics are fitted on (default: ``signals``). Pass the
+        training (or a public) split so that test windows leave no trace in the encoder.
+    channel_names : input channel names (default ``ch0``, ``ch1``, ...), for the spike channel names.
+    band_hz : upper edge of the preprocessed band for the Nyquist check (default ``fs_hz / 2``).
+
+    Returns
+    -------
+    spikes, encoder : the encoder record as spikes.h5 stores it (``timebase`` with ``dt_s`` and
+        ``n_steps``, ``fitted`` parameters, ``settings``, ``seed``), plus ``channel_names`` (one per
+        spike channel) and ``stats``; :func:`apply_encoder` encodes new windows with it.
+    """
+    cfg = encode_settings(dict(settings or {}))
+    signals = np.asarray(signals)
+    if signals.ndim != 3:
+        raise BiospikeError(f"signals must be (windows, channels, samples), got shape {signals.shape}", source)
+    if not np.all(np.isfinite(signals)):
+        raise BiospikeError("signals contain NaN or infinite values", source)
+    names = [str(n) for n in channel_names] if channel_names is not None else [f"ch{c}" for c in range(signals.shape[1])]
+    if len(names) != signals.shape[1]:
+        raise BiospikeError(f"{len(names)} channel names for {signals.shape[1]} channels", source)
+    fs_hz = float(fs_hz)
+    band = fs_hz / 2 if band_hz is None else float(band_hz)
+    if not 0 < band <= fs_hz / 2:
+        raise BiospikeError(f"band_hz must be in (0, fs_hz / 2 = {fs_hz / 2:g}], got {band:g}", source)
+    fit = signals if fit_on is None else np.asarray(fit_on)
+    if fit.ndim != 3 or fit.shape[1:] != signals.shape[1:]:
+        raise BiospikeError(f"fit_on must be windows shaped like signals (M, {signals.shape[1]}, {signals.shape[2]}), "
+                            f"got {fit.shape}", source)
+    tb = _grid(signals.shape, fs_hz, band, names, encoding, cfg, source)
+    spikes, encoder, stats = _encode_on_grid(signals, fit, tb, encoding, cfg, names, int(seed),
+                                             "signals" if fit_on is None else "fit_on")
+    encoder["channel_names"] = spike_channel_names(encoding, names, cfg)
+    encoder["stats"] = stats
+    return spikes, encoder
+
+
+def apply_encoder(signals: np.ndarray, encoder: Mapping[str, Any], seed: int | None = None) -> np.ndarray:
+    """Spikes (N, T, C') of new (N, C, L) windows with a fitted encoder record (from
+    :func:`encode_signals`, ``Spikes.encoder`` or a model's ``meta["encoder"]``): nothing is
+    refitted. ``seed`` (default: the record's) drives the random emissions (rate codes)."""
+    tb = TimeBase(**{k: encoder["timebase"][k] for k in ("fs_hz", "n_samples", "dt_s", "n_steps", "band_high_hz")})
+    signals = np.asarray(signals)
+    if signals.ndim != 3 or signals.shape[2] != tb.n_samples:
+        raise BiospikeError(f"signals must be (windows, channels, {tb.n_samples}) like the encoder's windows, "
+                            f"got shape {signals.shape}")
+    spikes, _ = ENCODINGS[encoder["name"]].apply(signals, encoder["fitted"], tb, encoder["settings"],
+                                                 int(encoder.get("seed", 0) if seed is None else seed))
+    return spikes
 
 
 def window_source(win: Windows) -> dict[str, Any]:

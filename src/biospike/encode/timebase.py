@@ -30,11 +30,16 @@ import numpy as np
 
 from biospike.errors import BiospikeError
 
+__all__ = ["TimeBase", "band_high_hz", "check_memory", "check_nyquist", "make_timebase"]
+
 _TOL = 1e-9
 
 
 @dataclasses.dataclass(frozen=True)
 class TimeBase:
+    """The SNN time grid of one window: ``n_steps`` steps of ``dt_s`` seconds over ``n_samples``
+    samples at ``fs_hz``, checked against the band edge ``band_high_hz``."""
+
     fs_hz: float
     n_samples: int  # L, samples per window
     dt_s: float
@@ -43,10 +48,12 @@ class TimeBase:
 
     @property
     def samples_per_step(self) -> float:
+        """Samples per step, ``fs_hz * dt_s`` (not always a whole number)."""
         return self.fs_hz * self.dt_s
 
     @property
     def window_s(self) -> float:
+        """Window length in seconds."""
         return self.n_samples / self.fs_hz
 
     def sample_step(self) -> np.ndarray:
@@ -79,6 +86,7 @@ class TimeBase:
         return x0 + (signals[..., i1].astype(np.float32) - x0) * w32
 
     def describe(self) -> dict[str, Any]:
+        """The grid as a JSON-able dict (the encoder record's ``timebase``)."""
         return {"dt_s": self.dt_s, "n_steps": self.n_steps, "fs_hz": self.fs_hz, "n_samples": self.n_samples,
                 "samples_per_step": self.samples_per_step, "band_high_hz": self.band_high_hz}
 

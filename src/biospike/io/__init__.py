@@ -27,6 +27,9 @@ import numpy as np
 
 from biospike.errors import BiospikeError
 
+__all__ = ["NO_LABEL", "READERS", "Header", "Recording", "describe", "read_header", "read_recording",
+           "reader_module", "subject_from_path"]
+
 # config "reader" -> module in this package; each module has read(path, spec) -> Recording
 READERS: dict[str, str] = {
     "edf": "biospike.io.edf",
@@ -75,6 +78,7 @@ class Recording:
 
     @property
     def n_samples(self) -> int:
+        """Samples per channel (S)."""
         return int(self.signal.shape[1])
 
     @property
@@ -125,6 +129,8 @@ def subject_from_path(relative: str, subject_regex: str, path: Path) -> str:
 
 
 def reader_module(reader: str):
+    """The module of the reader named ``reader`` (a key of :data:`READERS`); an unknown name is
+    an error listing them."""
     try:
         return importlib.import_module(READERS[reader])
     except KeyError:

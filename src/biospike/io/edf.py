@@ -14,6 +14,8 @@ import numpy as np
 from biospike.errors import BiospikeError
 from biospike.io import Header, Recording, describe
 
+__all__ = ["check_size", "read", "read_header"]
+
 
 def check_size(path: Path) -> None:
     """Compare the file size with what the header promises: MNE reads a truncated file without
@@ -63,6 +65,8 @@ def read_header(path: Path, spec: dict[str, Any]) -> Header:  # noqa: ARG001
 
 
 def read(path: Path, spec: dict[str, Any]) -> Recording:  # noqa: ARG001 (uniform reader signature)
+    """One EDF/EDF+/BDF file as a :class:`Recording`: signals in volts (MNE's SI units) and the
+    annotations as labelled events (onset and duration in samples)."""
     import mne
 
     raw = _open(path, preload=True)

@@ -17,12 +17,17 @@ from biospike.errors import BiospikeError
 from biospike.io import NO_LABEL, Recording, describe
 from biospike.signals import hold_labels, interp_uniform
 
+__all__ = ["MAX_GAP_S", "RATE_TOLERANCE", "TIME_UNIT_S", "read"]
+
 TIME_UNIT_S = 1e-3  # stamps are milliseconds
 MAX_GAP_S = 0.05
 RATE_TOLERANCE = 0.10  # stamp rate vs expected_fs_hz, relative
 
 
 def read(path: Path, spec: dict[str, Any]) -> Recording:
+    """One UCI EMG text file as a :class:`Recording` in volts on a uniform grid at
+    ``spec["expected_fs_hz"]`` (else the rounded rate of the stamps), one label per sample
+    (:data:`~biospike.io.NO_LABEL` farther than ``MAX_GAP_S`` from any stamp)."""
     with open(path, encoding="utf-8", errors="replace", newline=None) as fh:  # universal newlines: CRLF ok
         header = fh.readline().split()
         if len(header) < 3 or header[0].lower() != "time" or header[-1].lower() != "class":

@@ -16,11 +16,16 @@ import numpy as np
 from biospike.errors import BiospikeError
 from biospike.io import Recording, describe
 
+__all__ = ["NOMINAL_FS_HZ", "N_EMG", "read"]
+
 NOMINAL_FS_HZ = 200.0
 N_EMG = 8
 
 
 def read(path: Path, spec: dict[str, Any]) -> Recording:
+    """One Myo CSV file as a :class:`Recording`: 8 EMG channels in raw int8 ADC units at the
+    nominal rate (``spec["expected_fs_hz"]``, default 200 Hz), one label per sample; the record is
+    the session folder."""
     try:
         table = np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)
     except ValueError as exc:

@@ -16,10 +16,15 @@ import numpy as np
 from biospike.errors import BiospikeError
 from biospike.io import Recording, describe
 
+__all__ = ["LABEL_KEYS", "read"]
+
 LABEL_KEYS = ("restimulus", "stimulus")
 
 
 def read(path: Path, spec: dict[str, Any]) -> Recording:
+    """One NinaPro ``.mat`` file as a :class:`Recording`: ``emg`` as stored, per-sample labels from
+    ``restimulus`` (else ``stimulus``), the rate from the file's ``frequency`` or
+    ``spec["expected_fs_hz"]``, the subject from ``subject`` when the file has it."""
     import scipy.io
 
     try:

@@ -19,6 +19,8 @@ import numpy as np
 from biospike.errors import BiospikeError
 from biospike.io import Recording, describe
 
+__all__ = ["DEFAULT_GAIN_ADU_PER_MV", "REFERENCE_NAME", "check_files", "parse_header", "read", "reference_labels"]
+
 REFERENCE_NAME = "REFERENCE.csv"
 DEFAULT_GAIN_ADU_PER_MV = 1000.0
 _GAIN_RE = re.compile(r"^(?P<gain>[-+0-9.eE]+)(?:\((?P<baseline>[-+0-9]+)\))?(?:/(?P<unit>\S+))?$")
@@ -44,6 +46,8 @@ def _reference(folder: Path, mtime_ns: int) -> dict[str, str]:  # noqa: ARG001 (
 
 
 def reference_labels(folder: Path) -> dict[str, str]:
+    """``record -> label`` from the ``REFERENCE.csv`` beside the records in ``folder`` (read once
+    per change of the file)."""
     path = folder / REFERENCE_NAME
     if not path.is_file():
         raise BiospikeError(f"label file {REFERENCE_NAME} not found beside the records", path)
@@ -92,6 +96,8 @@ def parse_header(path: Path) -> tuple[float, float, int, str]:
 
 
 def read(path: Path, spec: dict[str, Any]) -> Recording:  # noqa: ARG001
+    """One PhysioNet 2017 record (``.mat`` + ``.hea``) as a :class:`Recording` in the header's
+    physical unit (mV by default), labelled as a whole from ``REFERENCE.csv``; subject = record."""
     import scipy.io
 
     header_path = path.with_suffix(".hea")

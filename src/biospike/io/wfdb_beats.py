@@ -20,6 +20,8 @@ from biospike.io import Header, Recording, describe
 BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
 ANNOTATION_EXT = "atr"
 
+__all__ = ["ANNOTATION_EXT", "BEAT_SYMBOLS", "read", "read_header"]
+
 
 def _header(path: Path):
     import wfdb
@@ -37,6 +39,8 @@ def read_header(path: Path, spec: dict[str, Any]) -> Header:  # noqa: ARG001
 
 
 def read(path: Path, spec: dict[str, Any]) -> Recording:  # noqa: ARG001
+    """One WFDB record (``.hea`` + signal files + ``.atr``) as a :class:`Recording` in physical
+    units, each beat annotation a point event at its R peak (non-beat annotations dropped)."""
     import wfdb
 
     record_path = path.with_suffix("")
