@@ -370,7 +370,26 @@ def settings_help(sections: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler that writes to the current ``sys.stderr`` (not the one at creation)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ARG002
+        pass
+
+
 def setup_logging() -> None:
-    """INFO lines with a time stamp on stderr (what Snakemake keeps in each rule's log)."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    """INFO lines with a time stamp on stderr (what Snakemake keeps in each rule's log), from the
+    ``biospike.*`` loggers. Its own handler, not the root logger's: norse logs at import time,
+    which configures the root logger at WARNING and would silence the stages' INFO lines."""
+    logger = logging.getLogger("biospike")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.propagate = False  # the root logger's handlers (if any) would print each line twice

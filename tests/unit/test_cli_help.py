@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from biospike.cli import SUBCOMMANDS, main
-from biospike.cliutil import load_context, settings_help, stage_parser
+from biospike.cliutil import load_context, settings_help, setup_logging, stage_parser
 from biospike.config import deep_merge, load_yaml, schema, section_settings
 from biospike.errors import BiospikeError
 
@@ -188,3 +188,18 @@ def test_schema_descriptions_are_whole():
                 yield from stray(value, f"{path}[{i}]")
 
     assert not list(stray(schema(), "")), "schema descriptions cut at a comma (quote them)"
+
+
+def test_stage_log_lines_survive_a_library_that_configures_logging(capsys):
+    """norse calls logging.debug at import, which sets up the root logger at WARNING: the stages'
+    INFO lines (per-epoch progress in a Snakemake log) must still reach stderr, once."""
+    import logging
+
+    import norse  # noqa: F401
+
+    logging.basicConfig()  # what norse's import does, in case it was imported before this test
+    setup_logging()
+    setup_logging()
+    logging.getLogger("biospike.train").info("epoch 1: train_loss=0.5")
+    err = capsys.readouterr().err
+    assert err.count("biospike.train: epoch 1: train_loss=0.5") == 1
