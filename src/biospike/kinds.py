@@ -22,11 +22,11 @@ __all__ = ["LEVERS", "MODEL_KINDS"]
 # The built-in kinds. A new kind registers itself the same way (in its own module, imported here).
 register_model_kind(ModelKind(
     name="snn", label="SNN", color=OKABE_ITO["blue"], order=0, trainer="biospike.train:train_stage",
-    fit="biospike.train:fit_on", spiking=True, nir=True, runs_on=("neuromorphic",),
+    fit="biospike.train:fit_on", fit_many="biospike.train:fit_many_on", spiking=True, nir=True, runs_on=("neuromorphic",),
     description="LIF spiking network (norse dynamics, fused kernels), surrogate-gradient BPTT"))
 register_model_kind(ModelKind(
     name="ann", label="ANN", color=OKABE_ITO["orange"], order=20, trainer="biospike.train:train_stage",
-    fit="biospike.train:fit_on", runs_on=("mcu",),
+    fit="biospike.train:fit_on", fit_many="biospike.train:fit_many_on", runs_on=("mcu",),
     description="same-size non-spiking network (leaky integrator + ReLU) on the same spikes"))
 register_model_kind(ModelKind(
     name="classical", label="classical", color="#7f7f7f", order=30, trainer="biospike.classical:classical_stage",

@@ -8,7 +8,7 @@ builds and what the report expects cannot drift apart (tests/unit/test_plan.py c
 
 Directory layout of one target: ``R/{dataset}/{encoding}/{target}/`` (model, metrics.json,
 curve.csv, privacy.json for DP variants, ``attack/``, ``deploy/``); reference models:
-``R/{dataset}/{encoding}/refs/{group}/{k}/``.
+``R/{dataset}/{encoding}/refs/{group}/shard{s}.pt``.
 """
 
 from __future__ import annotations

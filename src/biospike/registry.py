@@ -85,7 +85,10 @@ class ModelKind:
     ``trainer`` is the train stage of the kind: ``(ctx, inputs, outdir) -> metrics``, with
     ``inputs`` a dict holding ``spikes`` and ``windows`` paths; it writes ``checkpoint``,
     ``metrics.json`` and ``curve.csv``. ``fit`` trains one model on given windows for the attacks'
-    reference models: ``(spikes, train_idx, val_idx, train_settings, seed) -> (model, info)``.
+    reference models: ``(spikes, train_idx, val_idx, train_settings, seed) -> (model, info)``;
+    ``fit_many`` trains K of them together (``(spikes, train_idxs, val_idxs, train_settings, seeds)
+    -> [(model, info), ...]``, equal to K calls of ``fit``); without it a shard of reference models
+    calls ``fit`` K times.
     """
 
     name: str
@@ -94,6 +97,7 @@ class ModelKind:
     order: int
     trainer: str
     fit: str | None = None
+    fit_many: str | None = None
     network: str | None = None  # the network class it trains (biospike.models.NETWORKS); None: its name
     input: str = "spikes"  # spikes (spikes.h5) | windows (the raw windows of windows.h5)
     checkpoint: str = "model.pt"

@@ -59,7 +59,7 @@ class Target:
         return (self.kind.order, self.lever.order if self.lever else 0, self.value or 0.0, self.name)
 
     def reference_groups(self) -> list[str]:
-        """Reference-model groups (``refs/{group}/{k}``) its attacks use; the first one is the
+        """Reference-model groups (``refs/{group}/shard{s}.pt``) its attacks use; the first one is the
         threat model's (trained like the target)."""
         if self.lever is None:
             return [self.kind.name]

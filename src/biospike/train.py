@@ -218,6 +218,165 @@ def fit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                        init_rates=init_rates)
 
 
+def fit_many(archs: Sequence[dict], xs_train: Sequence[np.ndarray], ys_train: Sequence[np.ndarray],
+             xs_val: Sequence[np.ndarray], ys_val: Sequence[np.ndarray], cfg: dict, seeds: Sequence[int],
+             progress: bool = True, desc: str = "ensemble") -> list[TrainResult]:
+    """:func:`fit` for K members at once (:mod:`biospike.models.ensemble`): member k gets what
+    ``fit(archs[k], xs_train[k], ys_train[k], xs_val[k], ys_val[k], cfg, seeds[k])`` gives, to float
+    tolerance, with its own initialisation, data order, class weights, Adam state, early stopping
+    and restored best epoch. Members that cannot be stacked (e.g. recurrent SNNs) train one by one."""
+    from biospike.models.ensemble import MaskedAdam, StackedNetwork, stackable
+
+    cfg = train_settings(cfg)
+    n_members = len(archs)
+    if not n_members == len(xs_train) == len(ys_train) == len(xs_val) == len(ys_val) == len(seeds):
+        raise BiospikeError("fit_many: one architecture, training set, validation set and seed per member")
+    device = resolve_device(cfg["device"])
+    start_s = time.perf_counter()
+    xs_train = [np.asarray(x) for x in xs_train]
+    ys_train = [np.asarray(y, dtype=np.int64) for y in ys_train]
+    xs_val = [np.asarray(x) for x in xs_val]
+    ys_val = [np.asarray(y, dtype=np.int64) for y in ys_val]
+    for k in range(n_members):
+        n_classes = int(archs[k]["n_out"])
+        if len(xs_train[k]) == 0:
+            raise BiospikeError(f"member {k}: no training windows")
+        if len(xs_train[k]) != len(ys_train[k]) or len(xs_val[k]) != len(ys_val[k]):
+            raise BiospikeError(f"member {k}: x and y must have the same number of windows")
+        if ys_train[k].min() < 0 or ys_train[k].max() >= n_classes:
+            raise BiospikeError(f"member {k}: training labels outside 0..{n_classes - 1}")
+    members = [init_model(archs[k], xs_train[k], seeds[k]) for k in range(n_members)]
+    reason = stackable(members)
+    if reason is not None:
+        log.info("%s: training %d members one by one (%s)", desc, n_members, reason)
+        return [fit(archs[k], xs_train[k], ys_train[k], xs_val[k], ys_val[k], cfg, seeds[k], progress=progress)
+                for k in range(n_members)]
+    snn = is_spiking(members[0])
+    net = StackedNetwork(members).to(device)
+    dt_s = float(archs[0]["dt_s"])
+    batch_size = int(cfg["batch_size"])
+    reg_weight = float(cfg["rate_reg"]["weight"]) if snn else 0.0
+    target_rate = float(cfg["rate_reg"]["target_hz"]) * dt_s
+    if reg_weight > 0 and not 0 < target_rate < 1:
+        raise BiospikeError(f"train.rate_reg.target_hz x dt must be in (0, 1) spikes per step, got {target_rate:g}")
+    rngs = [np.random.default_rng(derive_seed(seeds[k], "batches")) for k in range(n_members)]
+    criteria, sample_ps = [], []
+    for k in range(n_members):
+        weights = class_weights(ys_train[k], int(archs[k]["n_out"]))
+        loss_weight = (torch.as_tensor(weights, dtype=torch.float32, device=device)
+                       if cfg["class_weighting"] == "balanced" else None)
+        criteria.append(nn.CrossEntropyLoss(weight=loss_weight))
+        sample_ps.append(weights[ys_train[k]] / weights[ys_train[k]].sum() if cfg["class_weighting"] == "sampler" else None)
+    optimizer = MaskedAdam(list(net.parameters()), n_members, lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
+    x_train_t = [torch.as_tensor(x) for x in xs_train]
+    y_train_t = [torch.as_tensor(y) for y in ys_train]
+    histories: list[list[dict]] = [[] for _ in range(n_members)]
+    best = [{"epoch": 0, "score": (-math.inf, -math.inf), "state": net.member_state(k)} for k in range(n_members)]
+    since_best = [0] * n_members
+    running = [True] * n_members
+    stopped_early = [False] * n_members
+    epochs = int(cfg["epochs"])
+    from biospike.progress import progress as make_progress
+
+    bar = make_progress(total=n_members * epochs, desc=f"{desc} ({n_members} members)") if progress else None
+    for epoch in range(1, epochs + 1):
+        active = [k for k in range(n_members) if running[k]]
+        if not active:
+            break
+        epoch_start_s = time.perf_counter()
+        net.train()
+        orders = {}
+        for k in active:
+            n = len(xs_train[k])
+            orders[k] = (rngs[k].permutation(n) if sample_ps[k] is None
+                         else rngs[k].choice(n, size=n, replace=True, p=sample_ps[k]))
+        loss_sum = dict.fromkeys(active, 0.0)
+        n_seen = dict.fromkeys(active, 0)
+        spike_sums: dict[int, list[float]] = {k: [] for k in active}
+        n_steps = max(math.ceil(len(orders[k]) / batch_size) for k in active)
+        for step in range(n_steps):
+            lo = step * batch_size
+            stepping = [k for k in active if lo < len(orders[k])]
+            idx = {k: torch.as_tensor(orders[k][lo:lo + batch_size]) for k in stepping}
+            xb = [x_train_t[k][idx[k]].to(device=device, dtype=torch.float32) for k in stepping]
+            volts, hidden = net.forward_members(stepping, xb)
+            total = None
+            for i, k in enumerate(stepping):
+                loss = criteria[k](volts[i].mean(dim=1), y_train_t[k][idx[k]].to(device))
+                if reg_weight > 0:
+                    loss = loss + reg_weight * _rate_penalty(hidden[i], target_rate)
+                total = loss if total is None else total + loss
+                loss_sum[k] += float(loss.detach()) * len(idx[k])
+                n_seen[k] += len(idx[k])
+                if snn:
+                    rates = [float(h.detach().mean()) * len(idx[k]) for h in hidden[i]]
+                    spike_sums[k] = [a + b for a, b in zip(spike_sums[k], rates, strict=True)] if spike_sums[k] else rates
+            optimizer.zero_grad()
+            total.backward()
+            optimizer.step(stepping)
+        val_logits = _member_logits(net, active, [xs_val[k] for k in active], device)
+        epoch_time_s = time.perf_counter() - epoch_start_s
+        for k, logits in zip(active, val_logits, strict=True):
+            row: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum[k] / n_seen[k]}
+            y_val = ys_val[k]
+            if len(y_val):
+                val_loss = float(criteria[k](torch.as_tensor(logits, device=device), torch.as_tensor(y_val, device=device)))
+                val_bacc = balanced_accuracy(y_val, logits.argmax(axis=1))
+                row |= {"val_loss": val_loss, "val_balanced_accuracy": val_bacc,
+                        "val_accuracy": float(np.mean(logits.argmax(axis=1) == y_val))}
+                score = (round(val_bacc, 12), -val_loss)
+            else:
+                row |= {"val_loss": float("nan"), "val_balanced_accuracy": float("nan"), "val_accuracy": float("nan")}
+                score = (float(epoch), 0.0)
+            row["lr"] = float(cfg["lr"])
+            row["epoch_time_s"] = epoch_time_s / len(active)  # the stack's epoch, shared among its members
+            for layer, spikes_total in enumerate(spike_sums[k]):
+                row[f"rate_hidden{layer}_hz"] = spikes_total / n_seen[k] / dt_s
+            histories[k].append(row)
+            if score > best[k]["score"]:
+                best[k] = {"epoch": epoch, "score": score, "state": net.member_state(k)}
+                since_best[k] = 0
+            else:
+                since_best[k] += 1
+            if len(y_val) and since_best[k] >= int(cfg["patience"]):
+                running[k] = False
+                stopped_early[k] = epoch < epochs
+        if bar is not None:
+            # a stopped member's remaining epochs are work not to be done: count them as done
+            bar.update(len(active) + sum((epochs - epoch) for k in active if not running[k]))
+            bar.set_postfix(active=sum(running), epoch=epoch)
+    if bar is not None:
+        bar.close()
+    wall_s = time.perf_counter() - start_s
+    results = []
+    for k in range(n_members):
+        net.load_member_state(k, best[k]["state"])
+        model = net.member(k).to(device)
+        results.append(TrainResult(model=model, history=histories[k], best_epoch=best[k]["epoch"],
+                                   epochs_run=len(histories[k]), stopped_early=stopped_early[k],
+                                   wall_time_s=wall_s / n_members))
+    return results
+
+
+def _member_logits(net: Any, members: Sequence[int], xs: Sequence[np.ndarray], device: torch.device,
+                   batch_size: int = 256) -> list[np.ndarray]:
+    """Eval-mode logits of each member on its own windows, in batches of ``batch_size`` per member
+    (as :func:`biospike.models.predict_logits` batches a lone network)."""
+    net.eval()
+    out: list[list[np.ndarray]] = [[] for _ in members]
+    longest = max((len(x) for x in xs), default=0)
+    with torch.no_grad():
+        for lo in range(0, longest, batch_size):
+            pos = [i for i, x in enumerate(xs) if lo < len(x)]
+            xb = [torch.as_tensor(np.asarray(xs[i][lo:lo + batch_size]), dtype=torch.float32).to(device) for i in pos]
+            volts, _ = net.forward_members([members[i] for i in pos], xb)
+            for i, v in zip(pos, volts, strict=True):
+                out[i].append(v.mean(dim=1).float().cpu().numpy())
+    net.train()
+    n_out = int(net.archs[0]["n_out"])
+    return [np.concatenate(o).astype(np.float32) if o else np.zeros((0, n_out), dtype=np.float32) for o in out]
+
+
 def _epoch_bar(epochs: int, progress: bool) -> Any:
     """A tqdm bar on a terminal; None otherwise (then each epoch is one log line)."""
     if not progress:
@@ -256,6 +415,24 @@ def fit_on(kind: str, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, s
             "history": result.history, "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
             "wall_time_s": result.wall_time_s}
     return result.model, info
+
+
+def fit_many_on(kind: str, spikes: Any, train_idxs: Sequence[np.ndarray], val_idxs: Sequence[np.ndarray],
+                settings: Mapping[str, Any], seeds: Sequence[int], progress: bool = False,
+                desc: str = "ensemble") -> list[tuple[nn.Module, dict]]:
+    """:func:`fit_on` for K members trained together (:func:`fit_many`); [(model, info), ...]."""
+    labels = np.asarray(spikes.labels, dtype=np.int64)
+    x = spikes.spikes
+    archs = []
+    for train_idx in train_idxs:
+        if len(np.unique(labels[train_idx])) < 2:
+            raise BiospikeError("fewer than two classes among the training windows")
+        archs.append(arch_for(network_of(kind), spikes, settings, index=train_idx))
+    results = fit_many(archs, [x[i] for i in train_idxs], [labels[i] for i in train_idxs], [x[i] for i in val_idxs],
+                       [labels[i] for i in val_idxs], dict(settings), seeds, progress=progress, desc=desc)
+    return [(r.model, {"arch": a, "best_epoch": r.best_epoch, "epochs_run": r.epochs_run, "history": r.history,
+                       "n_train": int(len(ti)), "n_val": int(len(vi)), "wall_time_s": r.wall_time_s})
+            for r, a, ti, vi in zip(results, archs, train_idxs, val_idxs, strict=True)]
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,7 +13,13 @@ import pytest
 import torch
 
 from biospike.attacks import cli as attack_cli
-from biospike.attacks.references import candidate_pools, candidates, rebin_time, train_stage
+from biospike.attacks.references import (
+    candidate_pools,
+    candidates,
+    rebin_time,
+    train_shard,
+    train_stage,
+)
 from biospike.cli import main
 from biospike.cliutil import envelope, parse_envelope
 from biospike.models import save_checkpoint
@@ -22,7 +28,7 @@ from biospike.train import train_settings
 
 TRAIN = {"epochs": 200, "batch_size": 24, "lr": 0.02, "patience": 1000, "hidden": [128],
          "fail_on_silent": False, "max_train_windows": None}
-ATTACK = {"n_reference_models": 4, "reference_early_stopping": False,
+ATTACK = {"n_reference_models": 4, "reference_shard_size": 2, "reference_early_stopping": False,
           "input_dropout": {"enabled": True, "p": 0.05, "n_queries": 3},
           "rmia": {"n_population": 72, "offline_a": "auto"}, "bootstrap": {"n": 200}}
 PER_SUBJECT = 12
@@ -59,8 +65,8 @@ def _spikes(seed: int = 0) -> Spikes:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """spikes.h5, four reference models, an overfit target and a target that never saw the members
-    (about 40 s on one core: the tests using it are marked slow)."""
+    """spikes.h5, four reference models in two shards, an overfit target and a target that never
+    saw the members (about 40 s on one core: the tests using it are marked slow)."""
     torch.set_num_threads(1)
     from biospike.train import fit_on
 
@@ -69,10 +75,10 @@ def world(tmp_path_factory):
     sp = _spikes()
     write_spikes(root / "spikes.h5", sp)
     refs = []
-    for k in range(4):
-        d = root / "refs" / "snn" / str(k)
-        train_stage(_ctx(), root / "spikes.h5", d, "snn", "reference", index=k)
-        refs.append(d)
+    for shard in range(2):
+        f = root / "refs" / "snn" / f"shard{shard}.pt"
+        train_shard(_ctx(), root / "spikes.h5", f, "snn", shard, progress=False)
+        refs.append(f)
     empty = np.zeros(0, dtype=np.int64)
     overfit, _ = fit_on("snn", sp, sp.mia["members"], empty, train_settings(TRAIN), seed=1)
     save_checkpoint(root / "snn" / "model.pt", overfit, {"train_indices": sp.mia["members"].tolist()})
@@ -86,18 +92,34 @@ def world(tmp_path_factory):
 def test_reference_models_train_on_their_keep_mask(world):
     sp = world["spikes"]
     cand = candidates(candidate_pools(sp))
-    keeps = np.stack([np.load(d / "keep.npy") for d in world["refs"]])
+    from biospike.models.ensemble import load_members
+
+    shards = [load_members(f) for f in world["refs"]]
+    keeps = np.concatenate([extra["keep"].numpy() for _, _, extra in shards])
+    metas = [m for _, ms, _ in shards for m in ms]
+    assert [m["index"] for m in metas] == [0, 1, 2, 3]
     np.testing.assert_array_equal(keeps.sum(axis=0), 2)
     subj = sp.subject[cand]
     for s in np.unique(subj):  # reference_unit: subject (default): whole subjects IN or OUT
         assert (keeps[:, subj == s] == keeps[:, subj == s][:, :1]).all()
-    meta = torch.load(world["refs"][0] / "model.pt", weights_only=True)["meta"]
-    assert meta["train_indices"] == sorted(cand[keeps[0]].tolist())
-    assert meta["n_reference_models"] == 4 and meta["index"] == 0
-    # deterministic: the same job again writes the same keep mask
-    d = world["root"] / "again"
-    train_stage(_ctx(), world["root"] / "spikes.h5", d, "snn", "reference", index=0)
-    np.testing.assert_array_equal(np.load(d / "keep.npy"), keeps[0])
+    for meta, keep in zip(metas, keeps, strict=True):
+        assert meta["train_indices"] == sorted(cand[keep].tolist())
+        assert meta["n_reference_models"] == 4
+    # the sharding does not change the models: member 2 trained in a shard of one (shard 2 at
+    # size 1) equals member 2 of the stacked shard of two
+    f = world["root"] / "again.pt"
+    train_shard(_ctx(attack={**ATTACK, "reference_shard_size": 1}), world["root"] / "spikes.h5", f, "snn", 2,
+                progress=False)
+    (alone,), (meta,), extra = load_members(f)
+    np.testing.assert_array_equal(extra["keep"].numpy()[0], keeps[2])
+    def untimed(history):
+        return [{k: v for k, v in row.items() if k != "epoch_time_s"} for row in history]
+
+    assert meta["index"] == 2 and meta["seed"] == metas[2]["seed"]
+    np.testing.assert_equal(untimed(meta["history"]), untimed(metas[2]["history"]))  # NaN == NaN here
+    stacked = shards[1][0][0].state_dict()
+    for name, value in alone.state_dict().items():
+        torch.testing.assert_close(value, stacked[name], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -185,11 +207,8 @@ def test_dp_ceiling_violation_fails_where_members_are_random_units(tmp_path, cap
     write_spikes(root / "spikes.h5", sp)
     train = {**TRAIN, "epochs": 150}
     attack = {**ATTACK, "n_reference_models": 2, "attacks": ["loss"], "input_dropout": {"enabled": False}}
-    refs = []
-    for k in range(2):
-        train_stage(_ctx(attack=attack, train=train), root / "spikes.h5", root / "refs" / str(k), "snn", "reference",
-                    index=k)
-        refs.append(root / "refs" / str(k))
+    refs = [root / "refs" / "shard0.pt"]
+    train_shard(_ctx(attack=attack, train=train), root / "spikes.h5", refs[0], "snn", 0, progress=False)
     overfit, _ = fit_on("snn", sp, sp.mia["members"], np.zeros(0, np.int64), train_settings(train), seed=1)
     save_checkpoint(root / "snn" / "model.pt", overfit, {"train_indices": sp.mia["members"].tolist()})
     priv = root / "privacy.json"
@@ -215,14 +234,22 @@ def test_ceiling_applies_only_to_random_units_at_their_level():
 @pytest.mark.slow
 def test_stale_reference_models_are_clear_errors(world, tmp_path, capsys):
     root = world["root"]
-    bad = tmp_path / "ref"
-    bad.mkdir()
-    (bad / "model.pt").write_bytes((world["refs"][0] / "model.pt").read_bytes())
-    np.save(bad / "keep.npy", np.ones(7, bool))
-    code = main(["attack", "--params", json.dumps(_env()), "--spikes", str(root / "spikes.h5"),
-                 "--target-model", str(root / "snn" / "model.pt"), "--refs", str(bad), "--outdir", str(tmp_path / "o")])
-    assert code == 2
-    assert "keep.npy has shape (7,)" in capsys.readouterr().err
+    from biospike.models.ensemble import load_members, save_members
+
+    models, metas, _ = load_members(world["refs"][0])
+    bad = tmp_path / "shard0.pt"
+    save_members(bad, models, metas, extra={"keep": torch.ones(len(models), 7, dtype=torch.bool)})
+    def run(*refs):
+        return main(["attack", "--params", json.dumps(_env()), "--spikes", str(root / "spikes.h5"), "--target-model",
+                     str(root / "snn" / "model.pt"), "--refs", *map(str, refs), "--outdir", str(tmp_path / "o")])
+    assert run(bad) == 2
+    assert f"{bad}: keep mask has shape (7,)" in capsys.readouterr().err
+    assert run(world["refs"][0], world["refs"][0]) == 2
+    assert "reference model 0 given twice" in capsys.readouterr().err
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a torch file")
+    assert run(junk) == 2
+    assert f"{junk}: not a valid biospike ensemble file" in capsys.readouterr().err
 
 
 def test_rebin_time_keeps_spike_counts_and_duration():
@@ -246,17 +273,14 @@ def test_time_step_sweep_trains_attacks_and_collects(world, tmp_path):
     summaries = []
     for steps in (6, 24):
         tdir = tmp_path / f"T{steps}"
-        meta = train_stage(ctx, root / "spikes.h5", tdir / "snn", "snn", "target", time_steps=steps)
+        meta = train_stage(ctx, root / "spikes.h5", tdir / "snn", "snn", time_steps=steps)
         assert meta["time_steps"] == steps and meta["dt_s"] == pytest.approx(0.005 * 12 / steps)
         assert meta["train_indices"] == sorted(world["spikes"].splits["train"].tolist())
         arch = torch.load(tdir / "snn" / "model.pt", weights_only=True)["arch"]
         native_tau = train_settings(train)["tau_mem_s"]
         assert arch["dt_s"] / arch["tau_mem_s"] == pytest.approx(0.005 / native_tau)  # same decay per step
-        refs = []
-        for k in range(2):
-            train_stage(ctx, root / "spikes.h5", tdir / "refs" / "snn" / str(k), "snn", "reference", index=k,
-                        time_steps=steps)
-            refs.append(tdir / "refs" / "snn" / str(k))
+        refs = [tdir / "refs" / "snn" / "shard0.pt"]
+        train_shard(ctx, root / "spikes.h5", refs[0], "snn", 0, time_steps=steps, progress=False)
         out = attack_cli.attack_stage(ctx, tdir / "snn" / "model.pt", root / "spikes.h5", refs, tdir / "snn" / "attack",
                                       time_steps=steps)
         assert out["time_steps"] == steps and out["attack_names"] == ["loss", "rmia"]
@@ -265,7 +289,7 @@ def test_time_step_sweep_trains_attacks_and_collects(world, tmp_path):
     # a reference model trained at another T is refused
     with pytest.raises(Exception, match="trained at T=6"):
         attack_cli.attack_stage(ctx, tmp_path / "T24" / "snn" / "model.pt", root / "spikes.h5",
-                                [tmp_path / "T6" / "refs" / "snn" / "0"], tmp_path / "x", time_steps=24)
+                                [tmp_path / "T6" / "refs" / "snn" / "shard0.pt"], tmp_path / "x", time_steps=24)
     assert main(["attack-sweep", "--summaries", *map(str, summaries), "--output", str(tmp_path / "t_sweep.json"),
                  "--csv", str(tmp_path / "t_sweep.csv")]) == 0
     sweep = read_json(tmp_path / "t_sweep.json")

@@ -23,7 +23,7 @@ from tests.conftest import envelope
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "config" / "tiny.yaml"
 # the rules that train or query torch models, and so ask for a GPU with train.device: cuda
-TORCH_RULES = {"train_snn", "train_ann", "harden", "privacy_audit", "privacy_audit_nonprivate", "reference_model", "attack",
+TORCH_RULES = {"train_snn", "train_ann", "harden", "privacy_audit", "privacy_audit_nonprivate", "reference_shard", "attack",
                "t_sweep_target", "t_sweep_reference", "t_sweep_point"}
 NO_CUDA = not torch.cuda.is_available()
 
@@ -81,7 +81,7 @@ def _dry_run_jobs(workdir: Path, config: dict) -> list[dict]:
 def test_dry_run_asks_for_a_gpu_on_the_torch_rules_of_cuda_datasets(tmp_path):
     jobs = _dry_run_jobs(tmp_path, _tiny("cuda", demo_ecg="cpu"))
     torch_jobs = [j for j in jobs if j["rule"] in TORCH_RULES]
-    assert {j["rule"] for j in torch_jobs} >= {"train_snn", "train_ann", "harden", "reference_model", "attack"}
+    assert {j["rule"] for j in torch_jobs} >= {"train_snn", "train_ann", "harden", "reference_shard", "attack"}
     for job in torch_jobs:
         assert job["gpu"] == (0 if job["dataset"] == "demo_ecg" else 1), job
     others = [j for j in jobs if j["rule"] not in TORCH_RULES]
@@ -156,9 +156,9 @@ def _argv(command: str, spikes: Path, out: Path) -> list[str]:
                 "--epsilon", "3", "--outdir", str(out / "dpsnn_eps3"), "--no-progress"]
     if command == "attack-train":
         return ["attack-train", "--params", envelope(**names, train=TRAIN, attack={"n_reference_models": 2}),
-                "--spikes", str(spikes), "--kind", "snn", "--index", "0", "--outdir", str(out / "ref0")]
+                "--spikes", str(spikes), "--kind", "snn", "--shard", "0", "--output", str(out / "shard0.pt")]
     return ["attack", "--params", envelope(**names, target="snn", train={"device": "cuda"}), "--target-model",
-            str(out / "snn" / "model.pt"), "--spikes", str(spikes), "--refs", str(out / "ref0"),
+            str(out / "snn" / "model.pt"), "--spikes", str(spikes), "--refs", str(out / "shard0.pt"),
             "--outdir", str(out / "attack")]
 
 

@@ -140,7 +140,7 @@ def test_workflow_dag_and_plan_agree(name, config, tmp_path):
         if "/deploy/" in path and path.endswith(".json"):
             assert path in read, path
         if "/refs/" in path and "/t_sweep/" not in path:
-            ds, enc, _, group = path.split("/")[-6:-2]
+            ds, enc, _, group = path.split("/")[-5:-1]  # R/{ds}/{enc}/refs/{group}/shard{s}.pt
             assert group in plan[ds].reference_groups, path
     assert all(rule != "None" for rule in dag.values())
 

@@ -11,8 +11,9 @@ from biospike.attacks.mia import attack_names as _attack_names
 ATTACK = config["attack"]
 _ATTACK_CODE = code_version("biospike.attacks.cli")
 _SWEEP_CODE = code_version("biospike.attacks.cli", "biospike.train")  # the sweep retrains the snn
-_REF_KEYS = ("n_reference_models", "reference_early_stopping", "reference_unit")
-_SWEEP_KEYS = ("t_sweep_reference_models", "reference_early_stopping", "reference_unit")
+# reference_shard_size is: any sharding gives the same K models, but shard{s}.pt holds other members
+_REF_KEYS = ("n_reference_models", "reference_early_stopping", "reference_unit", "reference_shard_size")
+_SWEEP_KEYS = ("t_sweep_reference_models", "reference_early_stopping", "reference_unit", "reference_shard_size")
 _SWEEP_CFG = {**ATTACK, "input_dropout": {**ATTACK["input_dropout"], "enabled": False}}
 _SWEEP_NAMES = _attack_names(_SWEEP_CFG, ATTACK["t_sweep_attacks"])
 _GROUPS = sorted({g for dp in PLAN.values() for g in dp.reference_groups}) or ["__none__"]
@@ -24,14 +25,21 @@ def attack_roc_outputs(names):
             for n in names for lvl in ATTACK["levels"]]
 
 
-def attack_ref_dirs(w, which=0):
-    """The reference models of the target's ``which``-th group: 0 = the threat model's (trained
+def n_shards(dataset, sweep=False):
+    """Shard files of a reference group: ceil(K / attack.reference_shard_size)."""
+    att = section("attack", dataset)
+    n_models = att["t_sweep_reference_models" if sweep else "n_reference_models"]
+    return -(-int(n_models) // int(att["reference_shard_size"]))
+
+
+def attack_ref_files(w, which=0):
+    """The reference shards of the target's ``which``-th group: 0 = the threat model's (trained
     like the target), 1 = the comparison group (e.g. non-private references of a DP target)."""
     dp = dataset_plan(w.dataset)
     groups = dp.references[w.target]
     if which >= len(groups):
         return []
-    return [f"{RESULTS}/{w.dataset}/{w.encoding}/refs/{groups[which]}/{k}" for k in range(dp.n_references)]
+    return [f"{RESULTS}/{w.dataset}/{w.encoding}/refs/{groups[which]}/shard{s}.pt" for s in range(n_shards(w.dataset))]
 
 
 def reference_code(group):
@@ -53,30 +61,28 @@ def attack_inputs(w):
     inputs = {
         "model": f"{RESULTS}/{w.dataset}/{w.encoding}/{w.target}/{target.checkpoint}",
         "spikes": f"{RESULTS}/{w.dataset}/{w.encoding}/spikes.h5",
-        "refs": [f"{d}/model.pt" for d in attack_ref_dirs(w)],
-        "compare_refs": [f"{d}/model.pt" for d in attack_ref_dirs(w, 1)],
+        "refs": attack_ref_files(w),
+        "compare_refs": attack_ref_files(w, 1),
     }
     if T.dp_epsilon(w.target) is not None:
         inputs["privacy"] = f"{RESULTS}/{w.dataset}/{w.encoding}/{w.target}/privacy.json"
     return inputs
 
 
-rule reference_model:
+rule reference_shard:
     input:
         spikes=f"{RESULTS}/{{dataset}}/{{encoding}}/spikes.h5",
     output:
-        model=f"{RESULTS}/{{dataset}}/{{encoding}}/refs/{{group}}/{{k}}/model.pt",
-        keep=f"{RESULTS}/{{dataset}}/{{encoding}}/refs/{{group}}/{{k}}/keep.npy",
+        f"{RESULTS}/{{dataset}}/{{encoding}}/refs/{{group}}/shard{{s}}.pt",
     wildcard_constraints:
         group="|".join(re.escape(g) for g in _GROUPS),
-        k=r"\d+",
+        s=r"\d+",
     params:
         cfg=lambda w: stage_params(reference_sections(w.group), w.dataset, only={"attack": _REF_KEYS},
                                    encoding=w.encoding),
-        outdir=lambda w, output: str(Path(output.model).parent),
         code=lambda w: reference_code(w.group),
     log:
-        f"{RESULTS}/logs/attack/{{dataset}}/{{encoding}}/ref_{{group}}_{{k}}.log",
+        f"{RESULTS}/logs/attack/{{dataset}}/{{encoding}}/ref_{{group}}_shard{{s}}.log",
     threads: 1
     resources:
         mem_mb=2000,
@@ -86,7 +92,7 @@ rule reference_model:
         "../envs/biospike.yaml"
     shell:
         "biospike attack-train --params {params.cfg} --spikes {input.spikes} --kind {wildcards.group} "
-        "--role reference --index {wildcards.k} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
+        "--role reference --shard {wildcards.s} --output {output} --threads {threads} > {log} 2>&1"
 
 
 rule attack:
@@ -99,8 +105,8 @@ rule attack:
         target="|".join(_ATTACKED),
     params:
         cfg=lambda w: stage_params(("attack", "train"), w.dataset, encoding=w.encoding, target=w.target),
-        refs=lambda w: " ".join(attack_ref_dirs(w)),
-        compare=lambda w: f"--compare-refs {' '.join(attack_ref_dirs(w, 1))}" if attack_ref_dirs(w, 1) else "",
+        refs=lambda w: " ".join(attack_ref_files(w)),
+        compare=lambda w: f"--compare-refs {' '.join(attack_ref_files(w, 1))}" if attack_ref_files(w, 1) else "",
         privacy=lambda w, input: f"--privacy {input.privacy}" if "privacy" in input.keys() else "",
         outdir=lambda w, output: str(Path(output.summary).parent),
         code=_ATTACK_CODE,
@@ -150,17 +156,15 @@ rule t_sweep_reference:
     input:
         spikes=f"{RESULTS}/{{dataset}}/{{encoding}}/spikes.h5",
     output:
-        model=f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep/T{{T}}/refs/snn/{{k}}/model.pt",
-        keep=f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep/T{{T}}/refs/snn/{{k}}/keep.npy",
+        f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep/T{{T}}/refs/snn/shard{{s}}.pt",
     wildcard_constraints:
         T=r"\d+",
-        k=r"\d+",
+        s=r"\d+",
     params:
         cfg=lambda w: stage_params(("attack", "train"), w.dataset, only={"attack": _SWEEP_KEYS}, encoding=w.encoding),
-        outdir=lambda w, output: str(Path(output.model).parent),
         code=_SWEEP_CODE,
     log:
-        f"{RESULTS}/logs/attack/{{dataset}}/{{encoding}}/t_sweep_T{{T}}_ref{{k}}.log",
+        f"{RESULTS}/logs/attack/{{dataset}}/{{encoding}}/t_sweep_T{{T}}_ref_shard{{s}}.log",
     threads: 1
     resources:
         mem_mb=2000,
@@ -170,15 +174,15 @@ rule t_sweep_reference:
         "../envs/biospike.yaml"
     shell:
         "biospike attack-train --params {params.cfg} --spikes {input.spikes} --kind snn --role reference "
-        "--index {wildcards.k} --time-steps {wildcards.T} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
+        "--shard {wildcards.s} --time-steps {wildcards.T} --output {output} --threads {threads} > {log} 2>&1"
 
 
 rule t_sweep_point:
     input:
         model=f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep/T{{T}}/snn/model.pt",
         spikes=f"{RESULTS}/{{dataset}}/{{encoding}}/spikes.h5",
-        refs=lambda w: [f"{RESULTS}/{w.dataset}/{w.encoding}/t_sweep/T{w.T}/refs/snn/{k}/model.pt"
-                        for k in range(ATTACK["t_sweep_reference_models"])],
+        refs=lambda w: [f"{RESULTS}/{w.dataset}/{w.encoding}/t_sweep/T{w.T}/refs/snn/shard{s}.pt"
+                        for s in range(n_shards(w.dataset, sweep=True))],
     output:
         summary=f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep/T{{T}}/snn/attack/summary.json",
         roc=[f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep/T{{T}}/snn/attack/{n}_{lvl}_roc.csv"
@@ -187,7 +191,7 @@ rule t_sweep_point:
         T=r"\d+",
     params:
         cfg=lambda w: stage_params(("attack", "train"), w.dataset, encoding=w.encoding, target=f"snn_T{w.T}"),
-        refs=lambda w, input: " ".join(str(Path(p).parent) for p in input.refs),
+        refs=lambda w, input: " ".join(input.refs),
         outdir=lambda w, output: str(Path(output.summary).parent),
         families=" ".join(ATTACK["t_sweep_attacks"]),
         code=_ATTACK_CODE,

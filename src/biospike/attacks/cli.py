@@ -4,7 +4,7 @@
   ``{attack}_{level}_roc.csv`` per attack and membership level; for DP targets the measured ROC is
   checked against the (epsilon, delta) ceiling, and a violation beyond the confidence bounds
   fails the run.
-- ``attack-train``: one reference model (``--role reference``, ``model.pt`` + ``keep.npy``) or a
+- ``attack-train``: a shard of reference models (``--role reference``, ``shard{s}.pt``) or a
   time-step-sweep target (``--role target``).
 - ``attack-sweep``: the time-step sweep's per-T summaries -> ``t_sweep.json`` + ``.csv``.
 """
@@ -40,19 +40,30 @@ def cli_train(argv: list[str], prog: str) -> int:
     from biospike.cliutil import load_context, setup_logging, stage_parser
     from biospike.config import seed_everything
 
-    parser = stage_parser(prog, "train one reference model (or a time-step-sweep target) for the attacks",
+    parser = stage_parser(prog, "train a shard of reference models (or a time-step-sweep target) for the attacks",
                           sections=("attack", "train", "privacy"), names=("dataset", "encoding"))
     parser.add_argument("--spikes", required=True, help="R/{dataset}/{encoding}/spikes.h5")
     parser.add_argument("--kind", required=True, help="reference group: the target whose recipe trains it (snn, ann, ...)")
     parser.add_argument("--role", default="reference", choices=("reference", "target"))
-    parser.add_argument("--index", type=int, help="reference model index k (role reference)")
+    parser.add_argument("--shard", type=int, help="reference shard s (role reference): members s*S .. s*S+S-1, "
+                                                  "S = attack.reference_shard_size")
     parser.add_argument("--time-steps", type=int, help="re-bin the spikes to T steps (time-step sweep)")
-    parser.add_argument("--outdir", required=True)
+    parser.add_argument("--output", help="role reference: the shard's ensemble file (refs/{group}/shard{s}.pt)")
+    parser.add_argument("--outdir", help="role target: the model's directory")
+    parser.add_argument("--no-progress", action="store_true", help="no progress display")
     args = parser.parse_args(argv)
     setup_logging()
     ctx = load_context(args)
     seed_everything(ctx.derive_seed("attack-train"), args.threads)
-    R.train_stage(ctx, args.spikes, args.outdir, args.kind, args.role, index=args.index, time_steps=args.time_steps)
+    if args.role == "reference":
+        if args.shard is None or args.output is None:
+            parser.error("--role reference needs --shard and --output")
+        R.train_shard(ctx, args.spikes, args.output, args.kind, args.shard, time_steps=args.time_steps,
+                      progress=not args.no_progress)
+    else:
+        if args.outdir is None:
+            parser.error("--role target needs --outdir")
+        R.train_stage(ctx, args.spikes, args.outdir, args.kind, time_steps=args.time_steps)
     return 0
 
 
@@ -71,38 +82,47 @@ def _kind_of(model: Any) -> str:
     return str(getattr(model, "_module", model).arch.kind)
 
 
-def load_references(ref_dirs: Sequence[str | Path], cand: np.ndarray, kind: str,
+def _reference_members(path: Path) -> list[tuple[Any, dict, np.ndarray]]:
+    """(model, meta, keep mask) of each reference model in a shard file (``shard{s}.pt``)."""
+    from biospike.models.ensemble import load_members
+
+    models, metas, extra = load_members(path)
+    keep = extra.get("keep")
+    if keep is None or len(keep) != len(models):
+        raise BiospikeError("reference shard without one keep mask per model", path)
+    return [(m, meta, np.asarray(kp.numpy() if hasattr(kp, "numpy") else kp)) for m, meta, kp in zip(models, metas, keep, strict=True)]
+
+
+def load_references(ref_files: Sequence[str | Path], cand: np.ndarray, kind: str,
                     time_steps: int) -> tuple[list, np.ndarray, str]:
-    """Reference models, their (K, N) keep masks and their group (the recipe that trained them);
-    every mismatch with this candidate set, network kind or time-step count is an error naming
-    the stale directory, and so are references of mixed groups."""
+    """Reference models of the shard files ``ref_files``, their (K, N) keep masks and their group
+    (the recipe that trained them); every mismatch with this candidate set, network kind or
+    time-step count is an error naming the stale file, and so are references of mixed groups
+    or a member given twice."""
     digest = R.candidates_digest(cand)
-    models, keeps, groups = [], [], set()
-    for d in ref_dirs:
+    models, keeps, groups, seen = [], [], set(), set()
+    for d in ref_files:
         d = Path(d)
-        model, meta = _load_model(d / "model.pt")
-        try:
-            keep = np.load(d / "keep.npy")
-        except FileNotFoundError:
-            raise BiospikeError("keep.npy missing beside the reference model", d) from None
-        except ValueError as exc:
-            raise BiospikeError(f"keep.npy unreadable ({exc})", d) from None
-        if keep.dtype != bool or keep.shape != (len(cand),):
-            raise BiospikeError(f"keep.npy has shape {keep.shape} ({keep.dtype}); the candidate set has {len(cand)} windows "
-                                "(reference model trained on another spikes.h5?)", d)
-        if meta.get("candidates_digest") not in (None, digest):
-            raise BiospikeError("reference model was trained for another candidate set (stale reference model)", d)
-        if _kind_of(model) != kind:
-            raise BiospikeError(f"reference model is {_kind_of(model)!r} but the target is {kind!r}", d)
-        if meta.get("time_steps") not in (None, time_steps):
-            raise BiospikeError(f"reference model was trained at T={meta['time_steps']} but the attack runs at T={time_steps}", d)
-        models.append(model)
-        keeps.append(keep)
-        groups.add(str(meta.get("kind") or kind))
+        for model, meta, keep in _reference_members(d):
+            if keep.dtype != bool or keep.shape != (len(cand),):
+                raise BiospikeError(f"keep mask has shape {keep.shape} ({keep.dtype}); the candidate set has {len(cand)} windows "
+                                    "(reference model trained on another spikes.h5?)", d)
+            if meta.get("index") in seen:
+                raise BiospikeError(f"reference model {meta.get('index')} given twice", d)
+            seen.add(meta.get("index"))
+            if meta.get("candidates_digest") not in (None, digest):
+                raise BiospikeError("reference model was trained for another candidate set (stale reference model)", d)
+            if _kind_of(model) != kind:
+                raise BiospikeError(f"reference model is {_kind_of(model)!r} but the target is {kind!r}", d)
+            if meta.get("time_steps") not in (None, time_steps):
+                raise BiospikeError(f"reference model was trained at T={meta['time_steps']} but the attack runs at T={time_steps}", d)
+            models.append(model)
+            keeps.append(keep)
+            groups.add(str(meta.get("kind") or kind))
     if not models:
         raise BiospikeError("no reference models given (--refs)")
     if len(groups) > 1:
-        raise BiospikeError(f"reference models of several groups given together: {sorted(groups)}", ref_dirs[0])
+        raise BiospikeError(f"reference models of several groups given together: {sorted(groups)}", ref_files[0])
     return models, np.stack(keeps), groups.pop()
 
 
@@ -255,13 +275,13 @@ def _evaluate(names: Sequence[str], scores: Mapping[str, np.ndarray], labels_x: 
     return results, violations
 
 
-def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref_dirs: Sequence[str | Path],
+def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref_files: Sequence[str | Path],
                  outdir: str | Path, privacy_path: str | Path | None = None, time_steps: int | None = None,
-                 families: Sequence[str] | None = None, compare_ref_dirs: Sequence[str | Path] = ()) -> dict:
+                 families: Sequence[str] | None = None, compare_ref_files: Sequence[str | Path] = ()) -> dict:
     """Run every configured attack on one target; write summary.json and the ROC files.
 
-    ``ref_dirs`` are the threat model's reference models (trained with the target's own recipe:
-    for a DP target, the same DP-SGD at the same epsilon); the attacks with ``compare_ref_dirs``
+    ``ref_files`` (shard files) hold the threat model's reference models (trained with the target's own recipe:
+    for a DP target, the same DP-SGD at the same epsilon); the attacks with ``compare_ref_files``
     (e.g. non-private references for a DP target) are reported beside them under ``comparison``.
     The target and reference models are queried on ``train.device``."""
     from biospike.models import resolve_device
@@ -302,7 +322,7 @@ def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref
     n_pop = min(int(cfg["rmia"]["n_population"]), len(pop_pos))
     z_pos = np.sort(rng.choice(pop_pos, size=n_pop, replace=False))
 
-    refs, keep, reference_group = load_references(ref_dirs, cand, kind, t_steps)
+    refs, keep, reference_group = load_references(ref_files, cand, kind, t_steps)
     refs = [m.to(device) for m in refs]
     y_all = np.asarray(spikes.labels, dtype=np.int64)
     query_pos = np.r_[x_pos, z_pos]
@@ -364,8 +384,8 @@ def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref
                                 if privacy is not None else None),
         "dp_ceiling_fatal_violation": bool(violations) if privacy is not None else None,
     }
-    if compare_ref_dirs:
-        c_refs, c_keep, c_group = load_references(compare_ref_dirs, cand, kind, t_steps)
+    if compare_ref_files:
+        c_refs, c_keep, c_group = load_references(compare_ref_files, cand, kind, t_steps)
         c_scores, c_details = _scores(names, target_logits, [m.to(device) for m in c_refs], c_keep, q, cfg)
         c_results, _ = _evaluate(names, c_scores, labels_x, subjects, window_clusters, window_unit, group_unit, cfg,
                                  None, (*seed_keys, "comparison"), None)
@@ -374,7 +394,7 @@ def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref
             "note": "the same attacks with reference models not trained like the target (not the threat model's "
                     "attacker, who knows the recipe); shown to make the difference visible",
             "attacks": c_results, "strongest_window": strongest_of(c_scores, c_results), "details": c_details}
-    inputs = [target_path, spikes_path, *[Path(d) / "model.pt" for d in (*ref_dirs, *compare_ref_dirs)]] + \
+    inputs = [target_path, spikes_path, *(*ref_files, *compare_ref_files)] + \
         ([privacy_path] if privacy_path else [])
     summary["provenance"] = provenance({"attack": cfg, "target": target_name, "time_steps": time_steps},
                                        inputs=inputs, seed=root)
@@ -402,7 +422,7 @@ def cli(argv: list[str], prog: str) -> int:
     parser.add_argument("--target-model", required=True, help="R/{dataset}/{encoding}/{target}/model.pt")
     parser.add_argument("--spikes", required=True, help="R/{dataset}/{encoding}/spikes.h5")
     parser.add_argument("--refs", nargs="+", required=True,
-                        help="reference model directories (model.pt + keep.npy), trained with the target's recipe")
+                        help="reference shard files (refs/{group}/shard{s}.pt), trained with the target's recipe")
     parser.add_argument("--compare-refs", nargs="+", default=(),
                         help="a second reference group whose attacks are reported beside (e.g. non-private ones)")
     parser.add_argument("--privacy", help="privacy.json of a DP target: check the ROC against its ceiling")
@@ -417,7 +437,7 @@ def cli(argv: list[str], prog: str) -> int:
         ctx["attack"]["input_dropout"]["enabled"] = False
     seed_everything(ctx.derive_seed("attack"), args.threads)
     summary = attack_stage(ctx, args.target_model, args.spikes, args.refs, args.outdir, args.privacy,
-                           args.time_steps, args.families, compare_ref_dirs=args.compare_refs)
+                           args.time_steps, args.families, compare_ref_files=args.compare_refs)
     for name in summary["attack_names"]:
         for level, r in summary["attacks"][name].items():
             if "auc" in r:

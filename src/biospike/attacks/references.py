@@ -7,7 +7,10 @@ the candidates where ``keep[k]`` is true: every candidate subject (``reference_u
 below subject level a run of consecutive windows of one record, see :func:`membership_groups`;
 or every window) is IN for half of the K models (see
 :func:`biospike.attacks.mia.keep_masks`), which gives online LiRA its IN and OUT models and
-offline LiRA / RMIA their OUT models, from one set of K models (one Snakemake job each).
+offline LiRA / RMIA their OUT models, from one set of K models. The K models are trained in
+shards of ``attack.reference_shard_size`` (one Snakemake job and one ``shard{s}.pt`` file each),
+stacked into one vectorised ensemble where the kind registers ``fit_many``
+(:mod:`biospike.models.ensemble`), one by one otherwise (e.g. DP-SGD reference models).
 
 Time-step sweep: :func:`rebin_time` re-bins a window's spikes into T steps over the same
 duration; :func:`time_constants_in_steps` scales the neuron time constants with the step.
@@ -198,71 +201,141 @@ def reference_training_set(pools: Mapping[str, np.ndarray], keep_row: np.ndarray
     return train_idx, val_idx
 
 
-def train_stage(ctx: Any, spikes_path: str | Path, outdir: str | Path, group: str, role: str,
-                index: int | None = None, time_steps: int | None = None, progress: bool = False) -> dict:
-    """Train one reference model of ``group`` (role "reference", index k) or a time-step-sweep
-    replica of the target ``group`` (role "target")."""
-    from biospike.models import save_checkpoint
-    from biospike.store import provenance, read_spikes
-    from biospike.trainset import split_indices, training_windows
+def shards(n_models: int, shard_size: int) -> list[list[int]]:
+    """The member indices of each shard: consecutive runs of ``shard_size`` (the last may be shorter)."""
+    if n_models < 1 or shard_size < 1:
+        raise ValueError("n_models and shard_size must be >= 1")
+    return [list(range(lo, min(n_models, lo + shard_size))) for lo in range(0, n_models, shard_size)]
 
-    spikes_path, outdir = Path(spikes_path), Path(outdir)
-    cfg, train_cfg = ctx["attack"], ctx["train"]
+
+def fit_group_many(group: str, spikes: Any, train_idxs: list[np.ndarray], val_idxs: list[np.ndarray],
+                   settings: Mapping[str, Any], seeds: list[int], public_idxs: list[np.ndarray],
+                   progress: bool = False, desc: str = "references") -> list[tuple[Any, dict]]:
+    """K models of reference group ``group``: one stacked ensemble when the recipe is a model
+    kind's plain training and the kind registers ``fit_many``, else :func:`fit_group` per member
+    (a lever's recipe, e.g. DP-SGD, trains each member with its own accountant)."""
+    from biospike.registry import resolve
+    from biospike.targets import parse
+
+    target = parse(group)
+    if target.lever is None and target.kind.fit_many is not None:
+        return resolve(target.kind.fit_many)(target.kind.name, spikes, train_idxs, val_idxs, settings["train"], seeds,
+                                             progress=progress, desc=desc)
+    out = []
+    bar = None
+    if progress:
+        from biospike.progress import progress as make_progress
+
+        bar = make_progress(total=len(seeds), desc=f"{desc} one by one")
+    for train_idx, val_idx, seed, public_idx in zip(train_idxs, val_idxs, seeds, public_idxs, strict=True):
+        out.append(fit_group(group, spikes, train_idx, val_idx, settings, seed, public_idx=public_idx))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return out
+
+
+def _prepared(ctx: Any, spikes_path: Path, time_steps: int | None) -> tuple[Any, Any, dict, str, str, int, dict]:
+    from biospike.store import read_spikes
+
+    train_cfg = ctx["train"]
     native = read_spikes(spikes_path)
     dataset, encoding = ctx.name("dataset", native.dataset), ctx.name("encoding", native.encoding)
-    root = ctx.root_seed()
     spikes = spikes_at(native, time_steps)
-    t_steps = int(spikes.spikes.shape[1])
     if time_steps is not None:
         train_cfg = time_constants_in_steps(train_cfg, spikes.dt_s / native.dt_s)
     pools = candidate_pools(spikes, spikes_path)
+    meta = {"dataset": dataset, "encoding": encoding, "time_steps": int(spikes.spikes.shape[1]),
+            "dt_s": float(spikes.dt_s), "class_names": list(spikes.class_names),
+            "candidates_digest": candidates_digest(candidates(pools)), "n_candidates": int(len(candidates(pools)))}
+    return spikes, pools, train_cfg, dataset, encoding, int(spikes.spikes.shape[1]), meta
+
+
+def train_shard(ctx: Any, spikes_path: str | Path, output: str | Path, group: str, shard: int,
+                time_steps: int | None = None, progress: bool = True) -> list[dict]:
+    """Train shard ``shard`` of reference group ``group`` (members ``shards(K, S)[shard]`` of the K
+    = ``attack.n_reference_models``, or ``t_sweep_reference_models`` with ``time_steps``) and write
+    them, their keep masks and metas to one ensemble file ``output``. Member k's keep mask, data
+    and seed do not depend on the shard size: any sharding gives the same K models."""
+    from biospike.models.ensemble import save_members
+    from biospike.store import provenance
+
+    spikes_path = Path(spikes_path)
+    cfg = ctx["attack"]
+    spikes, pools, train_cfg, dataset, encoding, t_steps, common = _prepared(ctx, spikes_path, time_steps)
+    root = ctx.root_seed()
+    n_models = int(cfg["t_sweep_reference_models"] if time_steps is not None else cfg["n_reference_models"])
+    all_shards = shards(n_models, int(cfg["reference_shard_size"]))
+    if not 0 <= shard < len(all_shards):
+        raise BiospikeError(f"reference shard {shard} outside 0..{len(all_shards) - 1} "
+                            f"({n_models} models in shards of {cfg['reference_shard_size']})")
+    members = all_shards[shard]
     cand = candidates(pools)
+    groups, unit = (membership_groups(spikes, pools) if cfg["reference_unit"] == "subject" else (None, "window"))
+    if unit == "contiguous_run":
+        log.info("the pools share subjects (split below subject level): reference models draw "
+                 "runs of consecutive windows of one record (%d groups) instead of subjects", len(np.unique(groups)))
+    keep = reference_keep(root, dataset, encoding, group, len(cand), n_models, groups)
     sweep_key = () if time_steps is None else ("T", t_steps)
-    meta: dict[str, Any] = {"role": role, "kind": group, "dataset": dataset, "encoding": encoding,
-                            "time_steps": t_steps, "dt_s": float(spikes.dt_s), "class_names": list(spikes.class_names),
-                            "candidates_digest": candidates_digest(cand), "n_candidates": int(len(cand))}
-    keep_row = None
-    if role == "reference":
-        n_models = int(cfg["t_sweep_reference_models"] if time_steps is not None else cfg["n_reference_models"])
-        if index is None or not 0 <= index < n_models:
-            raise BiospikeError(f"reference model index {index} outside 0..{n_models - 1}")
-        groups, unit = (membership_groups(spikes, pools) if cfg["reference_unit"] == "subject"
-                        else (None, "window"))
-        if unit == "contiguous_run":
-            log.info("the pools share subjects (split below subject level): reference models draw "
-                     "runs of consecutive windows of one record (%d groups) instead of subjects",
-                     len(np.unique(groups)))
-        keep = reference_keep(root, dataset, encoding, group, len(cand), n_models, groups)
-        keep_row = keep[index]
-        train_idx, val_idx = reference_training_set(pools, keep_row)
-        public_idx = val_idx  # the OUT population windows: the attacker's own data, never trained on
-        if not cfg["reference_early_stopping"]:  # mimic a target trained without early stopping
-            val_idx = val_idx[:0]
-        seed = derive_seed(root, "ref", dataset, encoding, group, index, *sweep_key)
-        meta |= {"index": index, "n_reference_models": n_models, "reference_unit": cfg["reference_unit"],
-                 "reference_groups": unit, "n_reference_groups": int(len(np.unique(groups))) if groups is not None else None}
-    elif role == "target":
-        train_idx, _ = training_windows(spikes, train_cfg, root, dataset)
-        val_idx = split_indices(spikes, "val")
-        public_idx = split_indices(spikes, "population", "mia")
-        seed = derive_seed(root, "train", dataset, encoding, group)  # the train rule's seed for this model
-    else:
-        raise BiospikeError(f"unknown role {role!r} (reference | target)")
-    log.info("attack-train %s %s k=%s on %s/%s T=%d: %d train, %d val windows, seed %d",
-             role, group, index, dataset, encoding, t_steps, len(train_idx), len(val_idx), seed)
+    train_idxs, val_idxs, public_idxs, seeds = [], [], [], []
+    for k in members:
+        train_idx, val_idx = reference_training_set(pools, keep[k])
+        public_idxs.append(val_idx)  # the OUT population windows: the attacker's own data, never trained on
+        val_idxs.append(val_idx if cfg["reference_early_stopping"] else val_idx[:0])  # no stopping: as a converged target
+        train_idxs.append(train_idx)
+        seeds.append(derive_seed(root, "ref", dataset, encoding, group, k, *sweep_key))
+    log.info("reference models %s k=%d..%d of %d on %s/%s T=%d: %d-%d train windows each",
+             group, members[0], members[-1], n_models, dataset, encoding, t_steps,
+             min(len(t) for t in train_idxs), max(len(t) for t in train_idxs))
+    fitted = fit_group_many(group, spikes, train_idxs, val_idxs, {**ctx.settings, "train": train_cfg}, seeds,
+                            public_idxs, progress=progress, desc=f"references {group} shard {shard}")
+    metas = []
+    for k, seed, train_idx, (_, info) in zip(members, seeds, train_idxs, fitted, strict=True):
+        meta = {**common, "role": "reference", "kind": group, "index": k, "n_reference_models": n_models,
+                "reference_unit": cfg["reference_unit"], "reference_groups": unit,
+                "n_reference_groups": int(len(np.unique(groups))) if groups is not None else None,
+                "seed": seed, "train_indices": train_idx.tolist(), "best_epoch": info["best_epoch"],
+                "epochs_run": info["epochs_run"], "history": info["history"], "n_train": info["n_train"],
+                "n_val": info["n_val"]}
+        if "privacy" in info:
+            meta["privacy"] = info["privacy"]
+        metas.append(meta)
+    import torch
+
+    metas[0]["provenance"] = provenance({"attack": cfg, "train": train_cfg, "role": "reference", "kind": group,
+                                         "shard": shard, "members": members, "time_steps": time_steps},
+                                        inputs=[spikes_path], seed=root)
+    save_members(output, [m for m, _ in fitted], metas, extra={"keep": torch.as_tensor(keep[members])})
+    return metas
+
+
+def train_stage(ctx: Any, spikes_path: str | Path, outdir: str | Path, group: str, time_steps: int | None = None,
+                progress: bool = False) -> dict:
+    """Train a time-step-sweep replica of the target ``group`` at ``time_steps`` (the train
+    rule's recipe and seed on re-binned spikes) into ``outdir/model.pt``."""
+    from biospike.models import save_checkpoint
+    from biospike.store import provenance
+    from biospike.trainset import split_indices, training_windows
+
+    spikes_path, outdir = Path(spikes_path), Path(outdir)
+    spikes, _, train_cfg, dataset, encoding, t_steps, meta = _prepared(ctx, spikes_path, time_steps)
+    root = ctx.root_seed()
+    train_idx, _ = training_windows(spikes, train_cfg, root, dataset)
+    val_idx = split_indices(spikes, "val")
+    public_idx = split_indices(spikes, "population", "mia")
+    seed = derive_seed(root, "train", dataset, encoding, group)  # the train rule's seed for this model
+    log.info("attack-train target %s on %s/%s T=%d: %d train, %d val windows, seed %d",
+             group, dataset, encoding, t_steps, len(train_idx), len(val_idx), seed)
     model, info = fit_group(group, spikes, train_idx, val_idx, {**ctx.settings, "train": train_cfg}, seed,
                             public_idx=public_idx, progress=progress)
-    meta |= {"seed": seed, "train_indices": train_idx.tolist(), "best_epoch": info["best_epoch"],
-             "epochs_run": info["epochs_run"], "history": info["history"], "n_train": info["n_train"], "n_val": info["n_val"]}
+    meta |= {"role": "target", "kind": group, "seed": seed, "train_indices": train_idx.tolist(),
+             "best_epoch": info["best_epoch"], "epochs_run": info["epochs_run"], "history": info["history"],
+             "n_train": info["n_train"], "n_val": info["n_val"]}
     if "privacy" in info:
         meta["privacy"] = info["privacy"]
-    meta["provenance"] = provenance({"attack": cfg, "train": train_cfg, "role": role, "kind": group, "index": index,
+    meta["provenance"] = provenance({"attack": ctx["attack"], "train": train_cfg, "role": "target", "kind": group,
                                      "time_steps": time_steps}, inputs=[spikes_path], seed=seed)
     outdir.mkdir(parents=True, exist_ok=True)
-    if keep_row is not None:
-        from biospike.store import atomic_path
-
-        with atomic_path(outdir / "keep.npy") as tmp, open(tmp, "wb") as fh:
-            np.save(fh, keep_row)
     save_checkpoint(outdir / "model.pt", model, meta)
     return meta

@@ -80,13 +80,22 @@ class ANN(nn.Module):
         self.decay = float(torch.exp(torch.tensor(-arch.dt_s / arch.tau_mem_s)))
         self.readout_decay = float(torch.exp(torch.tensor(-arch.dt_s / arch.readout_tau_mem_s)))
 
+    def hidden_layer(self, current: torch.Tensor, layer: int) -> torch.Tensor:  # noqa: ARG002
+        """Leaky integration then ReLU over time: current (B, T, H) -> activity (B, T, H)."""
+        return torch.relu(_leaky(current, self.decay))
+
+    def readout(self, current: torch.Tensor) -> torch.Tensor:
+        """Leaky-integrator readout: current (B, T, O) -> output (B, T, O)."""
+        return _leaky(current, self.readout_decay)
+
     def forward_trace(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Readout (B, T, O) and every hidden layer's activity [(B, T, H), ...]."""
         h = x * self.arch.input_scale
         acts = []
-        for fc in self.fc:
-            h = torch.relu(_leaky(fc(h), self.decay))
+        for layer, fc in enumerate(self.fc):
+            h = self.hidden_layer(fc(h), layer)
             acts.append(h)
-        return _leaky(self.out(h), self.readout_decay), acts
+        return self.readout(self.out(h)), acts
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_trace(x)[0].mean(dim=1)

@@ -131,6 +131,10 @@ class SNN(nn.Module):
             spikes.append(z)
         return torch.stack(spikes, dim=1)
 
+    def hidden_layer(self, current: torch.Tensor, layer: int) -> torch.Tensor:
+        """The neuron dynamics of hidden layer ``layer`` (row-wise; what a stacked ensemble calls)."""
+        return self.lif_layer(current, layer)
+
     def readout(self, current: torch.Tensor) -> torch.Tensor:
         """LI readout over time: current (B, T, O) -> membrane voltage (B, T, O)."""
         if self.arch.impl == "fused":
