@@ -351,3 +351,16 @@ def test_membership_groups_from_spikes_h5_without_record_ids():
     assert unit == "contiguous_run"
     assert groups.tolist() == ["members:1", "members:1", "members:2", "members:2", "nonmembers:1", "nonmembers:1",
                                "population:1", "population:1", "population:1"]
+
+
+def test_reference_validation_windows_are_out_population_else_any_out_candidate():
+    from biospike.attacks.references import reference_training_set
+
+    pools = {"members": np.array([0, 1]), "nonmembers": np.array([2, 3]), "population": np.array([4, 5])}
+    keep = np.array([True, False, True, False, True, False])
+    train_idx, val_idx = reference_training_set(pools, keep)
+    assert train_idx.tolist() == [0, 2, 4] and val_idx.tolist() == [5]
+    # the mask keeps every population window: the OUT members and non-members serve instead
+    keep = np.array([True, False, False, True, True, True])
+    train_idx, val_idx = reference_training_set(pools, keep)
+    assert train_idx.tolist() == [0, 3, 4, 5] and val_idx.tolist() == [1, 2]

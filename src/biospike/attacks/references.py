@@ -191,13 +191,17 @@ def fit_group(group: str, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarra
 
 def reference_training_set(pools: Mapping[str, np.ndarray], keep_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(train indices, validation indices) of one reference model: it trains on its kept
-    candidates; early stopping uses its OUT population windows (data the attacker holds and the
-    model never trains on)."""
+    candidates; early stopping (and a DP recipe's public calibration) uses its OUT population
+    windows, data the attacker holds and the model never trains on. When the keep mask holds
+    every population unit (few population subjects, one draw in 2^n), every OUT candidate serves
+    instead: the attacker holds those windows too, without their labels for the target."""
     cand = candidates(pools)
     n_m, n_n = len(pools["members"]), len(pools["nonmembers"])
     train_idx = np.sort(cand[keep_row])
     pop_pos = np.arange(n_m + n_n, len(cand))
     val_idx = np.sort(cand[pop_pos[~keep_row[pop_pos]]])
+    if len(val_idx) == 0:
+        val_idx = np.sort(cand[~keep_row])
     return train_idx, val_idx
 
 
