@@ -1,4 +1,4 @@
-"""Shared helpers for benchmarks/<stage>.py (DESIGN.md "Benchmarks contract").
+"""Shared helpers for benchmarks/<stage>.py (docs/design.md, "The benchmarks contract").
 
 Each benchmark builds a list of rows ``{"metric", "unit", "ours", "peers": {name: value or None},
 "ratio_vs_best_peer"}`` with :func:`row`, then calls :func:`report`, which prints a table and

@@ -19,7 +19,7 @@ Metric: wall time for K = 32 members (lower is better; ``ratio_vs_best_peer`` = 
 target >= 4 for the jobs), and the largest weight difference between the two (the ensemble must
 train the same models: 0 expected). SNN and ANN rows.
 
-Writes results/bench/attack.json (DESIGN.md "Benchmarks contract").
+Writes results/bench/attack.json (docs/design.md, "The benchmarks contract").
 Run: ``python benchmarks/attack.py [--quick]`` on an otherwise idle machine (--threads is ignored:
 the jobs use the threads the workflow gives them, the in-process rows 1).
 """

@@ -20,7 +20,7 @@ means ours has the smaller overhead), and the absolute DP epoch time. Also repor
 the recurrent SNN's ratio (its recurrent Linear runs once per step; biospike computes its
 per-sample gradients in one batched einsum instead of Opacus' T per-call hooks).
 
-Writes results/bench/privacy.json (DESIGN.md "Benchmarks contract").
+Writes results/bench/privacy.json (docs/design.md, "The benchmarks contract").
 Run: ``/tmp/venv/bin/python benchmarks/privacy.py [--quick]``.
 """
 

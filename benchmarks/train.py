@@ -11,7 +11,7 @@ optimizer step) and inference samples/s, best of several repetitions on one thre
 - snntorch: ``snntorch.Synaptic`` (2nd-order LIF: synaptic current + membrane) stepping over T with the
   Linear inside the loop; readout ``Synaptic`` without reset, its membrane averaged over T.
 
-Writes results/bench/train.json (DESIGN.md "Benchmarks contract").
+Writes results/bench/train.json (docs/design.md, "The benchmarks contract").
 Run: ``/tmp/venv/bin/python benchmarks/train.py [--quick]``.
 """
 

@@ -129,7 +129,7 @@ def test_aggregate_by_group_means_and_rejects_mixed_groups():
 def test_ceiling_formula():
     assert M.dp_tpr_ceiling(0.001, 1.0, 1e-5) == pytest.approx(np.e * 0.001 + 1e-5)
     assert M.dp_tpr_ceiling(0.5, 3.0, 0.0) == 1.0  # capped
-    # REFERENCES.md: eps = 1 -> TPR@0.1% FPR <= 0.27%; eps = 3 -> <= 2.0%
+    # docs/privacy.md, "Sources": eps = 1 -> TPR@0.1% FPR <= 0.27%; eps = 3 -> <= 2.0%
     assert M.dp_tpr_ceiling(0.001, 1.0, 0.0) == pytest.approx(0.0027, abs=1e-4)
     assert M.dp_tpr_ceiling(0.001, 3.0, 0.0) == pytest.approx(0.020, abs=1e-3)
 

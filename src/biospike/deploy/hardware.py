@@ -5,7 +5,7 @@ A profile holds the target's published constants in ``values`` and, for every on
 Loading validates the schema and that no constant lacks a source; a bad profile is a
 :class:`BiospikeError` naming the file and the key.
 
-Cost model (DESIGN.md): energy per inference = synaptic events x E_synop + neuron updates x
+Cost model (docs/design.md): energy per inference = synaptic events x E_synop + neuron updates x
 E_neuron (+ routed packet-hops x E_hop) + P_static x T_inference; latency per inference from
 the chip's own clocking: ``timestep`` (fixed tick or real-time dt per step), ``cycles`` (Xylo:
 rockpool's cycles-per-step model / clock), ``events`` (Speck: time per event), ``mac`` (MCU).

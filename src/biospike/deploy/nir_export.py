@@ -2,7 +2,7 @@
 
 norse 1.1.0's ``to_nir`` is not used: it writes scalar parameters (``nir.write`` then fails),
 divides time constants by 1e3 with the default dt, exports LI readouts and recurrent cells as
-empty nodes (DESIGN.md, known traps). This module builds the graph from NIR's node classes.
+empty nodes (docs/design.md, known traps). This module builds the graph from NIR's node classes.
 
 Graph (names are stable; the simulator relies on the node types and edges only)::
 

@@ -12,7 +12,7 @@ operation, in the same order, so forward values and gradients are bitwise equal 
 float32 and float64 (tests/unit/test_models_fused.py checks both against norse itself).
 
 These functions own no weights: they sit between ``nn.Linear`` layers, so Opacus' hooks still see
-each Linear's activations and backprops per sample (DESIGN.md, Known traps).
+each Linear's activations and backprops per sample (docs/design.md, known traps).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Layout is batch-first, time second: ``x`` is (B, T, C). Each feed-forward Linear runs over all
 time steps in one call, (B, T, C) -> (B, T, H); only the neuron recurrence steps over T. This is
 cheaper, and it is what makes Opacus' per-sample gradients right: the Linear sees one sample as
-one row of the batch axis, so clipping is per sample, never per (sample, step) (DESIGN.md traps).
+one row of the batch axis, so clipping is per sample, never per (sample, step)
+(docs/design.md, known traps).
 Optional recurrence is an explicit ``nn.Linear`` on the previous step's spikes (norse's recurrent
 cells own weights Opacus cannot see).
 
