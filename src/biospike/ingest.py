@@ -28,6 +28,10 @@ from biospike.errors import BiospikeError
 from biospike.io import NO_LABEL, Recording, read_header, read_recording, reader_module
 from biospike.store import Windows
 
+__all__ = ["BANDPASS_ORDER", "NOTCH_QUALITY", "POOL_ORDER", "PREPROCESSING_KEYS", "SPLIT_UNITS", "UNLABELLED", "cli",
+           "find_files", "ingest_dataset", "ingest_spec", "make_splits", "preflight", "preflight_config",
+           "preprocess", "read_all", "read_file", "resolve_path", "windows_of"]
+
 SPLIT_UNITS = ("subject", "record", "segment", "block")
 POOL_ORDER = ("population", "holdout", "test", "val", "train")
 NOTCH_QUALITY = 30.0
@@ -210,10 +214,16 @@ def _label_segments(rec: Recording) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return rec.event_onset, rec.event_duration, rec.event_label  # events or beats
 
 
-def _preprocess(rec: Recording, spec: Mapping[str, Any], channel_idx: list[int]) -> tuple[np.ndarray, float]:
-    """Channels -> NaN/flat check -> notch -> band-pass -> resample; errors name the file.
-    With ``rr_channel`` (ECG) an RR-interval channel is appended, from R peaks found on the first
-    picked lead at the recording's own rate (detectors need more than the output rate)."""
+def preprocess(rec: Recording, spec: Mapping[str, Any], channel_idx: list[int]) -> tuple[np.ndarray, float]:
+    """One recording's preprocessed signal ``(x, fs_out_hz)``: ``x`` (C, S') holds the channels
+    ``channel_idx`` of ``rec.signal`` after a NaN/flat check, ``notch_hz`` notch, ``bandpass_hz``
+    band-pass and resampling to ``resample_hz`` (each skipped when its ``spec`` key is None), at
+    ``fs_out_hz`` Hz. Errors name ``rec.path``.
+
+    With ``rr_channel`` (ECG) an RR-interval channel (s) is appended, from R peaks found on the
+    first picked lead at the recording's own rate (detectors need more than the output rate).
+    From arrays: ``Recording(signal=x, fs_hz=..., channel_names=[...], record="r", path=Path("r"))``
+    and ``channel_idx=list(range(len(x)))`` (or :func:`biospike.signals.pick_channels`)."""
     x = rec.signal[channel_idx]
     nonfinite, flat = sig.bad_channels(x)
     names = [rec.channel_names[i] for i in channel_idx]
@@ -237,12 +247,20 @@ def _preprocess(rec: Recording, spec: Mapping[str, Any], channel_idx: list[int])
 UNLABELLED = -1  # class index of a window cut without a label (prediction on unlabelled recordings)
 
 
-def _windows_of(rec: Recording, x: np.ndarray, fs_out_hz: float, spec: Mapping[str, Any],
-                reader: str, lookup: Mapping[str, int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Window starts, class indices and within-record unit ids (segment/block) of one recording.
-    Labels outside ``lookup`` (the label map) are dropped before any window is cut. With ``lookup``
-    None the recording is unlabelled: windows cover the whole record (beats: R peaks detected on
-    the first channel) with class :data:`UNLABELLED`."""
+def windows_of(rec: Recording, x: np.ndarray, fs_out_hz: float, spec: Mapping[str, Any],
+               reader: str, lookup: Mapping[str, int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Where the windows of one preprocessed recording lie: ``(starts, classes, unit_local, info)``.
+
+    ``x`` (C, S) at ``fs_out_hz`` is :func:`preprocess`'s output for ``rec`` (whose labels, at
+    ``rec.fs_hz``, are rescaled to ``fs_out_hz``). ``starts`` (int, samples at ``fs_out_hz``) are
+    the first samples of the windows, ``classes`` their class indices via ``lookup`` (label string
+    -> class index; labels outside it are dropped before any window is cut), ``unit_local`` their
+    within-record split unit (``"s<segment>"``, ``"b<block>"`` or ``""``, per ``split_by``) and
+    ``info["length"]`` the window length in samples: ``reader == "wfdb_beats"`` cuts
+    ``beat_window_s`` around each beat, any other reader ``window_s`` windows every ``stride_s``
+    inside labelled segments. With ``lookup`` None the recording is unlabelled: windows cover the
+    whole record (beats: R peaks detected on the first channel) with class :data:`UNLABELLED`.
+    The windows themselves are ``biospike.signals.take_windows(x, starts, info["length"])``."""
     if lookup is None:
         if reader == "wfdb_beats":
             beats = sig.r_peaks(x[0], fs_out_hz)
@@ -403,7 +421,7 @@ def read_file(path: Path, spec: Mapping[str, Any], root: Path, lookup: Mapping[s
               rates: list[float] | None, check=None) -> tuple[_Part, dict]:
     """One recording -> its windows (a :class:`_Part`) and what the dataset-level checks need
     (picked channel names, rates, source label counts, window geometry). Errors name the file.
-    ``lookup`` None: unlabelled windows (:func:`_windows_of`); ``check(rec)`` may refuse a
+    ``lookup`` None: unlabelled windows (:func:`windows_of`); ``check(rec)`` may refuse a
     recording before it is processed (biospike.predict checks rates and channels)."""
     reader = spec["reader"]
     rec = read_recording(reader, path, spec, root)
@@ -412,11 +430,11 @@ def read_file(path: Path, spec: Mapping[str, Any], root: Path, lookup: Mapping[s
     _check_rate(rec.fs_hz, rates, spec, path)
     channel_idx = _pick(rec.channel_names, spec, path)
     picked = [rec.channel_names[i] for i in channel_idx]
-    x, fs_out_hz = _preprocess(rec, spec, channel_idx)
+    x, fs_out_hz = preprocess(rec, spec, channel_idx)
     source_labels: dict[str, int] = {}
     for value, n in zip(*np.unique(_label_segments(rec)[2], return_counts=True), strict=True):
         source_labels[str(value)] = source_labels.get(str(value), 0) + int(n)
-    starts, cls, unit_local, info = _windows_of(rec, x, fs_out_hz, spec, reader, lookup)
+    starts, cls, unit_local, info = windows_of(rec, x, fs_out_hz, spec, reader, lookup)
     part = _Part(
         signals=sig.take_windows(x, starts, info["length"]),
         labels=cls,
@@ -653,6 +671,7 @@ def ingest_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def cli(argv: list[str], prog: str = "biospike ingest") -> int:
+    """``biospike ingest``: parse ``argv``, ingest one dataset into windows.h5; returns the exit code."""
     from biospike.cliutil import load_context, stage_parser
     from biospike.store import write_windows
 

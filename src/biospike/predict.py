@@ -27,7 +27,8 @@ import numpy as np
 
 from biospike.errors import BiospikeError
 
-__all__ = ["TrainedModel", "load_trained", "predict_recordings", "predict_stage"]
+__all__ = ["RECORDING_KEYS", "Predictions", "TrainedModel", "cli", "load_trained", "predict_recordings", "predict_stage",
+           "recording_spec", "recording_table"]
 
 # settings of the new recordings (the rest comes from the model)
 RECORDING_KEYS = ("reader", "path", "pattern", "subject_regex", "label_map", "expected_fs_hz")
@@ -47,6 +48,8 @@ class TrainedModel:
     path: Path | None = None
 
     def logits(self, signals: np.ndarray, spikes: np.ndarray | None) -> np.ndarray:
+        """Logits (N, n_classes): the network's on ``spikes`` (N, T, C'), or the classical
+        pipeline's on features of the raw windows ``signals`` (N, C, L)."""
         if self.network is not None:
             from biospike.models import predict_logits
 
@@ -115,6 +118,9 @@ def _check_recording(rec: Any, band_hz: float, n_samples: int, fs_out_hz: float)
 
 @dataclasses.dataclass
 class Predictions:
+    """Per-window logits of new recordings with their labels, pseudonymous subject and record ids,
+    start times (s) and file names."""
+
     logits: np.ndarray  # (N, K)
     labels: np.ndarray  # (N,) class index, -1 unlabelled
     subject: np.ndarray
@@ -125,12 +131,14 @@ class Predictions:
 
     @property
     def probabilities(self) -> np.ndarray:
+        """Softmax of the logits, (N, K); each row sums to 1."""
         z = self.logits - self.logits.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 
     @property
     def labelled(self) -> np.ndarray:
+        """Boolean mask (N,) of the windows that carry a label."""
         return self.labels >= 0
 
 
@@ -146,8 +154,7 @@ def predict_recordings(model: TrainedModel, recordings: Mapping[str, Any], name:
     """
     from biospike import ingest
     from biospike import signals as sig
-    from biospike.encode.stage import ENCODINGS
-    from biospike.encode.timebase import TimeBase
+    from biospike.encode.stage import apply_encoder
 
     spec = recording_spec(model, recordings)
     root = ingest.resolve_path(spec["path"], data_root)
@@ -181,11 +188,7 @@ def predict_recordings(model: TrainedModel, recordings: Mapping[str, Any], name:
     files_col = np.concatenate([np.full(len(p.labels), p.file_key, dtype=object) for p in parts])
     start_s = np.concatenate([p.starts for p in parts]) / float(src["fs_hz"])
     labels = np.concatenate([p.labels for p in parts]).astype(np.int64)
-    spikes = None
-    if model.encoder is not None:
-        enc = model.encoder
-        tb = TimeBase(**{k: enc["timebase"][k] for k in ("fs_hz", "n_samples", "dt_s", "n_steps", "band_high_hz")})
-        spikes, _ = ENCODINGS[enc["name"]].apply(signals, enc["fitted"], tb, enc["settings"], int(enc.get("seed", 0)))
+    spikes = None if model.encoder is None else apply_encoder(signals, model.encoder)
     return Predictions(logits=model.logits(signals, spikes), labels=labels, subject=subject, record=record,
                        start_s=start_s, files=files_col, class_names=classes)
 
@@ -274,6 +277,8 @@ def predict_stage(model_path: str | Path, recordings: Mapping[str, Any], outdir:
 
 
 def cli(argv: list[str], prog: str = "biospike predict") -> int:
+    """``biospike predict``: parse ``argv``, run :func:`predict_stage` and print a one-line summary;
+    returns the exit code."""
     import argparse
 
     parser = argparse.ArgumentParser(prog=prog, description="Apply a trained model to new recordings (external validation).")

@@ -47,6 +47,10 @@ from biospike.models import (
 )
 from biospike.trainset import class_weights
 
+__all__ = ["SATURATED_RATE", "SILENT_RATE", "TrainResult", "arch_for", "cli", "firing_rates", "firing_stats",
+           "firing_summary", "fit", "fit_many", "fit_many_on", "fit_on", "network_of", "predict_logits",
+           "train_settings", "train_stage"]
+
 log = logging.getLogger("biospike.train")
 
 # A hidden layer whose mean rate (spikes per neuron per step) is below / above these is an error.
@@ -86,6 +90,8 @@ def arch_for(kind: str, spikes: Any, settings: Mapping[str, Any], index: np.ndar
 
 @dataclasses.dataclass
 class TrainResult:
+    """A trained network (best epoch's weights) with its per-epoch history and timing."""
+
     model: nn.Module  # best-epoch weights, eval mode, on the training device
     history: list[dict]  # one dict per epoch (see CURVE_COLUMNS)
     best_epoch: int  # 1-based; 0 if no epoch ran
@@ -590,6 +596,9 @@ def _check_windows_match(windows_path: str | Path, spikes: Any) -> None:
 
 
 def cli(argv: list[str], prog: str) -> int:
+    """``biospike train``: parse ``argv``, train one model kind with its registered trainer and write
+    its outputs; with ``train.fail_on_silent`` an error if it reports any (a silent or saturated
+    layer), after the outputs are written; returns the exit code."""
     from biospike.cliutil import load_context, setup_logging, stage_parser
     from biospike.config import seed_everything
     from biospike.registry import resolve

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from biospike.errors import BiospikeError
-from biospike.models import build_model, load_checkpoint, save_checkpoint
+from biospike.models import (
+    auto_input_scale,
+    build_model,
+    load_checkpoint,
+    make_arch,
+    save_checkpoint,
+)
 from biospike.models.ann import _leaky
 
 
@@ -70,3 +77,12 @@ def test_snn_hidden_biases_start_at_zero_and_ann_matches_sizes():
     ann = build_model({"kind": "ann", "n_in": 4, "n_hidden": [8], "n_out": 2})
     assert torch.all(snn.fc[0].bias == 0)
     assert sum(p.numel() for p in snn.parameters()) == sum(p.numel() for p in ann.parameters())
+
+
+@pytest.mark.parametrize("kind", ["snn", "ann"])
+def test_auto_input_scale_defaults_are_the_train_settings_defaults(kind):
+    """An arch without neuron settings gets the scale make_arch gives with default settings (the
+    schema's train defaults, not the older dataclass defaults)."""
+    x = (np.random.default_rng(0).random((12, 40, 5)) < 0.2).astype(np.float32)
+    arch = make_arch(kind, 5, 2, 1e-3, {}, x_stats=x)
+    assert auto_input_scale(x, {"kind": kind, "dt_s": 1e-3}) == arch["input_scale"]

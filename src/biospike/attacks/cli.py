@@ -28,6 +28,8 @@ from biospike.attacks import references as R
 from biospike.config import derive_seed
 from biospike.errors import BiospikeError
 
+__all__ = ["attack_stage", "ceiling_applies", "cli", "cli_sweep", "cli_train", "load_references", "sweep_table"]
+
 log = logging.getLogger("biospike.attacks")
 
 
@@ -37,6 +39,8 @@ log = logging.getLogger("biospike.attacks")
 
 
 def cli_train(argv: list[str], prog: str) -> int:
+    """``biospike attack-train``: parse ``argv``; train one shard of reference models
+    (``--role reference``) or a time-step-sweep target (``--role target``); returns the exit code."""
     from biospike.cliutil import load_context, setup_logging, stage_parser
     from biospike.config import seed_everything
 
@@ -414,6 +418,8 @@ def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref
 
 
 def cli(argv: list[str], prog: str) -> int:
+    """``biospike attack``: parse ``argv``, run :func:`attack_stage` on a target model and its
+    reference shards, log each attack's AUC; returns the exit code."""
     from biospike.cliutil import load_context, setup_logging, stage_parser
     from biospike.config import seed_everything
 
@@ -487,6 +493,8 @@ def sweep_table(summaries: Sequence[Mapping[str, Any]]) -> tuple[list[dict], dic
 
 
 def cli_sweep(argv: list[str], prog: str) -> int:
+    """``biospike attack-sweep``: parse ``argv``, collect the per-T attack summaries into
+    t_sweep.json (rows, trend, provenance) and t_sweep.csv; returns the exit code."""
     from biospike.cliutil import stage_parser
     from biospike.store import atomic_path, provenance, read_json, write_json
 

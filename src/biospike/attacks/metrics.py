@@ -17,6 +17,10 @@ from scipy import stats
 # single false positive already exceeds f and the number says nothing (reported "not estimable").
 FPR_TARGETS = (0.01, 0.001)
 
+__all__ = ["CEILING_FPR_GRID", "FPR_TARGETS", "aggregate_by_group", "best_balanced_accuracy", "bootstrap",
+           "clopper_pearson", "dp_ceiling_check", "dp_tpr_ceiling", "evaluate_scores", "fpr_key", "min_nonmembers_for",
+           "percentile_ci", "roc_auc", "roc_curve", "roc_table", "strongest_attack_test", "tpr_at_fpr"]
+
 
 def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(labels).astype(bool).ravel()
@@ -66,6 +70,7 @@ def best_balanced_accuracy(fpr: np.ndarray, tpr: np.ndarray) -> float:
 
 
 def min_nonmembers_for(target_fpr: float) -> int:
+    """Fewest non-members, ceil(1 / ``target_fpr``), for which a TPR at that FPR is estimable."""
     return math.ceil(1.0 / target_fpr - 1e-9)
 
 
@@ -122,6 +127,7 @@ def bootstrap(
 
 
 def percentile_ci(values: np.ndarray, ci: float) -> list[float]:
+    """[low, high]: the central ``ci`` percentile interval of ``values`` (e.g. bootstrap draws)."""
     lo, hi = np.quantile(values, [(1 - ci) / 2, 1 - (1 - ci) / 2])
     return [float(lo), float(hi)]
 

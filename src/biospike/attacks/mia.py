@@ -29,6 +29,10 @@ from typing import Any
 import numpy as np
 from scipy import special, stats
 
+__all__ = ["ATTACK_FAMILIES", "LEVELS", "OFFLINE_A_FALLBACK", "Signals", "attack_names", "keep_masks", "lira_offline",
+           "lira_online", "logit_confidence", "loss_scores", "rmia_marginal", "rmia_scores", "run_attacks",
+           "signals_from_logits", "thin_spikes", "true_class_prob", "tune_offline_a"]
+
 ATTACK_FAMILIES = ("loss", "lira", "rmia")
 LEVELS = ("window", "subject")
 _SD_FLOOR = 1e-6
@@ -50,6 +54,7 @@ class Signals:
     phi: np.ndarray  # mean over queries of log p/(1-p) of the true class
 
     def take(self, idx: np.ndarray) -> Signals:
+        """The signals of examples ``idx`` (indexing the last, per-example axis)."""
         return Signals(self.prob[..., idx], self.phi[..., idx])
 
 

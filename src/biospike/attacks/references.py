@@ -32,6 +32,10 @@ from biospike.errors import BiospikeError
 
 log = logging.getLogger("biospike.attacks")
 
+__all__ = ["POOLS", "TIME_CONSTANT_KEYS", "candidate_pools", "candidates", "candidates_digest", "fit_group",
+           "fit_group_many", "keep_seed", "membership_groups", "query_logits", "rebin_time", "reference_keep",
+           "reference_training_set", "shards", "spikes_at", "time_constants_in_steps", "train_shard", "train_stage"]
+
 POOLS = ("members", "nonmembers", "population")
 
 
@@ -52,10 +56,12 @@ def candidate_pools(spikes: Any, path: str | Path = "spikes.h5") -> dict[str, np
 
 
 def candidates(pools: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The candidate set: window indices of the pools concatenated in ``POOLS`` order."""
     return np.concatenate([pools[name] for name in POOLS])
 
 
 def candidates_digest(cand: np.ndarray) -> str:
+    """A 16-hex-digit SHA-256 of the candidate indices (stored with reference models, checked on load)."""
     return hashlib.sha256(np.asarray(cand, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
@@ -88,6 +94,7 @@ def membership_groups(spikes: Any, pools: Mapping[str, np.ndarray]) -> tuple[np.
 
 
 def keep_seed(root_seed: int, dataset: str, encoding: str, kind: str) -> int:
+    """The seed of a dataset/encoding/kind's reference keep masks, derived from the root seed."""
     return derive_seed(root_seed, "ref", dataset, encoding, kind, "keep")
 
 

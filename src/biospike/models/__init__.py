@@ -26,8 +26,9 @@ from biospike.models import ann, snn
 from biospike.models.ann import ANN, ANNArch
 from biospike.models.snn import SNN, SNNArch
 
-__all__ = ["ANN", "ANNArch", "SNN", "SNNArch", "auto_input_scale", "build_model", "count_parameters", "device_of",
-           "init_model", "load_checkpoint", "make_arch", "predict_logits", "resolve_device", "save_checkpoint"]
+__all__ = ["ANN", "ANNArch", "NETWORKS", "SNN", "SNNArch", "ann", "auto_input_scale", "batches", "build_model",
+           "check_time_constants", "count_parameters", "device_of", "ensemble", "fused", "init_model", "is_spiking",
+           "load_checkpoint", "make_arch", "predict_logits", "resolve_device", "save_checkpoint", "snn"]
 
 # network kind -> (module class, architecture class, module with auto_input_scale)
 NETWORKS: dict[str, tuple[type[nn.Module], type, Any]] = {"snn": (SNN, SNNArch, snn), "ann": (ANN, ANNArch, ann)}
@@ -41,6 +42,9 @@ def _network(kind: str) -> tuple[type[nn.Module], type, Any]:
 
 
 def build_model(arch: Mapping[str, Any]) -> nn.Module:
+    """The network of ``arch["kind"]`` (default ``"snn"``) for an architecture dict, with torch's
+    default initialisation from the global RNG (no data-driven step: :func:`init_model`). An unknown
+    kind is an error, and so is an unknown key of an SNN architecture."""
     cls, arch_cls, _ = _network(arch.get("kind", "snn"))
     return cls(arch_cls.from_dict(dict(arch)))
 
@@ -122,14 +126,18 @@ def init_model(arch: Mapping[str, Any], x_calib: np.ndarray, seed: int, max_wind
 
 
 def is_spiking(model: nn.Module) -> bool:
+    """True if ``model`` (or the module an Opacus wrapper holds) is an :class:`SNN`."""
     return isinstance(getattr(model, "_module", model), SNN)
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of scalar parameters (weights and biases) of ``model``."""
     return sum(p.numel() for p in model.parameters())
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device of ``train.device`` (``"cpu"`` or ``"cuda"``); an error if CUDA is asked
+    for but not available, or for any other name."""
     if name == "cpu":
         return torch.device("cpu")
     if name == "cuda":
@@ -142,6 +150,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def device_of(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (CPU for a model without parameters)."""
     try:
         return next(model.parameters()).device
     except StopIteration:
@@ -149,6 +158,7 @@ def device_of(model: nn.Module) -> torch.device:
 
 
 def batches(x: np.ndarray, batch_size: int):
+    """Consecutive float32 CPU tensors of up to ``batch_size`` rows of ``x``, in order (a generator)."""
     for lo in range(0, len(x), batch_size):
         yield torch.as_tensor(np.asarray(x[lo:lo + batch_size]), dtype=torch.float32)
 
@@ -170,6 +180,8 @@ def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any] | None = None) -> None:
+    """Write ``model`` (its architecture dict and CPU weights; an Opacus wrapper's inner module)
+    and ``meta`` to ``path`` atomically, readable by :func:`load_checkpoint`."""
     from biospike.store import atomic_path
 
     # Opacus wraps modules (GradSampleModule): save the plain module's weights.

@@ -16,9 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
+__all__ = ["ANN", "ANNArch", "LEAKY_BLOCK", "auto_input_scale"]
+
 
 @dataclasses.dataclass
 class ANNArch:
+    """Everything needed to rebuild the non-spiking baseline; stored in every checkpoint."""
+
     n_in: int
     n_hidden: list[int]
     n_out: int
@@ -31,6 +35,8 @@ class ANNArch:
 
     @classmethod
     def from_dict(cls, d: dict) -> ANNArch:
+        """The architecture of a dict (a checkpoint's ``arch``); keys the ANN has no use for
+        (the SNN's neuron settings) are ignored."""
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in fields} | {"n_hidden": list(d["n_hidden"])})
 
@@ -71,6 +77,8 @@ def _leaky(current: torch.Tensor, decay: float, block: int = LEAKY_BLOCK) -> tor
 
 
 class ANN(nn.Module):
+    """Linear -> leaky integrator + ReLU (xL) -> Linear -> leaky-integrator readout; logits = mean_t output."""
+
     def __init__(self, arch: ANNArch) -> None:
         super().__init__()
         self.arch = arch
@@ -98,16 +106,18 @@ class ANN(nn.Module):
         return self.readout(self.out(h)), acts
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, O): the readout averaged over the T steps of input ``x`` (B, T, C)."""
         return self.forward_trace(x)[0].mean(dim=1)
 
 
 def auto_input_scale(x: np.ndarray, arch: ANNArch | Mapping[str, Any], max_windows: int = 256) -> float:
     """Input gain that gives the first layer's leaky-integrated drive unit RMS before the ReLU
-    (the ANN counterpart of :func:`biospike.models.snn.auto_input_scale`)."""
-    from biospike.models.snn import _pick, _solve_scale
+    (the ANN counterpart of :func:`biospike.models.snn.auto_input_scale`). ``arch`` needs ``dt_s``;
+    a missing ``tau_mem_s`` takes the config schema's ``train`` default."""
+    from biospike.models.snn import _getter, _pick, _solve_scale
 
-    get = (arch.get if isinstance(arch, Mapping) else lambda k, d=None: getattr(arch, k, d))
-    tau_mem_s = get("tau_mem_s") or ANNArch.tau_mem_s
+    get = _getter(arch, ANNArch)
+    tau_mem_s = get("tau_mem_s")
     xs = _pick(x, max_windows)
     with torch.no_grad():
         power = float(_leaky(xs, math.exp(-float(get("dt_s")) / float(tau_mem_s))).pow(2).mean(dim=(0, 1)).sum())

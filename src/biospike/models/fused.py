@@ -21,6 +21,8 @@ import warnings
 
 import torch
 
+__all__ = ["LIFScan", "LIScan", "lif_constants"]
+
 
 def _lif_forward(cur: torch.Tensor, a_mem: torch.Tensor, a_syn_neg: torch.Tensor, v_leak: torch.Tensor,
                  v_th: torch.Tensor, v_reset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,12 +124,14 @@ class LIFScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, current, a_mem, a_syn_neg, v_leak, v_th, v_reset):
+        """Spikes (B, T, H) of the whole time loop; saves spikes and pre-reset voltages for backward."""
         spikes, v_pre = _lif_forward_s(current.contiguous(), a_mem, a_syn_neg, v_leak, v_th, v_reset)
         ctx.save_for_backward(spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset)
         return spikes.transpose(0, 1)
 
     @staticmethod
     def backward(ctx, grad_spikes):
+        """Gradient with respect to ``current`` (the surrogate adjoint); none for the constants."""
         spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset = ctx.saved_tensors
         grad = _lif_backward_s(grad_spikes.contiguous(), spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset)
         return grad, None, None, None, None, None
@@ -138,11 +142,13 @@ class LIScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, current, a_mem, a_syn_neg, v_leak):
+        """Membrane voltages (B, T, O) of the leaky integrator over the whole time loop."""
         ctx.save_for_backward(a_mem, a_syn_neg)
         return _li_forward_s(current.contiguous(), a_mem, a_syn_neg, v_leak)
 
     @staticmethod
     def backward(ctx, grad_volts):
+        """Gradient with respect to ``current`` (the filter's adjoint); none for the constants."""
         a_mem, a_syn_neg = ctx.saved_tensors
         return _li_backward_s(grad_volts.contiguous(), a_mem, a_syn_neg), None, None, None
 

@@ -34,6 +34,8 @@ from torch import nn
 
 from biospike.models.fused import LIFScan, LIScan, lif_constants
 
+__all__ = ["AUTO_DRIVE_RMS", "NEURON_KEYS", "SNN", "SNNArch", "auto_input_scale"]
+
 # input_scale "auto" and the data-driven initialisation aim the membrane drive's RMS across
 # neurons and steps at this many thresholds.
 AUTO_DRIVE_RMS = 3.0
@@ -65,6 +67,7 @@ class SNNArch:
 
     @classmethod
     def from_dict(cls, d: dict) -> SNNArch:
+        """The architecture of a dict (a checkpoint's ``arch``); unknown keys or ``impl`` are errors."""
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - fields
         if unknown:
@@ -165,6 +168,7 @@ class SNN(nn.Module):
         return self.readout(current), hidden_spikes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, O): the readout voltage averaged over the T steps of input spikes ``x`` (B, T, C)."""
         volts, _ = self.forward_trace(x)
         return volts.mean(dim=1)
 
@@ -210,7 +214,8 @@ def auto_input_scale(x: np.ndarray, arch: SNNArch | Mapping[str, Any], max_windo
     +-1/sqrt(C), variance 1/(3C)) and zero bias, the mean square of that membrane drive over neurons
     and time is ``s^2 / (3C) * sum_c E[F_c^2]`` where ``F_c`` is channel c's filtered spike train
     in the data. Solving for ``s`` takes both the input rate and the fan-in into account.
-    ``arch`` needs ``dt_s``; missing time constants and threshold take :class:`SNNArch`'s defaults.
+    ``arch`` needs ``dt_s``; missing time constants and threshold take the config schema's ``train``
+    defaults (as :func:`biospike.models.make_arch` with default settings).
     """
     get = _getter(arch)
     xs = _pick(x, max_windows)
@@ -222,12 +227,22 @@ def auto_input_scale(x: np.ndarray, arch: SNNArch | Mapping[str, Any], max_windo
     return _solve_scale(power, AUTO_DRIVE_RMS * float(get("v_th")), xs.shape[2])
 
 
-def _getter(arch: Any):
-    """arch field by name from a dataclass or a dict, with SNNArch's defaults for absent fields."""
-    defaults = {f.name: f.default for f in dataclasses.fields(SNNArch)}
+# Neuron settings an arch may leave out: they then take the config schema's ``train`` default, what
+# make_arch gives with default settings (the dataclasses' own defaults are older, different values).
+NEURON_KEYS = ("tau_mem_s", "tau_syn_s", "v_th", "readout_tau_mem_s", "readout_tau_syn_s")
+
+
+def _getter(arch: Any, arch_cls: type = SNNArch):
+    """arch field by name from a dataclass or a dict. An absent neuron setting (``NEURON_KEYS``)
+    takes the schema's ``train`` default, any other absent field ``arch_cls``'s default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(arch_cls)}
 
     def get(name: str) -> Any:
         value = arch.get(name) if isinstance(arch, Mapping) else getattr(arch, name, None)
+        if value is None and name in NEURON_KEYS:
+            from biospike.config import section_settings
+
+            value = section_settings("train")[name]
         if value is None:
             value = defaults.get(name, dataclasses.MISSING)
         if value is dataclasses.MISSING:

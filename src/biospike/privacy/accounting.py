@@ -22,6 +22,10 @@ from collections.abc import Sequence
 
 from biospike.errors import BiospikeError
 
+__all__ = ["ACCOUNTANTS", "MAX_TARGET_EPSILON", "RDP_ORDERS", "Segment", "combined_multiplier",
+           "dp_accounting_epsilon", "effective_multiplier", "epsilon", "gradient_multiplier", "noise_multiplier_for",
+           "resolve_delta"]
+
 ACCOUNTANTS = ("prv", "rdp")
 MAX_TARGET_EPSILON = 64.0
 

@@ -30,6 +30,9 @@ from torch import nn
 from biospike.models import device_of
 from biospike.privacy.grad_sample import finalize_grad_samples
 
+__all__ = ["GROUPINGS", "Allocation", "Block", "GroupLayout", "QuantileClipper", "allocate", "correlation_ratio",
+           "group_layout", "neuron_blocks", "public_allocation", "row_sq_norms", "uniform_allocation"]
+
 GROUPINGS = ("flat", "layer", "neuron")
 
 
@@ -72,10 +75,14 @@ class GroupLayout:
 
     @property
     def n_groups(self) -> int:
+        """Number of groups (``len(names)``)."""
         return len(self.names)
 
 
 def group_layout(blocks: list[Block], grouping: str) -> GroupLayout:
+    """The group of every row (neuron) of ``blocks``: ``flat`` one group ``all``, ``layer`` one per
+    block, ``neuron`` one per row (``<block>/<row>``); with each group's parameter count (a row's
+    incoming weights plus its bias). An unknown ``grouping`` is a ValueError."""
     if grouping not in GROUPINGS:
         raise ValueError(f"unknown grouping {grouping!r} (expected one of {GROUPINGS})")
     names: list[str] = []
@@ -115,6 +122,8 @@ class Allocation:
         return clip_k, sigma_k
 
     def summary(self) -> dict:
+        """For privacy.json: min/median/max of the clip and budget shares (and of the relevance, if
+        any), the allocation's source, and the largest over the smallest per-group noise std."""
         def stats(v):
             return {"min": float(v.min()), "median": float(np.median(v)), "max": float(v.max())}
 

@@ -26,6 +26,9 @@ import numpy as np
 import torch
 from scipy import stats
 
+__all__ = ["ACTIVE_FRACTION", "CANARY_KINDS", "audit_from_scores", "canary_scores", "epsilon_lower_bound",
+           "make_canaries", "p_value", "run_audit"]
+
 CANARY_KINDS = ("ood", "mislabelled")
 ACTIVE_FRACTION = 0.3  # share of channels a canary drives
 

@@ -20,6 +20,9 @@ import numpy as np
 
 from biospike.errors import BiospikeError
 
+__all__ = ["PUBLIC_FIT_SPLITS", "TABLE_COLUMNS", "audit_stage", "cli_harden", "cli_table", "dp_fit", "harden_stage",
+           "overlapping_units", "parse_epsilon", "prepare", "preprocessing_record", "table_rows", "write_table"]
+
 log = logging.getLogger("biospike.privacy")
 
 # encoder.fitted_on values that name public data (encode.fit_split: population = mia/population)
@@ -149,6 +152,8 @@ def _units(spikes: Any, idx: np.ndarray, unit: str) -> np.ndarray:
 
 
 def parse_epsilon(text: str) -> float | None:
+    """``--epsilon``: a positive finite number, or None for ``none``/``inf``/``nonprivate``
+    (any case); anything else is an error."""
     if text.lower() in ("none", "inf", "nonprivate"):
         return None
     try:
@@ -330,6 +335,9 @@ TABLE_COLUMNS = ("target", "epsilon_target", "epsilon", "delta", "privacy_unit",
 
 def table_rows(target_dirs: Sequence[str | Path], nonprivate_dir: str | Path | None,
                nonprivate_audit: str | Path | None = None) -> list[dict]:
+    """One row (the keys of ``TABLE_COLUMNS``) per DP target directory, from its metrics.json,
+    privacy.json and audit.json, sorted by epsilon; then the non-private directory's row, if given
+    (epsilon inf, noise multiplier 0, its audit from ``nonprivate_audit``)."""
     from biospike.store import read_json
 
     def row_for(d: Path, audit_path: Path | None) -> dict:
@@ -362,6 +370,8 @@ def table_rows(target_dirs: Sequence[str | Path], nonprivate_dir: str | Path | N
 
 
 def write_table(rows: list[dict], out_csv: str | Path, inputs: Sequence[str | Path], ctx: Any) -> None:
+    """Write ``rows`` to ``out_csv`` (columns ``TABLE_COLUMNS``, infinite epsilon as ``inf``, None
+    empty) and its .json twin (rows with infinite epsilon as null, columns, a note, provenance)."""
     from biospike.store import atomic_path, provenance, write_json
 
     def fmt(v: Any) -> Any:
@@ -385,6 +395,9 @@ def write_table(rows: list[dict], out_csv: str | Path, inputs: Sequence[str | Pa
 
 
 def cli_harden(argv: list[str], prog: str) -> int:
+    """``biospike harden``: parse ``argv``; DP-train the snn for ``--epsilon`` into ``--outdir``,
+    or with ``--audit FILE`` run the canary audit instead (an error if its lower bound exceeds the
+    claimed epsilon); returns the exit code."""
     from biospike.cliutil import load_context, setup_logging, stage_parser
     from biospike.config import seed_everything
 
@@ -421,6 +434,8 @@ def cli_harden(argv: list[str], prog: str) -> int:
 
 
 def cli_table(argv: list[str], prog: str) -> int:
+    """``biospike privacy-table``: parse ``argv``, write the privacy-utility table (.csv and .json)
+    of the DP targets and the non-private snn; returns the exit code."""
     from biospike.cliutil import load_context, setup_logging, stage_parser
 
     parser = stage_parser(prog, "privacy-utility table: DP targets + the non-private snn", sections=("privacy",))

@@ -35,11 +35,16 @@ from biospike.privacy.optimizer import (
     DPOptimizer,
 )
 
+__all__ = ["UNITS", "AdaptiveClipping", "AdaptiveNoise", "DPResult", "DPSettings", "calibrate", "dp_train",
+           "loss_sum", "make_optimizer", "plan", "unit_index"]
+
 UNITS = ("window", "subject")
 
 
 @dataclasses.dataclass(frozen=True)
 class AdaptiveClipping:
+    """The ``privacy.adaptive_clipping`` settings (Andrew et al. 2021 quantile clipping)."""
+
     enabled: bool
     target_quantile: float
     lr_eta: float
@@ -55,6 +60,8 @@ class AdaptiveClipping:
 
 @dataclasses.dataclass(frozen=True)
 class AdaptiveNoise:
+    """The ``privacy.adaptive_noise`` settings (per-group noise allocated from public windows)."""
+
     enabled: bool
     groups: str  # layer | neuron
     strength: float  # 0: equal noise std everywhere; 1: signal-to-noise proportional to relevance
@@ -96,6 +103,9 @@ class DPSettings:
 
 @dataclasses.dataclass
 class DPResult:
+    """A DP-SGD-trained network with its per-epoch history, best epoch, privacy record
+    (privacy.json) and wall time in seconds."""
+
     model: nn.Module
     history: list[dict]
     best_epoch: int

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+__all__ = ["StepwiseLinearGrads", "finalize_grad_samples", "grad_sample_module"]
+
 
 class StepwiseLinearGrads:
     """Per-sample gradients of ``nn.Linear`` layers that are called once per time step (the SNN's
@@ -58,6 +60,7 @@ class StepwiseLinearGrads:
             grads.clear()
 
     def close(self) -> None:
+        """Remove the forward hooks from the tracked layers."""
         for h in self.handles:
             h.remove()
 

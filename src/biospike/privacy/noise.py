@@ -24,6 +24,8 @@ import os
 import numpy as np
 import torch
 
+__all__ = ["NOISE_MODES", "NoiseSource", "SecretNoise", "SeededNoise", "noise_source"]
+
 NOISE_MODES = ("secret", "seeded")
 
 
@@ -64,11 +66,15 @@ class NoiseSource:
         raise NotImplementedError
 
     def record(self) -> dict:
+        """For privacy.json: the source's description, mode, whether it is replayable, and
+        ``valid_for_release`` (only a non-replayable source's epsilon is)."""
         return {"noise_source": self.description, "noise_mode": self.mode, "replayable": self.replayable,
                 "valid_for_release": not self.replayable}
 
 
 class SecretNoise(NoiseSource):
+    """Every draw from ``os.urandom`` (the OS CSPRNG): never seeded, not replayable (the default)."""
+
     mode = "secret"
     replayable = False
     description = ("os.urandom (the OS CSPRNG) for every Gaussian draw and every Poisson sampling decision; "
@@ -84,11 +90,13 @@ class SecretNoise(NoiseSource):
         return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * math.pi * u2)
 
     def normal(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """Standard normal samples (float32, CPU) of ``shape``, each (sum of 4 Box-Muller draws) / 2."""
         n = int(np.prod(shape)) if len(shape) else 1
         total = sum(self._gaussian(n) for _ in range(4)) / 2.0
         return torch.as_tensor(total.reshape(shape), dtype=torch.float32)
 
     def scalar_normal(self, std: float) -> float:
+        """One N(0, std^2) sample, ``std`` x (sum of 4 Box-Muller draws) / 2."""
         return float(std * sum(self._gaussian(1)[0] for _ in range(4)) / 2.0)
 
 
@@ -105,9 +113,11 @@ class SeededNoise(NoiseSource):
         self.generator = torch.Generator().manual_seed(int(self.sampler_rng.integers(2**62)))
 
     def normal(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """Standard normal samples (float32, CPU) of ``shape`` from the seeded generator."""
         return torch.randn(shape, generator=self.generator)
 
     def scalar_normal(self, std: float) -> float:
+        """One N(0, std^2) sample from the seeded generator."""
         return float(torch.normal(0.0, std, (1,), generator=self.generator))
 
 

@@ -39,6 +39,8 @@ from biospike.privacy.adaptive import (
 from biospike.privacy.grad_sample import finalize_grad_samples
 from biospike.privacy.noise import NoiseSource
 
+__all__ = ["AdaptiveClipDPOptimizer", "AdaptiveDPOptimizer", "AllocatedNoiseDPOptimizer", "DPOptimizer"]
+
 
 def _grads_per_unit(gs: torch.Tensor, local_unit: torch.Tensor, n_local: int, counts: torch.Tensor | None) -> torch.Tensor:
     if counts is None:  # window unit: one window per unit
@@ -167,6 +169,7 @@ class AdaptiveClipDPOptimizer(DPOptimizer):
         self.base_lr = base_lr
 
     def pre_step(self) -> None:
+        """Take the clipper's current bound; with ``scale_lr`` set SGD's step size to ``lr C_0 / C_t``."""
         super().pre_step()
         self.clip = self.clipper.clip
         if self.scale_lr:
@@ -174,6 +177,8 @@ class AdaptiveClipDPOptimizer(DPOptimizer):
                 group["lr"] = self.base_lr * self.max_grad_norm / self.clip
 
     def post_step(self, unclipped: int, n_units: int) -> float | None:
+        """Move the clip bound from a noisy count of the unclipped units; returns the released
+        unclipped-fraction estimate."""
         super().post_step(unclipped, n_units)
         return self.clipper.update(unclipped, n_units, self.noise)
 
@@ -189,6 +194,8 @@ class AllocatedNoiseDPOptimizer(DPOptimizer):
         self.strength, self.public_windows, self.loss_fn, self.seed = strength, public_windows, loss_fn, seed
 
     def on_epoch_start(self, epoch: int) -> None:
+        """Re-derive the per-group clip and noise-budget shares from the public windows and the
+        current model (seeded by ``seed + epoch``)."""
         super().on_epoch_start(epoch)
         self.allocation = public_allocation(self.gsm, self.blocks, self.layout, self.x_public, self.y_public,
                                             self.strength, self.loss_fn, self.public_windows, seed=self.seed + epoch)
