@@ -30,7 +30,7 @@ from biospike.store import Windows
 
 __all__ = ["BANDPASS_ORDER", "NOTCH_QUALITY", "POOL_ORDER", "PREPROCESSING_KEYS", "SPLIT_UNITS", "UNLABELLED", "cli",
            "find_files", "ingest_dataset", "ingest_spec", "make_splits", "preflight", "preflight_config",
-           "preprocess", "read_all", "read_file", "resolve_path", "windows_of"]
+           "preprocess", "read_all", "read_file", "resolve_path", "subsample_subjects", "windows_of"]
 
 SPLIT_UNITS = ("subject", "record", "segment", "block")
 POOL_ORDER = ("population", "holdout", "test", "val", "train")
@@ -401,6 +401,28 @@ def preflight(spec: Mapping[str, Any], data_root: str | None = None, max_headers
     return root, files
 
 
+def subsample_subjects(files: Sequence[Path], root: Path, spec: Mapping[str, Any], seed: int,
+                       dataset: str) -> tuple[list[Path], dict[str, int] | None]:
+    """The files of ``max_subjects`` subjects drawn at random (seeded by the run's seed and the
+    dataset name, independent of the recordings' content) when the dataset names a limit, e.g. a
+    few thousand of the 8429 PhysioNet 2017 patients on 2 cores; all files otherwise. Subjects are
+    the ``subject_regex`` match of each file's path (one per record for per-record formats).
+    Returns (files, {"available", "kept"} or None)."""
+    limit = spec.get("max_subjects")
+    if limit is None:
+        return list(files), None
+    from biospike.io import subject_from_path
+
+    regex = spec.get("subject_regex", r"^([^._-]+)")
+    subject = [subject_from_path(p.relative_to(root).as_posix(), regex, p) for p in files]
+    available = sorted(set(subject))
+    if len(available) <= limit:
+        return list(files), {"available": len(available), "kept": len(available)}
+    rng = np.random.default_rng(derive_seed(seed, "subjects", dataset))
+    kept = set(rng.choice(available, size=int(limit), replace=False).tolist())
+    return [p for p, s in zip(files, subject, strict=True) if s in kept], {"available": len(available), "kept": len(kept)}
+
+
 def preflight_config(config: Mapping[str, Any], made_under: str | Path | None = None,
                      max_headers: int = 64) -> dict[str, int]:
     """:func:`preflight` for every dataset of a validated config (and the folders and patterns of
@@ -502,6 +524,26 @@ def read_all(files: Sequence[Path], spec: Mapping[str, Any], root: Path, lookup:
             signal_units)
 
 
+def _gather_signals(parts: list, keep: np.ndarray) -> np.ndarray:
+    """The windows of every part where the boolean ``keep`` (over all parts' windows) is true, in one (N, C, L) array, allocated once and filled part by
+    part, each part's own copy released as soon as it is in: the dataset is never held twice
+    (peak = the array plus one record's windows), which is what lets a cohort of thousands of
+    records ingest in bounded memory."""
+    first = next(p.signals for p in parts if p.signals is not None and len(p.signals))
+    out = np.empty((int(keep.sum()), *first.shape[1:]), dtype=first.dtype)
+    pos = src = 0
+    for p in parts:
+        n = len(p.labels)
+        if n:
+            chosen = keep[src:src + n]
+            k = int(chosen.sum())
+            out[pos:pos + k] = p.signals[chosen] if k < n else p.signals
+            pos += k
+        src += n
+        p.signals = None
+    return out
+
+
 def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: Mapping[str, Any],
                    data_root: str | None = None, threads: int = 1, progress: bool = True) -> Windows:
     """Read, preprocess, window, label, de-identify and split one dataset (see module doc).
@@ -514,6 +556,7 @@ def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: 
     t0 = time.perf_counter()
     spec = dict(spec)
     root, files = preflight(spec, data_root, max_headers=0)  # ingestion reads every file anyway
+    files, subsample = subsample_subjects(files, root, spec, seed, dataset)
     reader = spec["reader"]
     classes = list(spec["classes"])
     lookup = {str(k): classes.index(v) for k, v in spec["label_map"].items() if v is not None}
@@ -531,7 +574,6 @@ def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: 
         what = "beat window" if reader == "wfdb_beats" else f"window of {spec['window_s']} s"
         raise BiospikeError(f"no {what} fits inside any labelled segment (longest: {longest_s:.2f} s)", root)
 
-    signals_all = np.concatenate([p.signals for p in parts])
     labels = np.concatenate([p.labels for p in parts]).astype(np.int64)
     starts_all = np.concatenate([p.starts for p in parts]).astype(np.int64)
     subj_raw = np.concatenate([np.full(len(p.labels), p.subject_raw, dtype=object) for p in parts])
@@ -539,15 +581,15 @@ def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: 
     rec_raw = np.concatenate([np.full(len(p.labels), p.record_raw, dtype=object) for p in parts])
     unit_local = np.concatenate([np.char.add(f"{p.file_key}#", p.unit_local.astype(str)).astype(object)
                                  if len(p.labels) else p.unit_local for p in parts])
-    for p in parts:
-        p.signals = None  # free per-record copies early
-
-    # optional cap per (subject, class), seeded
+    # optional cap per (subject, class), seeded; decided on the labels before the signals are gathered
     cap = spec.get("max_windows_per_class_per_subject")
     rng = np.random.default_rng(derive_seed(seed, "subsample", dataset))
     keep = sig.subsample_groups(np.char.add(subj_raw.astype(str), np.char.add("\x00", labels.astype(str))), cap, rng)
-    signals_all, labels, subj_raw, rec_key, rec_raw, unit_local, starts_all = (
-        a[keep] for a in (signals_all, labels, subj_raw, rec_key, rec_raw, unit_local, starts_all)
+    kept = np.zeros(len(labels), dtype=bool)
+    kept[keep] = True  # sorted indices -> mask, same order
+    signals_all = _gather_signals(parts, kept)
+    labels, subj_raw, rec_key, rec_raw, unit_local, starts_all = (
+        a[keep] for a in (labels, subj_raw, rec_key, rec_raw, unit_local, starts_all)
     )
     counts = np.bincount(labels, minlength=len(classes))
     if (counts == 0).any():
@@ -625,6 +667,7 @@ def ingest_dataset(spec: Mapping[str, Any], dataset: str, seed: int, split_cfg: 
         "source_label_counts": source_labels,
         "windows_per_class": dict(zip(classes, np.bincount(labels, minlength=len(classes)).tolist(), strict=True)),
         "max_windows_per_class_per_subject": cap,
+        "subject_subsample": subsample,
         "split": split_info,
         "pseudonyms": "sha256(project salt + dataset + raw id)[:8]; subject 'sub-', record 'rec-'",
         "n_subjects": len(subj_map),

@@ -167,6 +167,15 @@ def test_cap_per_class_per_subject(eeg_dir):
         assert np.bincount(win.labels[win.subject == s], minlength=2).tolist() == [4, 4]
 
 
+def test_max_subjects_reads_a_seeded_subset_of_subjects(eeg_dir):
+    win = run(eeg_spec(eeg_dir, max_subjects=5))
+    assert len(np.unique(win.subject)) == 5
+    assert win.preprocessing["subject_subsample"] == {"available": 6, "kept": 5}
+    again = run(eeg_spec(eeg_dir, max_subjects=5))
+    assert sorted(np.unique(again.subject)) == sorted(np.unique(win.subject))  # the seed decides, not chance
+    assert run(eeg_spec(eeg_dir)).preprocessing["subject_subsample"] is None
+
+
 # ------------------------------------------------------------------------------ ECG / WFDB
 
 
