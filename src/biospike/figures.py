@@ -39,7 +39,8 @@ __all__ = [
     "ANNOTATION_PT", "ATTACK_COLORS", "DOUBLE_COLUMN_IN", "ENCODING_STYLES", "HARDWARE_STYLES", "KEY_COLOR", "RC",
     "SINGLE_COLUMN_IN", "encoding_style", "fit_to_canvas", "hardware_label", "legend", "model_color", "model_label",
     "new_figure", "roc_floor",
-    "plot_attack_vs_T", "plot_confusion", "plot_energy", "plot_latency_accuracy", "plot_privacy_utility", "plot_roc",
+    "plot_attack_vs_T", "plot_confusion", "plot_energy", "plot_latency_accuracy", "plot_leakage_utility",
+    "plot_privacy_utility", "plot_roc",
     "plot_signals", "plot_training", "save", "styled",
 ]
 
@@ -480,6 +481,64 @@ def plot_confusion(data: Mapping[str, Any]) -> Figure:
 # ---------------------------------------------------------------------------------------------
 # privacy-utility
 # ---------------------------------------------------------------------------------------------
+
+
+@styled
+def plot_leakage_utility(data: Mapping[str, Any]) -> Figure:
+    """The strongest attack's AUC (y, with its CI) against test balanced accuracy (x, with its
+    subject-bootstrap CI), one point per attacked model in its colour, one marker per encoding;
+    the models of one kind (early-stopped, trained to convergence, DP) joined in order of
+    accuracy, so families can be compared at matched accuracy. AUC 0.5 (no leakage) dashed,
+    chance accuracy dotted."""
+    from biospike.targets import parse
+
+    fig = new_figure(SINGLE_COLUMN_IN, 3.4)
+    with plt.rc_context(RC):
+        ax = fig.subplots()
+    encs = list(data["encodings"])
+    all_targets = sorted({p["target"] for pts in data["encodings"].values() for p in pts})
+    handles, labels = [], []
+    shown: dict[str, str] = {}
+    for enc in encs:
+        pts = data["encodings"][enc]
+        ls, marker = encoding_style(enc, encs)
+        for kind in sorted({parse(p["target"]).kind.name for p in pts}):
+            fam = sorted((p for p in pts if parse(p["target"]).kind.name == kind), key=lambda p: p["balanced_accuracy"])
+            if len(fam) > 1:
+                ax.plot([p["balanced_accuracy"] for p in fam], [p["auc"] for p in fam], color=model_color(kind),
+                        ls=ls, lw=0.8, alpha=0.6, zorder=1)
+        for p in pts:
+            c = model_color(p["target"], all_targets)
+            xerr = yerr = None
+            if p.get("balanced_accuracy_ci"):
+                lo, hi = p["balanced_accuracy_ci"]
+                xerr = [[max(0.0, p["balanced_accuracy"] - lo)], [max(0.0, hi - p["balanced_accuracy"])]]
+            if p.get("auc_ci"):
+                lo, hi = p["auc_ci"]
+                yerr = [[max(0.0, p["auc"] - lo)], [max(0.0, hi - p["auc"])]]
+            ax.errorbar(p["balanced_accuracy"], p["auc"], xerr=xerr, yerr=yerr, color=c, lw=0.7, capsize=1.5,
+                        ls="", zorder=2)
+            ax.scatter(p["balanced_accuracy"], p["auc"], color=c, marker=marker, s=30, zorder=3, edgecolor="white",
+                       linewidth=0.6)
+            shown.setdefault(p["target"], c)
+        if len(encs) > 1:
+            handles.append(Line2D([], [], color=KEY_COLOR, ls=ls, marker=marker, mfc="none", mec=KEY_COLOR, ms=5))
+            labels.append(f"{enc} encoding")
+    for t in sort_targets(shown):
+        handles.append(Line2D([], [], ls="", marker="o", mfc=shown[t], mec="white", ms=6))
+        labels.append(model_label(t))
+    ax.axhline(0.5, color=CHANCE_COLOR, lw=0.8, ls="--")
+    handles.append(Line2D([], [], color=CHANCE_COLOR, lw=0.8, ls="--"))
+    labels.append("AUC 0.5 (no leakage)")
+    if data.get("n_classes"):
+        ax.axvline(1.0 / data["n_classes"], color=CHANCE_COLOR, lw=0.8, ls=":")
+        handles.append(Line2D([], [], color=CHANCE_COLOR, lw=0.8, ls=":"))
+        labels.append(f"chance accuracy (1/{data['n_classes']})")
+    ax.set_xlabel("balanced accuracy (test)")
+    ax.set_ylabel(f"attack AUC ({data['level']} level, strongest)")
+    ax.set_title(f"{data['dataset']}: leakage against utility", loc="left")
+    _legend_below(fig, handles, labels, ncol=2)
+    return fig
 
 
 @styled

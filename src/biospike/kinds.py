@@ -39,5 +39,15 @@ register_model_kind(ModelKind(
 register_lever(Lever(
     name="dp", prefix="dp", key="eps", label="DP-{kind_label} ε={value}", applies_to=("snn",),
     fit="biospike.privacy.cli:dp_fit", sections=("privacy",), references=("matched", "base"), order=1,
+    values="privacy.epsilons", enabled="privacy.enabled", outputs=("privacy.json",),
     palette=(OKABE_ITO["vermillion"], OKABE_ITO["purple"], OKABE_ITO["green"], OKABE_ITO["sky"],
              OKABE_ITO["yellow"], OKABE_ITO["black"])))
+
+# Trained to convergence: a fixed number of epochs, the last one kept, no early stopping -- the
+# regime of membership-inference benchmarks, where leakage exists. Its reference models follow
+# the same recipe (the attacker knows it). Next to the early-stopped targets it tests whether
+# "SNNs leak less" holds at matched test accuracy (docs/attacks.md).
+register_lever(Lever(
+    name="converged", prefix="conv", key="ep", label="{kind_label} {value} ep.", applies_to=("snn", "ann"),
+    fit="biospike.train:fit_converged", fit_many="biospike.train:fit_many_converged",
+    trainer="biospike.train:converged_stage", references=("matched",), order=2, values="train.converged_epochs"))

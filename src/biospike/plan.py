@@ -25,12 +25,12 @@ from biospike.errors import BiospikeError
 from biospike.registry import LEVERS, MODEL_KINDS
 
 __all__ = ["HARDWARE_DIR", "PLAN_KEYS", "DatasetPlan", "Plan", "build_plan", "dataset_plan", "hardware_kinds",
-           "outputs", "plan_from_json", "plan_to_json", "reference_dirs", "target_dir", "target_files"]
+           "lever_values", "outputs", "plan_from_json", "plan_to_json", "target_dir", "target_files"]
 
 HARDWARE_DIR = Path(__file__).resolve().parents[2] / "config" / "hardware"
 # Config keys that decide *what* is built, not how one job computes: the plan reads them, the
 # stage envelopes leave them out, so adding a model kind or an epsilon reruns no existing job.
-PLAN_KEYS = {"train": ("models",), "privacy": ("enabled", "epsilons"), "attack": ("targets", "t_sweep"),
+PLAN_KEYS = {"train": ("models", "converged_epochs"), "privacy": ("enabled", "epsilons"), "attack": ("targets", "t_sweep"),
              "deploy": ("targets", "models")}
 
 
@@ -128,6 +128,19 @@ def _check_names(names: Iterable[str], what: str) -> list[str]:
     return out
 
 
+def lever_values(config: Mapping[str, Any], ds: str, lever: Any) -> list[float]:
+    """The values a lever takes for dataset ``ds`` (its ``values`` key, when its ``enabled`` key
+    is not false): the epsilons of DP, the epoch counts of converged training."""
+    if lever.values is None:
+        return []
+    if lever.enabled is not None:
+        section, key = lever.enabled.split(".")
+        if not stage_config(config, section, ds).get(key, True):
+            return []
+    section, key = lever.values.split(".")
+    return [float(v) for v in stage_config(config, section, ds).get(key) or []]
+
+
 def dataset_plan(config: Mapping[str, Any], ds: str, kinds: Mapping[str, str]) -> DatasetPlan | None:
     """The plan of one dataset (None when it has no encodings: nothing beyond ingestion)."""
     encodings = [str(e) for e in stage_config(config, "encode", ds).get("encodings", [])]
@@ -136,11 +149,10 @@ def dataset_plan(config: Mapping[str, Any], ds: str, kinds: Mapping[str, str]) -
     train = stage_config(config, "train", ds)
     models = _check_names(train.get("models", ["snn", "ann", "classical"]), f"datasets/{ds}/train/models")
     targets = list(models)
+    for lever in LEVERS:
+        targets += [T.lever_target(lever.name, kind, float(v)) for kind in lever.applies_to if kind in models
+                    for v in lever_values(config, ds, lever)]
     priv = stage_config(config, "privacy", ds)
-    if _enabled(priv):
-        for kind in LEVERS["dp"].applies_to:
-            if kind in models:
-                targets += [T.dp_target(float(e), kind) for e in priv.get("epsilons", [])]
     att = stage_config(config, "attack", ds)
     attacked, t_sweep, references, n_refs = [], [], {}, 0
     if att:
@@ -203,18 +215,13 @@ def target_dir(results: str | Path, ds: str, enc: str, target: str) -> Path:
     return Path(results) / ds / enc / target
 
 
-def reference_dirs(results: str | Path, ds: str, enc: str, group: str, n: int) -> list[Path]:
-    """``{results}/{ds}/{enc}/refs/{group}/{k}`` for the ``n`` reference models of ``group``."""
-    return [Path(results) / ds / enc / "refs" / group / str(k) for k in range(n)]
-
-
 def target_files(results: str | Path, ds: str, enc: str, target: str) -> list[Path]:
     """What the training of one target writes (checkpoint, metrics, curve, privacy record)."""
     t = T.parse(target)
     base = target_dir(results, ds, enc, target)
     files = [base / t.checkpoint, base / "metrics.json", base / "curve.csv", base / "per_subject.csv"]
-    if t.lever is not None and t.lever.name == "dp":
-        files.append(base / "privacy.json")
+    if t.lever is not None:
+        files += [base / name for name in t.lever.outputs]
     return files
 
 

@@ -158,6 +158,18 @@ class Lever:
     references: tuple[str, ...] = ("base",)
     palette: tuple[str, ...] = ()
     order: int = 1
+    # where the plan finds the lever's values ("section.key": a list) and whether it is on
+    # ("section.key": a boolean, or None: on whenever values are listed)
+    values: str | None = None
+    enabled: str | None = None
+    # the train stage of a variant, ``(ctx, inputs, outdir, target, progress) -> metrics``; its
+    # rule is generated (workflow/rules/train.smk). None: the lever has a hand-written rule (DP:
+    # ``harden`` in privacy.smk, which also writes privacy.json and runs the audit)
+    trainer: str | None = None
+    # K reference models at once, as ModelKind.fit_many: (target, spikes, train_idxs, val_idxs,
+    # settings, seeds, progress, desc) -> [(model, info), ...]
+    fit_many: str | None = None
+    outputs: tuple[str, ...] = ()  # files a variant writes beside checkpoint, metrics, curve, per_subject
 
     def target_name(self, kind: str, value: float) -> str:
         """The target name of ``kind`` varied at ``value``: ``{prefix}{kind}_{key}{value:g}``."""

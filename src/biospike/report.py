@@ -1349,6 +1349,30 @@ def _roc_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -
     return out
 
 
+def _leakage_utility_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:
+    """Per encoding and attacked model: test balanced accuracy (with its subject-bootstrap CI)
+    and the strongest attack's AUC (with its CI) by the report's rule -- so that models of
+    different families are compared at matched test accuracy, not at their own."""
+    by, level = cfg["best_attack_by"], cfg["attack_level"]
+    out: dict[str, Any] = {"dataset": ds, "level": level, "rule": strongest_attack_rule(by, level), "encodings": {}}
+    for enc in dp.encodings:
+        points = []
+        for t in dp.attacked:
+            tdir = target_dir(results, ds, enc, t)
+            best = strongest_attack(Doc.load(tdir / "attack" / "summary.json"), level, by)
+            metrics = Doc.load(tdir / "metrics.json")
+            bal = read_test_metric(metrics, "balanced_accuracy")[0]
+            ci = metrics.find(f"{METRICS_TEST}/balanced_accuracy_ci")
+            if best is None or as_number(best.auc) is None or bal is None:
+                continue
+            points.append({"target": t, "balanced_accuracy": bal, "balanced_accuracy_ci": ci[0] if ci else None,
+                           "auc": best.auc, "auc_ci": best.auc_ci, "attack": best.name})
+        out["encodings"][enc] = points
+    first = Doc.load(target_dir(results, ds, dp.encodings[0], dp.targets[0]) / "metrics.json")
+    out["n_classes"] = len(confusion_of(first)[0])
+    return out
+
+
 def _attack_vs_T_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:  # noqa: ARG001, N802
     return {"dataset": ds, "level": cfg["attack_level"],
             "sweeps": {enc: read_t_sweep(results / ds / enc / "t_sweep.json", cfg["attack_level"]) for enc in dp.t_sweep}}
@@ -1409,6 +1433,11 @@ for _spec in (
                _privacy_inputs, _privacy_utility_data),
     FigureSpec("roc", "5 Membership inference", "attack ROC (log-log) with DP ceilings", lambda dp: bool(dp.attacked),
                _roc_inputs, _roc_data),
+    FigureSpec("leakage_utility", "5 Membership inference", "attack AUC against test accuracy per model",
+               lambda dp: len(dp.attacked) >= 2,
+               lambda dp, r, ds: _roc_inputs(dp, r, ds) + [d / "metrics.json" for _, t, d in _target_dirs(dp, r, ds)
+                                                          if t in dp.attacked],
+               _leakage_utility_data),
     FigureSpec("attack_vs_T", "5 Membership inference", "attack TPR and AUC vs time steps T",
                lambda dp: bool(dp.t_sweep), lambda dp, r, ds: [r / ds / enc / "t_sweep.json" for enc in dp.t_sweep],
                _attack_vs_T_data),

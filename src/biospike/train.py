@@ -47,9 +47,9 @@ from biospike.models import (
 )
 from biospike.trainset import class_weights
 
-__all__ = ["SATURATED_RATE", "SILENT_RATE", "TrainResult", "arch_for", "cli", "firing_rates", "firing_stats",
-           "firing_summary", "fit", "fit_many", "fit_many_on", "fit_on", "network_of", "predict_logits",
-           "train_settings", "train_stage"]
+__all__ = ["SATURATED_RATE", "SELECT_MODES", "SILENT_RATE", "TrainResult", "arch_for", "cli", "converged_settings",
+           "converged_stage", "firing_rates", "firing_stats", "firing_summary", "fit", "fit_converged", "fit_many",
+           "fit_many_converged", "fit_many_on", "fit_on", "network_of", "predict_logits", "train_settings", "train_stage"]
 
 log = logging.getLogger("biospike.train")
 
@@ -61,6 +61,14 @@ SATURATED_RATE = 0.9
 def train_settings(given: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``train`` section with the schema's defaults; an unknown key or bad value is an error."""
     return section_settings("train", given)
+
+
+SELECT_MODES = ("best_val", "last")
+
+
+def _check_select(select: str) -> None:
+    if select not in SELECT_MODES:
+        raise BiospikeError(f"select must be one of {SELECT_MODES}, got {select!r}")
 
 
 def network_of(kind: str) -> str:
@@ -114,16 +122,18 @@ def _rate_penalty(hidden: Sequence[torch.Tensor], target_rate: float) -> torch.T
 
 
 def fit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-        cfg: dict, seed: int, progress: bool = True) -> TrainResult:
+        cfg: dict, seed: int, progress: bool = True, select: str = "best_val") -> TrainResult:
     """Train ``build_model(arch)`` with Adam on (x_train, y_train); early stopping on x_val.
 
     x arrays are (N, T, C) uint8 or float spike counts; y are class indices. The model and the
     batch order are seeded from ``seed`` (``derive_seed(seed, "init")`` / ``"batches"``), so the
     same call gives the same weights on the same machine and thread count. The best epoch (highest
     validation balanced accuracy, ties broken by lower validation loss) is restored. Without
-    validation windows the last epoch is kept.
+    validation windows, or with ``select="last"`` (training to convergence: every epoch runs, no
+    early stopping), the last epoch is kept; validation metrics are still recorded.
     """
     cfg = train_settings(cfg)
+    _check_select(select)
     device = resolve_device(cfg["device"])
     start_s = time.perf_counter()
     x_train = np.asarray(x_train)
@@ -196,7 +206,7 @@ def fit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             val_bacc = balanced_accuracy(y_val, val_logits.argmax(axis=1))
             row |= {"val_loss": val_loss, "val_balanced_accuracy": val_bacc,
                     "val_accuracy": float(np.mean(val_logits.argmax(axis=1) == y_val))}
-            score = (round(val_bacc, 12), -val_loss)
+            score = (round(val_bacc, 12), -val_loss) if select == "best_val" else (float(epoch), 0.0)
         else:
             row |= {"val_loss": float("nan"), "val_balanced_accuracy": float("nan"), "val_accuracy": float("nan")}
             score = (float(epoch), 0.0)  # no validation: keep the last epoch
@@ -211,8 +221,8 @@ def fit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             since_best = 0
         else:
             since_best += 1
-        _report_epoch(bar, row, best["epoch"])
-        if len(x_val) and since_best >= int(cfg["patience"]):
+        _report_epoch(bar, row, best["epoch"], time.perf_counter() - start_s, epochs)
+        if select == "best_val" and len(x_val) and since_best >= int(cfg["patience"]):
             stopped_early = epoch < epochs
             break
     if bar is not None:
@@ -226,14 +236,15 @@ def fit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
 
 def fit_many(archs: Sequence[dict], xs_train: Sequence[np.ndarray], ys_train: Sequence[np.ndarray],
              xs_val: Sequence[np.ndarray], ys_val: Sequence[np.ndarray], cfg: dict, seeds: Sequence[int],
-             progress: bool = True, desc: str = "ensemble") -> list[TrainResult]:
+             progress: bool = True, desc: str = "ensemble", select: str = "best_val") -> list[TrainResult]:
     """:func:`fit` for K members at once (:mod:`biospike.models.ensemble`): member k gets what
     ``fit(archs[k], xs_train[k], ys_train[k], xs_val[k], ys_val[k], cfg, seeds[k])`` gives, to float
     tolerance, with its own initialisation, data order, class weights, Adam state, early stopping
     and restored best epoch. Members that cannot be stacked (e.g. recurrent SNNs) train one by one."""
-    from biospike.models.ensemble import MaskedAdam, StackedNetwork, stackable
+    from biospike.models.ensemble import MaskedAdam, StackedNetwork, stack_groups, stackable
 
     cfg = train_settings(cfg)
+    _check_select(select)
     n_members = len(archs)
     if not n_members == len(xs_train) == len(ys_train) == len(xs_val) == len(ys_val) == len(seeds):
         raise BiospikeError("fit_many: one architecture, training set, validation set and seed per member")
@@ -255,8 +266,8 @@ def fit_many(archs: Sequence[dict], xs_train: Sequence[np.ndarray], ys_train: Se
     reason = stackable(members)
     if reason is not None:
         log.info("%s: training %d members one by one (%s)", desc, n_members, reason)
-        return [fit(archs[k], xs_train[k], ys_train[k], xs_val[k], ys_val[k], cfg, seeds[k], progress=progress)
-                for k in range(n_members)]
+        return [fit(archs[k], xs_train[k], ys_train[k], xs_val[k], ys_val[k], cfg, seeds[k], progress=progress,
+                    select=select) for k in range(n_members)]
     snn = is_spiking(members[0])
     net = StackedNetwork(members).to(device)
     dt_s = float(archs[0]["dt_s"])
@@ -275,6 +286,7 @@ def fit_many(archs: Sequence[dict], xs_train: Sequence[np.ndarray], ys_train: Se
         sample_ps.append(weights[ys_train[k]] / weights[ys_train[k]].sum() if cfg["class_weighting"] == "sampler" else None)
     optimizer = MaskedAdam(list(net.parameters()), n_members, lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
     x_train_t = [torch.as_tensor(x) for x in xs_train]
+    n_steps_t = int(xs_train[0].shape[1])
     y_train_t = [torch.as_tensor(y) for y in ys_train]
     histories: list[list[dict]] = [[] for _ in range(n_members)]
     best = [{"epoch": 0, "score": (-math.inf, -math.inf), "state": net.member_state(k)} for k in range(n_members)]
@@ -304,19 +316,20 @@ def fit_many(archs: Sequence[dict], xs_train: Sequence[np.ndarray], ys_train: Se
             lo = step * batch_size
             stepping = [k for k in active if lo < len(orders[k])]
             idx = {k: torch.as_tensor(orders[k][lo:lo + batch_size]) for k in stepping}
-            xb = [x_train_t[k][idx[k]].to(device=device, dtype=torch.float32) for k in stepping]
-            volts, hidden = net.forward_members(stepping, xb)
             total = None
-            for i, k in enumerate(stepping):
-                loss = criteria[k](volts[i].mean(dim=1), y_train_t[k][idx[k]].to(device))
-                if reg_weight > 0:
-                    loss = loss + reg_weight * _rate_penalty(hidden[i], target_rate)
-                total = loss if total is None else total + loss
-                loss_sum[k] += float(loss.detach()) * len(idx[k])
-                n_seen[k] += len(idx[k])
-                if snn:
-                    rates = [float(h.detach().mean()) * len(idx[k]) for h in hidden[i]]
-                    spike_sums[k] = [a + b for a, b in zip(spike_sums[k], rates, strict=True)] if spike_sums[k] else rates
+            for group in stack_groups(stepping, [len(idx[k]) for k in stepping], n_steps_t, net.width):
+                xb = [x_train_t[k][idx[k]].to(device=device, dtype=torch.float32) for k in group]
+                volts, hidden = net.forward_members(group, xb)
+                for i, k in enumerate(group):
+                    loss = criteria[k](volts[i].mean(dim=1), y_train_t[k][idx[k]].to(device))
+                    if reg_weight > 0:
+                        loss = loss + reg_weight * _rate_penalty(hidden[i], target_rate)
+                    total = loss if total is None else total + loss
+                    loss_sum[k] += float(loss.detach()) * len(idx[k])
+                    n_seen[k] += len(idx[k])
+                    if snn:
+                        rates = [float(h.detach().mean()) * len(idx[k]) for h in hidden[i]]
+                        spike_sums[k] = [a + b for a, b in zip(spike_sums[k], rates, strict=True)] if spike_sums[k] else rates
             optimizer.zero_grad()
             total.backward()
             optimizer.step(stepping)
@@ -330,7 +343,7 @@ def fit_many(archs: Sequence[dict], xs_train: Sequence[np.ndarray], ys_train: Se
                 val_bacc = balanced_accuracy(y_val, logits.argmax(axis=1))
                 row |= {"val_loss": val_loss, "val_balanced_accuracy": val_bacc,
                         "val_accuracy": float(np.mean(logits.argmax(axis=1) == y_val))}
-                score = (round(val_bacc, 12), -val_loss)
+                score = (round(val_bacc, 12), -val_loss) if select == "best_val" else (float(epoch), 0.0)
             else:
                 row |= {"val_loss": float("nan"), "val_balanced_accuracy": float("nan"), "val_accuracy": float("nan")}
                 score = (float(epoch), 0.0)
@@ -344,7 +357,7 @@ def fit_many(archs: Sequence[dict], xs_train: Sequence[np.ndarray], ys_train: Se
                 since_best[k] = 0
             else:
                 since_best[k] += 1
-            if len(y_val) and since_best[k] >= int(cfg["patience"]):
+            if select == "best_val" and len(y_val) and since_best[k] >= int(cfg["patience"]):
                 running[k] = False
                 stopped_early[k] = epoch < epochs
         if bar is not None:
@@ -371,13 +384,17 @@ def _member_logits(net: Any, members: Sequence[int], xs: Sequence[np.ndarray], d
     net.eval()
     out: list[list[np.ndarray]] = [[] for _ in members]
     longest = max((len(x) for x in xs), default=0)
+    from biospike.models.ensemble import stack_groups
+
+    steps = int(xs[0].shape[1]) if len(xs) else 0
     with torch.no_grad():
         for lo in range(0, longest, batch_size):
             pos = [i for i, x in enumerate(xs) if lo < len(x)]
-            xb = [torch.as_tensor(np.asarray(xs[i][lo:lo + batch_size]), dtype=torch.float32).to(device) for i in pos]
-            volts, _ = net.forward_members([members[i] for i in pos], xb)
-            for i, v in zip(pos, volts, strict=True):
-                out[i].append(v.mean(dim=1).float().cpu().numpy())
+            for group in stack_groups(pos, [min(batch_size, len(xs[i]) - lo) for i in pos], steps, net.width):
+                xb = [torch.as_tensor(np.asarray(xs[i][lo:lo + batch_size]), dtype=torch.float32).to(device) for i in group]
+                volts, _ = net.forward_members([members[i] for i in group], xb)
+                for i, v in zip(group, volts, strict=True):
+                    out[i].append(v.mean(dim=1).float().cpu().numpy())
     net.train()
     n_out = int(net.archs[0]["n_out"])
     return [np.concatenate(o).astype(np.float32) if o else np.zeros((0, n_out), dtype=np.float32) for o in out]
@@ -395,10 +412,17 @@ def _epoch_bar(epochs: int, progress: bool) -> Any:
     return make_progress(total=epochs, desc="train", leave=False)
 
 
-def _report_epoch(bar: Any, row: Mapping[str, Any], best_epoch: int) -> None:
+def _report_epoch(bar: Any, row: Mapping[str, Any], best_epoch: int, elapsed_s: float = 0.0, epochs: int = 0) -> None:
+    """One epoch on the terminal bar, or one log line with the time so far and the time left if
+    every remaining epoch runs (early stopping may end sooner)."""
+    from biospike.progress import format_duration
+
     rates = " ".join(f"{k[5:]}={v:.1f}" for k, v in row.items() if k.startswith("rate_"))
+    left = elapsed_s / row["epoch"] * max(0, epochs - row["epoch"]) if row["epoch"] else 0.0
+    timing = f"[{row['epoch']}/{epochs}, {format_duration(elapsed_s)} elapsed, at most ~{format_duration(left)} left]" \
+        if epochs else ""
     text = (f"epoch {row['epoch']}: train_loss={row['train_loss']:.4f} val_loss={row['val_loss']:.4f} "
-            f"val_bacc={row['val_balanced_accuracy']:.4f} best={best_epoch} {rates}").rstrip()
+            f"val_bacc={row['val_balanced_accuracy']:.4f} best={best_epoch} {rates} {timing}").rstrip()
     if bar is not None:
         bar.set_postfix(loss=row["train_loss"], val_bacc=row["val_balanced_accuracy"])
         bar.update(1)
@@ -407,7 +431,7 @@ def _report_epoch(bar: Any, row: Mapping[str, Any], best_epoch: int) -> None:
 
 
 def fit_on(kind: str, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, settings: Mapping[str, Any],
-           seed: int, progress: bool = False) -> tuple[nn.Module, dict]:
+           seed: int, progress: bool = False, select: str = "best_val") -> tuple[nn.Module, dict]:
     """Train a ``kind`` network on the windows ``train_idx`` of a spikes file, early-stopping on
     ``val_idx`` (the attacks' reference models and target replicas); returns (model, info)."""
     labels = np.asarray(spikes.labels, dtype=np.int64)
@@ -416,7 +440,7 @@ def fit_on(kind: str, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, s
     arch = arch_for(network_of(kind), spikes, settings, index=train_idx)
     x = spikes.spikes
     result = fit(arch, x[train_idx], labels[train_idx], x[val_idx], labels[val_idx], dict(settings), seed,
-                 progress=progress)
+                 progress=progress, select=select)
     info = {"arch": arch, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
             "history": result.history, "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
             "wall_time_s": result.wall_time_s}
@@ -425,7 +449,7 @@ def fit_on(kind: str, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, s
 
 def fit_many_on(kind: str, spikes: Any, train_idxs: Sequence[np.ndarray], val_idxs: Sequence[np.ndarray],
                 settings: Mapping[str, Any], seeds: Sequence[int], progress: bool = False,
-                desc: str = "ensemble") -> list[tuple[nn.Module, dict]]:
+                desc: str = "ensemble", select: str = "best_val") -> list[tuple[nn.Module, dict]]:
     """:func:`fit_on` for K members trained together (:func:`fit_many`); [(model, info), ...]."""
     labels = np.asarray(spikes.labels, dtype=np.int64)
     x = spikes.spikes
@@ -435,10 +459,45 @@ def fit_many_on(kind: str, spikes: Any, train_idxs: Sequence[np.ndarray], val_id
             raise BiospikeError("fewer than two classes among the training windows")
         archs.append(arch_for(network_of(kind), spikes, settings, index=train_idx))
     results = fit_many(archs, [x[i] for i in train_idxs], [labels[i] for i in train_idxs], [x[i] for i in val_idxs],
-                       [labels[i] for i in val_idxs], dict(settings), seeds, progress=progress, desc=desc)
+                       [labels[i] for i in val_idxs], dict(settings), seeds, progress=progress, desc=desc,
+                       select=select)
     return [(r.model, {"arch": a, "best_epoch": r.best_epoch, "epochs_run": r.epochs_run, "history": r.history,
                        "n_train": int(len(ti)), "n_val": int(len(vi)), "wall_time_s": r.wall_time_s})
             for r, a, ti, vi in zip(results, archs, train_idxs, val_idxs, strict=True)]
+
+
+def converged_settings(train_cfg: Mapping[str, Any], epochs: float) -> dict[str, Any]:
+    """The ``train`` settings of a converged-training variant: ``epochs`` epochs, all of them."""
+    if float(epochs) < 1 or float(epochs) != int(epochs):
+        raise BiospikeError(f"converged training needs a whole number of epochs >= 1, got {epochs:g}")
+    return {**train_settings(train_cfg), "epochs": int(epochs)}
+
+
+def fit_converged(target: Any, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, settings: Mapping[str, Any],
+                  seed: int, public_idx: np.ndarray | None = None, progress: bool = False) -> tuple[nn.Module, dict]:  # noqa: ARG001
+    """One reference model of a converged-training target (lever ``converged``): the base kind
+    trained ``target.value`` epochs, the last one kept."""
+    cfg = converged_settings(settings["train"], target.value)
+    return fit_on(target.kind.name, spikes, train_idx, val_idx, cfg, seed, progress=progress, select="last")
+
+
+def fit_many_converged(target: Any, spikes: Any, train_idxs: Sequence[np.ndarray], val_idxs: Sequence[np.ndarray],
+                       settings: Mapping[str, Any], seeds: Sequence[int], progress: bool = False,
+                       desc: str = "ensemble") -> list[tuple[nn.Module, dict]]:
+    """:func:`fit_converged` for K reference models at once (:func:`fit_many`)."""
+    cfg = converged_settings(settings["train"], target.value)
+    return fit_many_on(target.kind.name, spikes, train_idxs, val_idxs, cfg, seeds, progress=progress, desc=desc,
+                       select="last")
+
+
+def converged_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progress: bool = True) -> dict[str, Any]:
+    """The train stage of a converged-training target (``ctx.names["target"]``, e.g. ``convsnn_ep60``):
+    :func:`train_stage` with the target's epochs, no early stopping, the last epoch kept."""
+    from biospike.targets import parse
+
+    target = parse(ctx.name("target"))
+    return train_stage(ctx, inputs, outdir, progress=progress, target=target.name,
+                       train_cfg=converged_settings(ctx["train"], target.value), select="last")
 
 
 # --------------------------------------------------------------------------------------------
@@ -522,9 +581,13 @@ def firing_summary(stats: Mapping[str, Any], dt_s: float, split: str) -> dict[st
 # --------------------------------------------------------------------------------------------
 
 
-def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progress: bool = True) -> dict[str, Any]:
+def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progress: bool = True,
+                target: str | None = None, train_cfg: Mapping[str, Any] | None = None,
+                select: str = "best_val") -> dict[str, Any]:
     """Train the network ``ctx.names["model"]`` (snn | ann) on ``inputs["spikes"]`` (checked
-    against ``inputs["windows"]`` when given); write model.pt, metrics.json, curve.csv."""
+    against ``inputs["windows"]`` when given); write model.pt, metrics.json, curve.csv.
+    ``target`` (a lever variant's name; default the kind) names the outputs and seeds the model,
+    ``train_cfg`` replaces the ``train`` settings, ``select`` as in :func:`fit`."""
     from biospike.models import count_parameters, save_checkpoint
     from biospike.results import metrics_record, write_target
     from biospike.store import provenance, read_spikes
@@ -532,10 +595,11 @@ def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progres
 
     start_s = time.perf_counter()
     kind = ctx.name("model")
-    cfg = ctx["train"]
+    name = target or kind
+    cfg = dict(train_cfg) if train_cfg is not None else ctx["train"]
     spikes_path, windows_path = inputs["spikes"], inputs.get("windows")
     spikes = read_spikes(spikes_path)
-    dataset, encoding, seed = names_and_seed(ctx, spikes, kind)
+    dataset, encoding, seed = names_and_seed(ctx, spikes, name)
     require_splits(spikes, spikes_path)
     labels = np.asarray(spikes.labels, dtype=np.int64)
     train_idx, train_all = training_windows(spikes, cfg, ctx.root_seed(), dataset)
@@ -547,10 +611,11 @@ def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progres
 
     arch = arch_for(network_of(kind), spikes, cfg, index=train_idx)
     log.info("train %s on %s/%s: %d train (of %d), %d val, %d test windows, T=%d, C=%d, input_scale=%.4g, seed=%d",
-             kind, dataset, encoding, len(train_idx), len(train_all), len(val_idx), len(test_idx),
+             name, dataset, encoding, len(train_idx), len(train_all), len(val_idx), len(test_idx),
              spikes.spikes.shape[1], spikes.spikes.shape[2], arch["input_scale"], seed)
     x = spikes.spikes
-    result = fit(arch, x[train_idx], labels[train_idx], x[val_idx], labels[val_idx], cfg, seed, progress=progress)
+    result = fit(arch, x[train_idx], labels[train_idx], x[val_idx], labels[val_idx], cfg, seed, progress=progress,
+                 select=select)
     model = result.model
 
     class_names = list(spikes.class_names)
@@ -566,7 +631,7 @@ def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progres
         firing, errors = None, []
         spikes_per_inference = {"input": float(x[eval_idx].sum()) / max(1, len(eval_idx)), "hidden": None, "total": None}
     metrics = metrics_record(
-        model=kind, dataset=dataset, encoding=encoding, class_names=class_names, splits=splits,
+        model=name, dataset=dataset, encoding=encoding, class_names=class_names, splits=splits,
         n_windows={"train": len(train_idx), "train_available": len(train_all), "val": len(val_idx), "test": len(test_idx)},
         seed=seed, history=result.history, best_epoch=result.best_epoch, stopped_early=result.stopped_early,
         arch=dataclasses.asdict(getattr(model, "_module", model).arch), n_parameters=count_parameters(model),
@@ -574,12 +639,12 @@ def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progres
         time_steps=int(x.shape[1]), dt_s=float(spikes.dt_s))
     meta = {
         "class_names": class_names, "dt_s": float(spikes.dt_s), "channel_names": list(spikes.channel_names),
-        "dataset": dataset, "encoding": encoding, "model": kind, "seed": seed,
+        "dataset": dataset, "encoding": encoding, "model": name, "kind": kind, "seed": seed,
         "train_indices": train_idx.tolist(), "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
         "history": result.history, "encoder": spikes.encoder, "source": spikes.source,
     }
     inputs_used = [spikes_path] + ([windows_path] if windows_path is not None else [])
-    metrics["provenance"] = provenance({"train": cfg, "model": kind, "dataset": dataset, "encoding": encoding},
+    metrics["provenance"] = provenance({"train": cfg, "model": name, "dataset": dataset, "encoding": encoding},
                                        inputs=inputs_used, seed=seed)
     metrics["wall_time_s"] = time.perf_counter() - start_s
     write_target(outdir, metrics, result.history, lambda d: save_checkpoint(d / "model.pt", model, meta))
@@ -607,19 +672,30 @@ def cli(argv: list[str], prog: str) -> int:
                           names=("dataset", "encoding"))
     parser.add_argument("--input", help="spikes.h5 (kinds that read spikes)")
     parser.add_argument("--windows", help="windows.h5 (kinds that read the raw windows; checked against spikes.h5 otherwise)")
-    parser.add_argument("--model", required=True, help=f"model kind ({', '.join(MODEL_KINDS.names())})")
+    parser.add_argument("--model", required=True,
+                        help=f"model kind ({', '.join(MODEL_KINDS.names())}) or a trained variant of one "
+                             "(e.g. convsnn_ep60: trained 60 epochs without early stopping)")
     parser.add_argument("--outdir", required=True, help="R/{dataset}/{encoding}/{model}")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
     args = parser.parse_args(argv)
     setup_logging()
-    kind = MODEL_KINDS[args.model]
-    ctx = load_context(args).with_names(model=args.model)
+    from biospike.targets import parse
+
+    target = parse(args.model)
+    kind = target.kind
+    trainer = kind.trainer
+    if target.lever is not None:
+        if target.lever.trainer is None:
+            raise BiospikeError(f"{args.model} is made by its own stage (lever {target.lever.name!r}), not biospike train")
+        trainer = target.lever.trainer
+    ctx = load_context(args)
+    ctx = dataclasses.replace(ctx, names={**ctx.names, "model": kind.name, "target": target.name})
     inputs = {"spikes": args.input, "windows": args.windows}
     if inputs[kind.input] is None:
         raise BiospikeError(f"--{'input' if kind.input == 'spikes' else 'windows'} ({kind.input}) is required for --model {args.model}")
     seed_everything(ctx.derive_seed("train", ctx.names.get("dataset", ""), ctx.names.get("encoding", ""), args.model)
                     if ctx.names.get("dataset") and ctx.names.get("encoding") else ctx.root_seed(), args.threads)
-    metrics = resolve(kind.trainer)(ctx, inputs, Path(args.outdir), progress=not args.no_progress)
+    metrics = resolve(trainer)(ctx, inputs, Path(args.outdir), progress=not args.no_progress)
     _log_summary(metrics)
     if metrics["errors"] and ctx["train"]["fail_on_silent"]:
         problems = "; ".join(f"{e['message']} (hint: {e['hint']})" for e in metrics["errors"])

@@ -27,6 +27,22 @@ def test_doc_has_the_api_sections():
         assert any(name in code for _, code in blocks), f"no example calls {name}"
 
 
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    """The README's "From Python" example, as a reader would paste it."""
+    readme = DOC.parents[1] / "README.md"
+    blocks = python_blocks(readme.read_text())
+    assert blocks, "README.md has no python example"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "__readme__"}
+    for number, (line, code) in enumerate(blocks, start=1):
+        try:
+            exec(compile(code, f"README.md:block{number}", "exec"), namespace)  # noqa: S102
+        except Exception:  # noqa: BLE001 -- report which block failed, with its traceback
+            pytest.fail(f"README.md python block {number} (line {line}) failed:\n{traceback.format_exc()}")
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "LOSS attack AUC" in out and "Loihi:" in out
+
+
 def test_every_python_block_runs_in_order(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the examples write only where they say (a temporary folder)
     namespace: dict = {"__name__": "__api_doc__"}

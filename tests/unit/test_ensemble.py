@@ -114,3 +114,17 @@ def test_stack_round_trip_and_member_extraction(tmp_path):
     with pytest.raises(ValueError, match="differ in more than"):
         other = init_model({**archs[0], "tau_mem_s": 0.03}, train[0][0], 1)
         StackedNetwork([models[0], other])
+
+
+def test_stacked_queries_equal_lone_queries():
+    """The attacks query a reference shard through one time loop; the logits are the lone models'."""
+    from biospike.attacks.references import query_logits, query_logits_many
+    from biospike.models import init_model
+
+    archs, train, _ = _members("snn", {"hidden": [12]}, sizes=(30, 30, 30), val_sizes=(0, 0, 0))
+    models = [init_model(a, t[0], seed).eval() for a, t, seed in zip(archs, train, (1, 2, 3), strict=True)]
+    x = _data(50, 99)[0]
+    for n_q, p in ((1, 0.0), (3, 0.1)):
+        together = query_logits_many(models, x, n_q, p, seed=5, batch_size=16)
+        for model, logits in zip(models, together, strict=True):
+            np.testing.assert_allclose(logits, query_logits(model, x, n_q, p, seed=5, batch_size=16), rtol=1e-6, atol=1e-7)

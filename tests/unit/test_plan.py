@@ -111,8 +111,14 @@ def _workflow_configs() -> list[tuple[str, dict]]:
     audit_sweep["deploy"]["models"] = ["snn", "dpsnn_eps8"]
     snn_only = copy.deepcopy(tiny)
     snn_only["train"]["models"] = ["snn"]
+    converged = copy.deepcopy(tiny)  # a second train-time lever, with per-group K and the sweep per dataset
+    converged["train"]["converged_epochs"] = [6, 12]
+    converged["attack"]["targets"] = ["snn", "ann", "conv*", "dpsnn_eps*"]
+    converged["attack"]["reference_models_by_group"] = {"dpsnn_eps*": 3}
+    converged["attack"]["reference_shard_size"] = 2
+    converged["datasets"]["demo_ecg"]["attack"] = {"t_sweep": [10, 20]}
     return [("tiny", tiny), ("demo", load_yaml(REPO / "config" / "config.yaml")), ("no_dp", no_dp),
-            ("no_attack", no_attack), ("audit_sweep", audit_sweep), ("snn_only", snn_only)]
+            ("no_attack", no_attack), ("audit_sweep", audit_sweep), ("snn_only", snn_only), ("converged", converged)]
 
 
 @pytest.mark.parametrize("name,config", _workflow_configs(), ids=[n for n, _ in _workflow_configs()])
@@ -259,3 +265,17 @@ def test_no_import_cycles():
     for node in sorted(graph):
         if node not in state:
             visit(node)
+
+
+def test_levers_add_their_targets_from_their_config_keys():
+    config = validate_config(load_yaml(REPO / "config" / "tiny.yaml"))
+    config["train"]["converged_epochs"] = [6]
+    plan = P.build_plan(config, hardware_dir=REPO / "config" / "hardware")
+    dp = plan["demo_eeg"]
+    assert {"convsnn_ep6", "convann_ep6"} <= set(dp.targets)
+    t = T.parse("convsnn_ep6")
+    assert (t.kind.name, t.lever.name, t.value, t.label) == ("snn", "converged", 6.0, "SNN 6 ep.")
+    assert t.reference_groups() == ["convsnn_ep6"]  # the attacker trains references the same way
+    config["privacy"]["enabled"] = False
+    assert not any(T.dp_epsilon(x) for x in P.build_plan(config, hardware_dir=REPO / "config" / "hardware")["demo_eeg"].targets)
+

@@ -337,3 +337,28 @@ def test_utility_cis_resample_whole_subjects_and_cover_the_truth():
     # single-subject data: runs of consecutive windows are the clusters
     clusters, unit = cluster_ids(np.array(["a"] * 6), np.array([3, 4, 5, 9, 10, 20]))
     assert unit == "contiguous_run" and len(set(clusters)) == 3
+
+
+def test_converged_variant_runs_every_epoch_and_keeps_the_last(tmp_path):
+    """Lever ``converged``: conv{kind}_ep{N} trains N epochs, no early stopping, last epoch kept;
+    its own seed (from its name), its own outputs, through the same CLI."""
+    spikes_path, windows_path = _write(tmp_path)
+    params = {"epochs": 50, "patience": 1, "hidden": [16]}  # patience 1 would stop the early-stopped model
+    assert _run(spikes_path, windows_path, tmp_path / "convsnn_ep4", "convsnn_ep4", params) == 0
+    assert _run(spikes_path, windows_path, tmp_path / "snn", "snn", {**params, "epochs": 4}) == 0
+    conv = json.loads((tmp_path / "convsnn_ep4" / "metrics.json").read_text())
+    plain = json.loads((tmp_path / "snn" / "metrics.json").read_text())
+    assert conv["model"] == "convsnn_ep4" and conv["epochs_run"] == 4 and conv["best_epoch"] == 4
+    assert not conv["stopped_early"] and conv["seed"] != plain["seed"]
+    sp, _ = synthetic()
+    cfg = {**FAST, "epochs": 5, "patience": 1}
+    arch = make_arch("snn", sp, cfg)
+    tr, va = sp.splits["train"], sp.splits["val"]
+    last = fit(arch, sp.spikes[tr], sp.labels[tr], sp.spikes[va], sp.labels[va], cfg, 3, progress=False, select="last")
+    assert last.epochs_run == 5 and last.best_epoch == 5
+    with pytest.raises(BiospikeError, match="select must be one of"):
+        fit(arch, sp.spikes[tr], sp.labels[tr], sp.spikes[va], sp.labels[va], cfg, 3, progress=False, select="best")
+    # a DP variant is made by its own stage
+    with pytest.raises(BiospikeError, match="made by its own stage"):
+        cli(["--params", envelope(train=params, dataset="ds", encoding="enc"), "--input", str(spikes_path),
+             "--model", "dpsnn_eps1", "--outdir", str(tmp_path / "dp"), "--no-progress"], "biospike train")

@@ -7,12 +7,14 @@
 import re
 
 from biospike.attacks.mia import attack_names as _attack_names
+from biospike.attacks.references import n_reference_models
 
 ATTACK = config["attack"]
 _ATTACK_CODE = code_version("biospike.attacks.cli")
 _SWEEP_CODE = code_version("biospike.attacks.cli", "biospike.train")  # the sweep retrains the snn
 # reference_shard_size is: any sharding gives the same K models, but shard{s}.pt holds other members
-_REF_KEYS = ("n_reference_models", "reference_early_stopping", "reference_unit", "reference_shard_size")
+_REF_KEYS = ("n_reference_models", "reference_models_by_group", "reference_early_stopping", "reference_unit",
+             "reference_shard_size")
 _SWEEP_KEYS = ("t_sweep_reference_models", "reference_early_stopping", "reference_unit", "reference_shard_size")
 _SWEEP_CFG = {**ATTACK, "input_dropout": {**ATTACK["input_dropout"], "enabled": False}}
 _SWEEP_NAMES = _attack_names(_SWEEP_CFG, ATTACK["t_sweep_attacks"])
@@ -25,10 +27,10 @@ def attack_roc_outputs(names):
             for n in names for lvl in ATTACK["levels"]]
 
 
-def n_shards(dataset, sweep=False):
-    """Shard files of a reference group: ceil(K / attack.reference_shard_size)."""
+def n_shards(dataset, group=None):
+    """Shard files of a reference group (None: the T sweep's): ceil(K / attack.reference_shard_size)."""
     att = section("attack", dataset)
-    n_models = att["t_sweep_reference_models" if sweep else "n_reference_models"]
+    n_models = att["t_sweep_reference_models"] if group is None else n_reference_models(att, group)
     return -(-int(n_models) // int(att["reference_shard_size"]))
 
 
@@ -39,7 +41,8 @@ def attack_ref_files(w, which=0):
     groups = dp.references[w.target]
     if which >= len(groups):
         return []
-    return [f"{RESULTS}/{w.dataset}/{w.encoding}/refs/{groups[which]}/shard{s}.pt" for s in range(n_shards(w.dataset))]
+    return [f"{RESULTS}/{w.dataset}/{w.encoding}/refs/{groups[which]}/shard{s}.pt"
+            for s in range(n_shards(w.dataset, groups[which]))]
 
 
 def reference_code(group):
@@ -182,7 +185,7 @@ rule t_sweep_point:
         model=f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep/T{{T}}/snn/model.pt",
         spikes=f"{RESULTS}/{{dataset}}/{{encoding}}/spikes.h5",
         refs=lambda w: [f"{RESULTS}/{w.dataset}/{w.encoding}/t_sweep/T{w.T}/refs/snn/shard{s}.pt"
-                        for s in range(n_shards(w.dataset, sweep=True))],
+                        for s in range(n_shards(w.dataset))],
     output:
         summary=f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep/T{{T}}/snn/attack/summary.json",
         roc=[f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep/T{{T}}/snn/attack/{n}_{lvl}_roc.csv"
@@ -212,7 +215,8 @@ rule t_sweep_point:
 
 rule t_sweep:
     input:
-        lambda w: [f"{RESULTS}/{w.dataset}/{w.encoding}/t_sweep/T{T}/snn/attack/summary.json" for T in ATTACK["t_sweep"]],
+        lambda w: [f"{RESULTS}/{w.dataset}/{w.encoding}/t_sweep/T{T}/snn/attack/summary.json"
+                   for T in stage_config(config, "attack", w.dataset)["t_sweep"]],
     output:
         json=f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep.json",
         csv=f"{RESULTS}/{{dataset}}/{{encoding}}/t_sweep.csv",

@@ -13,7 +13,7 @@ from biospike import targets as T
 from biospike.cliutil import envelope
 from biospike.codeversion import code_version
 from biospike.config import stage_config
-from biospike.kinds import MODEL_KINDS
+from biospike.kinds import LEVERS, MODEL_KINDS
 
 RESULTS = config["results_dir"]
 DATASETS = list(config["datasets"])

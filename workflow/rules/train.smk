@@ -47,3 +47,43 @@ for _kind in MODEL_KINDS:
         shell:
             "biospike train --params {params.cfg} {params.io} --model {params.kind} --outdir {params.outdir} "
             "--threads {threads} > {log} 2>&1"
+
+
+# Variants of a kind made by a lever with its own train stage (biospike.kinds: e.g. "converged",
+# conv{kind}_ep{N}): one rule per such lever, generated like the kinds' rules. (DP's variants have
+# a rule of their own, harden in privacy.smk: it also writes privacy.json.)
+for _lever in (lv for lv in LEVERS if lv.trainer):
+    _kinds = [MODEL_KINDS[k] for k in _lever.applies_to]
+
+    rule:
+        name:
+            f"train_{_lever.name}"
+        input:
+            unpack(lambda w: train_inputs(w, MODEL_KINDS[w.kind])),
+        output:
+            model=f"{RESULTS}/{{dataset}}/{{encoding}}/{_lever.prefix}{{kind}}_{_lever.key}{{value}}/{_kinds[0].checkpoint}",
+            metrics=f"{RESULTS}/{{dataset}}/{{encoding}}/{_lever.prefix}{{kind}}_{_lever.key}{{value}}/metrics.json",
+            curve=f"{RESULTS}/{{dataset}}/{{encoding}}/{_lever.prefix}{{kind}}_{_lever.key}{{value}}/curve.csv",
+            per_subject=f"{RESULTS}/{{dataset}}/{{encoding}}/{_lever.prefix}{{kind}}_{_lever.key}{{value}}/per_subject.csv",
+        wildcard_constraints:
+            kind="|".join(_lever.applies_to),
+            value=r"[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?",
+        params:
+            cfg=lambda w, lever=_lever: stage_params(("train",), w.dataset, encoding=w.encoding, model=w.kind,
+                                                     target=f"{lever.prefix}{w.kind}_{lever.key}{w.value}"),
+            io=lambda w, input: train_io(input),
+            outdir=lambda w, output: str(Path(output.metrics).parent),
+            target=lambda w, lever=_lever: f"{lever.prefix}{w.kind}_{lever.key}{w.value}",
+            code=code_version("biospike.train", _lever.trainer.split(":")[0]),
+        log:
+            f"{RESULTS}/logs/train/{{dataset}}/{{encoding}}/{_lever.prefix}{{kind}}_{_lever.key}{{value}}.log",
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=60,
+            gpu=lambda w: gpu_resources(w.dataset),
+        conda:
+            "../envs/biospike.yaml"
+        shell:
+            "biospike train --params {params.cfg} {params.io} --model {params.target} --outdir {params.outdir} "
+            "--threads {threads} > {log} 2>&1"

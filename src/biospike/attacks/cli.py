@@ -191,7 +191,8 @@ def _signals(model: Any, q: _Queries) -> dict[str, np.ndarray]:
 def _scores(names: Sequence[str], target_logits: dict[str, np.ndarray], refs: list, keep: np.ndarray, q: _Queries,
             cfg: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Every attack's scores of the candidates x, with one group of reference models."""
-    ref_logits = [_signals(m, q) for m in refs]
+    per_mode = {mode: R.query_logits_many(refs, q.xq, n_q, p, q.seed, q.batch_size) for mode, n_q, p in q.modes}
+    ref_logits = [{mode: per_mode[mode][k] for mode in per_mode} for k in range(len(refs))]
     log.info("queried %d reference models on %d windows (%s)", len(refs), len(q.xq),
              ", ".join(f"{mode}: {n_q} queries, p={p:g}" for mode, n_q, p in q.modes))
     keep_x, keep_z = keep[:, q.x_pos], keep[:, q.z_pos]

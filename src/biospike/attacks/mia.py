@@ -23,17 +23,19 @@ Attacks
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["ATTACK_FAMILIES", "LEVELS", "OFFLINE_A_FALLBACK", "Signals", "attack_names", "keep_masks", "lira_offline",
-           "lira_online", "logit_confidence", "loss_scores", "rmia_marginal", "rmia_scores", "run_attacks",
-           "signals_from_logits", "thin_spikes", "true_class_prob", "tune_offline_a"]
+from biospike.registry import Registry
 
-ATTACK_FAMILIES = ("loss", "lira", "rmia")
+__all__ = ["ATTACKS", "ATTACK_FAMILIES", "Attack", "AttackInputs", "LEVELS", "OFFLINE_A_FALLBACK", "Signals",
+           "attack_names", "keep_masks", "lira_offline", "lira_online", "logit_confidence", "loss_scores",
+           "register_attack", "rmia_marginal", "rmia_scores", "run_attacks", "signals_from_logits", "thin_spikes",
+           "true_class_prob", "tune_offline_a"]
+
 LEVELS = ("window", "subject")
 _SD_FLOOR = 1e-6
 # RMIA's offline a when it cannot be tuned (fewer than 3 reference models); the value the RMIA
@@ -261,27 +263,93 @@ def tune_offline_a(
 # --------------------------------------------------------------------------------------------
 
 
-def attack_names(cfg: Mapping[str, Any], families: Sequence[str] | None = None) -> list[str]:
-    """The attack variants a config runs, in a fixed order (also the roc.csv names).
+@dataclasses.dataclass(frozen=True)
+class AttackInputs:
+    """What an attack scores: the target's and the reference models' signals on the N target
+    examples x (with the (K, N) keep masks) and on RMIA's population samples z."""
 
-    ``families`` (default ``cfg["attacks"]``) picks among loss / lira / rmia; with input dropout
-    enabled every variant is also run on the dropout queries, suffixed ``_dropout``.
+    target_x: Signals
+    refs_x: Signals
+    keep_x: np.ndarray
+    target_z: Signals
+    refs_z: Signals
+    keep_z: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Attack:
+    """One membership-inference attack variant (a ROC file and a row of every attack table).
+
+    ``family`` is the ``attack.attacks`` entry that switches it on, ``enabled(cfg)`` its own
+    switch inside the family's settings; ``score(inputs, cfg, details)`` returns one score per
+    target example (higher = more likely a member) and may record what it tuned in ``details``."""
+
+    name: str
+    family: str
+    score: Callable[[AttackInputs, Mapping[str, Any], dict], np.ndarray]
+    enabled: Callable[[Mapping[str, Any]], bool] = lambda cfg: True  # noqa: ARG005
+    description: str = ""
+
+
+ATTACKS: Registry[Attack] = Registry("attack")
+
+
+def register_attack(attack: Attack, replace: bool = False) -> Attack:
+    """Register ``attack`` in :data:`ATTACKS` (the attack stage, tables and figures pick it up)."""
+    return ATTACKS.register(attack, replace)
+
+
+def _rmia(inputs: AttackInputs, cfg: Mapping[str, Any], details: dict, online: bool) -> np.ndarray:
+    rmia = cfg.get("rmia", {})
+    gamma = float(rmia.get("gamma", 2.0))
+    offline_a: float | None = None
+    if not online:
+        a = rmia.get("offline_a", "auto")
+        if a == "auto":
+            a, table = tune_offline_a(inputs.refs_x.prob, inputs.keep_x, inputs.refs_z.prob, inputs.keep_z, gamma)
+            details["rmia_offline_a_auc"] = table
+        details["rmia_offline_a"] = float(a)
+        offline_a = float(a)
+    return rmia_scores(inputs.target_x.prob, inputs.refs_x.prob, inputs.keep_x, inputs.target_z.prob,
+                       inputs.refs_z.prob, inputs.keep_z, gamma, offline_a)
+
+
+def _fixed(cfg: Mapping[str, Any]) -> bool:
+    return bool(cfg.get("lira", {}).get("fixed_variance", True))
+
+
+for _attack in (
+    Attack("loss", "loss", lambda i, cfg, d: loss_scores(i.target_x),  # noqa: ARG005
+           description="LOSS threshold on the target's loss (Yeom et al. 2018); no reference models"),
+    Attack("lira_online", "lira", lambda i, cfg, d: lira_online(i.target_x.phi, i.refs_x.phi, i.keep_x, _fixed(cfg)),  # noqa: ARG005
+           enabled=lambda cfg: bool(cfg.get("lira", {}).get("online", True)),
+           description="LiRA with IN and OUT Gaussians (Carlini et al. 2022)"),
+    Attack("lira_offline", "lira", lambda i, cfg, d: lira_offline(i.target_x.phi, i.refs_x.phi, i.keep_x, _fixed(cfg)),  # noqa: ARG005
+           enabled=lambda cfg: bool(cfg.get("lira", {}).get("offline", True)),
+           description="LiRA, one-sided test against the OUT Gaussian"),
+    Attack("rmia", "rmia", lambda i, cfg, d: _rmia(i, cfg, d, online=False),
+           description="RMIA with offline reference models (Zarifzadeh et al. 2024)"),
+    Attack("rmia_online", "rmia", lambda i, cfg, d: _rmia(i, cfg, d, online=True),
+           enabled=lambda cfg: bool(cfg.get("rmia", {}).get("online", False)),
+           description="RMIA with IN and OUT reference models"),
+):
+    register_attack(_attack)
+
+ATTACK_FAMILIES = tuple(dict.fromkeys(a.family for a in ATTACKS))
+
+
+def attack_names(cfg: Mapping[str, Any], families: Sequence[str] | None = None) -> list[str]:
+    """The attack variants a config runs, in registration order (also the roc.csv names).
+
+    ``families`` (default ``cfg["attacks"]``) picks among the registered families (loss, lira,
+    rmia); with input dropout enabled every variant is also run on the dropout queries, suffixed
+    ``_dropout``.
     """
     families = list(cfg.get("attacks", ATTACK_FAMILIES) if families is None else families)
     unknown = set(families) - set(ATTACK_FAMILIES)
     if unknown:
         raise ValueError(f"unknown attacks {sorted(unknown)} (known: {list(ATTACK_FAMILIES)})")
-    lira = cfg.get("lira", {})
-    rmia = cfg.get("rmia", {})
-    names = []
-    if "loss" in families:
-        names.append("loss")
-    if "lira" in families:
-        names += [n for n, on in (("lira_online", lira.get("online", True)), ("lira_offline", lira.get("offline", True))) if on]
-    if "rmia" in families:
-        names.append("rmia")
-        if rmia.get("online", False):
-            names.append("rmia_online")
+    names = [a.name for a in ATTACKS if a.family in families and a.enabled(cfg)]
     if cfg.get("input_dropout", {}).get("enabled", False):
         names += [f"{n}_dropout" for n in names]
     return names
@@ -296,32 +364,14 @@ def run_attacks(
     """Scores of every named attack (without the ``_dropout`` suffix: the caller passes dropout
     signals for those) on the N target examples x; z are RMIA's population samples.
     Returns (scores by name, details such as the tuned offline ``a``)."""
-    lira = cfg.get("lira", {})
-    rmia = cfg.get("rmia", {})
-    fixed = bool(lira.get("fixed_variance", True))
-    gamma = float(rmia.get("gamma", 2.0))
+    inputs = AttackInputs(target_x, refs_x, keep_x, target_z, refs_z, keep_z)
     details: dict[str, Any] = {}
     scores: dict[str, np.ndarray] = {}
     for name in names:
-        if name == "loss":
-            scores[name] = loss_scores(target_x)
-        elif name == "lira_online":
-            scores[name] = lira_online(target_x.phi, refs_x.phi, keep_x, fixed)
-        elif name == "lira_offline":
-            scores[name] = lira_offline(target_x.phi, refs_x.phi, keep_x, fixed)
-        elif name in ("rmia", "rmia_online"):
-            if name == "rmia":
-                a = rmia.get("offline_a", "auto")
-                if a == "auto":
-                    a, table = tune_offline_a(refs_x.prob, keep_x, refs_z.prob, keep_z, gamma)
-                    details["rmia_offline_a_auc"] = table
-                details["rmia_offline_a"] = float(a)
-                offline_a: float | None = float(a)
-            else:
-                offline_a = None
-            scores[name] = rmia_scores(target_x.prob, refs_x.prob, keep_x, target_z.prob, refs_z.prob, keep_z, gamma, offline_a)
-        else:
+        attack = ATTACKS.get(name)
+        if attack is None:
             raise ValueError(f"unknown attack {name!r}")
+        scores[name] = attack.score(inputs, cfg, details)
         if np.isnan(scores[name]).any():
             raise ValueError(f"attack {name} produced NaN scores")
     return scores, details

@@ -33,8 +33,9 @@ from biospike.errors import BiospikeError
 log = logging.getLogger("biospike.attacks")
 
 __all__ = ["POOLS", "TIME_CONSTANT_KEYS", "candidate_pools", "candidates", "candidates_digest", "fit_group",
-           "fit_group_many", "keep_seed", "membership_groups", "query_logits", "rebin_time", "reference_keep",
-           "reference_training_set", "shards", "spikes_at", "time_constants_in_steps", "train_shard", "train_stage"]
+           "fit_group_many", "keep_seed", "membership_groups", "n_reference_models", "query_logits", "query_logits_many",
+           "rebin_time", "reference_keep", "reference_training_set", "shards", "spikes_at", "time_constants_in_steps",
+           "train_shard", "train_stage"]
 
 POOLS = ("members", "nonmembers", "population")
 
@@ -169,6 +170,42 @@ def query_logits(model: Any, x: np.ndarray, n_queries: int = 1, dropout_p: float
     return np.stack(out)
 
 
+def query_logits_many(models: list, x: np.ndarray, n_queries: int = 1, dropout_p: float = 0.0, seed: int = 0,
+                      batch_size: int = 256) -> list[np.ndarray]:
+    """:func:`query_logits` of every model in ``models`` on the same queries, [(Q, N, C), ...].
+    Models that stack (:mod:`biospike.models.ensemble`: a reference shard) are queried together
+    through one time loop, each on its own copy of the rows, which gives what querying each alone
+    gives; others one by one."""
+    from biospike.models import device_of
+    from biospike.models.ensemble import StackedNetwork, stack_groups, stackable
+
+    if n_queries < 1:
+        raise ValueError("n_queries must be >= 1")
+    if len(models) < 2 or stackable(models) is not None:
+        return [query_logits(m, x, n_queries, dropout_p, seed, batch_size) for m in models]
+    import torch
+
+    device = device_of(models[0])
+    net = StackedNetwork(models).to(device).eval()
+    members = list(range(len(models)))
+    out: list[list[np.ndarray]] = [[] for _ in members]
+    n_q = 1 if dropout_p == 0.0 else n_queries
+    for q in range(n_q):
+        xq = x if dropout_p == 0.0 else thin_spikes(x, dropout_p, np.random.default_rng(derive_seed(seed, "query", q)))
+        per_member: list[list[np.ndarray]] = [[] for _ in members]
+        with torch.no_grad():
+            for lo in range(0, len(xq), batch_size):
+                xb = torch.as_tensor(np.asarray(xq[lo:lo + batch_size]), dtype=torch.float32).to(device)
+                for group in stack_groups(members, [len(xb)] * len(members), xb.shape[1], net.width):
+                    volts, _ = net.forward_members(group, [xb] * len(group))
+                    for k, v in zip(group, volts, strict=True):
+                        per_member[k].append(v.mean(dim=1).float().cpu().numpy())
+        for k in members:
+            out[k].append(np.concatenate(per_member[k]).astype(np.float32) if per_member[k]
+                          else np.zeros((0, int(net.archs[k]["n_out"])), dtype=np.float32))
+    return [np.stack(o) for o in out]
+
+
 # --------------------------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------------------------
@@ -212,6 +249,17 @@ def reference_training_set(pools: Mapping[str, np.ndarray], keep_row: np.ndarray
     return train_idx, val_idx
 
 
+def n_reference_models(attack_cfg: Mapping[str, Any], group: str) -> int:
+    """K of reference group ``group``: the first ``reference_models_by_group`` pattern it matches,
+    else ``n_reference_models``."""
+    from fnmatch import fnmatch
+
+    for pattern, k in (attack_cfg.get("reference_models_by_group") or {}).items():
+        if fnmatch(group, pattern):
+            return int(k)
+    return int(attack_cfg["n_reference_models"])
+
+
 def shards(n_models: int, shard_size: int) -> list[list[int]]:
     """The member indices of each shard: consecutive runs of ``shard_size`` (the last may be shorter)."""
     if n_models < 1 or shard_size < 1:
@@ -222,9 +270,9 @@ def shards(n_models: int, shard_size: int) -> list[list[int]]:
 def fit_group_many(group: str, spikes: Any, train_idxs: list[np.ndarray], val_idxs: list[np.ndarray],
                    settings: Mapping[str, Any], seeds: list[int], public_idxs: list[np.ndarray],
                    progress: bool = False, desc: str = "references") -> list[tuple[Any, dict]]:
-    """K models of reference group ``group``: one stacked ensemble when the recipe is a model
-    kind's plain training and the kind registers ``fit_many``, else :func:`fit_group` per member
-    (a lever's recipe, e.g. DP-SGD, trains each member with its own accountant)."""
+    """K models of reference group ``group``: one stacked ensemble when the recipe (the kind's, or
+    its lever's) registers ``fit_many``, else :func:`fit_group` per member (DP-SGD trains each
+    member with its own accountant)."""
     from biospike.registry import resolve
     from biospike.targets import parse
 
@@ -232,6 +280,9 @@ def fit_group_many(group: str, spikes: Any, train_idxs: list[np.ndarray], val_id
     if target.lever is None and target.kind.fit_many is not None:
         return resolve(target.kind.fit_many)(target.kind.name, spikes, train_idxs, val_idxs, settings["train"], seeds,
                                              progress=progress, desc=desc)
+    if target.lever is not None and target.lever.fit_many is not None:
+        return resolve(target.lever.fit_many)(target, spikes, train_idxs, val_idxs, settings, seeds,
+                                              progress=progress, desc=desc)
     out = []
     bar = None
     if progress:
@@ -276,7 +327,7 @@ def train_shard(ctx: Any, spikes_path: str | Path, output: str | Path, group: st
     cfg = ctx["attack"]
     spikes, pools, train_cfg, dataset, encoding, t_steps, common = _prepared(ctx, spikes_path, time_steps)
     root = ctx.root_seed()
-    n_models = int(cfg["t_sweep_reference_models"] if time_steps is not None else cfg["n_reference_models"])
+    n_models = int(cfg["t_sweep_reference_models"]) if time_steps is not None else n_reference_models(cfg, group)
     all_shards = shards(n_models, int(cfg["reference_shard_size"]))
     if not 0 <= shard < len(all_shards):
         raise BiospikeError(f"reference shard {shard} outside 0..{len(all_shards) - 1} "

@@ -137,6 +137,27 @@ def _work_per_step(profile: HardwareProfile, qnet, trace, x: np.ndarray, per_inf
     return work
 
 
+SIMULATION_CHUNK = 64  # windows per simulation call: the progress display's unit
+
+
+def _simulate_in_chunks(simulate, net: Any, x: np.ndarray, desc: str) -> Any:
+    """``simulate(net, x)`` over chunks of windows (each window's simulation is independent), with
+    a progress display that estimates the time left; the traces joined along the window axis."""
+    from biospike.deploy.simulator import Trace
+    from biospike.progress import progress
+
+    if len(x) <= SIMULATION_CHUNK:
+        return simulate(net, x)
+    traces = []
+    with progress(total=len(x), desc=desc) as bar:
+        for lo in range(0, len(x), SIMULATION_CHUNK):
+            traces.append(simulate(net, x[lo:lo + SIMULATION_CHUNK]))
+            bar.update(min(SIMULATION_CHUNK, len(x) - lo))
+    return Trace(spikes={k: np.concatenate([t.spikes[k] for t in traces]) for k in traces[0].spikes},
+                 readout=np.concatenate([t.readout for t in traces]),
+                 saturations=sum(t.saturations for t in traces))
+
+
 def evaluate_snn_target(net, profile: HardwareProfile, x: np.ndarray, y: np.ndarray, x_calib: np.ndarray,
                         cfg: dict[str, Any]) -> dict[str, Any]:
     """Quantize, map and simulate ``net`` (from NIR) on a neuromorphic ``profile``; all metrics."""
@@ -146,8 +167,8 @@ def evaluate_snn_target(net, profile: HardwareProfile, x: np.ndarray, y: np.ndar
 
     qnet = quantize_network(net, profile, calibration_bounds(net, x_calib) if len(x_calib) else None)
     mapping = map_network(net, profile, qnet.weight_ints)
-    f_trace = simulate_float(net, x)
-    q_trace = simulate_int(qnet, x)
+    f_trace = _simulate_in_chunks(simulate_float, net, x, f"simulate float on {profile.name}")
+    q_trace = _simulate_in_chunks(simulate_int, qnet, x, f"simulate {profile.name} (integer)")
     readout_lsb = qnet.pops[net.readout]["sigma"]
     counts = count_events(net, q_trace, x, weights=qnet.weight_ints, dest_cores=mapping.dest_packets,
                           hidden_delay=bool(qnet.neuron_model["hidden_delay"]))

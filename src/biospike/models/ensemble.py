@@ -28,8 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ENSEMBLE_FORMAT", "MEMBER_FIELDS", "MaskedAdam", "StackedNetwork", "load_members", "member_batches",
-           "save_members", "stackable"]
+__all__ = ["ENSEMBLE_FORMAT", "MAX_STACK_ELEMENTS", "MEMBER_FIELDS", "MaskedAdam", "StackedNetwork", "load_members",
+           "member_batches", "save_members", "stack_groups", "stackable"]
 
 # per-member architecture fields that may differ (data-driven gains); everything else must match
 MEMBER_FIELDS = ("input_scale", "output_scale")
@@ -79,6 +79,12 @@ class StackedNetwork(nn.Module):
             p.requires_grad_(False)
         self.input_scale = [float(a["input_scale"]) for a in self.archs]
         self.output_scale = [float(a.get("output_scale", 1.0)) for a in self.archs]
+
+    @property
+    def width(self) -> int:
+        """The widest layer (hidden or readout): what sizes the stacked tensors."""
+        return max([int(getattr(self, f"fc{layer}_weight").shape[1]) for layer in range(self.n_layers)]
+                   + [int(self.out_weight.shape[1])])
 
     @property
     def n_members(self) -> int:
@@ -192,6 +198,32 @@ class MaskedAdam:
                 p[idx] = param
                 m[idx] = exp_avg
                 v[idx] = exp_avg_sq
+
+
+# Elements of the largest per-layer tensor (rows x steps x width) one stacked call may build. Kept
+# under glibc's largest heap allocation (32 MB of float32 = 8M elements, with room for the
+# backward's copies): bigger tensors are mmap'ed and unmapped on every call, and the page faults
+# cost more system time than stacking saves.
+MAX_STACK_ELEMENTS = 4_000_000
+
+
+def stack_groups(members: Sequence[int], rows: Sequence[int], steps: int, width: int,
+                 max_elements: int = MAX_STACK_ELEMENTS) -> list[list[int]]:
+    """``members`` (with ``rows`` windows each) in consecutive groups whose concatenated
+    (rows, steps, width) tensor stays within ``max_elements``; a member alone may exceed it."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for k, n in zip(members, rows, strict=True):
+        cost = int(n) * int(steps) * int(width)
+        if current and size + cost > max_elements:
+            groups.append(current)
+            current, size = [], 0
+        current.append(k)
+        size += cost
+    if current:
+        groups.append(current)
+    return groups
 
 
 def member_batches(n_windows: int, batch_size: int) -> int:
