@@ -219,6 +219,11 @@ def load_context(args: argparse.Namespace) -> StageContext:
     ctx = dataclasses.replace(ctx, names={**ctx.names, **{k: str(v) for k, v in flags.items() if v}})
     if args.seed is not None:
         ctx = dataclasses.replace(ctx, seed=int(args.seed))
+    if "train" in ctx.settings:
+        # before any work or log line: a device that cannot be used is the whole error
+        from biospike.models import resolve_device
+
+        resolve_device(ctx.settings["train"]["device"])
     return ctx
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -25,6 +26,16 @@ def slurm_cluster():
             pytest.fail("CI must be able to start the local SLURM cluster (root + ../shared/slurm)")
         pytest.skip("needs root and ../shared/slurm to start a local SLURM cluster")
     proc = subprocess.run(["bash", str(START_SCRIPT)], capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0 and subprocess.run(["sinfo", "-h"], capture_output=True).returncode == 0:
+        # A cluster started afresh restores its saved state, jobs of a previous life included (their
+        # processes are gone); they hold the node ("alloc"), so the script never sees it idle.
+        subprocess.run(["scancel", "--state=RUNNING"], capture_output=True)
+        subprocess.run(["scancel", "--state=PENDING"], capture_output=True)
+        for _ in range(60):
+            state = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True).stdout
+            if "idle" in state:
+                return
+            time.sleep(1)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 

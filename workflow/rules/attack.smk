@@ -7,7 +7,6 @@
 import re
 
 from biospike.attacks.mia import attack_names as _attack_names
-from biospike.attacks.references import n_reference_models
 
 ATTACK = config["attack"]
 _ATTACK_CODE = code_version("biospike.attacks.cli")
@@ -20,56 +19,6 @@ _SWEEP_CFG = {**ATTACK, "input_dropout": {**ATTACK["input_dropout"], "enabled": 
 _SWEEP_NAMES = _attack_names(_SWEEP_CFG, ATTACK["t_sweep_attacks"])
 _GROUPS = sorted({g for dp in PLAN.values() for g in dp.reference_groups}) or ["__none__"]
 _ATTACKED = sorted({t for dp in PLAN.values() for t in dp.attacked}) or ["__none__"]
-
-
-def attack_roc_outputs(names):
-    return [f"{RESULTS}/{{dataset}}/{{encoding}}/{{target}}/attack/{n}_{lvl}_roc.csv"
-            for n in names for lvl in ATTACK["levels"]]
-
-
-def n_shards(dataset, group=None):
-    """Shard files of a reference group (None: the T sweep's): ceil(K / attack.reference_shard_size)."""
-    att = section("attack", dataset)
-    n_models = att["t_sweep_reference_models"] if group is None else n_reference_models(att, group)
-    return -(-int(n_models) // int(att["reference_shard_size"]))
-
-
-def attack_ref_files(w, which=0):
-    """The reference shards of the target's ``which``-th group: 0 = the threat model's (trained
-    like the target), 1 = the comparison group (e.g. non-private references of a DP target)."""
-    dp = dataset_plan(w.dataset)
-    groups = dp.references[w.target]
-    if which >= len(groups):
-        return []
-    return [f"{RESULTS}/{w.dataset}/{w.encoding}/refs/{groups[which]}/shard{s}.pt"
-            for s in range(n_shards(w.dataset, groups[which]))]
-
-
-def reference_code(group):
-    """The attack CLI's code plus the code of the recipe that trains the group (its kind's or
-    lever's registered fit function)."""
-    target = T.parse(group)
-    fit = target.lever.fit if target.lever else target.kind.fit
-    return code_version("biospike.attacks.cli", fit.split(":")[0]) if fit else _ATTACK_CODE
-
-
-def reference_sections(group):
-    """The config sections a reference group's recipe reads (train, and its lever's)."""
-    target = T.parse(group)
-    return ("attack", "train", *(target.lever.sections if target.lever else ()))
-
-
-def attack_inputs(w):
-    target = T.parse(w.target)
-    inputs = {
-        "model": f"{RESULTS}/{w.dataset}/{w.encoding}/{w.target}/{target.checkpoint}",
-        "spikes": f"{RESULTS}/{w.dataset}/{w.encoding}/spikes.h5",
-        "refs": attack_ref_files(w),
-        "compare_refs": attack_ref_files(w, 1),
-    }
-    if T.dp_epsilon(w.target) is not None:
-        inputs["privacy"] = f"{RESULTS}/{w.dataset}/{w.encoding}/{w.target}/privacy.json"
-    return inputs
 
 
 rule reference_shard:

@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 
 from biospike import plan as P
+from biospike.attacks.references import n_reference_models
 from biospike import targets as T
 from biospike.cliutil import envelope
 from biospike.codeversion import code_version
@@ -74,3 +75,128 @@ def dataset_plan(dataset):
 
 def all_targets():
     return P.outputs(PLAN, RESULTS) + REPORT_TARGETS
+
+
+# --- ingest rules' inputs and parameters (ingest.smk) ---
+
+
+def ingest_threads(wildcards):
+    """Worker processes for reading: one per ~50 files (a pool costs more than it saves on a
+    handful), at most 4; Snakemake caps it at --cores. Results do not depend on it."""
+    return max(1, min(4, FILES_MATCHED.get(wildcards.dataset, 0) // 50))
+
+
+# --- train rules' inputs and parameters (train.smk) ---
+
+
+def train_inputs(w, kind):
+    inputs = {"windows": f"{RESULTS}/{w.dataset}/windows.h5"}
+    if kind.input == "spikes":
+        inputs["spikes"] = f"{RESULTS}/{w.dataset}/{w.encoding}/spikes.h5"
+    return inputs
+
+
+def train_io(input):
+    """The command's input options: --input for spikes, --windows for windows."""
+    opts = f"--windows {input.windows}"
+    return f"--input {input.spikes} {opts}" if "spikes" in input.keys() else opts
+
+
+# --- privacy rules' inputs and parameters (privacy.smk) ---
+
+
+def privacy_params(w):
+    return stage_params(("privacy", "train"), w.dataset, encoding=w.encoding)
+
+
+def privacy_table_inputs(w):
+    dp = dataset_plan(w.dataset)
+    base = f"{RESULTS}/{w.dataset}/{w.encoding}"
+    inputs = {"nonprivate": f"{base}/snn/metrics.json"}
+    for t in dp.dp_targets:
+        inputs[f"metrics_{t}"] = f"{base}/{t}/metrics.json"
+        inputs[f"privacy_{t}"] = f"{base}/{t}/privacy.json"
+        if dp.audit:
+            inputs[f"audit_{t}"] = f"{base}/{t}/audit.json"
+    if dp.audit:
+        inputs["nonprivate_audit"] = f"{base}/privacy_audit_nonprivate.json"
+    return inputs
+
+
+# --- attack rules' inputs and parameters (attack.smk) ---
+
+
+def attack_roc_outputs(names):
+    return [f"{RESULTS}/{{dataset}}/{{encoding}}/{{target}}/attack/{n}_{lvl}_roc.csv"
+            for n in names for lvl in ATTACK["levels"]]
+
+
+def n_shards(dataset, group=None):
+    """Shard files of a reference group (None: the T sweep's): ceil(K / attack.reference_shard_size)."""
+    att = section("attack", dataset)
+    n_models = att["t_sweep_reference_models"] if group is None else n_reference_models(att, group)
+    return -(-int(n_models) // int(att["reference_shard_size"]))
+
+
+def attack_ref_files(w, which=0):
+    """The reference shards of the target's ``which``-th group: 0 = the threat model's (trained
+    like the target), 1 = the comparison group (e.g. non-private references of a DP target)."""
+    dp = dataset_plan(w.dataset)
+    groups = dp.references[w.target]
+    if which >= len(groups):
+        return []
+    return [f"{RESULTS}/{w.dataset}/{w.encoding}/refs/{groups[which]}/shard{s}.pt"
+            for s in range(n_shards(w.dataset, groups[which]))]
+
+
+def reference_code(group):
+    """The attack CLI's code plus the code of the recipe that trains the group (its kind's or
+    lever's registered fit function)."""
+    target = T.parse(group)
+    fit = target.lever.fit if target.lever else target.kind.fit
+    return code_version("biospike.attacks.cli", fit.split(":")[0]) if fit else _ATTACK_CODE
+
+
+def reference_sections(group):
+    """The config sections a reference group's recipe reads (train, and its lever's)."""
+    target = T.parse(group)
+    return ("attack", "train", *(target.lever.sections if target.lever else ()))
+
+
+def attack_inputs(w):
+    target = T.parse(w.target)
+    inputs = {
+        "model": f"{RESULTS}/{w.dataset}/{w.encoding}/{w.target}/{target.checkpoint}",
+        "spikes": f"{RESULTS}/{w.dataset}/{w.encoding}/spikes.h5",
+        "refs": attack_ref_files(w),
+        "compare_refs": attack_ref_files(w, 1),
+    }
+    if T.dp_epsilon(w.target) is not None:
+        inputs["privacy"] = f"{RESULTS}/{w.dataset}/{w.encoding}/{w.target}/privacy.json"
+    return inputs
+
+
+# --- deploy rules' inputs and parameters (deploy.smk) ---
+
+
+def simulate_inputs(w):
+    """A neuromorphic profile simulates the NIR export of {target}; an MCU profile runs the
+    checkpoint (the same-size ANN baseline)."""
+    base = f"{RESULTS}/{w.dataset}/{w.encoding}"
+    inputs = {
+        "spikes": f"{base}/spikes.h5",
+        "hardware": str(HARDWARE_DIR / f"{w.hardware}.yaml"),
+        "model": f"{base}/{w.target}/{T.parse(w.target).checkpoint}",
+    }
+    if HARDWARE_KINDS[w.hardware] != "mcu":
+        inputs["nir"] = f"{base}/{w.target}/deploy/model.nir"
+    return inputs
+
+
+# --- predict rules' inputs and parameters (predict.smk) ---
+
+
+def external_recordings(w):
+    """The recording set's settings, shell-quoted JSON (everything but the target list)."""
+    spec = config["datasets"][w.dataset]["external"][w.set]
+    return shlex.quote(json.dumps({k: v for k, v in spec.items() if k != "targets"}, sort_keys=True))

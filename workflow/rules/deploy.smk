@@ -4,20 +4,6 @@
 #          {RESULTS}/{dataset}/{encoding}/{target}/deploy/{hardware}.json (plan: deployed)
 
 
-def simulate_inputs(w):
-    """A neuromorphic profile simulates the NIR export of {target}; an MCU profile runs the
-    checkpoint (the same-size ANN baseline)."""
-    base = f"{RESULTS}/{w.dataset}/{w.encoding}"
-    inputs = {
-        "spikes": f"{base}/spikes.h5",
-        "hardware": str(HARDWARE_DIR / f"{w.hardware}.yaml"),
-        "model": f"{base}/{w.target}/{T.parse(w.target).checkpoint}",
-    }
-    if HARDWARE_KINDS[w.hardware] != "mcu":
-        inputs["nir"] = f"{base}/{w.target}/deploy/model.nir"
-    return inputs
-
-
 rule export_nir:
     input:
         model=f"{RESULTS}/{{dataset}}/{{encoding}}/{{target}}/model.pt",

@@ -1,12 +1,6 @@
 # Ingestion: real readers -> notch -> band-pass -> resample -> windows -> subject-wise splits.
 
 
-def ingest_threads(wildcards):
-    """Worker processes for reading: one per ~50 files (a pool costs more than it saves on a
-    handful), at most 4; Snakemake caps it at --cores. Results do not depend on it."""
-    return max(1, min(4, FILES_MATCHED.get(wildcards.dataset, 0) // 50))
-
-
 rule ingest:
     input:
         ingest_inputs,

@@ -4,12 +4,6 @@
 #          predictions.h5, recordings.csv}
 
 
-def external_recordings(w):
-    """The recording set's settings, shell-quoted JSON (everything but the target list)."""
-    spec = config["datasets"][w.dataset]["external"][w.set]
-    return shlex.quote(json.dumps({k: v for k, v in spec.items() if k != "targets"}, sort_keys=True))
-
-
 rule predict:
     input:
         model=lambda w: f"{RESULTS}/{w.dataset}/{w.encoding}/{w.target}/{T.parse(w.target).checkpoint}",

@@ -14,24 +14,6 @@ wildcard_constraints:
     eps="|".join(re.escape(e) for e in _EPSILONS) or "__none__",
 
 
-def privacy_params(w):
-    return stage_params(("privacy", "train"), w.dataset, encoding=w.encoding)
-
-
-def privacy_table_inputs(w):
-    dp = dataset_plan(w.dataset)
-    base = f"{RESULTS}/{w.dataset}/{w.encoding}"
-    inputs = {"nonprivate": f"{base}/snn/metrics.json"}
-    for t in dp.dp_targets:
-        inputs[f"metrics_{t}"] = f"{base}/{t}/metrics.json"
-        inputs[f"privacy_{t}"] = f"{base}/{t}/privacy.json"
-        if dp.audit:
-            inputs[f"audit_{t}"] = f"{base}/{t}/audit.json"
-    if dp.audit:
-        inputs["nonprivate_audit"] = f"{base}/privacy_audit_nonprivate.json"
-    return inputs
-
-
 rule harden:
     input:
         spikes=f"{RESULTS}/{{dataset}}/{{encoding}}/spikes.h5",

@@ -4,19 +4,6 @@
 # Targets: {RESULTS}/{dataset}/{encoding}/{kind}/{checkpoint, metrics.json, curve.csv}
 
 
-def train_inputs(w, kind):
-    inputs = {"windows": f"{RESULTS}/{w.dataset}/windows.h5"}
-    if kind.input == "spikes":
-        inputs["spikes"] = f"{RESULTS}/{w.dataset}/{w.encoding}/spikes.h5"
-    return inputs
-
-
-def train_io(input):
-    """The command's input options: --input for spikes, --windows for windows."""
-    opts = f"--windows {input.windows}"
-    return f"--input {input.spikes} {opts}" if "spikes" in input.keys() else opts
-
-
 for _kind in MODEL_KINDS:
 
     rule:
