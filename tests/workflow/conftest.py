@@ -23,7 +23,7 @@ def pytest_terminal_summary(terminalreporter):
             f"{run['config']:<14} {run['args'][:60]:<60} wall {run['wall_s']:7.1f} s  CPU {run['cpu_s']:7.1f} s  "
             f"= {busy:4.2f} cores busy  (exit {run['returncode']})")
     local = [r for r in RUN_TIMES if r["args"].startswith("--cores") and r["returncode"] == 0]
-    cluster = [r for r in RUN_TIMES if "--profile" in r["args"] and "slurm" in r["args"] and r["returncode"] == 0]
+    cluster = [r for r in RUN_TIMES if "profile" in r["args"] and "slurm" in r["args"] and r["returncode"] == 0]
     for run in cluster:
         same = [r for r in local if r["config"] == run["config"]]
         if same:

@@ -41,7 +41,7 @@ def slurm_cluster():
 
 def test_slurm_run_equals_local_run(slurm_cluster, tiny_run, tmp_path):
     local_dir, _ = tiny_run
-    proc = run_snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"))
+    proc = run_snakemake(tmp_path, "--workflow-profile", str(REPO / "profiles" / "slurm"))
     log = proc.stdout + proc.stderr
     assert "sbatch" in log.lower() or "slurm" in log.lower(), "jobs did not go through SLURM"
     diffs = compare_result_trees(local_dir / "results", tmp_path / "results")

@@ -2,6 +2,7 @@
 cost per task, plus the issue's targets checked one by one.
 
     python workflow/scripts/results_table.py results/real [--encoding delta]
+    python workflow/scripts/results_table.py results/cohort --cohort   # docs/results.md, "Cohorts"
 
 Reads only what the workflow wrote: ``summary.json`` (utility, epsilon, deploy cost, each with
 its source file) and every attacked model's ``attack/summary.json`` (all attacks, window level).
@@ -175,11 +176,75 @@ def target_checks(tasks: dict, eps_target: float = 8.0) -> list[str]:
     return lines
 
 
+CINC_CLASSES = ("normal", "af", "other")  # the CinC 2017 score: mean F1 over N, A, O (noisy left out)
+
+
+def _ci_cell(value: Any, ci: Any, digits: int = 3) -> str:
+    v = _num(value)
+    if v is None:
+        return "n/e" if value == "not estimable" else "–"
+    lo, hi = (ci or [None, None])[:2]
+    return f"{v:.{digits}f} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
+
+
+def cohort_utility_table(results: Path, encoding: str) -> list[str]:
+    """Per model: test balanced accuracy and macro-F1 with their subject-bootstrap CIs, the mean F1
+    over N / AF / other where the task has those classes (window level, not CinC's per-recording
+    score), test n, epsilon."""
+    summary = json.loads((results / "summary.json").read_text())
+    lines = ["| task | model | ε | bal. acc. [95% CI] | macro-F1 [95% CI] | F1 N/A/O (windows) | test windows (subjects) | chance |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in summary["rows"]:
+        if row["encoding"] != encoding:
+            continue
+        metrics = json.loads((results / row["dataset"] / encoding / row["model"] / "metrics.json").read_text())
+        per_class = metrics["test"].get("per_class") or {}
+        f1_nao = (fmt(sum(per_class[c]["f1"] for c in CINC_CLASSES) / len(CINC_CLASSES))
+                  if all(c in per_class for c in CINC_CLASSES) else "–")
+        eps = fmt(row.get("epsilon"), 2) if _num(row.get("epsilon")) is not None else "∞"
+        lines.append(f"| {row['dataset']} | {row['model']} | {eps} | "
+                     f"{_ci_cell(row.get('balanced_accuracy'), row.get('balanced_accuracy_ci'))} | "
+                     f"{_ci_cell(row.get('macro_f1'), row.get('macro_f1_ci'))} | {f1_nao} | "
+                     f"{row.get('test_n_windows')} ({row.get('test_n_subjects')}) | {fmt(row.get('chance_balanced_accuracy'))} |")
+    return lines
+
+
+def cohort_leakage_table(results: Path, encoding: str) -> list[str]:
+    """Per attacked model and membership level: the strongest attack by AUC, its AUC, TPR at 1%
+    and 0.1% FPR, each with its bootstrap CI ("n/e": too few non-members to estimate), and the
+    number of members / non-members at that level."""
+    lines = ["| task | model | level | strongest attack | AUC [95% CI] | TPR@1%FPR [95% CI] | TPR@0.1%FPR [95% CI] | members / non-members | K |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for attack_file in sorted(results.glob(f"*/{encoding}/*/attack/summary.json")):
+        summary = json.loads(attack_file.read_text())
+        model = attack_file.parent.parent.name
+        for level in summary.get("levels", ["window"]):
+            best = strongest_attack(summary, level)
+            if best is None:
+                continue
+            row = summary["attacks"][best["attack"]][level]
+            lines.append(f"| {summary['dataset']} | {model} | {level} | {best['attack']} | "
+                         f"{_ci_cell(row['auc'], row.get('auc_ci'))} | "
+                         f"{_ci_cell(row.get('tpr_at_1pct_fpr'), row.get('tpr_at_1pct_fpr_ci'))} | "
+                         f"{_ci_cell(row.get('tpr_at_0.1pct_fpr'), row.get('tpr_at_0.1pct_fpr_ci'))} | "
+                         f"{row.get('n_members')} / {row.get('n_nonmembers')} | {summary.get('K')} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
     parser.add_argument("--encoding", default="delta")
+    parser.add_argument("--cohort", action="store_true",
+                        help="the cohort tables: utility with CIs, leakage per model and membership level")
     args = parser.parse_args()
+    if args.cohort:
+        for title, lines in (("Utility (test split, 95% subject-bootstrap CIs)", cohort_utility_table(args.results, args.encoding)),
+                             ("Leakage: strongest attack per model and membership level",
+                              cohort_leakage_table(args.results, args.encoding))):
+            print(f"### {title}\n")
+            print("\n".join(lines) + "\n")
+        return
     tasks = collect(args.results, args.encoding)
     for title, lines in (("Utility, privacy and leakage (test split, balanced accuracy)", utility_table(tasks)),
                          ("Leakage: strongest attack on every attacked model (window level)", leakage_table(tasks)),
