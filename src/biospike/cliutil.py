@@ -221,7 +221,7 @@ def load_context(args: argparse.Namespace) -> StageContext:
         ctx = dataclasses.replace(ctx, seed=int(args.seed))
     if "train" in ctx.settings:
         # before any work or log line: a device that cannot be used is the whole error
-        from biospike.models import resolve_device
+        from biospike.device import resolve_device
 
         resolve_device(ctx.settings["train"]["device"])
     return ctx

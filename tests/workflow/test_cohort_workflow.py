@@ -25,7 +25,7 @@ EPS = 8
 BUDGET = {
     "train": {"epochs": 2, "patience": 2, "converged_epochs": [3], "max_train_windows": 300},
     "privacy": {"epsilons": [EPS], "epochs": 2, "subjects_per_batch": 8},
-    "attack": {"targets": ["snn", "ann", "conv*", "dpsnn_eps*"], "n_reference_models": 3,
+    "attack": {"targets": ["snn", "ann", "conv*", "dpsnn_eps*"], "n_reference_models": 2,
                "reference_models_by_group": {"dpsnn_eps*": 2}, "reference_shard_size": 2,
                "t_sweep": [], "bootstrap": {"n": 20}},
 }

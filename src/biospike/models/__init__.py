@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from biospike.device import resolve_device
 from biospike.errors import BiospikeError
 from biospike.models import ann, snn
 from biospike.models.ann import ANN, ANNArch
@@ -134,19 +135,6 @@ def count_parameters(model: nn.Module) -> int:
     """Number of scalar parameters (weights and biases) of ``model``."""
     return sum(p.numel() for p in model.parameters())
 
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device of ``train.device`` (``"cpu"`` or ``"cuda"``); an error if CUDA is asked
-    for but not available, or for any other name."""
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise BiospikeError(
-                f"train.device is 'cuda' but CUDA is not available to torch {torch.__version__} "
-                f"(CPU-only build or no GPU visible); set train.device: cpu")
-        return torch.device("cuda")
-    raise BiospikeError(f"train.device must be 'cpu' or 'cuda', not {name!r}")
 
 
 def device_of(model: nn.Module) -> torch.device:
