@@ -106,7 +106,9 @@ def test_cohort_run(cohort_run):
                 assert summary["K"] >= 2, (ds, target)
                 subject = summary["attacks"]["lira_online"]["subject"]
                 assert subject.get("status") != "not estimable", (ds, target, subject)
-                assert 0 <= subject["auc"] <= 1 and subject["n_members"] >= 10, (ds, target, subject)
+                # patient-level membership with many units on ECG; EMG has 12 people in all
+                min_members = 10 if spec["reader"] == "physionet2017" else 2
+                assert 0 <= subject["auc"] <= 1 and subject["n_members"] >= min_members, (ds, target, subject)
             conv = json.loads((base / "convsnn_ep3" / "metrics.json").read_text())
             assert conv["epochs_run"] == 3, "a converged target runs every epoch (no early stopping)"
             priv = _load(base / f"dpsnn_eps{EPS}" / "privacy.json")
