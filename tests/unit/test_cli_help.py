@@ -92,7 +92,7 @@ def test_help_gives_units_and_allowed_values(name, monkeypatch, capsys):
             if leaf.endswith(suffix):
                 assert f"{key} [{unit}] = " in line, line
     if name == "train":
-        assert '("super" | "triangle" | "tanh" | "circ" | "heavi_erfc")' in _line(text, "train.surrogate")
+        assert '("super" | "fast_sigmoid" | "atan" | "triangle" | "tanh" | "circ" | "heavi_erfc")' in _line(text, "train.surrogate")
         assert "(integer >= 1)" in _line(text, "train.epochs")
         assert '("auto" | number > 0)' in _line(text, "train.input_scale")
 

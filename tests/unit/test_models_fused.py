@@ -7,16 +7,19 @@ import torch
 from norse.torch.functional.leaky_integrator import LIParameters, LIState, li_feed_forward_step
 from norse.torch.functional.lif import LIFFeedForwardState, LIFParameters, lif_feed_forward_step
 
-from biospike.models import build_model
-from biospike.models.fused import LIFScan, LIScan, lif_constants
+from biospike.errors import BiospikeError
+from biospike.models import build_model, make_arch
+from biospike.models.fused import SURROGATES, LIFScan, LIScan, lif_constants
+from biospike.models.snn import NORSE_SURROGATES
 
 DT_S = 1e-3
 
 
-def _lif_params(dtype: torch.dtype, v_reset: float = 0.0, v_leak: float = 0.0) -> LIFParameters:
+def _lif_params(dtype: torch.dtype, v_reset: float = 0.0, v_leak: float = 0.0, method: str = "super",
+                alpha: float = 100.0) -> LIFParameters:
     t = lambda v: torch.as_tensor(v, dtype=dtype)  # noqa: E731
     return LIFParameters(tau_syn_inv=t(1 / 5e-3), tau_mem_inv=t(1 / 20e-3), v_leak=t(v_leak), v_th=t(1.0),
-                         v_reset=t(v_reset), method="super", alpha=t(100.0))
+                         v_reset=t(v_reset), method=method, alpha=torch.as_tensor(alpha))
 
 
 def _norse_lif(cur: torch.Tensor, p: LIFParameters) -> torch.Tensor:
@@ -41,7 +44,109 @@ def _norse_li(cur: torch.Tensor, p: LIParameters) -> torch.Tensor:
 
 def _fused_lif(cur: torch.Tensor, p: LIFParameters) -> torch.Tensor:
     a_mem, a_syn_neg = lif_constants(p.tau_mem_inv, p.tau_syn_inv, DT_S)
-    return LIFScan.apply(cur, a_mem, a_syn_neg, p.v_leak, p.v_th, p.v_reset)
+    return LIFScan.apply(cur, a_mem, a_syn_neg, p.v_leak, p.v_th, p.v_reset, p.method, float(p.alpha))
+
+
+def _stepped_lif(cur: torch.Tensor, p: LIFParameters, spike_fn) -> torch.Tensor:
+    """norse's ``lif_feed_forward_step`` written out, with any autograd spike function: the
+    reference for the surrogates norse lacks (checked against norse itself below)."""
+    v = cur.new_zeros(cur.shape[0], cur.shape[2]) + p.v_leak
+    i = cur.new_zeros(cur.shape[0], cur.shape[2])
+    out = []
+    for t in range(cur.shape[1]):
+        i_jump = i + cur[:, t]
+        v_decayed = v + DT_S * p.tau_mem_inv * ((p.v_leak - v) + i_jump)
+        i = i_jump + -DT_S * p.tau_syn_inv * i_jump
+        z = spike_fn(v_decayed - p.v_th)
+        v = (1 - z) * v_decayed + z * p.v_reset
+        out.append(z)
+    return torch.stack(out, dim=1)
+
+
+def _forward_backward(fn, cur: torch.Tensor, upstream: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = cur.clone().requires_grad_()
+    z = fn(x)
+    (z * upstream).sum().backward()
+    return z.detach(), x.grad
+
+
+def _spiking_input(dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(6, 50, 12, generator=gen, dtype=dtype) + 0.3, torch.randn(6, 50, 12, generator=gen, dtype=dtype)
+
+
+def _assert_same(out: tuple, ref: tuple) -> None:
+    torch.testing.assert_close(out[0], ref[0], rtol=0, atol=0)
+    torch.testing.assert_close(out[1], ref[1], rtol=1e-6, atol=1e-6 * max(1.0, float(ref[1].abs().max())))
+    assert 0.0 < float(ref[0].mean()) < 1.0 and float(ref[1].abs().max()) > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("method", NORSE_SURROGATES)
+def test_fused_surrogates_equal_norse(dtype, method):
+    """Every norse surrogate in the fused kernel: spikes and input gradients equal norse's own step
+    function with that ``method`` (at the surrogate's default alpha and at another one)."""
+    cur, upstream = _spiking_input(dtype, seed=len(method))
+    for alpha in (SURROGATES[method].default_alpha, 0.7):
+        p = _lif_params(dtype, method=method, alpha=alpha)
+        _assert_same(_forward_backward(lambda x: _fused_lif(x, p), cur, upstream),  # noqa: B023
+                     _forward_backward(lambda x: _norse_lif(x, p), cur, upstream))  # noqa: B023
+
+
+def test_stepped_reference_equals_norse():
+    """The written-out step (the reference for snnTorch's surrogates) is norse's step."""
+    from norse.torch.functional.superspike import super_fn
+
+    cur, upstream = _spiking_input(torch.float32, seed=5)
+    p = _lif_params(torch.float32)
+    ref = _forward_backward(lambda x: _norse_lif(x, p), cur, upstream)
+    out = _forward_backward(lambda x: _stepped_lif(x, p, lambda u: super_fn(u, p.alpha)), cur, upstream)
+    torch.testing.assert_close(out[0], ref[0], rtol=0, atol=0)
+    torch.testing.assert_close(out[1], ref[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("method", "factory"), [("atan", "atan"), ("fast_sigmoid", "fast_sigmoid")])
+def test_fused_surrogates_equal_snntorch(dtype, method, factory):
+    """snnTorch's ATan and fast sigmoid (which norse lacks) in the fused kernel equal snnTorch's own
+    autograd functions inside the same LIF step."""
+    surrogate = pytest.importorskip("snntorch.surrogate")
+    cur, upstream = _spiking_input(dtype, seed=11)
+    for alpha in (SURROGATES[method].default_alpha, 5.0):
+        p = _lif_params(dtype, method=method, alpha=alpha)
+        spike_fn = getattr(surrogate, factory)(alpha)
+        ref = _forward_backward(lambda x: _stepped_lif(x, p, lambda u: spike_fn(u).to(u.dtype)),  # noqa: B023
+                                cur, upstream)
+        _assert_same(_forward_backward(lambda x: _fused_lif(x, p), cur, upstream), ref)  # noqa: B023
+
+
+def test_surrogates_differ_and_default_alpha_is_the_references():
+    """Each surrogate gives its own gradient (the choice reaches the kernel), and an unset alpha
+    takes the reference's default."""
+    cur, upstream = _spiking_input(torch.float64, seed=2)
+    grads = {}
+    for method, sg in SURROGATES.items():
+        p = _lif_params(torch.float64, method=method, alpha=sg.default_alpha)
+        grads[method] = _forward_backward(lambda x: _fused_lif(x, p), cur, upstream)[1]  # noqa: B023
+        consts = lif_constants(p.tau_mem_inv, p.tau_syn_inv, DT_S)
+        _, unset = _forward_backward(lambda x: LIFScan.apply(x, *consts, p.v_leak, p.v_th, p.v_reset, method, None),  # noqa: B023
+                                     cur, upstream)
+        torch.testing.assert_close(unset, grads[method], rtol=1e-4, atol=1e-8)  # alpha 0.3 went through float32
+    names = list(grads)
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            assert not torch.allclose(grads[names[a]], grads[names[b]]), (names[a], names[b])
+    arch = make_arch("snn", 4, 2, 1e-3, {"surrogate": "atan", "input_scale": 1.0})
+    assert arch["surrogate_alpha"] == 2.0
+    assert make_arch("snn", 4, 2, 1e-3, {"surrogate": "atan", "surrogate_alpha": 4.0,
+                                         "input_scale": 1.0})["surrogate_alpha"] == 4.0
+
+
+def test_snntorch_surrogates_need_the_fused_feed_forward_kernel():
+    for extra in ({"impl": "norse"}, {"recurrent": True}):
+        with pytest.raises(BiospikeError, match="fused kernel only"):
+            build_model({"kind": "snn", "n_in": 4, "n_hidden": [8], "n_out": 2, "surrogate": "atan", **extra})
+    assert build_model({"kind": "snn", "n_in": 4, "n_hidden": [8], "n_out": 2, "surrogate": "atan"}).fused
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

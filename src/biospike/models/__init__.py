@@ -25,6 +25,7 @@ from biospike.device import resolve_device
 from biospike.errors import BiospikeError
 from biospike.models import ann, snn
 from biospike.models.ann import ANN, ANNArch
+from biospike.models.fused import surrogate_alpha
 from biospike.models.snn import SNN, SNNArch
 
 __all__ = ["ANN", "ANNArch", "NETWORKS", "SNN", "SNNArch", "ann", "auto_input_scale", "batches", "build_model",
@@ -70,7 +71,8 @@ def make_arch(kind: str, n_in: int, n_out: int, dt_s: float, settings: Mapping[s
     if kind == "snn":
         arch |= {"tau_syn_s": float(cfg["tau_syn_s"]), "v_th": float(cfg["v_th"]),
                  "readout_tau_syn_s": float(cfg["readout_tau_syn_s"]), "recurrent": bool(cfg["recurrent"]),
-                 "surrogate": str(cfg["surrogate"]), "surrogate_alpha": float(cfg["surrogate_alpha"]),
+                 "surrogate": str(cfg["surrogate"]),
+                 "surrogate_alpha": surrogate_alpha(str(cfg["surrogate"]), cfg["surrogate_alpha"]),
                  "impl": str(cfg["impl"])}
     check_time_constants(arch)
     scale = cfg["input_scale"]

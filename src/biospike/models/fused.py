@@ -6,10 +6,14 @@ Here the whole time loop of one layer is one ``torch.autograd.Function``: the fo
 recurrence without building a graph (TorchScript, to drop the interpreter overhead too) and keeps
 the pre-reset voltages; the backward is the hand-written adjoint of the same recurrence.
 
-The arithmetic repeats norse 1.1.0's ``lif_feed_forward_step`` / ``li_feed_forward_step`` and
-SuperSpike surrogate (``grad / (|v - v_th| + 1)^2``; norse's "super" ignores alpha) operation by
-operation, in the same order, so forward values and gradients are bitwise equal to norse's in
+The arithmetic repeats norse 1.1.0's ``lif_feed_forward_step`` / ``li_feed_forward_step``
+operation by operation, in the same order, so forward values and gradients equal norse's in
 float32 and float64 (tests/unit/test_models_fused.py checks both against norse itself).
+
+The spike's surrogate derivative is chosen from :data:`SURROGATES` (``train.surrogate``), each
+written in its reference's operation order: norse's five (``super``, ``triangle``, ``tanh``,
+``circ``, ``heavi_erfc``) and snnTorch's ``atan`` and ``fast_sigmoid``, which norse lacks. The
+tests compare each with its reference's own autograd function.
 
 These functions own no weights: they sit between ``nn.Linear`` layers, so Opacus' hooks still see
 each Linear's activations and backprops per sample (docs/design.md, known traps).
@@ -17,11 +21,70 @@ each Linear's activations and backprops per sample (docs/design.md, known traps)
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import torch
 
-__all__ = ["LIFScan", "LIScan", "lif_constants"]
+__all__ = ["SURROGATES", "LIFScan", "LIScan", "Surrogate", "lif_constants", "surrogate_alpha", "surrogate_code"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Surrogate:
+    """A surrogate derivative of the spike threshold: its code in the kernel, the default of its
+    sharpness ``alpha`` (the reference's own), its formula (``x = v - v_th``, ``g`` the incoming
+    gradient) and where the formula comes from."""
+
+    code: int
+    default_alpha: float
+    formula: str
+    reference: str
+
+
+SURROGATES: dict[str, Surrogate] = {
+    "super": Surrogate(0, 100.0, "g / (|x| + 1)^2 (alpha unused, as in norse)",
+                       "norse SuperSpike (Zenke & Ganguli 2018)"),
+    "fast_sigmoid": Surrogate(1, 25.0, "g / (alpha |x| + 1)^2", "snnTorch surrogate.fast_sigmoid (slope = alpha)"),
+    "atan": Surrogate(2, 2.0, "alpha / 2 / (1 + (pi / 2 alpha x)^2) g",
+                      "snnTorch surrogate.atan (Fang et al. 2021)"),
+    "triangle": Surrogate(3, 0.3, "g alpha max(0, 1 - |x|)", "norse triangle (Esser et al. 2016; Bellec et al. 2020)"),
+    "tanh": Surrogate(4, 100.0, "g (1 - tanh(alpha x)^2)", "norse heavi_tanh"),
+    "circ": Surrogate(5, 100.0, "g (1 / (2 sqrt(alpha^2 + x^2)) - x^2 / (2 (alpha^2 + x^2)^1.5)) 2 alpha",
+                      "norse heavi_circ"),
+    "heavi_erfc": Surrogate(6, 100.0, "2 exp(-(alpha x)^2) / sqrt(pi) g", "norse heavi_erfc"),
+}
+
+
+def surrogate_code(name: str) -> int:
+    """The kernel's code of surrogate ``name``; an unknown name is an error listing the menu."""
+    try:
+        return SURROGATES[name].code
+    except KeyError:
+        raise ValueError(f"unknown surrogate {name!r} (expected one of {', '.join(SURROGATES)})") from None
+
+
+def surrogate_alpha(name: str, alpha: float | None) -> float:
+    """``alpha``, or the surrogate's own default when it is None."""
+    surrogate_code(name)
+    return float(SURROGATES[name].default_alpha if alpha is None else alpha)
+
+
+def _surrogate_grad(g: torch.Tensor, x: torch.Tensor, kind: int, alpha: torch.Tensor) -> torch.Tensor:
+    """``g`` times the surrogate derivative at ``x = v - v_th``, in the reference's operation order."""
+    if kind == 0:
+        return g / (x.abs() + 1.0).pow(2)
+    if kind == 1:
+        return g / (alpha * x.abs() + 1.0).pow(2)
+    if kind == 2:
+        return alpha / 2 / (1 + (1.5707963267948966 * alpha * x).pow(2)) * g
+    if kind == 3:
+        return g * alpha * torch.relu(1 - x.abs())
+    if kind == 4:
+        return g * (1 - (x * alpha).tanh().pow(2))
+    if kind == 5:
+        a2 = alpha.pow(2)
+        return g * (-(x.pow(2) / (2 * (a2 + x.pow(2)).pow(1.5))) + 1 / (2 * (a2 + x.pow(2)).sqrt())) * 2 * alpha
+    return (2 * torch.exp(-(alpha * x).pow(2))) / 1.7724538509055159 * g
 
 
 def _lif_forward(cur: torch.Tensor, a_mem: torch.Tensor, a_syn_neg: torch.Tensor, v_leak: torch.Tensor,
@@ -45,7 +108,8 @@ def _lif_forward(cur: torch.Tensor, a_mem: torch.Tensor, a_syn_neg: torch.Tensor
 
 
 def _lif_backward(grad_z: torch.Tensor, spikes: torch.Tensor, v_pre: torch.Tensor, a_mem: torch.Tensor,
-                  a_syn_neg: torch.Tensor, v_th: torch.Tensor, v_reset: torch.Tensor) -> torch.Tensor:
+                  a_syn_neg: torch.Tensor, v_th: torch.Tensor, v_reset: torch.Tensor, kind: int,
+                  alpha: torch.Tensor) -> torch.Tensor:
     """Adjoint of :func:`_lif_forward`: grad wrt spikes (B, T, H) -> grad wrt input current (B, T, H).
 
     The reset path is differentiated too (norse does not detach it); operation order follows
@@ -58,9 +122,9 @@ def _lif_backward(grad_z: torch.Tensor, spikes: torch.Tensor, v_pre: torch.Tenso
     for t in range(steps - 1, -1, -1):
         z = spikes[t]
         v_dec = v_pre[t]
-        # v_new = (1 - z) v_dec + z v_reset; z = H(v_dec - v_th) with the SuperSpike surrogate
+        # v_new = (1 - z) v_dec + z v_reset; z = H(v_dec - v_th) with the surrogate's derivative
         g_z = grad_z[:, t] - g_v * v_dec + g_v * v_reset
-        g_vdec = g_v * (1.0 - z) + g_z / ((v_dec - v_th).abs() + 1.0).pow(2)
+        g_vdec = g_v * (1.0 - z) + _surrogate_grad(g_z, v_dec - v_th, kind, alpha)
         g_dv = g_vdec * a_mem
         g_inew = g_i + g_i * a_syn_neg + g_dv
         g_cur[:, t] = g_inew
@@ -109,6 +173,7 @@ def _script(fn):
         return fn
 
 
+_surrogate_grad = _script(_surrogate_grad)
 _lif_forward_s = _script(_lif_forward)
 _lif_backward_s = _script(_lif_backward)
 _li_forward_s = _script(_li_forward)
@@ -116,25 +181,31 @@ _li_backward_s = _script(_li_backward)
 
 
 class LIFScan(torch.autograd.Function):
-    """``spikes = LIFScan.apply(current, a_mem, a_syn_neg, v_leak, v_th, v_reset)``, (B, T, H) both.
+    """``spikes = LIFScan.apply(current, a_mem, a_syn_neg, v_leak, v_th, v_reset[, surrogate, alpha])``,
+    (B, T, H) both.
 
     ``a_mem = dt * tau_mem_inv`` and ``a_syn_neg = -dt * tau_syn_inv`` as 0-d tensors, computed the
-    way norse computes them (see :func:`lif_constants`).
+    way norse computes them (see :func:`lif_constants`); ``surrogate`` a name of
+    :data:`SURROGATES` (default ``"super"``), ``alpha`` its sharpness (None: its default).
     """
 
     @staticmethod
-    def forward(ctx, current, a_mem, a_syn_neg, v_leak, v_th, v_reset):
+    def forward(ctx, current, a_mem, a_syn_neg, v_leak, v_th, v_reset, surrogate="super", alpha=None):
         """Spikes (B, T, H) of the whole time loop; saves spikes and pre-reset voltages for backward."""
         spikes, v_pre = _lif_forward_s(current.contiguous(), a_mem, a_syn_neg, v_leak, v_th, v_reset)
-        ctx.save_for_backward(spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset)
+        alpha_t = torch.as_tensor(surrogate_alpha(surrogate, None if alpha is None else float(alpha)),
+                                  dtype=current.dtype, device=current.device)
+        ctx.kind = surrogate_code(surrogate)
+        ctx.save_for_backward(spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset, alpha_t)
         return spikes.transpose(0, 1)
 
     @staticmethod
     def backward(ctx, grad_spikes):
         """Gradient with respect to ``current`` (the surrogate adjoint); none for the constants."""
-        spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset = ctx.saved_tensors
-        grad = _lif_backward_s(grad_spikes.contiguous(), spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset)
-        return grad, None, None, None, None, None
+        spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset, alpha = ctx.saved_tensors
+        grad = _lif_backward_s(grad_spikes.contiguous(), spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset, ctx.kind,
+                               alpha)
+        return grad, None, None, None, None, None, None, None
 
 
 class LIScan(torch.autograd.Function):

@@ -15,8 +15,9 @@ to v_reset. The NIR export and the edge simulator reproduce exactly this order.
 Two implementations of the same dynamics (``arch.impl``): ``"norse"`` calls norse's step functions
 over T; ``"fused"`` (default) runs each layer's whole time loop as one autograd function
 (:mod:`biospike.models.fused`) whose forward and gradients are bitwise equal to norse's and several
-times faster to train. The fused path covers the feed-forward LIF with the SuperSpike surrogate;
-a recurrent layer or another surrogate steps through norse (the recurrent Linear must run per step).
+times faster to train. The fused path covers the feed-forward LIF with every surrogate of
+:data:`biospike.models.fused.SURROGATES`; a recurrent layer steps through norse (the recurrent
+Linear must run per step), with norse's own surrogates only.
 """
 
 from __future__ import annotations
@@ -32,9 +33,13 @@ from norse.torch.functional.leaky_integrator import LIParameters, LIState, li_fe
 from norse.torch.functional.lif import LIFFeedForwardState, LIFParameters, lif_feed_forward_step
 from torch import nn
 
-from biospike.models.fused import LIFScan, LIScan, lif_constants
+from biospike.errors import BiospikeError
+from biospike.models.fused import SURROGATES, LIFScan, LIScan, lif_constants, surrogate_alpha
 
-__all__ = ["AUTO_DRIVE_RMS", "NEURON_KEYS", "SNN", "SNNArch", "auto_input_scale"]
+__all__ = ["AUTO_DRIVE_RMS", "NEURON_KEYS", "NORSE_SURROGATES", "SNN", "SNNArch", "auto_input_scale"]
+
+# the surrogates norse's step functions know (the norse path and recurrent layers run only these)
+NORSE_SURROGATES = ("super", "triangle", "tanh", "circ", "heavi_erfc")
 
 # input_scale "auto" and the data-driven initialisation aim the membrane drive's RMS across
 # neurons and steps at this many thresholds.
@@ -75,6 +80,8 @@ class SNNArch:
         arch = cls(**{**d, "n_hidden": list(d["n_hidden"])})
         if arch.impl not in ("fused", "norse"):
             raise ValueError(f"unknown SNN impl {arch.impl!r} (expected 'fused' or 'norse')")
+        if arch.surrogate not in SURROGATES:
+            raise ValueError(f"unknown surrogate {arch.surrogate!r} (expected one of {', '.join(SURROGATES)})")
         return arch
 
 
@@ -84,6 +91,10 @@ class SNN(nn.Module):
     def __init__(self, arch: SNNArch) -> None:
         super().__init__()
         self.arch = arch
+        if arch.surrogate not in NORSE_SURROGATES and (arch.impl != "fused" or arch.recurrent):
+            raise BiospikeError(
+                f"train.surrogate {arch.surrogate!r} runs in the fused kernel only: it needs train.impl 'fused' and "
+                f"train.recurrent false (norse's step functions know {', '.join(NORSE_SURROGATES)})")
         sizes = [arch.n_in, *arch.n_hidden]
         self.fc = nn.ModuleList(nn.Linear(a, b, bias=arch.bias) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.rec = nn.ModuleList(nn.Linear(h, h, bias=False) for h in arch.n_hidden) if arch.recurrent else None
@@ -100,7 +111,7 @@ class SNN(nn.Module):
             v_leak=torch.as_tensor(arch.v_leak),
             v_th=torch.as_tensor(arch.v_th),
             v_reset=torch.as_tensor(arch.v_reset),
-            method=arch.surrogate,
+            method=arch.surrogate if arch.surrogate in NORSE_SURROGATES else "super",
             alpha=torch.as_tensor(arch.surrogate_alpha),
         )
         self.li_p = LIParameters(
@@ -112,7 +123,7 @@ class SNN(nn.Module):
     @property
     def fused(self) -> bool:
         """True if the hidden layers run the fused scan (else norse's step functions)."""
-        return self.arch.impl == "fused" and self.rec is None and self.arch.surrogate == "super"
+        return self.arch.impl == "fused" and self.rec is None
 
     def lif_layer(self, current: torch.Tensor, layer: int) -> torch.Tensor:
         """LIF dynamics over time for one layer: input current (B, T, H) -> spikes (B, T, H)."""
@@ -121,7 +132,8 @@ class SNN(nn.Module):
             a_mem, a_syn_neg = lif_constants(p.tau_mem_inv, p.tau_syn_inv, self.arch.dt_s)
             like = {"dtype": current.dtype, "device": current.device}
             return LIFScan.apply(current, a_mem.to(**like), a_syn_neg.to(**like), p.v_leak.to(**like),
-                                 p.v_th.to(**like), p.v_reset.to(**like))
+                                 p.v_th.to(**like), p.v_reset.to(**like), self.arch.surrogate,
+                                 surrogate_alpha(self.arch.surrogate, self.arch.surrogate_alpha))
         batch, steps, width = current.shape
         zeros = current.new_zeros(batch, width)
         state = LIFFeedForwardState(v=zeros + self.arch.v_leak, i=zeros)
