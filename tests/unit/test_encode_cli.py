@@ -49,7 +49,7 @@ def _run(windows_h5, out, encoding, params):
                  str(windows_h5), "--output", str(out), "--encoding", encoding])
 
 
-@pytest.mark.parametrize("encoding,width", [("delta", 6), ("population", 24), ("rate", 6)])
+@pytest.mark.parametrize("encoding,width", [("delta", 6), ("population", 24), ("rate", 6), ("ttfs", 6)])
 def test_cli_writes_a_valid_spikes_file(windows_h5, tmp_path, encoding, width):
     out = tmp_path / "demo" / encoding / "spikes.h5"
     assert _run(windows_h5, out, encoding, {}) == 0
@@ -75,6 +75,9 @@ def test_cli_writes_a_valid_spikes_file(windows_h5, tmp_path, encoding, width):
         assert 5 < st["reconstruction_snr_db"] < 30 and len(st["reconstruction_snr_db_per_channel"]) == 3
     if encoding == "population":
         assert np.asarray(sp.encoder["fitted"]["centres"]).shape == (3, 8)
+    if encoding == "ttfs":  # one frame per window: at most one spike per channel and window
+        assert sp.spikes.sum(axis=1).max() == 1 and st["ttfs_frames_per_window"] == 1
+        assert st["spikes_per_window_mean"] == pytest.approx(width * (1 - st["ttfs_silent_fraction"]))
 
 
 def test_same_input_same_spikes_and_fit_on_train_only(tmp_path):
@@ -82,7 +85,7 @@ def test_same_input_same_spikes_and_fit_on_train_only(tmp_path):
     changed = _windows()
     changed.signals[36:] *= 10  # val/test windows only
     settings = encode_settings({"fit_split": "train"})
-    for encoding in ("delta", "population", "rate"):
+    for encoding in ("delta", "population", "rate", "ttfs"):
         a = encode_windows(base, encoding, settings, seed=3)
         b = encode_windows(base, encoding, settings, seed=3)
         np.testing.assert_array_equal(a.spikes, b.spikes)

@@ -1,4 +1,4 @@
-"""The encode stage: windows.h5 -> spikes.h5 for one encoding (delta | population | rate).
+"""The encode stage: windows.h5 -> spikes.h5 for one encoding (delta | population | rate | ttfs).
 
 Encodings are registered (:data:`ENCODINGS`): each says how to fit its parameters on some windows
 (a JSON-able record, stored in spikes.h5 and with every model) and how to apply a fitted record
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from biospike.config import section_settings
-from biospike.encode import delta, population, rate
+from biospike.encode import delta, population, rate, ttfs
 from biospike.encode.timebase import (
     TimeBase,
     band_high_hz,
@@ -61,7 +61,7 @@ class Encoding:
     fit: Callable[[np.ndarray, Mapping[str, Any], list[str]], dict]
     apply: Callable[[np.ndarray, Mapping[str, Any], TimeBase, Mapping[str, Any], int], tuple[np.ndarray, dict]]
     channel_names: Callable[[list[str], Mapping[str, Any]], list[str]]
-    frame_steps: Callable[[Mapping[str, Any]], int] = lambda sub: 1
+    frame_steps: Callable[[Mapping[str, Any]], int] = lambda sub: 1  # 0: the whole window
     frame_label: str = "frame"  # what one frame is, for the Nyquist message
 
 
@@ -103,10 +103,20 @@ def _population_apply(signals: np.ndarray, rec: Mapping[str, Any], tb: TimeBase,
 
 def _rate_apply(signals: np.ndarray, rec: Mapping[str, Any], tb: TimeBase, sub: Mapping[str, Any],
                 seed: int) -> tuple[np.ndarray, dict]:
-    scale = rate.RateScale(polarity=str(rec["polarity"]), offset=np.asarray(rec["offset"], dtype=np.float64),
-                           scale=np.asarray(rec["scale"], dtype=np.float64))
-    spikes, capped = rate.rate_encode(tb.step_values(signals), scale, sub["emission"], sub["max_rate_hz"], tb.dt_s, seed)
+    spikes, capped = rate.rate_encode(tb.step_values(signals), _rate_scale(rec), sub["emission"], sub["max_rate_hz"], tb.dt_s, seed)
     return spikes, {"saturated_entries": capped}
+
+
+def _rate_scale(rec: Mapping[str, Any]) -> rate.RateScale:
+    return rate.RateScale(polarity=str(rec["polarity"]), offset=np.asarray(rec["offset"], dtype=np.float64),
+                          scale=np.asarray(rec["scale"], dtype=np.float64))
+
+
+def _ttfs_apply(signals: np.ndarray, rec: Mapping[str, Any], tb: TimeBase, sub: Mapping[str, Any],
+                seed: int) -> tuple[np.ndarray, dict]:  # noqa: ARG001
+    spikes, stats = ttfs.ttfs_encode(signals, _rate_scale(rec), tb, sub["frame_steps"], sub["frame_value"],
+                                     sub["cutoff"])
+    return spikes, {"saturated_entries": 0, **stats}
 
 
 ENCODINGS: Registry[Encoding] = Registry("encoding")
@@ -124,6 +134,14 @@ ENCODINGS.register(Encoding(
     fit=lambda fit, sub, names: rate.fit_scale(fit, sub["polarity"], sub["scale_percentile"], names).describe(),
     apply=_rate_apply,
     channel_names=lambda names, sub: _bipolar(names) if sub["polarity"] == "bipolar" else list(names)))
+ENCODINGS.register(Encoding(
+    name="ttfs",
+    fit=lambda fit, sub, names: rate.fit_scale(fit, sub["polarity"], sub["scale_percentile"], names).describe(),
+    apply=_ttfs_apply,
+    channel_names=lambda names, sub: _bipolar(names) if sub["polarity"] == "bipolar" else list(names),
+    # the frame's start value is a sample of the signal (Nyquist per frame); its mean is an envelope
+    frame_steps=lambda sub: (sub["frame_steps"] or 0) if sub["frame_value"] == "start" else 1,
+    frame_label="TTFS frame"))
 
 
 def spike_channel_names(encoding: str, channel_names: list[str], settings: Mapping[str, Any]) -> list[str]:
@@ -146,7 +164,7 @@ def _grid(shape: tuple[int, ...], fs_hz: float, band_hz: float, channel_names: l
     if n_samples < 1:
         raise BiospikeError("windows have no samples", source)
     tb = make_timebase(fs_hz, n_samples, band_hz, settings.get("dt_s"), settings.get("n_steps"))
-    k = enc.frame_steps(settings[encoding])
+    k = enc.frame_steps(settings[encoding]) or tb.n_steps
     if k > 1:
         check_nyquist(tb, k * tb.dt_s, f"{encoding} {enc.frame_label} ({k} steps of {tb.dt_s * 1e3:g} ms)", source)
     else:
@@ -230,7 +248,7 @@ def encode_signals(signals: np.ndarray, fs_hz: float, encoding: str, settings: M
 
     Parameters
     ----------
-    encoding : a registered encoding (:data:`ENCODINGS`: ``delta``, ``population``, ``rate``).
+    encoding : a registered encoding (:data:`ENCODINGS`: ``delta``, ``population``, ``rate``, ``ttfs``).
     settings : the config's ``encode`` section; missing keys take the schema's defaults.
     fit_on : (M, C, L) windows the encoder statistics are fitted on (default: ``signals``). Pass the
         training (or a public) split so that test windows leave no trace in the encoder.
