@@ -16,7 +16,7 @@ __all__ = ["SUBCOMMANDS", "main"]
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("biospike.demo:cli", "write labelled synthetic EEG (EDF+), ECG (WFDB) and EMG (text) recordings"),
     "ingest": ("biospike.ingest:cli", "read recordings, preprocess, window, split by subject -> windows.h5"),
-    "encode": ("biospike.encode.cli:cli", "windows.h5 -> spikes.h5 (delta | population | rate | ttfs)"),
+    "encode": ("biospike.encode.cli:cli", "windows.h5 -> spikes.h5 (delta | population | rate | ttfs | *_burst)"),
     "train": ("biospike.train:cli", "train an SNN / ANN / classical model on spikes.h5"),
     "harden": ("biospike.privacy.cli:cli_harden", "DP-SGD training with an accounted (epsilon, delta)"),
     "privacy-table": ("biospike.privacy.cli:cli_table", "privacy-utility table over the epsilon targets"),

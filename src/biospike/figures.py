@@ -50,7 +50,8 @@ ANNOTATION_PT = 7  # numbers written inside plots (cell counts, bar values)
 KEY_COLOR = "#555555"  # legend keys of a line style or marker shape alone (and neutral connecting lines)
 CHANCE_COLOR = "#999999"
 
-ENCODING_STYLES = {"delta": ("-", "o"), "population": ("--", "s"), "rate": (":", "^"), "ttfs": ("-.", "D")}
+ENCODING_STYLES = {"delta": ("-", "o"), "population": ("--", "s"), "rate": (":", "^"), "ttfs": ("-.", "D"),
+                   "poisson_burst": ((0, (1, 1)), "v"), "delayed_burst": ((0, (5, 1, 1, 1)), "P")}
 _EXTRA_STYLES = (("-.", "D"), ((0, (1, 1)), "v"), ((0, (5, 1, 1, 1)), "P"))
 HARDWARE_STYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1, 1, 1)))
 

@@ -49,7 +49,8 @@ def _run(windows_h5, out, encoding, params):
                  str(windows_h5), "--output", str(out), "--encoding", encoding])
 
 
-@pytest.mark.parametrize("encoding,width", [("delta", 6), ("population", 24), ("rate", 6), ("ttfs", 6)])
+@pytest.mark.parametrize("encoding,width", [("delta", 6), ("population", 24), ("rate", 6), ("ttfs", 6),
+                                            ("poisson_burst", 6), ("delayed_burst", 6)])
 def test_cli_writes_a_valid_spikes_file(windows_h5, tmp_path, encoding, width):
     out = tmp_path / "demo" / encoding / "spikes.h5"
     assert _run(windows_h5, out, encoding, {}) == 0
@@ -85,7 +86,7 @@ def test_same_input_same_spikes_and_fit_on_train_only(tmp_path):
     changed = _windows()
     changed.signals[36:] *= 10  # val/test windows only
     settings = encode_settings({"fit_split": "train"})
-    for encoding in ("delta", "population", "rate", "ttfs"):
+    for encoding in ("delta", "population", "rate", "ttfs", "poisson_burst", "delayed_burst"):
         a = encode_windows(base, encoding, settings, seed=3)
         b = encode_windows(base, encoding, settings, seed=3)
         np.testing.assert_array_equal(a.spikes, b.spikes)

@@ -67,7 +67,7 @@ def _fit_with_scaled(idx, encoding, settings):
     return encode_windows(win, encoding, settings, seed=1).encoder["fitted"]
 
 
-@pytest.mark.parametrize("encoding", ["delta", "population", "rate", "ttfs"])
+@pytest.mark.parametrize("encoding", ["delta", "population", "rate", "ttfs", "poisson_burst", "delayed_burst"])
 def test_population_fit_uses_the_population_windows_only(encoding):
     win = _windows()
     sp = encode_windows(win, encoding, POP, seed=1)
@@ -84,7 +84,7 @@ def test_default_fits_on_the_public_population():
     assert DEFAULT["fit_split"] == "population"
 
 
-@pytest.mark.parametrize("encoding", ["delta", "population", "rate", "ttfs"])
+@pytest.mark.parametrize("encoding", ["delta", "population", "rate", "ttfs", "poisson_burst", "delayed_burst"])
 def test_train_fit_uses_the_training_windows_only(encoding):
     win = _windows()
     sp = encode_windows(win, encoding, TRAIN_FIT, seed=1)

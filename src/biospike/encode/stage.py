@@ -1,4 +1,5 @@
-"""The encode stage: windows.h5 -> spikes.h5 for one encoding (delta | population | rate | ttfs).
+"""The encode stage: windows.h5 -> spikes.h5 for one encoding (delta | population | rate | ttfs |
+poisson_burst | delayed_burst; docs/encoding.md).
 
 Encodings are registered (:data:`ENCODINGS`): each says how to fit its parameters on some windows
 (a JSON-able record, stored in spikes.h5 and with every model) and how to apply a fitted record
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from biospike.config import section_settings
-from biospike.encode import delta, population, rate, ttfs
+from biospike.encode import burst, delta, population, rate, ttfs
 from biospike.encode.timebase import (
     TimeBase,
     band_high_hz,
@@ -119,6 +120,15 @@ def _ttfs_apply(signals: np.ndarray, rec: Mapping[str, Any], tb: TimeBase, sub: 
     return spikes, {"saturated_entries": 0, **stats}
 
 
+def _burst_apply(dynamics: str) -> Callable[..., tuple[np.ndarray, dict]]:
+    def apply(signals: np.ndarray, rec: Mapping[str, Any], tb: TimeBase, sub: Mapping[str, Any],
+              seed: int) -> tuple[np.ndarray, dict]:
+        spikes, stats = burst.burst_encode(signals, _rate_scale(rec), tb, dynamics, sub["frame_steps"],
+                                           sub["burst_mean"], sub["isi_steps"], sub.get("margin_steps"), seed)
+        return spikes, {"saturated_entries": 0, **stats}
+    return apply
+
+
 ENCODINGS: Registry[Encoding] = Registry("encoding")
 ENCODINGS.register(Encoding(
     name="delta", fit=_delta_fit, apply=_delta_apply, channel_names=lambda names, sub: _bipolar(names)))
@@ -142,6 +152,12 @@ ENCODINGS.register(Encoding(
     # the frame's start value is a sample of the signal (Nyquist per frame); its mean is an envelope
     frame_steps=lambda sub: (sub["frame_steps"] or 0) if sub["frame_value"] == "start" else 1,
     frame_label="TTFS frame"))
+for _dynamics in burst.DYNAMICS:  # the burst input dynamics (rate coding is "rate")
+    ENCODINGS.register(Encoding(
+        name=f"{_dynamics}_burst",
+        fit=lambda fit, sub, names: rate.fit_scale(fit, sub["polarity"], sub["scale_percentile"], names).describe(),
+        apply=_burst_apply(_dynamics),
+        channel_names=lambda names, sub: _bipolar(names) if sub["polarity"] == "bipolar" else list(names)))
 
 
 def spike_channel_names(encoding: str, channel_names: list[str], settings: Mapping[str, Any]) -> list[str]:
@@ -248,7 +264,8 @@ def encode_signals(signals: np.ndarray, fs_hz: float, encoding: str, settings: M
 
     Parameters
     ----------
-    encoding : a registered encoding (:data:`ENCODINGS`: ``delta``, ``population``, ``rate``, ``ttfs``).
+    encoding : a registered encoding (:data:`ENCODINGS`: ``delta``, ``population``, ``rate``, ``ttfs``,
+        ``poisson_burst``, ``delayed_burst``).
     settings : the config's ``encode`` section; missing keys take the schema's defaults.
     fit_on : (M, C, L) windows the encoder statistics are fitted on (default: ``signals``). Pass the
         training (or a public) split so that test windows leave no trace in the encoder.

@@ -37,7 +37,7 @@ def frame_bounds(n_steps: int, frame_steps: int | None) -> np.ndarray:
     """(F + 1,) first step of every frame and T at the end; ``frame_steps`` None or 0: one frame."""
     k = n_steps if not frame_steps else int(frame_steps)
     if k < 1:
-        raise BiospikeError(f"encode.ttfs.frame_steps must be at least 1, got {frame_steps}")
+        raise BiospikeError(f"frame_steps must be at least 1, got {frame_steps}")
     return np.append(np.arange(0, n_steps, k), n_steps).astype(np.int64)
 
 
@@ -53,20 +53,21 @@ def ttfs_offsets(a: np.ndarray, frame_len: np.ndarray, cutoff: float) -> np.ndar
 
 
 def frame_intensity(signals: np.ndarray, fit: RateScale, tb: TimeBase, bounds: np.ndarray,
-                    frame_value: str) -> np.ndarray:
-    """(N, C, L) windows -> (N, F, C') frame intensities in [0, 1] (float32)."""
+                    frame_value: str, setting: str = "encode.ttfs") -> np.ndarray:
+    """(N, C, L) windows -> (N, F, C') frame intensities in [0, 1] (float32); ``setting`` names
+    the config section in error messages."""
     if frame_value == "start":
         values = tb.step_values(signals, 1)[..., bounds[:-1]]
         return intensity(values, fit)
     if frame_value != "mean":
-        raise BiospikeError(f"encode.ttfs.frame_value must be one of {FRAME_VALUES}, got {frame_value!r}")
+        raise BiospikeError(f"{setting}.frame_value must be one of {FRAME_VALUES}, got {frame_value!r}")
     step_of_sample = tb.sample_step()
     frame_of_sample = np.searchsorted(bounds, step_of_sample, side="right") - 1
     counts = np.bincount(frame_of_sample, minlength=len(bounds) - 1)
     if np.any(counts == 0):
-        raise BiospikeError(f"encode.ttfs.frame_value 'mean' needs at least one sample per frame: a frame of "
-                            f"{int(np.diff(bounds).min())} step(s) of {tb.dt_s * 1e3:g} ms holds none at "
-                            f"{tb.fs_hz:g} Hz (raise encode.ttfs.frame_steps or use frame_value: start)")
+        raise BiospikeError(f"{setting}: the frame's mean intensity needs at least one sample per frame: a frame "
+                            f"of {int(np.diff(bounds).min())} step(s) of {tb.dt_s * 1e3:g} ms holds none at "
+                            f"{tb.fs_hz:g} Hz (raise {setting}.frame_steps)")
     starts = np.searchsorted(frame_of_sample, np.arange(len(counts)))
     per_sample = intensity(signals, fit)  # (N, L, C')
     sums = np.add.reduceat(per_sample, starts, axis=1)
