@@ -758,8 +758,10 @@ def plot_attack_vs_T(data: Mapping[str, Any]) -> Figure:  # noqa: N802
 
 @styled
 def plot_energy(data: Mapping[str, Any]) -> Figure:
-    """Energy per inference per edge target (log scale), one bar per model; a model that does
-    not fit a target gets a marked empty slot."""
+    """Total energy per inference (dynamic + chip static) per edge target (log scale), one bar per
+    model; a model that does not fit a target gets a marked empty slot (×), a total with a term no
+    source publishes (``energy_j`` None for a model that fits) reads "unknown" and gets no bar, so
+    the bars drawn side by side all contain the same terms."""
     encs = list(data["encodings"])
     hardware = list(data["hardware"])
     bars = data["bars"]
@@ -784,16 +786,20 @@ def plot_energy(data: Mapping[str, Any]) -> Figure:
                     ax.bar(x, b["energy_j"] - lo, width * 0.92, bottom=lo, color=model_color(t, targets))
                     ax.text(x, b["energy_j"] * 1.12, fmt_si(b["energy_j"], "J").replace(" ", "\u2009"), ha="center",
                             va="bottom", fontsize=ANNOTATION_PT, rotation=90 if len(present) > 2 else 0)
+                elif b["fits"]:
+                    ax.text(x, lo * 1.15, "unknown", ha="center", va="bottom", color=model_color(t, targets),
+                            fontsize=ANNOTATION_PT, rotation=90)
                 else:
                     ax.text(x, lo * 1.15, "×", ha="center", va="bottom", color=model_color(t, targets), fontsize=9,
                             fontweight="bold")
         ax.set_yscale("log")
         ax.set_ylim(lo, (max(energies) if energies else lo) * (30 if len(targets) > 2 else 5))  # room for the labels
-        ax.set_ylabel("energy / inference (J)")
+        ax.set_ylabel("total energy / inference (J)")
         ax.set_title(f"{enc} encoding", loc="left")
         ax.grid(False, axis="x")
     axes[-1].set_xticks(range(len(hardware)), [hardware_label(h) for h in hardware])
-    fig.suptitle(f"{data['dataset']}: energy per inference (log scale; × = does not fit)", x=0.02, ha="left")
+    fig.suptitle(f"{data['dataset']}: energy per inference, dynamic + chip static (log scale; × = does not fit; "
+                 "unknown = a term not published)", x=0.02, ha="left")
     handles = [matplotlib.patches.Patch(color=model_color(t, targets)) for t in targets]
     _legend_below(fig, handles, [model_label(t) for t in targets], ncol=min(len(targets), 3))
     return fig

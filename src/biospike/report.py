@@ -42,10 +42,11 @@ from biospike.targets import dp_epsilon, label
 from biospike.units import fmt_num, fmt_si
 
 __all__ = [
-    "AttackResult", "DEFAULT_CFG", "DEPLOY_KEYS", "Doc", "FIGURES", "FIGURE_FORMATS", "FigureSpec", "Row",
+    "AttackResult", "DEFAULT_CFG", "DEPLOY_KEYS", "Doc", "FIGURES", "FIGURE_FORMATS", "FigureSpec",
+    "LIKE_FOR_LIKE_TERMS", "Row",
     "accuracy_vs_steps", "as_number", "attack_results", "best_attack", "build_summary", "cli", "confusion_of",
     "discover_plan", "figure_entries", "figure_inputs", "figure_kinds", "figure_paths", "find_roc_csv",
-    "make_figure", "make_figures", "make_pointer", "methods_facts", "methods_text", "read_curve", "read_roc",
+    "like_for_like_total_j", "make_figure", "make_figures", "make_pointer", "methods_facts", "methods_text", "read_curve", "read_roc",
     "read_t_sweep", "read_test_metric", "register_figure", "report_outputs", "require_files", "resolve_pointer",
     "resolve_source", "strongest_attack", "strongest_attack_rule", "summary_html", "summary_inputs",
     "summary_markdown", "write_summary", "write_text",
@@ -317,8 +318,14 @@ PRIVACY_KEYS = {  # biospike harden: privacy.json
 DEPLOY_KEYS = {  # biospike simulate: R/{dataset}/{encoding}/{target}/deploy/{hardware}.json
     "fits": ("/fits",),
     "runs_model": ("/model",),  # "snn" (also DP-SNNs), or "ann" for an MCU profile (under ann/deploy/)
-    "energy_per_inference_j": ("/energy/per_inference_j",),
+    "energy_per_inference_j": ("/energy/per_inference_j",),  # total: dynamic + chip static (null: unknown)
+    "dynamic_energy_j": ("/energy/dynamic_j",),
+    "static_energy_j": ("/energy/static_j",),  # chip static power x on-time
+    "static_used_cores_energy_j": ("/energy/static_used_cores_j",),  # its share for the cores used
+    "energy_total_terms": ("/energy/total_terms",),  # what the total contains: ["dynamic", "static"]
     "latency_s": ("/latency/per_inference_s",),
+    "compute_latency_s": ("/latency/compute_per_inference_s",),  # the chip's own, apart from the window
+    "edp_compute_js": ("/energy/edp_compute_js",),  # energy-delay product on the compute latency
     "time_to_decision_s": ("/latency/time_to_decision_s",),
     "power_w": ("/power/average_at_real_time_w",),
     "quantized_accuracy": ("/accuracy/quantized",),
@@ -568,7 +575,9 @@ def build_summary(plan: Plan, results: str | Path, cfg: Mapping[str, Any] | None
     return {
         "columns": list(ROW_COLUMNS),
         "deploy_columns": list(DEPLOY_COLUMNS),
-        "units": {"energy_per_inference_j": "J", "latency_s": "s", "time_to_decision_s": "s", "power_w": "W",
+        "units": {"energy_per_inference_j": "J", "dynamic_energy_j": "J", "static_energy_j": "J",
+                  "static_used_cores_energy_j": "J", "latency_s": "s", "compute_latency_s": "s", "edp_compute_js": "J s",
+                  "time_to_decision_s": "s", "power_w": "W",
                   "spikes_per_inference": "spikes", "epsilon": "", "delta": ""},
         "best_attack_by": cfg["best_attack_by"],
         "attack_level": cfg["attack_level"],
@@ -1065,22 +1074,46 @@ def _fits_cell(d: Mapping[str, Any]) -> str:
     return "no: " + "; ".join(str(r) for r in (d.get("reasons") or ["reason not recorded"]))
 
 
+# what a total must contain to be shown (and compared): dynamic energy and chip static energy
+LIKE_FOR_LIKE_TERMS = ("dynamic", "static")
+
+
+def like_for_like_total_j(d: Mapping[str, Any]) -> float | None:
+    """A deploy cell's total energy when it contains every term (dynamic and chip static), else
+    None: totals with a term missing are not shown beside the others, nor compared with them."""
+    terms = d.get("energy_total_terms") or ()
+    return d.get("energy_per_inference_j") if tuple(sorted(terms)) == LIKE_FOR_LIKE_TERMS else None
+
+
+def _known_si(value: Any, unit: str) -> str:
+    """A number of a model that fits: "unknown" when no published figure prices it (null)."""
+    return "unknown" if value is None else fmt_si(value, unit)
+
+
 def _deploy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """One line per model x edge target, in the summary's row order (SNN, DP-SNNs, then the ANN
-    baseline on MCU profiles); a model that does not fit says why and shows no numbers."""
+    baseline on MCU profiles); a model that does not fit says why and shows no numbers. Energy in
+    its terms: dynamic, chip static (and its share for the cores used) and total; a term no
+    source publishes reads "unknown", and so does every total it belongs to."""
     head = ["dataset", "encoding", "model", "edge target", "fits", "cores", "bal. acc. quantized (float)",
-            "energy/inference", "latency", "time to decision", "power"]
+            "dynamic energy", "static energy: chip (used cores)", "total energy", "latency", "compute latency",
+            "EDP on compute", "time to decision", "power"]
     order = {hw: i for i, hw in enumerate(summary.get("hardware", []))}
     body = []
     for r in summary["rows"]:
         for hw in sorted(r.get("deploy") or {}, key=lambda h: (order.get(h, len(order)), h)):
             d = r["deploy"][hw]
             if not d.get("fits"):
-                body.append([r["dataset"], r["encoding"], label(r["model"]), hw, _fits_cell(d)] + ["–"] * 6)
+                body.append([r["dataset"], r["encoding"], label(r["model"]), hw, _fits_cell(d)] + ["–"] * (len(head) - 5))
                 continue
+            static = _known_si(d.get("static_energy_j"), "J")
+            if d.get("static_used_cores_energy_j") is not None:
+                static += f" ({fmt_si(d['static_used_cores_energy_j'], 'J')})"
             body.append([r["dataset"], r["encoding"], label(r["model"]), hw, _fits_cell(d),
-                         fmt_num(d.get("cores_used")), _balanced_cell(d), fmt_si(d["energy_per_inference_j"], "J"),
-                         fmt_si(d["latency_s"], "s"), fmt_si(d.get("time_to_decision_s"), "s"), fmt_si(d["power_w"], "W")])
+                         fmt_num(d.get("cores_used")), _balanced_cell(d), _known_si(d.get("dynamic_energy_j"), "J"),
+                         static, _known_si(like_for_like_total_j(d), "J"), fmt_si(d["latency_s"], "s"),
+                         _known_si(d.get("compute_latency_s"), "s"), _known_si(d.get("edp_compute_js"), "J s"),
+                         fmt_si(d.get("time_to_decision_s"), "s"), _known_si(d["power_w"], "W")])
     return head, body
 
 
@@ -1117,8 +1150,14 @@ def _rule_note(summary: Mapping[str, Any]) -> str:
 def _edge_intro() -> str:
     return ("Per edge target: does the model fit (if not, why, and no numbers), cores used, balanced accuracy "
             "of the quantized model on the simulated test windows (of the float model in brackets), energy per "
-            "inference (dynamic + static), latency per inference, time to decision with the confidence early "
-            "exit, and average power at the real-time rate. MCU targets run the same-size ANN baseline.")
+            "inference in its terms: dynamic, static (chip static power x on-time; in brackets its share for the "
+            "cores the model uses) and total (dynamic + chip static), latency per inference, the chip's own "
+            "compute latency per inference apart from the real-time window and the energy-delay product on it, "
+            "time to decision with the confidence early exit, and average power at the real-time rate. "
+            "\"unknown\": a term no published source prices (the profile says null); a total is shown only "
+            "when it contains both terms, so the totals shown are like for like. MCU targets run the "
+            "same-size ANN baseline (dynamic: run-mode energy, which includes the core's static share "
+            "while computing; static: sleep power for the rest of the window).")
 
 
 def summary_markdown(summary: Mapping[str, Any]) -> str:
@@ -1388,9 +1427,12 @@ def _energy_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]
     for (enc, t, hw), doc in _deploy_docs(ds, dp, results).items():  # each JSON under the model it costs
         fits = doc.get(*DEPLOY_KEYS["fits"], what="fits")[0]
         energy = doc.find(*DEPLOY_KEYS["energy_per_inference_j"])
+        terms = doc.find(*DEPLOY_KEYS["energy_total_terms"])
         reason = doc.find("/reasons")
-        bars.append({"encoding": enc, "target": t, "hardware": hw, "fits": bool(fits),
-                     "energy_j": None if energy is None else energy[0],
+        # only totals that contain dynamic and chip static energy are drawn side by side
+        total = like_for_like_total_j({"energy_per_inference_j": None if energy is None else energy[0],
+                                       "energy_total_terms": None if terms is None else terms[0]})
+        bars.append({"encoding": enc, "target": t, "hardware": hw, "fits": bool(fits), "energy_j": total,
                      "reason": None if reason is None else reason[0]})
     return {"dataset": ds, "encodings": dp.encodings, "hardware": dp.hardware, "bars": bars}
 

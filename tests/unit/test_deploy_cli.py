@@ -47,7 +47,22 @@ def test_simulate_every_target(tmp_path):
         assert d["target"] == target and d["fits"] is True and d["reasons"] == []
         assert d["test_windows"]["selected"] == 10 and d["accuracy"]["n_windows"] == 10
         assert 0 <= d["accuracy"]["quantized"] <= 1 and 0 <= d["fidelity"]["spike_agreement"] <= 1
-        assert d["per_inference"]["syn_events"] > 0 and d["energy"]["per_inference_j"] > 0
+        dynamic_terms = set(d["energy"]["terms"]["modelled"]) - {"static"}
+        assert d["per_inference"]["syn_events"] > 0 and (d["energy"]["dynamic_priced_j"] > 0) == bool(dynamic_terms)
+        # a target with a term no source publishes has no total: unknown, not a number without it
+        unknown = d["energy"]["terms"]["unknown"]
+        assert (d["energy"]["per_inference_j"] is None) == bool(unknown), (target, unknown)
+        assert d["energy"]["per_inference_j"] is None or d["energy"]["per_inference_j"] > 0
+        # compute latency apart from the real-time window; the EDP is taken on it
+        lat, en = d["latency"], d["energy"]
+        assert lat["compute_latency_known"] == (lat["compute_per_inference_s"] is not None)
+        if lat["compute_per_inference_s"] is None or en["total_at_compute_latency_j"] is None:
+            assert en["edp_compute_js"] is None
+        else:
+            assert lat["compute_per_inference_s"] == pytest.approx(lat["compute_step_s"] * lat["steps"])
+            assert en["edp_compute_js"] == pytest.approx(en["total_at_compute_latency_j"] * lat["compute_per_inference_s"])
+        if target == "xylo_audio2":  # the chip computes a 30 ms window in well under a millisecond
+            assert lat["compute_per_inference_s"] < 1e-3 < lat["window_s"] == lat["per_inference_s"]
         assert d["latency"]["per_inference_s"] >= 30e-3 - 1e-12  # real time: one step per dt at least
         assert len(d["accuracy_vs_time"]["accuracy_by_step"]) == 30
         assert "early_exit" in d and d["latency"]["time_to_decision_s"] <= d["latency"]["per_inference_s"] + 1e-12
@@ -57,7 +72,12 @@ def test_simulate_every_target(tmp_path):
                  "--hardware", str(HW / "cortex_m4.yaml"), "--output", str(mcu)]) == 0
     d = json.loads(mcu.read_text())
     assert d["model"] == "ann" and d["per_inference"]["macs"] == 30 * (6 * 16 + 16 * 3 + 2 * (16 + 3))
-    assert d["energy"]["per_inference_j"] == d["per_inference"]["macs"] * 1.0 * 300e-12
+    assert d["energy"]["dynamic_j"] == d["per_inference"]["macs"] * 1.0 * 300e-12
+    # real time: the MCU sleeps for the rest of each window after computing
+    idle_s = d["latency"]["window_s"] - d["latency"]["compute_per_inference_s"]
+    assert d["energy"]["static_j"] == pytest.approx(3.3e-6 * idle_s)
+    assert d["energy"]["per_inference_j"] == pytest.approx(d["energy"]["dynamic_j"] + d["energy"]["static_j"])
+    assert d["energy"]["edp_compute_js"] == pytest.approx(d["energy"]["dynamic_j"] * d["latency"]["compute_per_inference_s"])
 
 
 def test_simulate_errors_are_one_line(tmp_path, capsys):

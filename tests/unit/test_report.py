@@ -40,6 +40,17 @@ def _roc(rng: np.random.Generator, strength: float, n: int = 200) -> tuple[np.nd
     return fpr, tpr
 
 
+def _deploy_energy(rng: np.random.Generator, unknown_static: bool = False) -> dict:
+    """The energy block of a deploy JSON: dynamic, chip static (and its used-core share), total;
+    an unknown static power makes static and total null (unknown), as biospike simulate writes."""
+    dynamic = float(10 ** rng.uniform(-8, -5))
+    static = None if unknown_static else float(10 ** rng.uniform(-6, -3))
+    total = None if static is None else dynamic + static
+    return {"dynamic_j": dynamic, "static_j": static, "static_used_cores_j": None if static is None else static / 8,
+            "total_j": total, "per_inference_j": total, "total_terms": [] if total is None else ["dynamic", "static"],
+            "edp_compute_js": None if total is None else total * 1e-3}
+
+
 def _deploy_json(rng: np.random.Generator, hw: str, enc: str) -> dict:
     """A deploy/{hw}.json as biospike simulate writes it (the fields the report reads)."""
     mcu = hw == "cortex_m4"
@@ -50,8 +61,9 @@ def _deploy_json(rng: np.random.Generator, hw: str, enc: str) -> dict:
            "accuracy": {"float": float(rng.uniform(0.5, 0.9)), "quantized": float(rng.uniform(0.4, 0.9)), "n_windows": 8},
            "balanced_accuracy": {"float": float(rng.uniform(0.4, 0.8)), "quantized": float(rng.uniform(0.3, 0.8)),
                                  "n_windows": 8},
-           "energy": {"per_inference_j": float(10 ** rng.uniform(-8, -5)), "total_j": 0.0},
+           "energy": _deploy_energy(rng, unknown_static=hw == "xylo_audio2"),
            "latency": {"steps": T_STEPS, "dt_s": DT_S, "per_inference_s": T_STEPS * DT_S,
+                       "compute_per_inference_s": None if hw == "loihi" else T_STEPS * DT_S / 10,
                        "time_to_decision_s": float(rng.uniform(0.3, 1.0)) * T_STEPS * DT_S},
            "power": {"average_at_real_time_w": float(10 ** rng.uniform(-6, -2)), "static_w": 0.0}}
     if not mcu:
@@ -266,6 +278,12 @@ def test_summary_reads_the_documented_keys(fake):
                 assert all(cells[c] is None for c in cells if c not in ("fits", "runs_model", "reasons")), cells
                 continue
             assert cells["energy_per_inference_j"] == dep["energy"]["per_inference_j"]
+            assert cells["dynamic_energy_j"] == dep["energy"]["dynamic_j"]
+            assert cells["static_energy_j"] == dep["energy"]["static_j"]
+            assert cells["static_used_cores_energy_j"] == dep["energy"]["static_used_cores_j"]
+            assert cells["energy_total_terms"] == dep["energy"]["total_terms"]
+            assert cells["compute_latency_s"] == dep["latency"]["compute_per_inference_s"]
+            assert cells["edp_compute_js"] == dep["energy"]["edp_compute_js"]
             assert cells["latency_s"] == dep["latency"]["per_inference_s"]
             assert cells["time_to_decision_s"] == dep["latency"]["time_to_decision_s"]
             assert cells["power_w"] == dep["power"]["average_at_real_time_w"]
@@ -307,7 +325,7 @@ def test_unfit_edge_rows_say_why_and_print_no_numbers(fake):
         assert cells[4] == "no: " + "; ".join(d["reasons"]), cells
         assert set(cells[5:]) == {"–"}, cells  # no cores, accuracy, energy, latency or power
         deploy = json.loads((results / r["dataset"] / r["encoding"] / r["model"] / "deploy" / f"{hw}.json").read_text())
-        assert f"{deploy['energy']['per_inference_j']:.3g}" not in line
+        assert f"{deploy['energy']['dynamic_j']:.3g}" not in line
     assert html.count("<td class='reason'>no: ") == len(unfit)
 
 
@@ -488,6 +506,61 @@ def test_si_formatting():
     assert report.fmt_si(2.5e-6, "J") == "2.5 µJ"
     assert report.fmt_si(0.0123, "s") == "12.3 ms"
     assert report.fmt_si(None, "W") == "–"
+
+
+def test_edge_table_shows_unknown_terms_and_no_unlike_total(fake):
+    """A term no source publishes reads "unknown" in its column and in the total; a total without
+    both terms (dynamic and chip static) is never printed beside the others."""
+    results, _ = fake
+    summary = json.loads((results / "summary.json").read_text())
+    md = (results / "summary.md").read_text()
+    head = next(line for line in md.splitlines() if line.startswith("| dataset | encoding | model | edge target"))
+    columns = [c.strip() for c in head.strip("|").split("|")]
+    assert {"dynamic energy", "static energy: chip (used cores)", "total energy", "compute latency",
+            "EDP on compute"} <= set(columns)
+    seen = set()
+    for r in summary["rows"]:
+        for hw, d in (r.get("deploy") or {}).items():
+            if not d["fits"]:
+                continue
+            line = next(line for line in md.splitlines()
+                        if line.startswith(f"| {r['dataset']} | {r['encoding']} | {report.label(r['model'])} | {hw} |"))
+            cells = dict(zip(columns, (c.strip() for c in line.strip("|").split("|")), strict=True))
+            if d["static_energy_j"] is None:  # unknown static power: static and total unknown
+                assert cells["static energy: chip (used cores)"] == "unknown" and cells["total energy"] == "unknown"
+                assert cells["dynamic energy"] == report.fmt_si(d["dynamic_energy_j"], "J")
+                seen.add("unknown")
+            else:
+                assert cells["total energy"] == report.fmt_si(d["energy_per_inference_j"], "J")
+                assert cells["static energy: chip (used cores)"] == (
+                    f"{report.fmt_si(d['static_energy_j'], 'J')} ({report.fmt_si(d['static_used_cores_energy_j'], 'J')})")
+                seen.add("known")
+            if d["compute_latency_s"] is None:
+                assert cells["compute latency"] == "unknown"
+    assert seen == {"unknown", "known"}
+
+
+def test_totals_with_unlike_terms_are_not_shown():
+    """A total the deploy JSON does not say contains dynamic and chip static energy (an older
+    file, or a partial sum) is not shown, nor drawn, beside the like-for-like ones."""
+    assert report.like_for_like_total_j({"energy_per_inference_j": 2e-6, "energy_total_terms": ["static", "dynamic"]}) == 2e-6
+    assert report.like_for_like_total_j({"energy_per_inference_j": 2e-6, "energy_total_terms": ["dynamic"]}) is None
+    assert report.like_for_like_total_j({"energy_per_inference_j": 2e-6}) is None
+    from biospike.deploy.hardware import TOTAL_TERMS
+
+    assert tuple(sorted(TOTAL_TERMS)) == report.LIKE_FOR_LIKE_TERMS
+
+
+def test_energy_bars_of_unknown_totals_say_so():
+    """A model that fits but whose total is unknown gets no bar and the word "unknown"."""
+    from biospike import figures
+
+    bars = [{"encoding": "delta", "target": "snn", "hardware": "loihi", "fits": True, "energy_j": 3e-3, "reason": None},
+            {"encoding": "delta", "target": "snn", "hardware": "speck", "fits": True, "energy_j": None, "reason": None}]
+    fig = figures.plot_energy({"dataset": "d", "encodings": ["delta"], "hardware": ["loihi", "speck"], "bars": bars})
+    assert len(fig.axes[0].patches) == 1
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "unknown" in texts and "×" not in texts
 
 
 def test_energy_bars_end_at_the_energy():

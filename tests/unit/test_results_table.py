@@ -65,3 +65,29 @@ def test_leakage_table_lists_every_attacked_model(tmp_path):
     lines = rt.leakage_table(rt.collect(tmp_path / "d", "delta"))
     assert len(lines) == 3  # header, rule, the one attacked model
     assert lines[2].startswith("| emg_x | dpsnn_eps8 | 7.99 | 0.850 | 0.53 [0.40, 0.70] (0.000, loss) |")
+
+
+def test_energy_table_has_dynamic_static_total_and_unknowns():
+    """The edge table states each energy term; an unpublished term reads "unknown", and a total
+    is printed only when it contains dynamic and chip static energy (like for like)."""
+    deploy = {
+        "loihi": {"fits": True, "dynamic_energy_j": 6e-8, "static_energy_j": 3.12e-3, "static_used_cores_energy_j": 4.9e-5,
+                  "energy_per_inference_j": 3.12006e-3, "energy_total_terms": ["dynamic", "static"],
+                  "compute_latency_s": None, "edp_compute_js": None, "quantized_balanced_accuracy": 0.8},
+        "speck": {"fits": True, "dynamic_energy_j": None, "static_energy_j": 1.26e-5, "static_used_cores_energy_j": 2.8e-6,
+                  "energy_per_inference_j": None, "energy_total_terms": [], "compute_latency_s": 1.6e-4,
+                  "edp_compute_js": None, "quantized_balanced_accuracy": 0.7},
+        # a total that does not say it holds both terms (an older file) is not shown
+        "truenorth": {"fits": True, "dynamic_energy_j": 4.6e-9, "static_energy_j": None,
+                      "energy_per_inference_j": 4.6e-9, "compute_latency_s": 0.03, "edp_compute_js": None,
+                      "quantized_balanced_accuracy": 0.6},
+        "xylo_audio2": {"fits": False},
+    }
+    tasks = {"emg_x": {"models": {"snn": {"deploy": deploy}}}}
+    lines = rt.energy_table(tasks)
+    assert "| dynamic | static: chip (used cores) | total | compute latency | EDP on compute |" in lines[0]
+    rows = {line.split("|")[2].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[2:]}
+    assert rows["loihi"][2:7] == ["60 nJ", "3.12 mJ (49 µJ)", "3.12 mJ", "unknown", "unknown"]
+    assert rows["speck"][2:6] == ["unknown", "12.6 µJ (2.8 µJ)", "unknown", "160 µs"]
+    assert rows["truenorth"][4] == "unknown" and rows["truenorth"][2] == "4.6 nJ"
+    assert rows["xylo_audio2"][2] == "does not fit"

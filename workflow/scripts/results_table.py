@@ -125,21 +125,51 @@ def leakage_table(tasks: dict) -> list[str]:
     return lines
 
 
+def fmt_known(value: Any, fmt_fn=None) -> str:
+    """A number of a model that fits: "unknown" when no published figure prices it (null)."""
+    return "unknown" if _num(value) is None else (fmt_fn or fmt_energy)(value)
+
+
+def fmt_seconds(value_s: Any) -> str:
+    v = _num(value_s)
+    if v is None:
+        return "–"
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g} {unit}"
+    return f"{v / 1e-9:.3g} ns"
+
+
+def like_for_like_total(dep: dict) -> float | None:
+    """The total when it contains both dynamic and chip static energy, else None (shown as
+    "unknown" and never set beside the complete totals)."""
+    terms = tuple(sorted(dep.get("energy_total_terms") or ()))
+    return _num(dep.get("energy_per_inference_j")) if terms == ("dynamic", "static") else None
+
+
 def energy_table(tasks: dict) -> list[str]:
-    lines = ["| task | " + " | ".join(ENERGY_TARGETS) + " |", "|---|" + "---|" * len(ENERGY_TARGETS)]
+    """Per task and edge target: dynamic, static (chip; its share for the cores used in brackets)
+    and total energy per inference, the compute latency apart from the real-time window and the
+    energy-delay product on it, and the quantized balanced accuracy. "unknown": a term no
+    published source prices; a total is shown only when it contains both terms."""
+    lines = ["| task | target | dynamic | static: chip (used cores) | total | compute latency | EDP on compute "
+             "| bal. acc. quantized |", "|---|---|---|---|---|---|---|---|"]
     for ds, task in tasks.items():
-        cells = []
         for target in ENERGY_TARGETS:
             model = "ann" if target == "cortex_m4" else "snn"
             dep = (task["models"].get(model, {}).get("deploy") or {}).get(target)
             if not dep:
-                cells.append("–")
-            elif not dep.get("fits"):
-                cells.append("does not fit")
-            else:
-                bal = dep.get("quantized_balanced_accuracy")
-                cells.append(f"{fmt_energy(dep.get('energy_per_inference_j'))} ({fmt(bal, 2)})")
-        lines.append(f"| {ds} | " + " | ".join(cells) + " |")
+                continue
+            if not dep.get("fits"):
+                lines.append(f"| {ds} | {target} | does not fit | – | – | – | – | – |")
+                continue
+            static = fmt_known(dep.get("static_energy_j"))
+            if _num(dep.get("static_used_cores_energy_j")) is not None:
+                static += f" ({fmt_energy(dep['static_used_cores_energy_j'])})"
+            edp = _num(dep.get("edp_compute_js"))
+            lines.append(f"| {ds} | {target} | {fmt_known(dep.get('dynamic_energy_j'))} | {static} | "
+                         f"{fmt_known(like_for_like_total(dep))} | {fmt_known(dep.get('compute_latency_s'), fmt_seconds)} | "
+                         f"{'unknown' if edp is None else f'{edp:.3g} J s'} | {fmt(dep.get('quantized_balanced_accuracy'), 2)} |")
     return lines
 
 
@@ -248,7 +278,8 @@ def main() -> None:
     tasks = collect(args.results, args.encoding)
     for title, lines in (("Utility, privacy and leakage (test split, balanced accuracy)", utility_table(tasks)),
                          ("Leakage: strongest attack on every attacked model (window level)", leakage_table(tasks)),
-                         ("Energy per inference (quantized balanced accuracy); Cortex-M4 runs the ANN", energy_table(tasks)),
+                         ("Energy per inference: dynamic, static, total (unknown = a term no source publishes); "
+                          "compute latency and EDP on it; Cortex-M4 runs the ANN", energy_table(tasks)),
                          ("Targets", target_checks(tasks))):
         print(f"### {title}\n")
         print("\n".join(lines) + "\n")

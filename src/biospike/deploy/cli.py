@@ -14,8 +14,11 @@ from typing import Any
 import numpy as np
 
 from biospike.deploy.hardware import (
+    TOTAL_TERMS,
     HardwareProfile,
+    compute_per_inference_s,
     compute_step_s,
+    edp_js,
     energy_j,
     energy_terms,
     load_profile,
@@ -25,8 +28,8 @@ from biospike.deploy.hardware import (
 from biospike.errors import BiospikeError
 from biospike.metrics import balanced_accuracy, finite
 
-__all__ = ["SIMULATION_KEYS", "ann_macs_per_step", "cli", "evaluate_mcu_target", "evaluate_snn_target", "fidelity",
-           "simulate_model", "simulate_stage", "time_course"]
+__all__ = ["SIMULATION_KEYS", "ann_macs_per_step", "average_power_w", "cli", "compute_latency", "evaluate_mcu_target",
+           "evaluate_snn_target", "fidelity", "mcu_energy_j", "simulate_model", "simulate_stage", "time_course"]
 
 # the deploy settings that change a simulation (the rest say what to simulate)
 SIMULATION_KEYS = ("early_exit", "max_test_windows", "real_time", "calibration_windows")
@@ -184,8 +187,17 @@ def evaluate_snn_target(net, profile: HardwareProfile, x: np.ndarray, y: np.ndar
     exit_step = course.pop("_exit_step", None)
     f_acc, f_bal = _accuracies(y, f_trace.logits.argmax(1))
     q_acc, q_bal = _accuracies(y, q_trace.logits.argmax(1))
+    # static energy over the inference's on-time (the window in real-time mode), whole chip and
+    # the share of the cores the mapping uses
     energy = energy_j(profile, per_inf["syn_events"], per_inf["neuron_updates"], per_inf["routed"], latency_s,
-                      cycles=work["cycles"] * steps)
+                      cycles=work["cycles"] * steps, cores_used=mapping.cores_used)
+    fast_step, _ = compute_step_s(profile, work)
+    compute_s = compute_per_inference_s(profile, work, steps)
+    # the same inference run back to back at the chip's own speed: static power over the compute
+    # latency only, the energy the energy-delay product is taken on
+    fast = None if compute_s is None else energy_j(
+        profile, per_inf["syn_events"], per_inf["neuron_updates"], per_inf["routed"], compute_s,
+        cycles=work["cycles"] * steps, cores_used=mapping.cores_used)
     result: dict[str, Any] = {
         "model": "snn",
         "fits": mapping.fits,
@@ -200,36 +212,57 @@ def evaluate_snn_target(net, profile: HardwareProfile, x: np.ndarray, y: np.ndar
                           "spikes": per_inf["spikes"], "routed_packet_hops": per_inf["routed"],
                           "input_events": per_inf["input_events"]},
         "latency": {"steps": steps, "dt_s": dt, "window_s": window_s, "step_s": step_s, "how": how,
-                    "per_inference_s": latency_s, "work_per_step": work, "real_time": cfg["real_time"]},
+                    "per_inference_s": latency_s, "work_per_step": work, "real_time": cfg["real_time"],
+                    **compute_latency(fast_step, compute_s, window_s)},
         "energy": {**energy, "per_inference_j": energy["total_j"], "terms": energy_terms(profile)},
         "accuracy_vs_time": course,
     }
-    fast_step, _ = compute_step_s(profile, work)
-    result["latency"]["compute_step_s"] = fast_step
-    _derived(result, profile, energy["total_j"], energy["dynamic_j"], latency_s, window_s, per_inf["spikes"],
-             None if fast_step is None else steps * fast_step)
+    _derived(result, energy, window_s, per_inf["spikes"], compute_s, None if fast is None else fast["total_j"])
     if exit_step is not None:
         per_exit = _per_inference(counts, exit_step)
         t_exit = (float(exit_step.mean()) + 1) * step_s
         e_exit = energy_j(profile, per_exit["syn_events"], per_exit["neuron_updates"], per_exit["routed"], t_exit,
-                          cycles=work["cycles"] * (float(exit_step.mean()) + 1))
+                          cycles=work["cycles"] * (float(exit_step.mean()) + 1), cores_used=mapping.cores_used)
         result["early_exit"] = {**course["early_exit"], "time_to_decision_s": t_exit,
-                                "energy_per_inference_j": e_exit["total_j"], "syn_events": per_exit["syn_events"]}
+                                "energy_per_inference_j": e_exit["total_j"], "dynamic_j": e_exit["dynamic_j"],
+                                "static_j": e_exit["static_j"], "syn_events": per_exit["syn_events"]}
         result["latency"]["time_to_decision_s"] = t_exit
     else:
         result["latency"]["time_to_decision_s"] = latency_s
     return result
 
 
-def _derived(result: dict[str, Any], profile: HardwareProfile, total_j: float, dynamic_j: float, latency_s: float,
-             window_s: float, spikes: float, compute_latency_s: float | None) -> None:
-    static_w = profile.get("static_power_w", profile.get("sleep_power_w", 0.0)) or 0.0
+def compute_latency(compute_step_s: float | None, compute_per_inference_s: float | None,
+                    window_s: float) -> dict[str, float | bool | None]:
+    """Compute latency apart from the real-time window: the chip's own time per step and per
+    inference (None when it publishes none), and their ratio to the window (below 1: the chip
+    keeps up with real time and idles for the rest of each window)."""
+    return {"compute_step_s": compute_step_s, "compute_per_inference_s": compute_per_inference_s,
+            "compute_fraction_of_window": (None if compute_per_inference_s is None or window_s <= 0
+                                           else compute_per_inference_s / window_s),
+            "compute_latency_known": compute_per_inference_s is not None}
+
+
+def average_power_w(dynamic_j: float | None, static_w: float | None, chips: int, window_s: float,
+                    static_fraction: float = 1.0) -> float | None:
+    """Average power with one inference per window: its dynamic energy spread over the window
+    plus the static power of the chips for ``static_fraction`` of the time (1: a neuromorphic chip
+    stays powered; an MCU sleeps only while not computing, its run-mode figure covering the rest);
+    None when either part is unknown."""
+    if dynamic_j is None or static_w is None or window_s <= 0:
+        return None
+    return dynamic_j / window_s + static_w * chips * static_fraction
+
+
+def _derived(result: dict[str, Any], energy: dict[str, Any], window_s: float, spikes: float,
+             compute_latency_s: float | None, compute_total_j: float | None, static_fraction: float = 1.0) -> None:
+    """Power, throughput and the per-spike and energy-delay figures from a result's energy."""
+    total_j = energy["total_j"]
     result["power"] = {
-        # one inference per window: dynamic energy spread over the window, static power all the time
-        "average_at_real_time_w": dynamic_j / window_s + static_w if profile.kind == "neuromorphic"
-        else total_j / window_s + static_w * max(window_s - latency_s, 0.0) / window_s,
-        "static_w": static_w,
-        "static_power_known": "static_power_w" in profile.values or "sleep_power_w" in profile.values,
+        "average_at_real_time_w": average_power_w(energy["dynamic_j"], energy["static_power_w"], energy["chips"], window_s,
+                                                  static_fraction),
+        "static_w": energy["static_power_w"],
+        "static_power_known": energy["static_power_w"] is not None,
     }
     # as fast as the chip computes (back-to-back inferences), independent of the real-time setting
     result["throughput"] = {
@@ -237,8 +270,10 @@ def _derived(result: dict[str, Any], profile: HardwareProfile, total_j: float, d
         "compute_latency_s": compute_latency_s,
         "keeps_up_with_real_time": None if compute_latency_s is None else compute_latency_s <= window_s * (1 + 1e-9),
     }
-    result["energy"]["edp_js"] = total_j * latency_s
-    result["energy"]["per_spike_j"] = total_j / spikes if spikes > 0 else None
+    # EDP on the compute latency: the window is set by the input, not by the chip
+    result["energy"]["total_at_compute_latency_j"] = compute_total_j
+    result["energy"]["edp_compute_js"] = edp_js(compute_total_j, compute_latency_s)
+    result["energy"]["per_spike_j"] = total_j / spikes if total_j is not None and spikes > 0 else None
 
 
 def ann_macs_per_step(arch) -> float:
@@ -273,11 +308,11 @@ def evaluate_mcu_target(model, profile: HardwareProfile, x: np.ndarray, y: np.nd
     q_acc, q_bal = _accuracies(y, q_logits.argmax(1))
     step_macs = ann_macs_per_step(arch)
     step_s, how = step_time_s(profile, dt, cfg["real_time"], {"macs": step_macs, "cycles": 0, "events": 0})
+    compute_step, _ = compute_step_s(profile, {"macs": step_macs, "cycles": 0, "events": 0})
     compute_s = macs * v["cycles_per_mac"] / v["clock_hz"]
     latency_s = steps * step_s if cfg["real_time"] else compute_s
     window_s = steps * dt
-    active_j = macs * v["cycles_per_mac"] * v["energy_per_cycle_j"]
-    v.get("sleep_power_w", 0.0)
+    energy = mcu_energy_j(macs * v["cycles_per_mac"], v["energy_per_cycle_j"], v.get("sleep_power_w"), compute_s, latency_s)
     n_params = sum(p.numel() for p in model.parameters())
     reasons = []
     if "flash_bytes" in v and n_params > v["flash_bytes"]:
@@ -301,15 +336,31 @@ def evaluate_mcu_target(model, profile: HardwareProfile, x: np.ndarray, y: np.nd
         "fidelity": {"output_argmax_agreement": float(np.mean(f_logits.argmax(1) == q_logits.argmax(1))) if len(y) else None},
         "per_inference": {"macs": macs, "params": n_params},
         "latency": {"steps": steps, "dt_s": dt, "window_s": window_s, "step_s": step_s, "how": how,
-                    "compute_s": compute_s, "per_inference_s": latency_s, "time_to_decision_s": latency_s,
-                    "real_time": cfg["real_time"]},
-        "energy": {"active_j": active_j, "static_j": 0.0, "dynamic_j": active_j, "total_j": active_j,
-                   "per_inference_j": active_j,
-                   "note": "run-mode energy per cycle includes the core's static share while computing"},
+                    "per_inference_s": latency_s, "time_to_decision_s": latency_s, "real_time": cfg["real_time"],
+                    **compute_latency(compute_step, compute_s, window_s)},
+        "energy": {**energy, "per_inference_j": energy["total_j"], "terms": energy_terms(profile),
+                   "note": "dynamic: run-mode energy per cycle, which includes the core's static share while "
+                           "computing; static: sleep power for the rest of the on-time"},
     }
-    _derived(result, profile, active_j, active_j, compute_s, window_s, 0.0, compute_s)
-    result["energy"]["edp_js"] = active_j * latency_s
+    # back to back the MCU never sleeps: the run-mode energy is all there is
+    _derived(result, energy, window_s, 0.0, compute_s, energy["dynamic_j"],
+             static_fraction=max(window_s - compute_s, 0.0) / window_s if window_s > 0 else 0.0)
     return result
+
+
+def mcu_energy_j(cycles: float, energy_per_cycle_j: float, sleep_power_w: float | None, compute_s: float,
+                 on_time_s: float) -> dict[str, Any]:
+    """An MCU's energy for one inference: run-mode energy of its clock cycles (dynamic; the
+    published run-mode figure includes the core's static share while computing) and sleep power
+    for the rest of the on-time (static). One core: its share is the whole chip."""
+    active_j = cycles * energy_per_cycle_j
+    idle_s = max(on_time_s - compute_s, 0.0)
+    static_j = 0.0 if idle_s == 0.0 else None if sleep_power_w is None else sleep_power_w * idle_s
+    total_j = None if static_j is None else active_j + static_j
+    return {"active_j": active_j, "dynamic_j": active_j, "dynamic_priced_j": active_j, "static_power_w": sleep_power_w,
+            "static_time_s": idle_s, "cores_used": 1, "cores": 1, "chips": 1, "used_core_fraction": 1.0,
+            "static_j": static_j, "static_used_cores_j": static_j, "total_j": total_j, "total_used_cores_j": total_j,
+            "total_terms": list(TOTAL_TERMS) if total_j is not None else []}
 
 
 def simulate_model(model, profile: HardwareProfile | str | Path | dict[str, Any], x: np.ndarray, y: np.ndarray,
@@ -451,6 +502,7 @@ def cli(argv: list[str], prog: str = "biospike simulate") -> int:
     result = simulate_stage(ctx, args.model, args.nir, args.spikes, args.hardware)
     write_json(args.output, result)
     acc, bal = result["accuracy"]["quantized"], result["balanced_accuracy"]["quantized"]
+    total = result["energy"]["per_inference_j"]
     print(f"{prog}: {result['target']}: fits={result['fits']} quantized accuracy={acc} balanced accuracy={bal} "
-          f"energy/inference={result['energy']['per_inference_j']:.3g} J -> {args.output}")
+          f"energy/inference={'unknown' if total is None else f'{total:.3g} J'} -> {args.output}")
     return 0

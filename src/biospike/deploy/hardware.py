@@ -5,10 +5,16 @@ A profile holds the target's published constants in ``values`` and, for every on
 Loading validates the schema and that no constant lacks a source; a bad profile is a
 :class:`BiospikeError` naming the file and the key.
 
-Cost model (docs/design.md): energy per inference = synaptic events x E_synop + neuron updates x
-E_neuron (+ routed packet-hops x E_hop) + P_static x T_inference; latency per inference from
-the chip's own clocking: ``timestep`` (fixed tick or real-time dt per step), ``cycles`` (Xylo:
-rockpool's cycles-per-step model / clock), ``events`` (Speck: time per event), ``mac`` (MCU).
+Cost model (docs/design.md, docs/hardware.md "Energy model"): dynamic energy per inference =
+synaptic events x E_synop + neuron updates x E_neuron + routed packets x E_hop (or clock cycles x
+E_cycle on Xylo); static energy = chip static power x on-time, stated for the whole chip(s) and for
+the share of the cores the model uses; total = dynamic + chip static. A constant no source
+publishes is ``null`` in the profile ("unknown"): the terms that need it, and every total built on
+them, are None, never a guess and never zero. A term may be folded into another's constant
+(``energy_folded``, e.g. TrueNorth's neuron and routing energy inside its per-event active
+energy). Latency per inference from the chip's own clocking: ``timestep`` (fixed tick or
+real-time dt per step), ``cycles`` (Xylo: rockpool's cycles-per-step model / clock), ``events``
+(Speck: time per event), ``mac`` (MCU).
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ import numpy as np
 
 from biospike.errors import BiospikeError
 
-__all__ = ["DEFAULT_NEURON_MODEL", "NEURON_MODEL_KEYS", "SCHEMA", "VALUE_KEYS", "HardwareProfile", "as_float_dict",
-           "compute_step_s", "energy_j", "energy_terms", "finite", "load_profile", "profile_from_dict",
-           "resolve_profile", "step_time_s", "xylo_cycles_per_step"]
+__all__ = ["DEFAULT_NEURON_MODEL", "ENERGY_TERMS", "NEURON_MODEL_KEYS", "NULLABLE_KEYS", "SCHEMA", "TOTAL_TERMS",
+           "VALUE_KEYS", "HardwareProfile", "as_float_dict", "compute_per_inference_s", "compute_step_s",
+           "edp_js", "energy_j", "energy_terms", "finite", "load_profile", "profile_from_dict", "rank_by_total",
+           "rankable_groups", "resolve_profile", "static_energy_j", "step_time_s", "xylo_cycles_per_step"]
 
 # key -> (type, meaning). Types: "int", "number", "bool", "int_list".
 VALUE_KEYS: dict[str, tuple[str, str]] = {
@@ -71,6 +78,17 @@ VALUE_KEYS: dict[str, tuple[str, str]] = {
     "event_latency_s": ("number", "Speck: processing time per input event"),
 }
 
+# energy constants a profile may declare unknown (null): the source searched gave no figure
+NULLABLE_KEYS = frozenset({"energy_synop_j", "energy_neuron_update_j", "energy_neuron_update_inactive_j",
+                           "energy_route_j", "static_power_w", "energy_per_cycle_j", "sleep_power_w"})
+
+# energy term -> the profile constant that prices it (neuromorphic targets)
+ENERGY_TERMS = {"synaptic": "energy_synop_j", "neuron": "energy_neuron_update_j", "routing": "energy_route_j",
+                "cycles": "energy_per_cycle_j", "static": "static_power_w"}
+# what every total reported carries: the whole dynamic energy and the chip static energy. A total
+# missing either is None, so any two totals that are numbers contain the same terms.
+TOTAL_TERMS = ("dynamic", "static")
+
 NEURON_MODEL_KEYS = {
     "synapse": ("current", "none"),
     "decay": ("multiply", "bitshift", "none"),
@@ -92,6 +110,12 @@ SCHEMA: dict[str, Any] = {
         "kind": {"enum": ["neuromorphic", "mcu"]},
         "latency_model": {"enum": ["timestep", "cycles", "events", "mac"]},
         "notes": {"type": "string"},
+        # dynamic terms priced inside another term's constant: not unknown, not free
+        "energy_folded": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {k: {"enum": ["synaptic", "neuron", "routing"]} for k in ("synaptic", "neuron", "routing")},
+        },
         "neuron_model": {
             "type": "object",
             "additionalProperties": False,
@@ -102,6 +126,7 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 k: ({"type": "integer", "minimum": 0} if t == "int" else
+                    {"type": ["number", "null"], "minimum": 0} if k in NULLABLE_KEYS else
                     {"type": "number", "minimum": 0} if t == "number" else
                     {"type": "boolean"} if t == "bool" else
                     {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1})
@@ -139,6 +164,7 @@ class HardwareProfile:
     neuron_model: dict[str, Any]
     notes: str = ""
     path: str = ""
+    energy_folded: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def get(self, key: str, default: Any = None) -> Any:
         """The constant ``key`` of ``values``, or ``default`` when the profile does not publish it."""
@@ -147,8 +173,8 @@ class HardwareProfile:
     def summary(self) -> dict[str, Any]:
         """The profile as a JSON-able dict (recorded in every ``{target}.json``)."""
         return {"name": self.name, "title": self.title, "kind": self.kind, "latency_model": self.latency_model,
-                "neuron_model": self.neuron_model, "values": self.values, "sources": self.sources,
-                "path": self.path}
+                "neuron_model": self.neuron_model, "energy_folded": self.energy_folded, "values": self.values,
+                "sources": self.sources, "path": self.path}
 
 
 def profile_from_dict(data: dict[str, Any], source: str = "<profile>") -> HardwareProfile:
@@ -173,16 +199,21 @@ def profile_from_dict(data: dict[str, Any], source: str = "<profile>") -> Hardwa
     values = data["values"]
     needed = {"neuromorphic": ("cores", "weight_bits", "state_bits"),
               "mcu": ("energy_per_cycle_j", "cycles_per_mac", "clock_hz")}[data["kind"]]
-    absent = [k for k in needed if k not in values]
+    absent = [k for k in needed if values.get(k) is None]
     if absent:
         raise BiospikeError(f"invalid hardware profile: a {data['kind']} profile needs values {absent}", source)
+    folded = dict(data.get("energy_folded", {}))
+    for term, into in folded.items():
+        if term == into or into in folded or values.get(ENERGY_TERMS[into]) is None:
+            raise BiospikeError(f"invalid hardware profile: energy_folded/{term} names {into!r}, which is not a "
+                                "priced term of its own", source)
     model = {**DEFAULT_NEURON_MODEL, **data.get("neuron_model", {})}
     if model["decay"] == "multiply" and data["kind"] == "neuromorphic" and "decay_bits" not in values:
         raise BiospikeError("invalid hardware profile: decay 'multiply' needs values/decay_bits", source)
     return HardwareProfile(name=data["name"], title=data["title"], kind=data["kind"],
                            latency_model=data["latency_model"], values=dict(values),
                            sources=dict(data["sources"]), neuron_model=model,
-                           notes=data.get("notes", ""), path=str(source))
+                           notes=data.get("notes", ""), path=str(source), energy_folded=folded)
 
 
 def load_profile(path: str | Path) -> HardwareProfile:
@@ -259,39 +290,132 @@ def step_time_s(profile: HardwareProfile, dt_s: float, real_time: bool, work: di
     return compute, how
 
 
-def energy_terms(profile: HardwareProfile) -> dict[str, list[str]]:
-    """Which energy terms the profile can price (a missing published figure is not guessed)."""
-    v = profile.values
-    wanted = {"synaptic": "energy_synop_j", "neuron": "energy_neuron_update_j", "routing": "energy_route_j",
-              "static": "static_power_w"}
-    if "energy_per_cycle_j" in v and profile.kind == "neuromorphic":
-        wanted = {"cycles": "energy_per_cycle_j", "static": "static_power_w"}
-    return {"modelled": [k for k, key in wanted.items() if key in v],
-            "missing": [k for k, key in wanted.items() if key not in v]}
+def compute_per_inference_s(profile: HardwareProfile, work: dict[str, float], steps: int) -> float | None:
+    """Compute latency of one inference: ``steps`` x the chip's own time per step, apart from the
+    real-time window (None when the chip publishes no per-step compute time)."""
+    step, _ = compute_step_s(profile, work)
+    return None if step is None else steps * step
+
+
+def edp_js(energy_j: float | None, delay_s: float | None) -> float | None:
+    """Energy-delay product (J s); None when either factor is unknown."""
+    return None if energy_j is None or delay_s is None else energy_j * delay_s
+
+
+def _term_status(profile: HardwareProfile, term: str) -> str:
+    """"modelled" (a published figure prices it), "unknown" (the profile says null, or gives no
+    figure at all), "in <term>" (folded into another term's constant) or "not applicable"
+    (routing on a one-core target: packets between cores are all there is to price)."""
+    if term in profile.energy_folded:
+        return f"in {profile.energy_folded[term]}"
+    if profile.values.get(ENERGY_TERMS[term]) is not None:
+        return "modelled"
+    return "not applicable" if term == "routing" and profile.values.get("cores") == 1 else "unknown"
+
+
+def energy_terms(profile: HardwareProfile) -> dict[str, Any]:
+    """Which energy terms the profile prices: ``modelled``, ``unknown`` (no published figure: the
+    term, the dynamic or static energy it belongs to and every total built on it are unknown) and
+    ``folded`` (term -> the term whose constant includes it). A missing figure is never guessed."""
+    if profile.kind == "mcu":
+        status = {"active": "modelled", "sleep": "unknown" if profile.values.get("sleep_power_w") is None else "modelled"}
+    elif "energy_per_cycle_j" in profile.values:  # Xylo: all dynamic work is in the clock cycles
+        status = {"cycles": _term_status(profile, "cycles"), "synaptic": "in cycles", "neuron": "in cycles",
+                  "routing": "in cycles", "static": _term_status(profile, "static")}
+    else:
+        status = {t: _term_status(profile, t) for t in ("synaptic", "neuron", "routing", "static")}
+    return {"modelled": [t for t, st in status.items() if st == "modelled"],
+            "unknown": [t for t, st in status.items() if st == "unknown"],
+            "folded": {t: st[3:] for t, st in status.items() if st.startswith("in ")},
+            "not_applicable": [t for t, st in status.items() if st == "not applicable"]}
+
+
+def static_energy_j(static_power_w: float | None, time_s: float, cores_used: int | None,
+                    cores: int | None) -> dict[str, float | int | None]:
+    """Static energy over ``time_s``, stated twice: for the whole chip(s) the model occupies (a
+    model needing more cores than one chip has occupies several) and for the share of the cores it
+    actually uses (what a chip shared with other work would attribute to it). None where the
+    static power is unknown, or the core counts are."""
+    known_cores = cores_used is not None and cores
+    fraction = cores_used / cores if known_cores else None
+    chips = max(1, math.ceil(cores_used / cores)) if known_cores else 1
+    if static_power_w is None:
+        return {"chips": chips, "used_core_fraction": fraction, "static_j": None, "static_used_cores_j": None}
+    return {"chips": chips, "used_core_fraction": fraction, "static_j": static_power_w * chips * time_s,
+            "static_used_cores_j": None if fraction is None else static_power_w * fraction * time_s}
+
+
+def _sum_known(*parts: float | None) -> float | None:
+    return None if any(p is None for p in parts) else float(sum(parts))
 
 
 def energy_j(profile: HardwareProfile, syn_events: float, neuron_updates: float, route_hops: float,
-             time_s: float, inactive_updates: float = 0.0, cycles: float = 0.0) -> dict[str, float]:
-    """Energy split into its terms for the given counts and on-time. A chip priced per clock
-    cycle (Xylo) takes its dynamic energy from ``cycles`` instead of per-event figures."""
+             time_s: float, inactive_updates: float = 0.0, cycles: float = 0.0,
+             cores_used: int | None = None) -> dict[str, Any]:
+    """Energy of one inference split into its terms for the given counts and on-time ``time_s``.
+
+    Per-event targets: synaptic events x E_synop + neuron updates x E_neuron + routed packets x
+    E_hop; a chip priced per clock cycle (Xylo) takes its dynamic energy from ``cycles``. A term
+    whose constant is unknown is None, and so are ``dynamic_j`` and the totals; a folded term is
+    0.0 (its energy is in the constant it is folded into). ``static_j`` is the chip static power x
+    ``time_s`` (whole chips), ``static_used_cores_j`` its share for ``cores_used`` of the chip's
+    cores; ``total_j`` = dynamic + chip static, ``total_used_cores_j`` = dynamic + the share.
+    """
     v = profile.values
+    status = {t: _term_status(profile, t) for t in ENERGY_TERMS}
+
+    def priced(term: str, count: float) -> float | None:
+        st = status[term]
+        return count * v[ENERGY_TERMS[term]] if st == "modelled" else None if st == "unknown" else 0.0
+
     if "energy_per_cycle_j" in v and profile.kind == "neuromorphic":
-        dynamic = cycles * v["energy_per_cycle_j"]
-        e_static = v.get("static_power_w", 0.0) * time_s
-        return {"synaptic_j": 0.0, "neuron_j": 0.0, "routing_j": 0.0, "cycles_j": dynamic, "static_j": e_static,
-                "dynamic_j": dynamic, "total_j": dynamic + e_static}
-    e_syn = syn_events * v.get("energy_synop_j", 0.0)
-    e_inactive = v.get("energy_neuron_update_inactive_j")
-    if e_inactive is None:
-        e_neu = neuron_updates * v.get("energy_neuron_update_j", 0.0)
+        terms: dict[str, float | None] = {"synaptic_j": 0.0, "neuron_j": 0.0, "routing_j": 0.0,
+                                          "cycles_j": priced("cycles", cycles)}
     else:
-        active = max(neuron_updates - inactive_updates, 0.0)
-        e_neu = active * v["energy_neuron_update_j"] + inactive_updates * e_inactive
-    e_route = route_hops * v.get("energy_route_j", 0.0)
-    e_static = v.get("static_power_w", 0.0) * time_s
-    dynamic = e_syn + e_neu + e_route
-    return {"synaptic_j": e_syn, "neuron_j": e_neu, "routing_j": e_route, "static_j": e_static,
-            "dynamic_j": dynamic, "total_j": dynamic + e_static}
+        e_neu = priced("neuron", neuron_updates)
+        e_inactive = v.get("energy_neuron_update_inactive_j")
+        if e_neu is not None and e_inactive is not None and status["neuron"] == "modelled":
+            active = max(neuron_updates - inactive_updates, 0.0)
+            e_neu = active * v["energy_neuron_update_j"] + inactive_updates * e_inactive
+        terms = {"synaptic_j": priced("synaptic", syn_events), "neuron_j": e_neu,
+                 "routing_j": priced("routing", route_hops)}
+    dynamic = _sum_known(*terms.values())
+    # the priced terms alone: a lower bound on the dynamic energy when some term is unknown
+    priced_dynamic = float(sum(t for t in terms.values() if t is not None))
+    static = static_energy_j(v.get("static_power_w"), time_s, cores_used, v.get("cores"))
+    total = _sum_known(dynamic, static["static_j"])
+    return {**terms, "dynamic_j": dynamic, "dynamic_priced_j": priced_dynamic, "static_power_w": v.get("static_power_w"),
+            "static_time_s": float(time_s), "cores_used": cores_used, "cores": v.get("cores"), **static, "total_j": total,
+            "total_used_cores_j": _sum_known(dynamic, static["static_used_cores_j"]),
+            "total_terms": list(TOTAL_TERMS) if total is not None else []}
+
+
+def rankable_groups(totals: dict[str, dict[str, Any]]) -> dict[tuple[str, ...], list[str]]:
+    """Targets grouped by the terms their total contains (``total_terms``), each group cheapest
+    first; a target whose total is unknown, or that does not say what its total contains, is in
+    no group. Only totals within one group may be compared or ranked."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name, energy in totals.items():
+        terms = tuple(sorted(energy.get("total_terms") or ()))
+        if energy.get("total_j") is None or not terms:
+            continue
+        groups.setdefault(terms, []).append(name)
+    return {k: sorted(names, key=lambda n: totals[n]["total_j"]) for k, names in groups.items()}
+
+
+def rank_by_total(totals: dict[str, dict[str, Any]]) -> list[str]:
+    """Targets ordered by total energy, cheapest first. A BiospikeError when a total is unknown or
+    the totals do not contain the same terms: such totals are not comparable, and no ranking of
+    them is produced."""
+    groups = rankable_groups(totals)
+    ranked = [n for names in groups.values() for n in names]
+    unlike = sorted(set(totals) - set(ranked))
+    if unlike or len(groups) > 1:
+        detail = "; ".join(f"{' + '.join(k)}: {', '.join(v)}" for k, v in groups.items())
+        raise BiospikeError("energy totals are not like for like and cannot be ranked"
+                            + (f": unknown or unstated terms for {', '.join(unlike)}" if unlike else "")
+                            + (f"; groups {detail}" if len(groups) > 1 else ""))
+    return ranked
 
 
 def finite(x: float) -> float | None:
