@@ -8,6 +8,9 @@ optimizer step) and inference samples/s, best of several repetitions on one thre
 - ours: ``biospike.models.SNN`` (Linear over all T at once + fused LIF/LI scans), default impl;
   ``ours (impl=norse)`` is the same model stepping through norse's functions, for reference.
 - norse: ``norse.torch.LIFCell`` / ``LICell`` modules stepping over T with the Linear inside the loop.
+- adaptive LIF: ``ours_alif`` (the same model with ``neuron: alif``, fused ALIF scan) against
+  ``norse_lsnn`` (``norse.torch.LSNNCell`` stepping over T, the same dynamics), and its cost
+  against our LIF (``alif_vs_lif``, issue target: the adaptive neuron trains within 1.5x of the LIF).
 - snntorch: ``snntorch.Synaptic`` (2nd-order LIF: synaptic current + membrane) stepping over T with the
   Linear inside the loop; readout ``Synaptic`` without reset, its membrane averaged over T.
 
@@ -52,12 +55,41 @@ class SnnTorchLoop(nn.Module):
         return torch.stack(volts, dim=1).mean(dim=1)
 
 
-def ours(n_in: int, n_hidden: int, n_out: int, impl: str) -> nn.Module:
+TAU_ADAPT_S, ADAPT_BETA = 0.2, 0.1
+
+
+def ours(n_in: int, n_hidden: int, n_out: int, impl: str, neuron: str = "lif") -> nn.Module:
     from biospike.models import build_model
 
     return build_model({"kind": "snn", "n_in": n_in, "n_hidden": [n_hidden], "n_out": n_out, "dt_s": DT_S,
                         "tau_mem_s": TAU_MEM_S, "tau_syn_s": TAU_SYN_S, "readout_tau_mem_s": TAU_MEM_S,
-                        "readout_tau_syn_s": TAU_SYN_S, "impl": impl})
+                        "readout_tau_syn_s": TAU_SYN_S, "impl": impl, "neuron": neuron,
+                        "tau_adapt_s": TAU_ADAPT_S, "adapt_beta": ADAPT_BETA})
+
+
+class NorseLSNNLoop(nn.Module):
+    """norse's adaptive LIF the plain way: ``LSNNCell`` per step, Linear inside the loop."""
+
+    def __init__(self, n_in: int, n_hidden: int, n_out: int) -> None:
+        super().__init__()
+        import norse.torch as norse
+
+        self.fc = nn.Linear(n_in, n_hidden)
+        self.out = nn.Linear(n_hidden, n_out)
+        p = norse.LSNNParameters(tau_syn_inv=torch.as_tensor(1 / TAU_SYN_S), tau_mem_inv=torch.as_tensor(1 / TAU_MEM_S),
+                                 tau_adapt_inv=torch.as_tensor(1 / TAU_ADAPT_S), beta=torch.as_tensor(ADAPT_BETA))
+        self.lsnn = norse.LSNNCell(p, dt=DT_S)
+        self.li = norse.LICell(norse.LIParameters(tau_syn_inv=torch.as_tensor(1 / TAU_SYN_S),
+                                                  tau_mem_inv=torch.as_tensor(1 / TAU_MEM_S)), dt=DT_S)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s_lsnn = s_li = None
+        volts = []
+        for t in range(x.shape[1]):
+            z, s_lsnn = self.lsnn(self.fc(x[:, t]), s_lsnn)
+            v, s_li = self.li(self.out(z), s_li)
+            volts.append(v)
+        return torch.stack(volts, dim=1).mean(dim=1)
 
 
 def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, repeat: int) -> tuple[float, float]:
@@ -103,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         "ours_norse_impl": lambda: ours(*sizes, impl="norse"),
         "norse": (lambda: NorseLoop(*sizes)) if have("norse") else None,
         "snntorch": (lambda: SnnTorchLoop(*sizes)) if have("snntorch") else None,
+        "ours_alif": lambda: ours(*sizes, impl="fused", neuron="alif"),
+        "norse_lsnn": (lambda: NorseLSNNLoop(*sizes)) if have("norse") else None,
     }
     for name, build in builders.items():
         if build is None:
@@ -122,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         row("inference_throughput", "samples/s", results["ours"][1],
             {k: (results[k][1] if results[k] else None) for k in peers},
             ours_norse_impl=results["ours_norse_impl"][1]),
+        row("alif_train_throughput", "samples/s", results["ours_alif"][0],
+            {"norse": results["norse_lsnn"][0] if results["norse_lsnn"] else None},
+            alif_vs_lif=results["ours_alif"][0] / results["ours"][0]),
     ]
     report(rows, args.out)
     return 0

@@ -25,6 +25,12 @@ register_model_kind(ModelKind(
     fit="biospike.train:fit_on", fit_many="biospike.train:fit_many_on", spiking=True, nir=True, runs_on=("neuromorphic",),
     description="LIF spiking network (norse dynamics, fused kernels), surrogate-gradient BPTT"))
 register_model_kind(ModelKind(
+    name="alif", label="ALIF-SNN", color=OKABE_ITO["sky"], order=5, trainer="biospike.train:train_stage",
+    fit="biospike.train:fit_on", fit_many="biospike.train:fit_many_on", network="snn", spiking=True, nir=True,
+    runs_on=("neuromorphic",), train_settings=(("neuron", "alif"),),
+    nir_refusal="NIR has no adaptive-threshold neuron (its LIF and CubaLIF nodes have a fixed v_threshold)",
+    description="the SNN with adaptive-threshold LIF neurons (norse's LSNN dynamics, fused kernels)"))
+register_model_kind(ModelKind(
     name="ann", label="ANN", color=OKABE_ITO["orange"], order=20, trainer="biospike.train:train_stage",
     fit="biospike.train:fit_on", fit_many="biospike.train:fit_many_on", runs_on=("mcu",),
     description="same-size non-spiking network (leaky integrator + ReLU) on the same spikes"))

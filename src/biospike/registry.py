@@ -107,6 +107,11 @@ class ModelKind:
     runs_on: tuple[str, ...] = ()  # hardware profile kinds it is costed on ("neuromorphic", "mcu")
     torch: bool = True  # trains with torch on train.device (asks for a GPU when that is cuda)
     description: str = ""
+    # train settings this kind fixes over the config's (e.g. the alif kind's neuron: alif), as pairs
+    train_settings: tuple[tuple[str, Any], ...] = ()
+    # why NIR cannot express it: listed in deploy.models, the edge stage writes a result that skips
+    # it with this reason instead of exporting a silently different graph
+    nir_refusal: str | None = None
 
 
 # Okabe & Ito (2008), colour-universal design

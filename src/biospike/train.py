@@ -49,7 +49,7 @@ from biospike.trainset import class_weights
 
 __all__ = ["SATURATED_RATE", "SELECT_MODES", "SILENT_RATE", "TrainResult", "arch_for", "cli", "converged_settings",
            "converged_stage", "firing_rates", "firing_stats", "firing_summary", "fit", "fit_converged", "fit_many",
-           "fit_many_converged", "fit_many_on", "fit_on", "network_of", "predict_logits", "train_settings", "train_stage"]
+           "fit_many_converged", "fit_many_on", "fit_on", "kind_settings", "network_of", "predict_logits", "train_settings", "train_stage"]
 
 log = logging.getLogger("biospike.train")
 
@@ -76,8 +76,16 @@ def network_of(kind: str) -> str:
     return MODEL_KINDS[kind].network or kind
 
 
+def kind_settings(kind: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``train`` settings of model kind ``kind``: ``settings`` with what the kind fixes
+    (``ModelKind.train_settings``, e.g. the alif kind's ``neuron: alif``) on top."""
+    fixed = dict(MODEL_KINDS[kind].train_settings) if kind in MODEL_KINDS else {}
+    return {**settings, **fixed}
+
+
 def arch_for(kind: str, spikes: Any, settings: Mapping[str, Any], index: np.ndarray | None = None) -> dict:
-    """:func:`biospike.models.make_arch` for a spikes file: sizes, ``dt_s`` and classes from it,
+    """:func:`biospike.models.make_arch` of model kind ``kind`` (a registered kind: its network
+    and the settings it fixes, :func:`kind_settings`) for a spikes file: sizes, ``dt_s`` and classes from it,
     ``input_scale: auto`` (and the SNN's readout gain) from the windows ``index`` (default: the
     training split; pass a public split's indices when they must not depend on private data)."""
     x = spikes.spikes
@@ -88,7 +96,8 @@ def arch_for(kind: str, spikes: Any, settings: Mapping[str, Any], index: np.ndar
         if index is None:
             index = np.arange(len(x))
     x_stats = x[np.sort(np.asarray(index, dtype=np.int64))]
-    return make_arch(kind, int(x.shape[2]), len(spikes.class_names), float(spikes.dt_s), settings, x_stats)
+    return make_arch(network_of(kind), int(x.shape[2]), len(spikes.class_names), float(spikes.dt_s),
+                     kind_settings(kind, settings), x_stats)
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,7 +446,7 @@ def fit_on(kind: str, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, s
     labels = np.asarray(spikes.labels, dtype=np.int64)
     if len(np.unique(labels[train_idx])) < 2:
         raise BiospikeError("fewer than two classes among the training windows")
-    arch = arch_for(network_of(kind), spikes, settings, index=train_idx)
+    arch = arch_for(kind, spikes, settings, index=train_idx)
     x = spikes.spikes
     result = fit(arch, x[train_idx], labels[train_idx], x[val_idx], labels[val_idx], dict(settings), seed,
                  progress=progress, select=select)
@@ -457,7 +466,7 @@ def fit_many_on(kind: str, spikes: Any, train_idxs: Sequence[np.ndarray], val_id
     for train_idx in train_idxs:
         if len(np.unique(labels[train_idx])) < 2:
             raise BiospikeError("fewer than two classes among the training windows")
-        archs.append(arch_for(network_of(kind), spikes, settings, index=train_idx))
+        archs.append(arch_for(kind, spikes, settings, index=train_idx))
     results = fit_many(archs, [x[i] for i in train_idxs], [labels[i] for i in train_idxs], [x[i] for i in val_idxs],
                        [labels[i] for i in val_idxs], dict(settings), seeds, progress=progress, desc=desc,
                        select=select)
@@ -609,7 +618,7 @@ def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progres
     if len(np.unique(labels[train_idx])) < 2:
         raise BiospikeError("the training split holds fewer than two classes", spikes_path)
 
-    arch = arch_for(network_of(kind), spikes, cfg, index=train_idx)
+    arch = arch_for(kind, spikes, cfg, index=train_idx)
     log.info("train %s on %s/%s: %d train (of %d), %d val, %d test windows, T=%d, C=%d, input_scale=%.4g, seed=%d",
              name, dataset, encoding, len(train_idx), len(train_all), len(val_idx), len(test_idx),
              spikes.spikes.shape[1], spikes.spikes.shape[2], arch["input_scale"], seed)
@@ -668,7 +677,7 @@ def cli(argv: list[str], prog: str) -> int:
     from biospike.config import seed_everything
     from biospike.registry import resolve
 
-    parser = stage_parser(prog, "train a model of one registered kind (snn, ann, classical, ...)", sections=("train",),
+    parser = stage_parser(prog, "train a model of one registered kind (snn, alif, ann, classical, ...)", sections=("train",),
                           names=("dataset", "encoding"))
     parser.add_argument("--input", help="spikes.h5 (kinds that read spikes)")
     parser.add_argument("--windows", help="windows.h5 (kinds that read the raw windows; checked against spikes.h5 otherwise)")

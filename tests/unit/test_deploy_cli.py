@@ -154,3 +154,23 @@ def test_time_course_balanced_accuracy_by_step_and_at_the_early_exit():
     assert out["early_exit"]["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, exit_pred))
     assert out["early_exit"]["accuracy"] == pytest.approx(0.75)
     assert list(out["_exit_step"]) == [0, 2, 0, 2]
+
+
+def test_a_model_nir_cannot_express_is_refused_by_export_and_skipped_with_its_reason(tmp_path, capsys):
+    """Adaptive-threshold neurons have no NIR node: export refuses with one clear error naming the
+    checkpoint, and the edge stage writes a result that skips the model with the reason."""
+    _setup(tmp_path)
+    alif = build_model({"kind": "snn", "n_in": 6, "n_hidden": [16], "n_out": 3, "input_scale": 3.0, "neuron": "alif"})
+    save_checkpoint(tmp_path / "alif.pt", alif, {"class_names": ["a", "b", "c"]})
+    assert main(["export", "--model", str(tmp_path / "alif.pt"), "--output", str(tmp_path / "alif.nir")]) == 2
+    err = capsys.readouterr().err
+    assert "adaptive-threshold" in err and "alif.pt" in err and "Traceback" not in err
+    assert not (tmp_path / "alif.nir").exists()
+    params = envelope(seed=5, dataset="d", encoding="delta", target="alif", deploy={"max_test_windows": 10})
+    out = tmp_path / "deploy" / "loihi.json"
+    assert main(["simulate", "--params", params, "--model", str(tmp_path / "alif.pt"), "--spikes",
+                 str(tmp_path / "spikes.h5"), "--hardware", str(HW / "loihi.yaml"), "--output", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert d["fits"] is False and "adaptive-threshold" in d["skipped"] and d["reasons"] == [d["skipped"]]
+    assert d["energy"]["per_inference_j"] is None and d["accuracy"]["quantized"] is None
+    assert d["target"] == "loihi" and d["provenance"]["inputs"]

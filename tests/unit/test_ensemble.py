@@ -48,12 +48,15 @@ def _assert_same(alone, together):
         assert a.model.arch == b.model.arch  # each member keeps its own input and readout gains
 
 
-@pytest.mark.parametrize("kind", ["snn", "ann"])
+@pytest.mark.parametrize("kind", ["snn", "alif", "ann"])
 @pytest.mark.parametrize("weighting", ["balanced", "sampler"])
 def test_stacked_members_equal_members_trained_alone(kind, weighting):
     cfg = {"epochs": 5, "patience": 2, "batch_size": 16, "hidden": [24], "lr": 0.01, "class_weighting": weighting,
            "rate_reg": {"weight": 0.3, "target_hz": 20.0}, "weight_decay": 1e-4}
+    if kind == "alif":  # the SNN with adaptive-threshold neurons (the alif model kind)
+        kind, cfg = "snn", {**cfg, "neuron": "alif", "tau_adapt_s": 0.01, "adapt_beta": 0.3}
     archs, train, val = _members(kind, cfg)
+    assert archs[0].get("neuron", "lif") == cfg.get("neuron", "lif")
     seeds = [101, 102, 103]
     alone = [fit(archs[k], *train[k], *val[k], cfg, seeds[k], progress=False) for k in range(3)]
     together = fit_many(archs, [t[0] for t in train], [t[1] for t in train], [v[0] for v in val],

@@ -259,3 +259,124 @@ def test_fused_snn_per_sample_gradients_under_opacus():
         torch.nn.functional.cross_entropy(single(x[b:b + 1]), y[b:b + 1], reduction="sum").backward()
         for (name, p), q in zip(model.named_parameters(), single.parameters(), strict=True):
             torch.testing.assert_close(p.grad_sample[b], q.grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
+# --- adaptive LIF (norse's LSNN feed-forward step) ---------------------------------------------
+
+
+def _lsnn_params(dtype: torch.dtype, method: str = "super", alpha: float = 100.0):
+    from norse.torch.functional.lsnn import LSNNParameters
+
+    t = lambda v: torch.as_tensor(v, dtype=dtype)  # noqa: E731
+    return LSNNParameters(tau_syn_inv=t(1 / 5e-3), tau_mem_inv=t(1 / 20e-3), tau_adapt_inv=t(1 / 0.05), v_leak=t(0.0),
+                          v_th=t(1.0), v_reset=t(0.0), beta=t(0.4), method=method, alpha=torch.as_tensor(alpha))
+
+
+def _norse_alif(cur: torch.Tensor, p) -> torch.Tensor:
+    from norse.torch.functional.lsnn import LSNNFeedForwardState, lsnn_feed_forward_step
+
+    zeros = cur.new_zeros(cur.shape[0], cur.shape[2])
+    state = LSNNFeedForwardState(v=zeros + p.v_leak, i=zeros, b=zeros + p.v_th)
+    out = []
+    for t in range(cur.shape[1]):
+        z, state = lsnn_feed_forward_step(cur[:, t], state, p, DT_S)
+        out.append(z)
+    return torch.stack(out, dim=1)
+
+
+def _fused_alif(cur: torch.Tensor, p) -> torch.Tensor:
+    from biospike.models.fused import ALIFScan
+
+    a_mem, a_syn_neg = lif_constants(p.tau_mem_inv, p.tau_syn_inv, DT_S)
+    return ALIFScan.apply(cur, a_mem, a_syn_neg, DT_S * p.tau_adapt_inv, p.v_leak, p.v_th, p.v_reset, p.beta,
+                          p.method, float(p.alpha))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("method", ["super", "triangle", "heavi_erfc"])
+def test_alif_scan_equals_norse_lsnn(dtype, method):
+    """Adaptive LIF in the fused kernel: spikes and input gradients equal norse's LSNN step (the
+    gradient flows through the reset and the adaptive threshold in both)."""
+    gen = torch.Generator().manual_seed(7)
+    cur = torch.randn(6, 80, 10, generator=gen, dtype=dtype) * 3 + 1.0
+    upstream = torch.randn(6, 80, 10, generator=gen, dtype=dtype)
+    p = _lsnn_params(dtype, method, SURROGATES[method].default_alpha)
+    ref = _forward_backward(lambda x: _norse_alif(x, p), cur, upstream)
+    _assert_same(_forward_backward(lambda x: _fused_alif(x, p), cur, upstream), ref)
+
+
+def test_alif_threshold_adapts():
+    """Under a constant drive the adaptive neuron fires less than the same LIF, and more so with a
+    larger jump per spike: adaptation is there, and beta = 0 is a LIF with norse's LSNN timing."""
+    cur = torch.full((1, 400, 1), 3.0, dtype=torch.float64)
+    rates = []
+    for beta in (0.0, 0.2, 1.0):
+        p = _lsnn_params(torch.float64)._replace(beta=torch.as_tensor(beta, dtype=torch.float64))
+        rates.append(float(_fused_alif(cur, p).mean()))
+    assert rates[0] > rates[1] > rates[2] > 0
+
+
+def _alif_pair(hidden: list[int]) -> tuple[torch.nn.Module, torch.nn.Module]:
+    arch = {"kind": "snn", "n_in": 6, "n_hidden": hidden, "n_out": 3, "input_scale": 8.0, "neuron": "alif",
+            "tau_adapt_s": 0.03, "adapt_beta": 0.2}
+    return _pair(arch)
+
+
+@pytest.mark.parametrize("hidden", [[16], [12, 8]])
+def test_alif_snn_fused_equals_norse_impl(hidden):
+    fused, reference = _alif_pair(hidden)
+    assert fused.fused and not reference.fused and fused.arch.neuron == "alif"
+    gen = torch.Generator().manual_seed(1)
+    x = (torch.rand(5, 40, 6, generator=gen) < 0.3).float()
+    y = torch.tensor([0, 1, 2, 0, 1])
+    results = []
+    for model in (fused, reference):
+        volts, spikes = model.forward_trace(x)
+        torch.nn.functional.cross_entropy(volts.mean(dim=1), y).backward()
+        results.append((volts.detach(), [s.detach() for s in spikes], {n: q.grad for n, q in model.named_parameters()}))
+    (v1, s1, g1), (v2, s2, g2) = results
+    assert all(s.mean() > 0 for s in s2)
+    torch.testing.assert_close(v1, v2, rtol=0, atol=1e-6)
+    for a, b in zip(s1, s2, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for name in g2:
+        torch.testing.assert_close(g1[name], g2[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_alif_per_sample_gradients_under_opacus():
+    """DP-SGD's per-sample gradients stay right with adaptive neurons (the scan owns no weights)."""
+    import warnings
+
+    from opacus import GradSampleModule
+
+    arch = {"kind": "snn", "n_in": 5, "n_hidden": [10, 6], "n_out": 3, "input_scale": 3.0, "neuron": "alif",
+            "adapt_beta": 0.3}
+    torch.manual_seed(0)
+    model = build_model(arch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gsm = GradSampleModule(model, batch_first=True, loss_reduction="sum")
+    gen = torch.Generator().manual_seed(2)
+    x = (torch.rand(4, 25, 5, generator=gen) < 0.3).float()
+    y = torch.tensor([0, 1, 2, 1])
+    torch.nn.functional.cross_entropy(gsm(x), y, reduction="sum").backward()
+    for b in range(len(x)):
+        single = build_model(arch)
+        single.load_state_dict(model.state_dict())
+        torch.nn.functional.cross_entropy(single(x[b:b + 1]), y[b:b + 1], reduction="sum").backward()
+        for (name, p), q in zip(model.named_parameters(), single.parameters(), strict=True):
+            torch.testing.assert_close(p.grad_sample[b], q.grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_alif_kind_builds_adaptive_snn_and_nir_refuses_it():
+    from biospike.deploy.nir_export import export_nir
+    from biospike.train import kind_settings
+
+    assert kind_settings("alif", {"neuron": "lif"})["neuron"] == "alif"
+    assert kind_settings("snn", {"neuron": "lif"})["neuron"] == "lif"
+    arch = make_arch("snn", 4, 2, 1e-3, {**kind_settings("alif", {}), "input_scale": 1.0})
+    assert arch["neuron"] == "alif" and arch["tau_adapt_s"] == 0.2
+    with pytest.raises(BiospikeError, match="adaptive-threshold"):
+        export_nir(build_model(arch))
+    with pytest.raises(BiospikeError, match="tau_adapt_s"):
+        make_arch("snn", 4, 2, 0.01, {"neuron": "alif", "tau_adapt_s": 0.005, "input_scale": 1.0})

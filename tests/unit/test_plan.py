@@ -190,11 +190,11 @@ def test_a_registered_kind_flows_into_the_plan():
 
 
 def test_registry_errors_list_what_is_registered():
-    with pytest.raises(BiospikeError, match="registered: snn, ann, classical"):
+    with pytest.raises(BiospikeError, match="registered: snn, alif, ann, classical"):
         MODEL_KINDS["svm"]
     from biospike.encode.stage import ENCODINGS
 
-    assert ENCODINGS.names() == ["delta", "population", "rate"]
+    assert ENCODINGS.names() == ["delta", "population", "rate", "ttfs", "poisson_burst", "delayed_burst"]
     assert report.FIGURES.names()[:3] == ["signals", "training", "confusion"]
 
 

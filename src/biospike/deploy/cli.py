@@ -29,7 +29,8 @@ from biospike.errors import BiospikeError
 from biospike.metrics import balanced_accuracy, finite
 
 __all__ = ["SIMULATION_KEYS", "ann_macs_per_step", "average_power_w", "cli", "compute_latency", "evaluate_mcu_target",
-           "evaluate_snn_target", "fidelity", "mcu_energy_j", "simulate_model", "simulate_stage", "time_course"]
+           "evaluate_snn_target", "fidelity", "mcu_energy_j", "simulate_model", "simulate_stage", "skipped_result",
+           "time_course"]
 
 # the deploy settings that change a simulation (the rest say what to simulate)
 SIMULATION_KEYS = ("early_exit", "max_test_windows", "real_time", "calibration_windows")
@@ -425,6 +426,23 @@ def _checkpoint_name(model_path: str) -> str | None:
         return None
 
 
+def _nir_refusal_of(model_path: str) -> str | None:
+    """Why the checkpoint's network cannot be exported to NIR (None: it can)."""
+    from biospike.deploy.nir_export import nir_refusal
+    from biospike.models import load_checkpoint
+
+    model, _ = load_checkpoint(model_path)
+    return nir_refusal(model.arch) if getattr(model.arch, "kind", None) == "snn" else None
+
+
+def skipped_result(reason: str) -> dict[str, Any]:
+    """The deploy record of a model the edge stage does not run: it does not fit, for ``reason``;
+    every number is unknown (the report keeps only fits and reasons of such a record)."""
+    return {"fits": False, "model": "snn", "skipped": reason, "reasons": [reason],
+            "accuracy": {"float": None, "quantized": None}, "balanced_accuracy": {"float": None, "quantized": None},
+            "energy": {"per_inference_j": None, "dynamic_j": None, "static_j": None, "total_j": None}}
+
+
 def simulate_stage(ctx: Any, model_path: str, nir_path: str | None, spikes_path: str,
                    hardware_path: str) -> dict[str, Any]:
     """The ``simulate`` stage: files in, the ``{target}.json`` record out (a seeded subset of the
@@ -446,7 +464,10 @@ def simulate_stage(ctx: Any, model_path: str, nir_path: str | None, spikes_path:
     x = spikes.spikes[idx]
     y = spikes.labels[idx]
     inputs = [model_path, spikes_path, hardware_path]
-    if profile.kind == "mcu":
+    refusal = _nir_refusal_of(model_path) if profile.kind != "mcu" else None
+    if refusal:
+        result = skipped_result(f"not exported to NIR: {refusal}")
+    elif profile.kind == "mcu":
         model, _ = load_checkpoint(model_path)
         if model.arch.kind != "ann":
             raise BiospikeError(f"the MCU target {profile.name!r} runs the ANN baseline: pass an ANN model.pt", model_path)

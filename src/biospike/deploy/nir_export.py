@@ -44,7 +44,7 @@ import numpy as np
 from biospike.errors import BiospikeError
 from biospike.store import SCHEMA_VERSION
 
-__all__ = ["DISCRETISATION", "FORMAT", "cli", "export_nir", "graph_metadata", "read_nir", "write_nir"]
+__all__ = ["DISCRETISATION", "FORMAT", "cli", "export_nir", "graph_metadata", "nir_refusal", "read_nir", "write_nir"]
 
 FORMAT = "biospike-snn-nir/1"
 DISCRETISATION = (
@@ -65,6 +65,17 @@ def _weights(linear) -> tuple[np.ndarray, np.ndarray | None]:
     return w, b
 
 
+def nir_refusal(arch: Any) -> str | None:
+    """Why NIR cannot express an SNN architecture (None: it can). An adaptive threshold has no
+    NIR node: exporting its weights into LIF nodes would be a silently different network."""
+    if getattr(arch, "neuron", "lif") != "lif":
+        from biospike.kinds import MODEL_KINDS
+
+        reason = MODEL_KINDS["alif"].nir_refusal if arch.neuron == "alif" else None
+        return f"hidden neuron {arch.neuron!r}: " + (reason or "no NIR node expresses it")
+    return None
+
+
 def export_nir(model, channel_names: list[str] | None = None, class_names: list[str] | None = None,
                extra_metadata: dict[str, Any] | None = None):
     """Build the NIR graph of ``model`` (an SNN, possibly wrapped by Opacus). Returns ``nir.NIRGraph``."""
@@ -74,6 +85,9 @@ def export_nir(model, channel_names: list[str] | None = None, class_names: list[
     arch = getattr(snn, "arch", None)
     if arch is None or getattr(arch, "kind", None) != "snn":
         raise BiospikeError("only spiking models (arch kind 'snn') can be exported to NIR")
+    refusal = nir_refusal(arch)
+    if refusal:
+        raise BiospikeError(f"cannot export to NIR: {refusal}")
     dt_s = float(arch.dt_s)
     nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array([arch.n_in]))}
     edges: list[tuple[str, str]] = []
@@ -189,6 +203,8 @@ def cli(argv: list[str], prog: str = "biospike export") -> int:
     model, meta = load_checkpoint(args.model)
     if getattr(model.arch, "kind", None) != "snn":
         raise BiospikeError("NIR export needs a spiking model (arch kind 'snn')", args.model)
+    if nir_refusal(model.arch):
+        raise BiospikeError(f"cannot export to NIR: {nir_refusal(model.arch)}", args.model)
     prov = provenance({"names": dict(ctx.names)}, inputs=[args.model], seed=ctx.seed)
     graph = export_nir(
         model,

@@ -73,7 +73,9 @@ def make_arch(kind: str, n_in: int, n_out: int, dt_s: float, settings: Mapping[s
                  "readout_tau_syn_s": float(cfg["readout_tau_syn_s"]), "recurrent": bool(cfg["recurrent"]),
                  "surrogate": str(cfg["surrogate"]),
                  "surrogate_alpha": surrogate_alpha(str(cfg["surrogate"]), cfg["surrogate_alpha"]),
-                 "impl": str(cfg["impl"])}
+                 "impl": str(cfg["impl"]), "neuron": str(cfg["neuron"])}
+        if arch["neuron"] == "alif":
+            arch |= {"tau_adapt_s": float(cfg["tau_adapt_s"]), "adapt_beta": float(cfg["adapt_beta"])}
     check_time_constants(arch)
     scale = cfg["input_scale"]
     if scale == "auto":
@@ -93,7 +95,7 @@ def check_time_constants(arch: Mapping[str, Any]) -> None:
     """norse's forward-Euler step decays a state by (1 - dt/tau) per step: with dt > tau the state
     flips sign every step and grows (dt = 2 tau already oscillates forever), so refuse it."""
     dt_s = float(arch["dt_s"])
-    keys = ("tau_mem_s", "tau_syn_s", "readout_tau_mem_s", "readout_tau_syn_s")
+    keys = ("tau_mem_s", "tau_syn_s", "readout_tau_mem_s", "readout_tau_syn_s", "tau_adapt_s")
     bad = {k: arch[k] for k in keys if k in arch and dt_s > float(arch[k]) * (1 + 1e-9)}
     if bad:
         listed = ", ".join(f"train.{k}={v:g}" for k, v in bad.items())

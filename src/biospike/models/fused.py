@@ -26,7 +26,7 @@ import warnings
 
 import torch
 
-__all__ = ["SURROGATES", "LIFScan", "LIScan", "Surrogate", "lif_constants", "surrogate_alpha", "surrogate_code"]
+__all__ = ["SURROGATES", "ALIFScan", "LIFScan", "LIScan", "Surrogate", "lif_constants", "surrogate_alpha", "surrogate_code"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +133,62 @@ def _lif_backward(grad_z: torch.Tensor, spikes: torch.Tensor, v_pre: torch.Tenso
     return g_cur
 
 
+def _alif_forward(cur: torch.Tensor, a_mem: torch.Tensor, a_syn_neg: torch.Tensor, a_adapt: torch.Tensor,
+                  v_leak: torch.Tensor, v_th: torch.Tensor, v_reset: torch.Tensor,
+                  beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Adaptive LIF, norse's ``lsnn_feed_forward_step`` order: decay v (with the old current), i
+    and the threshold b towards v_th, spike on v > b, reset v, raise b by beta, then add the input
+    to i (so input at step t first moves v at step t + 1). State starts at v_leak, 0, v_th.
+    cur (B, T, H) -> spikes, pre-reset voltages and pre-jump thresholds, each (T, B, H)."""
+    batch, steps, width = cur.shape
+    zeros = torch.zeros(batch, width, dtype=cur.dtype, device=cur.device)
+    v = zeros + v_leak
+    i = zeros
+    b = zeros + v_th
+    spikes = torch.empty(steps, batch, width, dtype=cur.dtype, device=cur.device)
+    v_pre = torch.empty(steps, batch, width, dtype=cur.dtype, device=cur.device)
+    b_pre = torch.empty(steps, batch, width, dtype=cur.dtype, device=cur.device)
+    for t in range(steps):
+        v_dec = v + a_mem * ((v_leak - v) + i)
+        i_dec = i + a_syn_neg * i
+        b_dec = b + a_adapt * (v_th - b)
+        z = torch.gt(v_dec - b_dec, 0.0).to(cur.dtype)
+        v = torch.where(z > 0, v_reset, v_dec)
+        b = b_dec + z * beta
+        i = i_dec + cur[:, t]
+        spikes[t] = z
+        v_pre[t] = v_dec
+        b_pre[t] = b_dec
+    return spikes, v_pre, b_pre
+
+
+def _alif_backward(grad_z: torch.Tensor, spikes: torch.Tensor, v_pre: torch.Tensor, b_pre: torch.Tensor,
+                   a_mem: torch.Tensor, a_syn_neg: torch.Tensor, a_adapt: torch.Tensor, v_reset: torch.Tensor,
+                   beta: torch.Tensor, kind: int, alpha: torch.Tensor) -> torch.Tensor:
+    """Adjoint of :func:`_alif_forward`: grad wrt spikes (B, T, H) -> grad wrt input current. The
+    gradient flows through the reset and through the adaptive threshold (as autograd on norse's
+    step does); the spike's derivative is the surrogate ``kind``."""
+    steps, batch, width = spikes.shape
+    g_v = torch.zeros(batch, width, dtype=grad_z.dtype, device=grad_z.device)
+    g_i = torch.zeros(batch, width, dtype=grad_z.dtype, device=grad_z.device)
+    g_b = torch.zeros(batch, width, dtype=grad_z.dtype, device=grad_z.device)
+    g_cur = torch.empty(batch, steps, width, dtype=grad_z.dtype, device=grad_z.device)
+    for t in range(steps - 1, -1, -1):
+        z = spikes[t]
+        v_dec = v_pre[t]
+        g_cur[:, t] = g_i  # i_new = i_dec + cur
+        # b_new = b_dec + z beta; v_new = (1 - z) v_dec + z v_reset; z = H(v_dec - b_dec)
+        g_z = grad_z[:, t] + g_b * beta - g_v * v_dec + g_v * v_reset
+        g_x = _surrogate_grad(g_z, v_dec - b_pre[t], kind, alpha)
+        g_vdec = g_v * (1.0 - z) + g_x
+        g_bdec = g_b - g_x
+        g_dv = g_vdec * a_mem  # v_dec = v + a_mem ((v_leak - v) + i), with the old i
+        g_v = g_vdec - g_dv
+        g_i = g_i + g_i * a_syn_neg + g_dv
+        g_b = g_bdec - g_bdec * a_adapt
+    return g_cur
+
+
 def _li_forward(cur: torch.Tensor, a_mem: torch.Tensor, a_syn_neg: torch.Tensor, v_leak: torch.Tensor) -> torch.Tensor:
     """Leaky-integrator readout: cur (B, T, O) -> voltages (B, T, O); state starts at 0, 0."""
     batch, steps, width = cur.shape
@@ -176,6 +232,8 @@ def _script(fn):
 _surrogate_grad = _script(_surrogate_grad)
 _lif_forward_s = _script(_lif_forward)
 _lif_backward_s = _script(_lif_backward)
+_alif_forward_s = _script(_alif_forward)
+_alif_backward_s = _script(_alif_backward)
 _li_forward_s = _script(_li_forward)
 _li_backward_s = _script(_li_backward)
 
@@ -206,6 +264,31 @@ class LIFScan(torch.autograd.Function):
         grad = _lif_backward_s(grad_spikes.contiguous(), spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset, ctx.kind,
                                alpha)
         return grad, None, None, None, None, None, None, None
+
+
+class ALIFScan(torch.autograd.Function):
+    """``spikes = ALIFScan.apply(current, a_mem, a_syn_neg, a_adapt, v_leak, v_th, v_reset, beta[,
+    surrogate, alpha])``, (B, T, H) both: the adaptive LIF of norse's LSNN (``a_adapt = dt /
+    tau_adapt``; ``beta`` the threshold jump per spike), as :class:`LIFScan` does for the LIF."""
+
+    @staticmethod
+    def forward(ctx, current, a_mem, a_syn_neg, a_adapt, v_leak, v_th, v_reset, beta, surrogate="super", alpha=None):
+        """Spikes (B, T, H); saves spikes, pre-reset voltages and thresholds for backward."""
+        spikes, v_pre, b_pre = _alif_forward_s(current.contiguous(), a_mem, a_syn_neg, a_adapt, v_leak, v_th, v_reset,
+                                               beta)
+        alpha_t = torch.as_tensor(surrogate_alpha(surrogate, None if alpha is None else float(alpha)),
+                                  dtype=current.dtype, device=current.device)
+        ctx.kind = surrogate_code(surrogate)
+        ctx.save_for_backward(spikes, v_pre, b_pre, a_mem, a_syn_neg, a_adapt, v_reset, beta, alpha_t)
+        return spikes.transpose(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad_spikes):
+        """Gradient with respect to ``current``; none for the constants."""
+        spikes, v_pre, b_pre, a_mem, a_syn_neg, a_adapt, v_reset, beta, alpha = ctx.saved_tensors
+        grad = _alif_backward_s(grad_spikes.contiguous(), spikes, v_pre, b_pre, a_mem, a_syn_neg, a_adapt, v_reset,
+                                beta, ctx.kind, alpha)
+        return (grad,) + (None,) * 9
 
 
 class LIScan(torch.autograd.Function):

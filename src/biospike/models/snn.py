@@ -31,12 +31,25 @@ import numpy as np
 import torch
 from norse.torch.functional.leaky_integrator import LIParameters, LIState, li_feed_forward_step
 from norse.torch.functional.lif import LIFFeedForwardState, LIFParameters, lif_feed_forward_step
+from norse.torch.functional.lsnn import LSNNFeedForwardState, LSNNParameters, lsnn_feed_forward_step
 from torch import nn
 
 from biospike.errors import BiospikeError
-from biospike.models.fused import SURROGATES, LIFScan, LIScan, lif_constants, surrogate_alpha
+from biospike.models.fused import (
+    SURROGATES,
+    ALIFScan,
+    LIFScan,
+    LIScan,
+    lif_constants,
+    surrogate_alpha,
+)
 
-__all__ = ["AUTO_DRIVE_RMS", "NEURON_KEYS", "NORSE_SURROGATES", "SNN", "SNNArch", "auto_input_scale"]
+__all__ = ["AUTO_DRIVE_RMS", "NEURONS", "NEURON_KEYS", "NORSE_SURROGATES", "SNN", "SNNArch", "auto_input_scale"]
+
+# hidden neuron models: "lif" (norse's lif_feed_forward_step) and "alif", the adaptive-threshold
+# LIF of norse's LSNN (lsnn_feed_forward_step; Bellec et al. 2018): the threshold b decays to
+# v_th with tau_adapt_s and jumps by adapt_beta at every spike
+NEURONS = ("lif", "alif")
 
 # the surrogates norse's step functions know (the norse path and recurrent layers run only these)
 NORSE_SURROGATES = ("super", "triangle", "tanh", "circ", "heavi_erfc")
@@ -69,6 +82,9 @@ class SNNArch:
     bias: bool = True
     impl: str = "fused"  # "fused" (biospike.models.fused) or "norse" (norse step functions)
     kind: str = "snn"
+    neuron: str = "lif"  # "lif" or "alif" (NEURONS)
+    tau_adapt_s: float = 0.2  # alif: threshold adaptation time constant
+    adapt_beta: float = 0.1  # alif: threshold jump per spike (units of v_th's scale)
 
     @classmethod
     def from_dict(cls, d: dict) -> SNNArch:
@@ -80,6 +96,8 @@ class SNNArch:
         arch = cls(**{**d, "n_hidden": list(d["n_hidden"])})
         if arch.impl not in ("fused", "norse"):
             raise ValueError(f"unknown SNN impl {arch.impl!r} (expected 'fused' or 'norse')")
+        if arch.neuron not in NEURONS:
+            raise ValueError(f"unknown neuron {arch.neuron!r} (expected one of {', '.join(NEURONS)})")
         if arch.surrogate not in SURROGATES:
             raise ValueError(f"unknown surrogate {arch.surrogate!r} (expected one of {', '.join(SURROGATES)})")
         return arch
@@ -114,6 +132,11 @@ class SNN(nn.Module):
             method=arch.surrogate if arch.surrogate in NORSE_SURROGATES else "super",
             alpha=torch.as_tensor(arch.surrogate_alpha),
         )
+        self.lsnn_p = LSNNParameters(
+            tau_syn_inv=self.lif_p.tau_syn_inv, tau_mem_inv=self.lif_p.tau_mem_inv,
+            tau_adapt_inv=torch.as_tensor(1.0 / arch.tau_adapt_s), v_leak=self.lif_p.v_leak, v_th=self.lif_p.v_th,
+            v_reset=self.lif_p.v_reset, beta=torch.as_tensor(arch.adapt_beta), method=self.lif_p.method,
+            alpha=self.lif_p.alpha)
         self.li_p = LIParameters(
             tau_syn_inv=torch.as_tensor(1.0 / arch.readout_tau_syn_s),
             tau_mem_inv=torch.as_tensor(1.0 / arch.readout_tau_mem_s),
@@ -147,8 +170,33 @@ class SNN(nn.Module):
             spikes.append(z)
         return torch.stack(spikes, dim=1)
 
+    def alif_layer(self, current: torch.Tensor, layer: int) -> torch.Tensor:
+        """Adaptive LIF dynamics over time for one layer: input current (B, T, H) -> spikes (B, T, H)."""
+        p = self.lsnn_p
+        if self.fused:
+            a_mem, a_syn_neg = lif_constants(p.tau_mem_inv, p.tau_syn_inv, self.arch.dt_s)
+            like = {"dtype": current.dtype, "device": current.device}
+            return ALIFScan.apply(current, a_mem.to(**like), a_syn_neg.to(**like),
+                                  (self.arch.dt_s * p.tau_adapt_inv).to(**like), p.v_leak.to(**like),
+                                  p.v_th.to(**like), p.v_reset.to(**like), p.beta.to(**like), self.arch.surrogate,
+                                  surrogate_alpha(self.arch.surrogate, self.arch.surrogate_alpha))
+        batch, steps, width = current.shape
+        zeros = current.new_zeros(batch, width)
+        state = LSNNFeedForwardState(v=zeros + self.arch.v_leak, i=zeros, b=zeros + self.arch.v_th)
+        spikes = []
+        z = zeros
+        for t in range(steps):
+            inp = current[:, t]
+            if self.rec is not None:
+                inp = inp + self.rec[layer](z)
+            z, state = lsnn_feed_forward_step(inp, state, p, self.arch.dt_s)
+            spikes.append(z)
+        return torch.stack(spikes, dim=1)
+
     def hidden_layer(self, current: torch.Tensor, layer: int) -> torch.Tensor:
         """The neuron dynamics of hidden layer ``layer`` (row-wise; what a stacked ensemble calls)."""
+        if self.arch.neuron == "alif":
+            return self.alif_layer(current, layer)
         return self.lif_layer(current, layer)
 
     def readout(self, current: torch.Tensor) -> torch.Tensor:
@@ -172,7 +220,7 @@ class SNN(nn.Module):
         h = x * self.arch.input_scale
         hidden_spikes = []
         for layer, fc in enumerate(self.fc):
-            h = self.lif_layer(fc(h), layer)
+            h = self.hidden_layer(fc(h), layer)
             hidden_spikes.append(h)
         current = self.out(h)
         if self.arch.output_scale != 1.0:
@@ -211,7 +259,7 @@ class SNN(nn.Module):
                 rms = float(self._filtered(torch.nn.functional.linear(h, fc.weight), self.lif_p).pow(2).mean().sqrt())
                 if rms > 0:
                     fc.weight.mul_(AUTO_DRIVE_RMS * self.arch.v_th / rms)
-            h = self.lif_layer(fc(h), layer)
+            h = self.hidden_layer(fc(h), layer)
         if output_scale:
             features = self._filtered(h, self.li_p).mean(dim=1)
             rms = float(features.pow(2).mean().sqrt())
