@@ -31,6 +31,12 @@ register_model_kind(ModelKind(
     nir_refusal="NIR has no adaptive-threshold neuron (its LIF and CubaLIF nodes have a fixed v_threshold)",
     description="the SNN with adaptive-threshold LIF neurons (norse's LSNN dynamics, fused kernels)"))
 register_model_kind(ModelKind(
+    name="dynsnn", label="SNN (learned τ, θ)", color=OKABE_ITO["green"], order=6, trainer="biospike.train:train_stage",
+    fit="biospike.train:fit_on", network="snn", spiking=True, nir=True, runs_on=("neuromorphic",),
+    train_settings=(("trainable", ("tau_mem", "tau_syn", "v_th")),),
+    description="the SNN with per-neuron membrane and synaptic time constants and thresholds learned (exported "
+                "to NIR per neuron); not stackable, its reference models train one by one"))
+register_model_kind(ModelKind(
     name="ann", label="ANN", color=OKABE_ITO["orange"], order=20, trainer="biospike.train:train_stage",
     fit="biospike.train:fit_on", fit_many="biospike.train:fit_many_on", runs_on=("mcu",),
     description="same-size non-spiking network (leaky integrator + ReLU) on the same spikes"))

@@ -80,7 +80,7 @@ def kind_settings(kind: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """The ``train`` settings of model kind ``kind``: ``settings`` with what the kind fixes
     (``ModelKind.train_settings``, e.g. the alif kind's ``neuron: alif``) on top."""
     fixed = dict(MODEL_KINDS[kind].train_settings) if kind in MODEL_KINDS else {}
-    return {**settings, **fixed}
+    return {**settings, **{k: list(v) if isinstance(v, tuple) else v for k, v in fixed.items()}}
 
 
 def arch_for(kind: str, spikes: Any, settings: Mapping[str, Any], index: np.ndarray | None = None) -> dict:
@@ -677,7 +677,7 @@ def cli(argv: list[str], prog: str) -> int:
     from biospike.config import seed_everything
     from biospike.registry import resolve
 
-    parser = stage_parser(prog, "train a model of one registered kind (snn, alif, ann, classical, ...)", sections=("train",),
+    parser = stage_parser(prog, "train a model of one registered kind (snn, alif, dynsnn, ann, classical, ...)", sections=("train",),
                           names=("dataset", "encoding"))
     parser.add_argument("--input", help="spikes.h5 (kinds that read spikes)")
     parser.add_argument("--windows", help="windows.h5 (kinds that read the raw windows; checked against spikes.h5 otherwise)")

@@ -174,3 +174,25 @@ def test_a_model_nir_cannot_express_is_refused_by_export_and_skipped_with_its_re
     assert d["fits"] is False and "adaptive-threshold" in d["skipped"] and d["reasons"] == [d["skipped"]]
     assert d["energy"]["per_inference_j"] is None and d["accuracy"]["quantized"] is None
     assert d["target"] == "loihi" and d["provenance"]["inputs"]
+
+
+def test_learned_per_neuron_constants_run_on_the_edge_targets(tmp_path):
+    """An SNN with trainable dynamics exports per-neuron constants and every neuromorphic target
+    quantizes and simulates it (per-neuron decays), like any SNN."""
+    _setup(tmp_path)
+    torch.manual_seed(1)
+    model = build_model({"kind": "snn", "n_in": 6, "n_hidden": [16], "n_out": 3, "input_scale": 3.0,
+                         "trainable": ["tau_mem", "tau_syn", "v_th"]})
+    with torch.no_grad():
+        for p in model.dynamics.parameters():
+            p.add_(0.3 * torch.randn(p.shape))
+    save_checkpoint(tmp_path / "dyn.pt", model, {"class_names": ["a", "b", "c"]})
+    assert main(["export", "--model", str(tmp_path / "dyn.pt"), "--output", str(tmp_path / "dyn.nir")]) == 0
+    params = envelope(seed=5, dataset="d", encoding="delta", target="snn", deploy={"max_test_windows": 10})
+    for target in ("loihi", "xylo_audio2", "truenorth"):
+        out = tmp_path / "deploy" / f"dyn_{target}.json"
+        assert main(["simulate", "--params", params, "--model", str(tmp_path / "dyn.pt"), "--nir", str(tmp_path / "dyn.nir"),
+                     "--spikes", str(tmp_path / "spikes.h5"), "--hardware", str(HW / f"{target}.yaml"),
+                     "--output", str(out)]) == 0
+        d = json.loads(out.read_text())
+        assert d["fits"] is True and 0 <= d["accuracy"]["quantized"] <= 1 and d["per_inference"]["syn_events"] > 0

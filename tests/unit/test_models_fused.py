@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from norse.torch.functional.leaky_integrator import LIParameters, LIState, li_feed_forward_step
@@ -380,3 +381,86 @@ def test_alif_kind_builds_adaptive_snn_and_nir_refuses_it():
         export_nir(build_model(arch))
     with pytest.raises(BiospikeError, match="tau_adapt_s"):
         make_arch("snn", 4, 2, 0.01, {"neuron": "alif", "tau_adapt_s": 0.005, "input_scale": 1.0})
+
+
+# --- trainable dynamics: per-neuron a_mem, a_syn and v_th learned --------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("method", ["super", "atan"])
+def test_lif_scan_per_neuron_constant_gradients_equal_norse_autograd(dtype, method):
+    """Per-neuron (H,) constants that require grad: the scan's adjoint gives their gradients, equal
+    to autograd through norse's step (the written-out step for atan, which norse lacks)."""
+    from norse.torch.functional.superspike import super_fn
+
+    width = 10
+    gen = torch.Generator().manual_seed(4)
+    cur = torch.randn(6, 80, width, generator=gen, dtype=dtype) * 2 + 0.5
+    upstream = torch.randn(6, 80, width, generator=gen, dtype=dtype)
+
+    def params():
+        return [(1 / torch.linspace(0.01, 0.05, width, dtype=dtype)).requires_grad_(),
+                (1 / torch.linspace(0.004, 0.02, width, dtype=dtype)).requires_grad_(),
+                torch.linspace(0.8, 1.2, width, dtype=dtype).requires_grad_()]
+
+    zero = torch.tensor(0.0, dtype=dtype)
+    results = []
+    for fused in (True, False):
+        tm, ts, vth = params()
+        p = LIFParameters(tau_syn_inv=ts, tau_mem_inv=tm, v_leak=zero, v_th=vth, v_reset=zero, method=method,
+                          alpha=torch.as_tensor(SURROGATES[method].default_alpha))
+        x = cur.clone().requires_grad_()
+        if fused:
+            z = LIFScan.apply(x, DT_S * tm, -DT_S * ts, zero, vth, zero, method, None)
+        elif method == "super":
+            z = _stepped_lif(x, p, lambda u: super_fn(u, p.alpha))  # noqa: B023
+        else:
+            surrogate = pytest.importorskip("snntorch.surrogate")
+            spike_fn = surrogate.atan(SURROGATES[method].default_alpha)
+            z = _stepped_lif(x, p, lambda u: spike_fn(u).to(u.dtype))  # noqa: B023
+        (z * upstream).sum().backward()
+        results.append([x.grad, tm.grad, ts.grad, vth.grad])
+    # snnTorch's spike is float32, so its backward runs in float32 even for float64 inputs
+    tol = 1e-12 if dtype == torch.float64 and method == "super" else 2e-6 if dtype == torch.float32 else 1e-4
+    for got, ref in zip(*results, strict=True):
+        assert float(ref.abs().max()) > 0
+        torch.testing.assert_close(got, ref, rtol=tol, atol=tol * float(ref.abs().max()))
+
+
+def test_trainable_snn_fused_equals_norse_and_keeps_constants_valid():
+    arch = {"kind": "snn", "n_in": 6, "n_hidden": [16, 8], "n_out": 3, "input_scale": 6.0,
+            "trainable": ["tau_mem", "tau_syn", "v_th"]}
+    fused, reference = _pair(arch)
+    gen = torch.Generator().manual_seed(1)
+    x = (torch.rand(5, 40, 6, generator=gen) < 0.3).float()
+    y = torch.tensor([0, 1, 2, 0, 1])
+    grads = []
+    for model in (fused, reference):
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        grads.append({n: q.grad for n, q in model.named_parameters()})
+    assert any(n.startswith("dynamics.1.") for n in grads[0])
+    for name, g in grads[1].items():
+        torch.testing.assert_close(grads[0][name], g, rtol=1e-5, atol=1e-6, msg=name)
+        assert name.startswith("fc.1.bias") or float(g.abs().max()) > 0, name
+    # whatever the raw values reach, every time constant stays above the step and thresholds positive
+    with torch.no_grad():
+        for p in fused.dynamics.parameters():
+            p.copy_(torch.linspace(-60.0, 60.0, p.numel()))
+    for c in fused.neuron_constants():
+        assert (c["tau_mem_s"] > fused.arch.dt_s).all() and (c["tau_syn_s"] > fused.arch.dt_s).all()
+        assert (c["v_th"] >= 0).all() and np.isfinite(c["v_th"]).all()
+
+
+def test_trainable_dynamics_refused_where_they_cannot_be_right():
+    from biospike.models.ensemble import stackable
+    from biospike.privacy.grad_sample import grad_sample_module
+
+    arch = {"kind": "snn", "n_in": 4, "n_hidden": [8], "n_out": 2, "trainable": ["v_th"]}
+    model = build_model(arch)
+    with pytest.raises(BiospikeError, match="DP-SGD cannot train learned per-neuron constants"):
+        grad_sample_module(model)
+    assert "per-neuron constants" in stackable([model, build_model(arch)])
+    with pytest.raises(BiospikeError, match="covers LIF neurons"):
+        build_model({**arch, "neuron": "alif"})
+    with pytest.raises(BiospikeError, match="hidden layers 0..0"):
+        build_model({**arch, "trainable_layers": [1]})

@@ -100,3 +100,29 @@ def test_unsupported_graph_is_a_clear_error():
                          edges=[("input", "lif"), ("lif", "output")], metadata={"dt_s": 0.001})
     with pytest.raises(BiospikeError, match="not supported"):
         network_from_nir(graph)
+
+
+def test_learned_per_neuron_constants_are_exported_per_neuron(tmp_path):
+    """Trainable dynamics: the NIR graph carries each neuron's learned tau_mem, tau_syn and
+    threshold, and simulating it reproduces the torch model (to float rounding of the constants)."""
+    model = _snn(trainable=["tau_mem", "tau_syn", "v_th"], trainable_layers=[0])
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # as after training: every neuron of layer 0 has its own constants
+        for p in model.dynamics["0"].parameters():
+            p.add_(0.5 * torch.randn(p.shape, generator=gen))
+    constants = model.neuron_constants()
+    assert np.ptp(constants[0]["tau_mem_s"]) > 1e-3 and np.ptp(constants[1]["tau_mem_s"]) == 0  # layer 1 fixed
+    assert (constants[0]["tau_mem_s"] > 1e-3).all() and (constants[0]["v_th"] > 0).all()
+    path = tmp_path / "m.nir"
+    write_nir(path, export_nir(model))
+    graph = nir.read(path)
+    np.testing.assert_allclose(graph.nodes["lif0"].tau_mem, constants[0]["tau_mem_s"], rtol=1e-12)
+    np.testing.assert_allclose(graph.nodes["lif0"].v_threshold, constants[0]["v_th"], rtol=1e-12)
+    np.testing.assert_allclose(graph.nodes["lif0"].w_in, constants[0]["tau_syn_s"] / 1e-3, rtol=1e-12)
+    x = _inputs()
+    trace = simulate_float(network_from_nir(read_nir(path)), x)
+    with torch.no_grad():
+        volts, hidden = model.forward_trace(torch.as_tensor(x, dtype=torch.float32))
+    for ref, name in zip(hidden, trace.spikes, strict=True):
+        assert 0.01 < ref.mean() and np.mean(trace.spikes[name] == ref.numpy()) > 0.995
+    np.testing.assert_allclose(trace.logits, volts.mean(dim=1).numpy(), atol=0.05 * float(volts.abs().max()))

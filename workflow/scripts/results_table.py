@@ -3,6 +3,7 @@ cost per task, plus the issue's targets checked one by one.
 
     python workflow/scripts/results_table.py results/real [--encoding delta]
     python workflow/scripts/results_table.py results/cohort --cohort   # docs/results.md, "Cohorts"
+    python workflow/scripts/results_table.py results/dynamics --dynamics   # one row per encoding
 
 Reads only what the workflow wrote: ``summary.json`` (utility, epsilon, deploy cost, each with
 its source file) and every attacked model's ``attack/summary.json`` (all attacks, window level).
@@ -261,13 +262,65 @@ def cohort_leakage_table(results: Path, encoding: str) -> list[str]:
     return lines
 
 
+def dynamics_table(results: Path) -> list[str]:
+    """One row per dataset, encoding (input dynamics) and spiking model: test balanced accuracy
+    [CI], the strongest window-level attack's AUC and TPR at 1% / 0.1% FPR [CIs], input and hidden
+    spikes per inference, training wall time, and the edge cost (dynamic energy per inference, the
+    part the input dynamics change, and the total where it is like for like; average power) on
+    each simulated target. The network is the same in
+    every row, so its memory is too: the footprint is printed once, under the table."""
+    summary = json.loads((results / "summary.json").read_text())
+    hardware = list(summary.get("hardware") or [])
+    head = ["task", "encoding", "model", "bal. acc. [95% CI]", "attack", "AUC [95% CI]", "TPR@1%FPR [95% CI]",
+            "TPR@0.1%FPR [95% CI]", "input / hidden spikes per window", "train time"]
+    head += [f"{hw} energy / inference: dynamic (total)" for hw in hardware] + [f"{hw} power" for hw in hardware]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    footprints = set()
+    for row in summary["rows"]:
+        tdir = results / row["dataset"] / row["encoding"] / row["model"]
+        attack_file = tdir / "attack" / "summary.json"
+        if not attack_file.exists():
+            continue
+        metrics = json.loads((tdir / "metrics.json").read_text())
+        att = json.loads(attack_file.read_text())
+        best = strongest_attack(att, "window")
+        cell = att["attacks"][best["attack"]]["window"] if best else {}
+        spikes = metrics.get("spikes_per_inference") or {}
+        footprints.add(metrics.get("n_parameters"))
+        deploy = row.get("deploy") or {}
+        energy = [f"{fmt_energy(deploy[hw].get('dynamic_energy_j'))} ({fmt_energy(like_for_like_total(deploy[hw]))})"
+                  if hw in deploy and deploy[hw].get("fits") else "–" for hw in hardware]
+        power = [(f"{_num(deploy[hw].get('power_w')) * 1e3:.3g} mW"
+                  if hw in deploy and _num(deploy[hw].get("power_w")) is not None else "–") for hw in hardware]
+        lines.append("| " + " | ".join([
+            row["dataset"], row["encoding"], row["model"],
+            _ci_cell(row.get("balanced_accuracy"), row.get("balanced_accuracy_ci")),
+            best["attack"] if best else "–", _ci_cell(cell.get("auc"), cell.get("auc_ci")),
+            _ci_cell(cell.get("tpr_at_1pct_fpr"), cell.get("tpr_at_1pct_fpr_ci")),
+            _ci_cell(cell.get("tpr_at_0.1pct_fpr"), cell.get("tpr_at_0.1pct_fpr_ci")),
+            f"{fmt(spikes.get('input'), 1)} / {fmt(spikes.get('hidden'), 1)}", fmt_seconds(metrics.get("wall_time_s")),
+            *energy, *power]) + " |")
+    known = sorted(f for f in footprints if f is not None)
+    if known:
+        lines.append("")
+        lines.append(f"Same network in every row: {', '.join(str(f) for f in known)} parameters "
+                     f"({', '.join(f'{4 * f / 1024:.1f} KiB' for f in known)} in float32).")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
     parser.add_argument("--encoding", default="delta")
     parser.add_argument("--cohort", action="store_true",
                         help="the cohort tables: utility with CIs, leakage per model and membership level")
+    parser.add_argument("--dynamics", action="store_true",
+                        help="one row per encoding and attacked model: utility, leakage, spikes, time, edge cost")
     args = parser.parse_args()
+    if args.dynamics:
+        print("### Input dynamics: the same SNN on each encoding\n")
+        print("\n".join(dynamics_table(args.results)) + "\n")
+        return
     if args.cohort:
         for title, lines in (("Utility (test split, 95% subject-bootstrap CIs)", cohort_utility_table(args.results, args.encoding)),
                              ("Leakage: strongest attack per model and membership level",

@@ -104,17 +104,21 @@ def export_nir(model, channel_names: list[str] | None = None, class_names: list[
             b = None if b is None else (b * np.float32(gain)).astype(np.float32)
         nodes[name] = nir.Linear(weight=w) if b is None else nir.Affine(weight=w, bias=b)
 
+    # per-neuron constants: the arch's, or the learned ones (train.trainable)
+    constants = snn.neuron_constants() if hasattr(snn, "neuron_constants") else None
     for layer, fc in enumerate(snn.fc):
         width = fc.out_features
         projection(f"fc{layer}", fc)
+        c = constants[layer] if constants else {"tau_syn_s": _arr(arch.tau_syn_s, width),
+                                                "tau_mem_s": _arr(arch.tau_mem_s, width), "v_th": _arr(arch.v_th, width)}
         nodes[f"lif{layer}"] = nir.CubaLIF(
-            tau_syn=_arr(arch.tau_syn_s, width),
-            tau_mem=_arr(arch.tau_mem_s, width),
+            tau_syn=np.asarray(c["tau_syn_s"], dtype=np.float64),
+            tau_mem=np.asarray(c["tau_mem_s"], dtype=np.float64),
             r=_arr(1.0, width),
             v_leak=_arr(arch.v_leak, width),
-            v_threshold=_arr(arch.v_th, width),
+            v_threshold=np.asarray(c["v_th"], dtype=np.float64),
             v_reset=_arr(arch.v_reset, width),
-            w_in=_arr(arch.tau_syn_s / dt_s, width),
+            w_in=np.asarray(c["tau_syn_s"], dtype=np.float64) / dt_s,
             metadata={"role": "hidden", "layer": layer},
         )
         edges += [(prev, f"fc{layer}"), (f"fc{layer}", f"lif{layer}")]

@@ -73,7 +73,8 @@ def make_arch(kind: str, n_in: int, n_out: int, dt_s: float, settings: Mapping[s
                  "readout_tau_syn_s": float(cfg["readout_tau_syn_s"]), "recurrent": bool(cfg["recurrent"]),
                  "surrogate": str(cfg["surrogate"]),
                  "surrogate_alpha": surrogate_alpha(str(cfg["surrogate"]), cfg["surrogate_alpha"]),
-                 "impl": str(cfg["impl"]), "neuron": str(cfg["neuron"])}
+                 "impl": str(cfg["impl"]), "neuron": str(cfg["neuron"]), "trainable": list(cfg["trainable"]),
+                 "trainable_layers": None if cfg["trainable_layers"] is None else list(cfg["trainable_layers"])}
         if arch["neuron"] == "alif":
             arch |= {"tau_adapt_s": float(cfg["tau_adapt_s"]), "adapt_beta": float(cfg["adapt_beta"])}
     check_time_constants(arch)

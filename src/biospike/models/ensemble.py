@@ -49,6 +49,8 @@ def stackable(models: Sequence[nn.Module]) -> str | None:
         return "members differ in more than their input and readout gains"
     if shared[0].get("recurrent"):
         return "recurrent SNN layers step their own weights inside the time loop"
+    if shared[0].get("trainable"):
+        return "learned per-neuron constants are each member's own (the stack shares one set of dynamics)"
     proto = models[0]
     if not (hasattr(proto, "hidden_layer") and hasattr(proto, "readout")):
         return f"{type(proto).__name__} exposes no row-wise hidden_layer/readout dynamics"

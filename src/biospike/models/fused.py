@@ -133,6 +133,47 @@ def _lif_backward(grad_z: torch.Tensor, spikes: torch.Tensor, v_pre: torch.Tenso
     return g_cur
 
 
+def _lif_backward_params(grad_z: torch.Tensor, cur: torch.Tensor, spikes: torch.Tensor, v_pre: torch.Tensor,
+                         a_mem: torch.Tensor, a_syn_neg: torch.Tensor, v_leak: torch.Tensor, v_th: torch.Tensor,
+                         v_reset: torch.Tensor, kind: int,
+                         alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_lif_backward` plus the gradients of per-neuron (trainable) ``a_mem``, ``a_syn_neg``
+    and ``v_th``, each summed over batch and time into (B, H) (the caller reduces to the
+    parameter's shape). The jumped currents are recomputed from ``cur`` by the forward's own ops."""
+    steps, batch, width = spikes.shape
+    i_new = torch.empty_like(v_pre)
+    i = torch.zeros(batch, width, dtype=cur.dtype, device=cur.device)
+    for t in range(steps):
+        i_jump = i + cur[:, t]
+        i_new[t] = i_jump
+        i = i_jump + a_syn_neg * i_jump
+    g_v = torch.zeros(batch, width, dtype=grad_z.dtype, device=grad_z.device)
+    g_i = torch.zeros(batch, width, dtype=grad_z.dtype, device=grad_z.device)
+    g_a_mem = torch.zeros(batch, width, dtype=grad_z.dtype, device=grad_z.device)
+    g_a_syn = torch.zeros(batch, width, dtype=grad_z.dtype, device=grad_z.device)
+    g_v_th = torch.zeros(batch, width, dtype=grad_z.dtype, device=grad_z.device)
+    g_cur = torch.empty(batch, steps, width, dtype=grad_z.dtype, device=grad_z.device)
+    for t in range(steps - 1, -1, -1):
+        z = spikes[t]
+        v_dec = v_pre[t]
+        if t > 0:
+            v_prev = torch.where(spikes[t - 1] > 0, v_reset, v_pre[t - 1])
+        else:
+            v_prev = torch.zeros_like(v_dec) + v_leak
+        g_z = grad_z[:, t] - g_v * v_dec + g_v * v_reset
+        g_x = _surrogate_grad(g_z, v_dec - v_th, kind, alpha)
+        g_vdec = g_v * (1.0 - z) + g_x
+        g_v_th = g_v_th - g_x
+        g_a_mem = g_a_mem + g_vdec * ((v_leak - v_prev) + i_new[t])  # v_dec = v + a_mem ((v_leak - v) + i_new)
+        g_a_syn = g_a_syn + g_i * i_new[t]  # i_next = i_new + a_syn_neg i_new
+        g_dv = g_vdec * a_mem
+        g_inew = g_i + g_i * a_syn_neg + g_dv
+        g_cur[:, t] = g_inew
+        g_i = g_inew
+        g_v = g_vdec - g_dv
+    return g_cur, g_a_mem, g_a_syn, g_v_th
+
+
 def _alif_forward(cur: torch.Tensor, a_mem: torch.Tensor, a_syn_neg: torch.Tensor, a_adapt: torch.Tensor,
                   v_leak: torch.Tensor, v_th: torch.Tensor, v_reset: torch.Tensor,
                   beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -232,6 +273,7 @@ def _script(fn):
 _surrogate_grad = _script(_surrogate_grad)
 _lif_forward_s = _script(_lif_forward)
 _lif_backward_s = _script(_lif_backward)
+_lif_backward_params_s = _script(_lif_backward_params)
 _alif_forward_s = _script(_alif_forward)
 _alif_backward_s = _script(_alif_backward)
 _li_forward_s = _script(_li_forward)
@@ -243,27 +285,43 @@ class LIFScan(torch.autograd.Function):
     (B, T, H) both.
 
     ``a_mem = dt * tau_mem_inv`` and ``a_syn_neg = -dt * tau_syn_inv`` as 0-d tensors, computed the
-    way norse computes them (see :func:`lif_constants`); ``surrogate`` a name of
-    :data:`SURROGATES` (default ``"super"``), ``alpha`` its sharpness (None: its default).
+    way norse computes them (see :func:`lif_constants`), or per neuron (H,); ``surrogate`` a name of
+    :data:`SURROGATES` (default ``"super"``), ``alpha`` its sharpness (None: its default). When
+    ``a_mem``, ``a_syn_neg`` or ``v_th`` require grad (trainable dynamics), their gradients are
+    computed too, by the adjoint of the same recurrence.
     """
 
     @staticmethod
     def forward(ctx, current, a_mem, a_syn_neg, v_leak, v_th, v_reset, surrogate="super", alpha=None):
         """Spikes (B, T, H) of the whole time loop; saves spikes and pre-reset voltages for backward."""
-        spikes, v_pre = _lif_forward_s(current.contiguous(), a_mem, a_syn_neg, v_leak, v_th, v_reset)
+        current = current.contiguous()
+        spikes, v_pre = _lif_forward_s(current, a_mem, a_syn_neg, v_leak, v_th, v_reset)
         alpha_t = torch.as_tensor(surrogate_alpha(surrogate, None if alpha is None else float(alpha)),
                                   dtype=current.dtype, device=current.device)
         ctx.kind = surrogate_code(surrogate)
-        ctx.save_for_backward(spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset, alpha_t)
+        ctx.params = any(ctx.needs_input_grad[k] for k in (1, 2, 4))
+        kept = (current,) if ctx.params else ()
+        ctx.save_for_backward(spikes, v_pre, a_mem, a_syn_neg, v_leak, v_th, v_reset, alpha_t, *kept)
         return spikes.transpose(0, 1)
 
     @staticmethod
     def backward(ctx, grad_spikes):
-        """Gradient with respect to ``current`` (the surrogate adjoint); none for the constants."""
-        spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset, alpha = ctx.saved_tensors
-        grad = _lif_backward_s(grad_spikes.contiguous(), spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset, ctx.kind,
-                               alpha)
-        return grad, None, None, None, None, None, None, None
+        """Gradient with respect to ``current`` (the surrogate adjoint) and, when they need it, the
+        per-neuron ``a_mem``, ``a_syn_neg`` and ``v_th``; none for the other constants."""
+        spikes, v_pre, a_mem, a_syn_neg, v_leak, v_th, v_reset, alpha, *kept = ctx.saved_tensors
+        if not ctx.params:
+            grad = _lif_backward_s(grad_spikes.contiguous(), spikes, v_pre, a_mem, a_syn_neg, v_th, v_reset,
+                                   ctx.kind, alpha)
+            return grad, None, None, None, None, None, None, None
+        grad, g_a_mem, g_a_syn, g_v_th = _lif_backward_params_s(grad_spikes.contiguous(), kept[0], spikes, v_pre, a_mem,
+                                                                a_syn_neg, v_leak, v_th, v_reset, ctx.kind, alpha)
+
+        def reduce(g: torch.Tensor, like: torch.Tensor, needed: bool) -> torch.Tensor | None:
+            return g.sum(dim=0).sum_to_size(like.shape) if needed else None
+
+        need = ctx.needs_input_grad
+        return (grad, reduce(g_a_mem, a_mem, need[1]), reduce(g_a_syn, a_syn_neg, need[2]), None,
+                reduce(g_v_th, v_th, need[4]), None, None, None)
 
 
 class ALIFScan(torch.autograd.Function):

@@ -44,12 +44,43 @@ from biospike.models.fused import (
     surrogate_alpha,
 )
 
-__all__ = ["AUTO_DRIVE_RMS", "NEURONS", "NEURON_KEYS", "NORSE_SURROGATES", "SNN", "SNNArch", "auto_input_scale"]
+__all__ = ["AUTO_DRIVE_RMS", "NEURONS", "NEURON_KEYS", "NORSE_SURROGATES", "TRAINABLE", "NeuronDynamics", "SNN", "SNNArch",
+           "auto_input_scale"]
 
 # hidden neuron models: "lif" (norse's lif_feed_forward_step) and "alif", the adaptive-threshold
 # LIF of norse's LSNN (lsnn_feed_forward_step; Bellec et al. 2018): the threshold b decays to
 # v_th with tau_adapt_s and jumps by adapt_beta at every spike
 NEURONS = ("lif", "alif")
+# per-neuron LIF constants that trainable dynamics learn (SNNArch.trainable)
+TRAINABLE = ("tau_mem", "tau_syn", "v_th")
+
+
+def _softplus_inverse(y: torch.Tensor) -> torch.Tensor:
+    return y + torch.log(-torch.expm1(-y))  # log(exp(y) - 1), stable for large y
+
+
+class NeuronDynamics(nn.Module):
+    """Trainable per-neuron constants of one LIF layer, kept in their valid ranges by construction:
+    ``tau = dt + softplus(raw)`` (always longer than the step, so the Euler update stays stable)
+    and ``v_th = softplus(raw)`` (positive). Untrained, they start at the architecture's values."""
+
+    def __init__(self, width: int, arch: SNNArch) -> None:
+        super().__init__()
+        self.dt_s = float(arch.dt_s)
+        self.names = [n for n in TRAINABLE if n in arch.trainable]
+        start = {"tau_mem": arch.tau_mem_s - arch.dt_s, "tau_syn": arch.tau_syn_s - arch.dt_s, "v_th": arch.v_th}
+        for name in self.names:
+            value = torch.full((width,), float(start[name]), dtype=torch.float64)
+            if not bool((value > 0).all()):
+                raise BiospikeError(f"trainable {name}: the starting value must exceed the step dt_s (tau) or 0 (v_th)")
+            self.register_parameter(f"raw_{name}", nn.Parameter(_softplus_inverse(value).float()))
+
+    def value(self, name: str, default: torch.Tensor) -> torch.Tensor:
+        """Per-neuron ``tau_mem`` / ``tau_syn`` (s) or ``v_th``; ``default`` when it is not trained."""
+        if name not in self.names:
+            return default
+        raw = nn.functional.softplus(getattr(self, f"raw_{name}"))
+        return raw + self.dt_s if name.startswith("tau") else raw
 
 # the surrogates norse's step functions know (the norse path and recurrent layers run only these)
 NORSE_SURROGATES = ("super", "triangle", "tanh", "circ", "heavi_erfc")
@@ -83,6 +114,8 @@ class SNNArch:
     impl: str = "fused"  # "fused" (biospike.models.fused) or "norse" (norse step functions)
     kind: str = "snn"
     neuron: str = "lif"  # "lif" or "alif" (NEURONS)
+    trainable: list[str] = dataclasses.field(default_factory=list)  # of TRAINABLE: learned per neuron
+    trainable_layers: list[int] | None = None  # hidden layers whose constants are learned (None: all)
     tau_adapt_s: float = 0.2  # alif: threshold adaptation time constant
     adapt_beta: float = 0.1  # alif: threshold jump per spike (units of v_th's scale)
 
@@ -93,7 +126,11 @@ class SNNArch:
         unknown = set(d) - fields
         if unknown:
             raise ValueError(f"unknown SNN architecture keys: {sorted(unknown)}")
-        arch = cls(**{**d, "n_hidden": list(d["n_hidden"])})
+        arch = cls(**{**d, "n_hidden": list(d["n_hidden"]), "trainable": list(d.get("trainable") or []),
+                      "trainable_layers": None if d.get("trainable_layers") is None else list(d["trainable_layers"])})
+        bad = sorted(set(arch.trainable) - set(TRAINABLE))
+        if bad:
+            raise ValueError(f"unknown trainable neuron constants {bad} (expected some of {', '.join(TRAINABLE)})")
         if arch.impl not in ("fused", "norse"):
             raise ValueError(f"unknown SNN impl {arch.impl!r} (expected 'fused' or 'norse')")
         if arch.neuron not in NEURONS:
@@ -113,7 +150,18 @@ class SNN(nn.Module):
             raise BiospikeError(
                 f"train.surrogate {arch.surrogate!r} runs in the fused kernel only: it needs train.impl 'fused' and "
                 f"train.recurrent false (norse's step functions know {', '.join(NORSE_SURROGATES)})")
+        if arch.trainable and arch.neuron != "lif":
+            raise BiospikeError("train.trainable (learned per-neuron constants) covers LIF neurons; "
+                                f"train.neuron is {arch.neuron!r}")
         sizes = [arch.n_in, *arch.n_hidden]
+        layers = range(len(arch.n_hidden)) if arch.trainable_layers is None else arch.trainable_layers
+        bad_layers = [la for la in layers if not 0 <= la < len(arch.n_hidden)]
+        if bad_layers:
+            raise BiospikeError(f"train.trainable_layers {bad_layers}: the network has hidden layers "
+                                f"0..{len(arch.n_hidden) - 1}")
+        # per-neuron constants learned by hidden layer (absent key: that layer keeps the arch's)
+        self.dynamics = nn.ModuleDict({str(la): NeuronDynamics(arch.n_hidden[la], arch) for la in layers}
+                                      if arch.trainable else {})
         self.fc = nn.ModuleList(nn.Linear(a, b, bias=arch.bias) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.rec = nn.ModuleList(nn.Linear(h, h, bias=False) for h in arch.n_hidden) if arch.recurrent else None
         self.out = nn.Linear(sizes[-1], arch.n_out, bias=arch.bias)
@@ -148,10 +196,36 @@ class SNN(nn.Module):
         """True if the hidden layers run the fused scan (else norse's step functions)."""
         return self.arch.impl == "fused" and self.rec is None
 
+    def layer_params(self, layer: int) -> LIFParameters:
+        """The LIF parameters of hidden layer ``layer``: per neuron (H,) where they are learned."""
+        dyn = self.dynamics[str(layer)] if str(layer) in self.dynamics else None
+        if dyn is None:
+            return self.lif_p
+        p = self.lif_p
+        return p._replace(tau_mem_inv=1.0 / dyn.value("tau_mem", 1.0 / p.tau_mem_inv),
+                          tau_syn_inv=1.0 / dyn.value("tau_syn", 1.0 / p.tau_syn_inv),
+                          v_th=dyn.value("v_th", p.v_th))
+
+    def neuron_constants(self) -> list[dict[str, np.ndarray]]:
+        """Per hidden layer, the per-neuron ``tau_mem_s``, ``tau_syn_s`` and ``v_th`` in use (what
+        the NIR export writes)."""
+        out = []
+        a = self.arch
+        with torch.no_grad():
+            for layer, width in enumerate(a.n_hidden):
+                c = {k: np.full(width, float(v)) for k, v in (("tau_mem_s", a.tau_mem_s), ("tau_syn_s", a.tau_syn_s),
+                                                               ("v_th", a.v_th))}
+                dyn = self.dynamics[str(layer)] if str(layer) in self.dynamics else None
+                for name in dyn.names if dyn is not None else ():
+                    key = f"{name}_s" if name.startswith("tau") else name
+                    c[key] = dyn.value(name, torch.zeros(())).double().cpu().numpy()
+                out.append(c)
+        return out
+
     def lif_layer(self, current: torch.Tensor, layer: int) -> torch.Tensor:
         """LIF dynamics over time for one layer: input current (B, T, H) -> spikes (B, T, H)."""
         if self.fused:
-            p = self.lif_p
+            p = self.layer_params(layer)
             a_mem, a_syn_neg = lif_constants(p.tau_mem_inv, p.tau_syn_inv, self.arch.dt_s)
             like = {"dtype": current.dtype, "device": current.device}
             return LIFScan.apply(current, a_mem.to(**like), a_syn_neg.to(**like), p.v_leak.to(**like),
@@ -162,11 +236,12 @@ class SNN(nn.Module):
         state = LIFFeedForwardState(v=zeros + self.arch.v_leak, i=zeros)
         spikes = []
         z = zeros
+        p = self.layer_params(layer)
         for t in range(steps):
             inp = current[:, t]
             if self.rec is not None:
                 inp = inp + self.rec[layer](z)
-            z, state = lif_feed_forward_step(inp, state, self.lif_p, self.arch.dt_s)
+            z, state = lif_feed_forward_step(inp, state, p, self.arch.dt_s)
             spikes.append(z)
         return torch.stack(spikes, dim=1)
 

@@ -70,6 +70,13 @@ def grad_sample_module(model: nn.Module) -> nn.Module:
     recurrent Linears, if any, are left to :class:`StepwiseLinearGrads` (``gsm.stepwise``)."""
     from opacus import GradSampleModule
 
+    from biospike.errors import BiospikeError
+
+    if getattr(getattr(model, "arch", None), "trainable", None):
+        # their per-sample gradients come from inside the fused time loop, which Opacus' hooks on
+        # Linear layers cannot see: clipping would silently leave them out of the guarantee
+        raise BiospikeError("DP-SGD cannot train learned per-neuron constants (train.trainable): their per-sample "
+                            "gradients are not computed; set train.trainable: [] for DP targets")
     rec = list(getattr(model, "rec", None) or [])
     for m in rec:  # Opacus skips modules without trainable parameters when adding its hooks
         m.requires_grad_(False)

@@ -1,0 +1,75 @@
+"""The newer model kinds and encodings through the whole workflow on the tiny demo data: the
+adaptive-threshold SNN (``alif``), the SNN with learned per-neuron constants (``dynsnn``), the
+time-to-first-spike and Poisson-Burst encodings; trained, attacked with reference models,
+exported, simulated (or skipped with the reason where NIR cannot express the model), reported."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import nir
+import numpy as np
+import pytest
+import yaml
+
+from tests.workflow.helpers import TINY, run_snakemake
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def kinds_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("kinds")
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["datasets"] = {"demo_emg": cfg["datasets"]["demo_emg"]}
+    cfg["encode"]["encodings"] = ["ttfs", "poisson_burst"]
+    cfg["encode"]["ttfs"] = {"frame_steps": 10}
+    cfg["train"]["models"] = ["alif", "dynsnn"]
+    cfg["privacy"]["enabled"] = False
+    cfg["attack"].update({"targets": ["alif", "dynsnn"], "levels": ["window"], "input_dropout": {"enabled": False}})
+    cfg["deploy"].update({"targets": ["loihi"], "models": ["alif", "dynsnn"]})
+    path = workdir / "kinds.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    run_snakemake(workdir, "--cores", "2", configfile=path)
+    return workdir / "results" / "demo_emg"
+
+
+def test_new_encodings_write_their_statistics(kinds_run):
+    with h5py.File(kinds_run / "ttfs" / "spikes.h5") as f:
+        stats = json.loads(f.attrs["stats"])
+        spikes = f["spikes"][:]
+    assert stats["ttfs_frames_per_window"] >= 1 and spikes.max() == 1
+    with h5py.File(kinds_run / "poisson_burst" / "spikes.h5") as f:
+        assert json.loads(f.attrs["stats"])["burst_dynamics"] == "poisson"
+
+
+@pytest.mark.parametrize("encoding", ["ttfs", "poisson_burst"])
+def test_alif_and_dynsnn_are_trained_attacked_and_costed(kinds_run, encoding):
+    import torch
+
+    alif = torch.load(kinds_run / encoding / "alif" / "model.pt", weights_only=True)
+    assert alif["arch"]["neuron"] == "alif" and alif["arch"]["kind"] == "snn"
+    dyn = torch.load(kinds_run / encoding / "dynsnn" / "model.pt", weights_only=True)
+    assert dyn["arch"]["trainable"] == ["tau_mem", "tau_syn", "v_th"]
+    for target in ("alif", "dynsnn"):
+        metrics = json.loads((kinds_run / encoding / target / "metrics.json").read_text())
+        assert 0 <= metrics["test"]["balanced_accuracy"] <= 1
+        attack = json.loads((kinds_run / encoding / target / "attack" / "summary.json").read_text())
+        assert attack["attacks"] and attack["K"] == 2
+    # NIR cannot express the adaptive threshold: the edge stage says so instead of a wrong graph
+    skipped = json.loads((kinds_run / encoding / "alif" / "deploy" / "loihi.json").read_text())
+    assert skipped["fits"] is False and "adaptive-threshold" in skipped["skipped"]
+    assert not (kinds_run / encoding / "alif" / "deploy" / "model.nir").exists()
+    # the learned constants reach the chip per neuron
+    graph = nir.read(kinds_run / encoding / "dynsnn" / "deploy" / "model.nir")
+    assert np.ptp(graph.nodes["lif0"].tau_mem) > 0
+    costed = json.loads((kinds_run / encoding / "dynsnn" / "deploy" / "loihi.json").read_text())
+    assert costed["fits"] is True and costed["per_inference"]["syn_events"] > 0
+
+
+def test_report_lists_the_new_kinds(kinds_run):
+    summary = json.loads((kinds_run.parent / "summary.json").read_text())
+    rows = {(r["encoding"], r["model"]) for r in summary["rows"]}
+    assert rows == {(e, m) for e in ("ttfs", "poisson_burst") for m in ("alif", "dynsnn")}
+    assert (kinds_run.parent / "summary.html").exists()
