@@ -18,7 +18,8 @@ def test_default_config_validates_and_fills_defaults(default_config):
     assert cfg["datasets"]["demo_eeg"]["pattern"] == "*.edf"
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "real.yaml", "tiny.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "real.yaml", "tiny.yaml", "paper.yaml", "cohort.yaml", "external.yaml",
+                                  "dynamics.yaml"])
 def test_shipped_configs_validate(repo, name):
     path = repo / "config" / name
     if not path.exists():
