@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from biospike.errors import BiospikeError
 from biospike.kinds import LEVERS, MODEL_KINDS
@@ -57,6 +58,17 @@ class Target:
     def sort_key(self) -> tuple:
         """Table order: kind, lever, value, name."""
         return (self.kind.order, self.lever.order if self.lever else 0, self.value or 0.0, self.name)
+
+    def nir_refusal(self, train_settings: Mapping[str, Any]) -> str | None:
+        """Why NIR cannot express this target trained with ``train_settings`` (the dataset's
+        ``train`` section; the kind's fixed settings on top), None if it can: the kind's own
+        reason, or a hidden neuron other than the LIF (``train.neuron: alif`` on the snn kind)."""
+        if self.kind.nir_refusal:
+            return self.kind.nir_refusal
+        neuron = dict(self.kind.train_settings).get("neuron", train_settings.get("neuron", "lif"))
+        if self.kind.spiking and neuron != "lif":
+            return f"hidden neuron {neuron!r}: NIR has no adaptive-threshold neuron"
+        return None
 
     def reference_groups(self) -> list[str]:
         """Reference-model groups (``refs/{group}/shard{s}.pt``) its attacks use; the first one is the

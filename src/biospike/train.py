@@ -130,6 +130,14 @@ def _rate_penalty(hidden: Sequence[torch.Tensor], target_rate: float) -> torch.T
     return torch.stack(terms).mean()
 
 
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Adam's parameter groups: weight decay on the weights, none on learned neuron constants
+    (``dynamics.*``: decay would pull their raw values to 0, i.e. tau to dt + ln 2 s)."""
+    dyn = [p for n, p in model.named_parameters() if n.startswith("dynamics.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("dynamics.")]
+    return [{"params": rest, "weight_decay": weight_decay}] + ([{"params": dyn, "weight_decay": 0.0}] if dyn else [])
+
+
 def fit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
         cfg: dict, seed: int, progress: bool = True, select: str = "best_val") -> TrainResult:
     """Train ``build_model(arch)`` with Adam on (x_train, y_train); early stopping on x_val.
@@ -163,7 +171,7 @@ def fit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     weights = class_weights(y_train, n_classes)
     loss_weight = torch.as_tensor(weights, dtype=torch.float32, device=device) if cfg["class_weighting"] == "balanced" else None
     criterion = nn.CrossEntropyLoss(weight=loss_weight)
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
+    optimizer = torch.optim.Adam(_param_groups(model, float(cfg["weight_decay"])), lr=float(cfg["lr"]))
     reg_weight = float(cfg["rate_reg"]["weight"])
     target_rate = float(cfg["rate_reg"]["target_hz"]) * float(arch["dt_s"])
     if reg_weight > 0 and not snn:

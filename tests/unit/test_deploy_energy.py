@@ -206,3 +206,20 @@ def test_compute_latency_apart_from_the_window_and_edp_on_it():
     assert compute_latency(None, None, 1.0) == {"compute_step_s": None, "compute_per_inference_s": None,
                                                 "compute_fraction_of_window": None, "compute_latency_known": False}
     assert edp_js(1e-6, None) is None and edp_js(None, 1e-3) is None
+
+
+def test_unknown_inactive_update_energy_is_not_guessed():
+    """A profile that declares the inactive-update energy unknown gets no neuron energy (and so no
+    dynamic energy or total) once inactive updates are counted; without them the active price holds."""
+    prof = profile_from_dict({"name": "x", "title": "x", "kind": "neuromorphic", "latency_model": "timestep",
+                              "values": {"cores": 4, "weight_bits": 8, "state_bits": 16, "decay_bits": 12,
+                                         "energy_synop_j": 1e-12,
+                                         "energy_neuron_update_j": 2e-12, "energy_neuron_update_inactive_j": None,
+                                         "energy_route_j": 1e-12, "static_power_w": 1e-3},
+                              "sources": {k: {"ref": "a test profile, not a chip", "verified": "not applicable"}
+                                          for k in ("cores", "weight_bits", "state_bits", "decay_bits", "energy_synop_j",
+                                                    "energy_neuron_update_j", "energy_neuron_update_inactive_j",
+                                                    "energy_route_j", "static_power_w")}})
+    assert energy_j(prof, 10, 5, 1, 1e-3)["neuron_j"] == pytest.approx(10e-12)
+    e = energy_j(prof, 10, 5, 1, 1e-3, inactive_updates=2)
+    assert e["neuron_j"] is None and e["dynamic_j"] is None and e["total_j"] is None

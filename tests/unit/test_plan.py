@@ -279,3 +279,13 @@ def test_levers_add_their_targets_from_their_config_keys():
     config["privacy"]["enabled"] = False
     assert not any(T.dp_epsilon(x) for x in P.build_plan(config, hardware_dir=REPO / "config" / "hardware")["demo_eeg"].targets)
 
+
+
+def test_nir_refusal_follows_the_kind_and_the_neuron_it_trains_with():
+    """The edge stage asks for model.nir only where NIR can express the model: not for the alif
+    kind, nor for the snn kind (or its DP variants) trained with train.neuron: alif."""
+    assert "adaptive-threshold" in T.parse("alif").nir_refusal({})
+    assert T.parse("snn").nir_refusal({"neuron": "lif"}) is None
+    assert "alif" in T.parse("snn").nir_refusal({"neuron": "alif"})
+    assert "alif" in T.parse("dpsnn_eps8").nir_refusal({"neuron": "alif"})
+    assert T.parse("dynsnn").nir_refusal({}) is None and T.parse("ann").nir_refusal({"neuron": "alif"}) is None

@@ -188,7 +188,7 @@ def simulate_inputs(w):
         "hardware": str(HARDWARE_DIR / f"{w.hardware}.yaml"),
         "model": f"{base}/{w.target}/{T.parse(w.target).checkpoint}",
     }
-    if HARDWARE_KINDS[w.hardware] != "mcu" and not T.parse(w.target).kind.nir_refusal:
+    if HARDWARE_KINDS[w.hardware] != "mcu" and not T.parse(w.target).nir_refusal(section("train", w.dataset)):
         inputs["nir"] = f"{base}/{w.target}/deploy/model.nir"
     return inputs
 

@@ -377,6 +377,8 @@ def energy_j(profile: HardwareProfile, syn_events: float, neuron_updates: float,
         if e_neu is not None and e_inactive is not None and status["neuron"] == "modelled":
             active = max(neuron_updates - inactive_updates, 0.0)
             e_neu = active * v["energy_neuron_update_j"] + inactive_updates * e_inactive
+        elif "energy_neuron_update_inactive_j" in v and e_inactive is None and inactive_updates > 0:
+            e_neu = None  # inactive updates counted, their price declared unknown: not guessed
         terms = {"synaptic_j": priced("synaptic", syn_events), "neuron_j": e_neu,
                  "routing_j": priced("routing", route_hops)}
     dynamic = _sum_known(*terms.values())

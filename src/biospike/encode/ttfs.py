@@ -14,9 +14,10 @@ negative excursions from the channel median over the ``scale_percentile``-th per
 A channel with ``a >= cutoff`` fires exactly once in the frame, at offset
 ``min(K_f - 1, floor(K_f * (1 - a) / (1 - cutoff)))`` with ``K_f`` the frame's length (the last
 frame may be shorter): ``a = 1`` fires at the frame's first step, ``a`` just above ``cutoff`` at
-its last; below ``cutoff`` it stays silent. This is the linear latency code (snnTorch's
-``spikegen.latency(linear=True, normalize=True, clip=True)`` up to rounding; Rueckauer & Liu 2018
-use the same linear map from activation to first-spike time). Deterministic.
+its last; below ``cutoff`` it stays silent. A linear latency code (Rueckauer & Liu 2018 map
+activation linearly to first-spike time) stretched so the range above the cutoff spans the whole
+frame; snnTorch's ``spikegen.latency(linear=True, normalize=True)`` uses ``(K - 1)(1 - a)``
+without that stretch. Deterministic.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def frame_intensity(signals: np.ndarray, fit: RateScale, tb: TimeBase, bounds: n
                             f"{tb.fs_hz:g} Hz (raise {setting}.frame_steps)")
     starts = np.searchsorted(frame_of_sample, np.arange(len(counts)))
     per_sample = intensity(signals, fit)  # (N, L, C')
-    sums = np.add.reduceat(per_sample, starts, axis=1)
+    sums = np.add.reduceat(per_sample, starts, axis=1, dtype=np.float64)
     return (sums / counts[None, :, None].astype(np.float32)).astype(np.float32)
 
 

@@ -84,7 +84,7 @@ def _surrogate_grad(g: torch.Tensor, x: torch.Tensor, kind: int, alpha: torch.Te
     if kind == 5:
         a2 = alpha.pow(2)
         return g * (-(x.pow(2) / (2 * (a2 + x.pow(2)).pow(1.5))) + 1 / (2 * (a2 + x.pow(2)).sqrt())) * 2 * alpha
-    return (2 * torch.exp(-(alpha * x).pow(2))) / 1.7724538509055159 * g
+    return (2 * torch.exp(-(alpha * x).pow(2))) / 1.7724539041519165 * g  # norse's float32 sqrt(pi)
 
 
 def _lif_forward(cur: torch.Tensor, a_mem: torch.Tensor, a_syn_neg: torch.Tensor, v_leak: torch.Tensor,
