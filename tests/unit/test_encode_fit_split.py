@@ -11,8 +11,8 @@ import torch
 
 from biospike.cli import main
 from biospike.config import load_yaml, stage_config, validate_config
-from biospike.encode import delta, population, rate
-from biospike.encode.stage import encode_settings, encode_windows
+from biospike.encode import delta, population, rate, ttfs
+from biospike.encode.stage import encode_settings, encode_windows, plan
 from biospike.errors import BiospikeError
 from biospike.privacy.cli import _check_preprocessing, preprocessing_record
 from biospike.privacy.dp import DPSettings
@@ -57,7 +57,13 @@ def _expected_fit(win: Windows, idx: np.ndarray, encoding: str, settings: dict) 
                 "baseline": delta.channel_baseline(fit).tolist(), "spread": delta.robust_spread(fit).tolist()}
     if encoding == "population":
         return population.fit_fields(fit, sub["n_neurons"], sub["overlap"], sub["range_percentiles"], CHANNELS).describe()
-    return rate.fit_scale(fit, sub["polarity"], sub["scale_percentile"], CHANNELS).describe()
+    scale = rate.fit_scale(fit, sub["polarity"], sub["scale_percentile"], CHANNELS)
+    expected = scale.describe()
+    if encoding in ("ttfs", "poisson_burst", "delayed_burst"):  # frame-mean codes: their frame gain too
+        tb = plan(win, encoding, settings)
+        bounds = ttfs.frame_bounds(tb.n_steps, sub["frame_steps"])
+        expected["frame_gain"] = ttfs.fit_frame_gain(fit, scale, tb, bounds, sub["frame_percentile"]).tolist()
+    return expected
 
 
 def _fit_with_scaled(idx, encoding, settings):

@@ -106,3 +106,26 @@ def test_bad_settings_are_clear_errors():
     with pytest.raises(BiospikeError, match="aliases"):
         encode_signals(np.random.default_rng(1).normal(size=(2, 1, 200)).astype(np.float32), 200.0, "ttfs",
                        {"dt_s": 0.005, "ttfs": {"frame_value": "start"}})
+
+
+def test_frame_gain_puts_the_fit_splits_frame_means_on_full_scale():
+    """Frame means sit far below the sample scale; the fitted gain makes the fit split's
+    frame_percentile-th frame mean full scale, so the latency code uses its whole frame."""
+    from biospike.encode.ttfs import fit_frame_gain, frame_intensity
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(40, 2, 400)).astype(np.float32)
+    fit = RateScale(polarity="bipolar", offset=np.zeros(2), scale=np.full(2, 2.576))  # 99th pct of |N(0, 1)|
+    tb = _tb(400, fs_hz=200.0)
+    bounds = frame_bounds(tb.n_steps, 20)
+    raw = frame_intensity(x, fit, tb, bounds, "mean")
+    assert np.percentile(raw, 99) < 0.4  # the problem: a tenth to a third of the range
+    gain = fit_frame_gain(x, fit, tb, bounds, 90.0)
+    scaled = frame_intensity(x, fit, tb, bounds, "mean", gain=gain)
+    np.testing.assert_allclose(np.percentile(scaled.reshape(-1, 4), 90, axis=0), 1.0, atol=0.02)
+    assert 0.05 < float((scaled >= 1).mean()) < 0.15  # the top 10% saturate
+    _, enc = encode_signals(x, 200.0, "ttfs", {"dt_s": 0.005, "ttfs": {"frame_steps": 20}})
+    assert len(enc["fitted"]["frame_gain"]) == 4 and min(enc["fitted"]["frame_gain"]) > 2
+    assert 5 < enc["stats"]["ttfs_mean_offset_steps"] < 15  # mid-frame on average: the range is used
+    with pytest.raises(BiospikeError, match="frame_percentile"):
+        fit_frame_gain(x, fit, tb, bounds, 0.0)

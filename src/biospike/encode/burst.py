@@ -9,7 +9,8 @@ spacing, truncation), the choice here is stated; docs/training.md "Input dynamic
 
 Every spike channel gets an intensity ``a`` in [0, 1] per frame of ``frame_steps`` steps: the
 rectified mean intensity over the frame's samples, on the rate code's scale (:mod:`.rate`,
-:func:`biospike.encode.ttfs.frame_intensity`). A burst is ``n = 1 + Poisson(burst_mean - 1)``
+:func:`biospike.encode.ttfs.frame_intensity`) times a per-channel gain that makes the
+``frame_percentile``-th percentile of the fit split's frame means full scale. A burst is ``n = 1 + Poisson(burst_mean - 1)``
 spikes (at least one, ``burst_mean`` on average) ``isi_steps`` steps apart, cut at the frame's end.
 
 - ``poisson``: in every frame (the burst interval) a burst starts at the frame's first step with
@@ -48,12 +49,18 @@ def delayed_onsets(rng: np.random.Generator, a: np.ndarray, frame_len: np.ndarra
     """Burst onsets within their frame (..., F, C'): Geometric on {0, 1, ...} with mean
     ``(1 - a) max(0, K - margin)``, capped at ``max(0, K - margin)`` (the burst's room)."""
     room = np.clip(frame_len - margin_steps, 0, frame_len - 1)[:, None]
-    d = rng.geometric(1.0 / (1.0 + (1.0 - a.astype(np.float64)) * room)) - 1
-    return np.minimum(d, room)
+    p = 1.0 / (1.0 + (1.0 - a.astype(np.float64)) * room)
+    # inversion, one uniform per entry (numpy's geometric draws a p-dependent number of them, so
+    # one window's intensities would shift the stream of every later draw)
+    u = rng.random(a.shape)
+    with np.errstate(divide="ignore"):
+        d = np.floor(np.log1p(-u) / np.log1p(-p))
+    return np.minimum(np.where(p >= 1.0, 0.0, d), room).astype(np.int64)
 
 
 def burst_encode(signals: np.ndarray, fit: RateScale, tb: TimeBase, dynamics: str, frame_steps: int | None,
-                 burst_mean: float, isi_steps: int, margin_steps: int | None, seed: int) -> tuple[np.ndarray, dict]:
+                 burst_mean: float, isi_steps: int, margin_steps: int | None, seed: int,
+                 gain: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Spikes (N, T, C') uint8 (0/1) of ``dynamics`` (``poisson`` | ``delayed``) and statistics:
     bursts per window and channel, spikes per burst, and spikes cut by a frame's end."""
     if dynamics not in DYNAMICS:
@@ -72,7 +79,7 @@ def burst_encode(signals: np.ndarray, fit: RateScale, tb: TimeBase, dynamics: st
     for w0 in range(0, n_win, _RNG_BLOCK):
         w1 = min(n_win, w0 + _RNG_BLOCK)
         rng = np.random.default_rng([seed, w0 // _RNG_BLOCK])
-        a = frame_intensity(signals[w0:w1], fit, tb, bounds, "mean", f"encode.{dynamics}_burst")  # (n, F, C')
+        a = frame_intensity(signals[w0:w1], fit, tb, bounds, "mean", f"encode.{dynamics}_burst", gain)  # (n, F, C')
         if dynamics == "poisson":
             onset = np.where(rng.random(a.shape, dtype=np.float32) < a, 0, -1)
         else:

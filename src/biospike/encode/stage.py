@@ -64,6 +64,7 @@ class Encoding:
     channel_names: Callable[[list[str], Mapping[str, Any]], list[str]]
     frame_steps: Callable[[Mapping[str, Any]], int] = lambda sub: 1  # 0: the whole window
     frame_label: str = "frame"  # what one frame is, for the Nyquist message
+    fit_grid: bool = False  # fit also takes the time grid: fit(signals, settings, channel_names, timebase)
 
 
 def _bipolar(names: list[str]) -> list[str]:
@@ -113,10 +114,24 @@ def _rate_scale(rec: Mapping[str, Any]) -> rate.RateScale:
                           scale=np.asarray(rec["scale"], dtype=np.float64))
 
 
+def _frame_fit(fit: np.ndarray, sub: Mapping[str, Any], names: list[str], tb: TimeBase, setting: str) -> dict:
+    """The rate scale, plus for frame-mean codes the per-channel gain of their frame means."""
+    rec = rate.fit_scale(fit, sub["polarity"], sub["scale_percentile"], names).describe()
+    if sub.get("frame_value", "mean") == "mean":
+        bounds = ttfs.frame_bounds(tb.n_steps, sub["frame_steps"])
+        rec["frame_gain"] = ttfs.fit_frame_gain(fit, _rate_scale(rec), tb, bounds, sub["frame_percentile"],
+                                                setting).tolist()
+    return rec
+
+
+def _frame_gain(rec: Mapping[str, Any]) -> np.ndarray | None:
+    return None if rec.get("frame_gain") is None else np.asarray(rec["frame_gain"], dtype=np.float64)
+
+
 def _ttfs_apply(signals: np.ndarray, rec: Mapping[str, Any], tb: TimeBase, sub: Mapping[str, Any],
                 seed: int) -> tuple[np.ndarray, dict]:  # noqa: ARG001
     spikes, stats = ttfs.ttfs_encode(signals, _rate_scale(rec), tb, sub["frame_steps"], sub["frame_value"],
-                                     sub["cutoff"])
+                                     sub["cutoff"], _frame_gain(rec))
     return spikes, {"saturated_entries": 0, **stats}
 
 
@@ -124,7 +139,8 @@ def _burst_apply(dynamics: str) -> Callable[..., tuple[np.ndarray, dict]]:
     def apply(signals: np.ndarray, rec: Mapping[str, Any], tb: TimeBase, sub: Mapping[str, Any],
               seed: int) -> tuple[np.ndarray, dict]:
         spikes, stats = burst.burst_encode(signals, _rate_scale(rec), tb, dynamics, sub["frame_steps"],
-                                           sub["burst_mean"], sub["isi_steps"], sub.get("margin_steps"), seed)
+                                           sub["burst_mean"], sub["isi_steps"], sub.get("margin_steps"), seed,
+                                           _frame_gain(rec))
         return spikes, {"saturated_entries": 0, **stats}
     return apply
 
@@ -146,7 +162,7 @@ ENCODINGS.register(Encoding(
     channel_names=lambda names, sub: _bipolar(names) if sub["polarity"] == "bipolar" else list(names)))
 ENCODINGS.register(Encoding(
     name="ttfs",
-    fit=lambda fit, sub, names: rate.fit_scale(fit, sub["polarity"], sub["scale_percentile"], names).describe(),
+    fit=lambda fit, sub, names, tb: _frame_fit(fit, sub, names, tb, "encode.ttfs"), fit_grid=True,
     apply=_ttfs_apply,
     channel_names=lambda names, sub: _bipolar(names) if sub["polarity"] == "bipolar" else list(names),
     # the frame's start value is a sample of the signal (Nyquist per frame); its mean is an envelope
@@ -155,7 +171,8 @@ ENCODINGS.register(Encoding(
 for _dynamics in burst.DYNAMICS:  # the burst input dynamics (rate coding is "rate")
     ENCODINGS.register(Encoding(
         name=f"{_dynamics}_burst",
-        fit=lambda fit, sub, names: rate.fit_scale(fit, sub["polarity"], sub["scale_percentile"], names).describe(),
+        fit=lambda fit, sub, names, tb, _d=_dynamics: _frame_fit(fit, sub, names, tb, f"encode.{_d}_burst"),
+        fit_grid=True,
         apply=_burst_apply(_dynamics),
         channel_names=lambda names, sub: _bipolar(names) if sub["polarity"] == "bipolar" else list(names)))
 
@@ -230,7 +247,7 @@ def _encode_on_grid(signals: np.ndarray, fit: np.ndarray, tb: TimeBase, encoding
     encoder: dict[str, Any] = {"name": encoding, "settings": sub, "timebase": tb.describe(),
                                "requested": {"dt_s": settings.get("dt_s"), "n_steps": settings.get("n_steps")},
                                "fitted_on": fitted_on, "n_fit_windows": int(fit.shape[0])}
-    encoder["fitted"] = enc.fit(fit, sub, names)
+    encoder["fitted"] = enc.fit(fit, sub, names, tb) if enc.fit_grid else enc.fit(fit, sub, names)
     spikes, extra = enc.apply(signals, encoder["fitted"], tb, sub, seed)
     encoder["seed"] = int(seed)
     stats = {"n_windows": int(spikes.shape[0]), "n_steps": tb.n_steps, "dt_s": tb.dt_s,

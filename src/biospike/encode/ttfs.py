@@ -7,7 +7,9 @@ negative excursions from the channel median over the ``scale_percentile``-th per
 ``|x - median|``, or ``unipolar``):
 
 - ``frame_value: mean`` (default): the mean of the sample intensities over the frame's samples, a
-  rectified-average envelope (e.g. EMG's mean absolute value per frame);
+  rectified-average envelope (e.g. EMG's mean absolute value per frame), rescaled so that the
+  ``frame_percentile``-th percentile of the fit split's frame means is full scale
+  (:func:`fit_frame_gain`; the sample scale alone leaves frame means at ~0.1);
 - ``frame_value: start``: the intensity at the frame's first step, read like the population
   code's latency frames (the frame must then satisfy Nyquist for the band; see :mod:`.timebase`).
 
@@ -28,7 +30,7 @@ from biospike.encode.rate import RateScale, intensity
 from biospike.encode.timebase import TimeBase
 from biospike.errors import BiospikeError
 
-__all__ = ["FRAME_VALUES", "frame_bounds", "frame_intensity", "ttfs_encode", "ttfs_offsets"]
+__all__ = ["FRAME_VALUES", "fit_frame_gain", "frame_bounds", "frame_intensity", "ttfs_encode", "ttfs_offsets"]
 
 FRAME_VALUES = ("mean", "start")
 _BLOCK = 256  # windows per chunk: bounds the float32 per-sample intensities held at once
@@ -53,10 +55,26 @@ def ttfs_offsets(a: np.ndarray, frame_len: np.ndarray, cutoff: float) -> np.ndar
     return np.where(a >= cutoff, np.maximum(off, 0), -1)
 
 
+def fit_frame_gain(fit_signals: np.ndarray, fit: RateScale, tb: TimeBase, bounds: np.ndarray, percentile: float,
+                   setting: str = "encode.ttfs", max_windows: int = 2000) -> np.ndarray:
+    """Per spike channel (C',), the gain that maps the ``percentile``-th percentile of the fit
+    windows' frame means to full scale (1). A frame mean averages the rectified signal, so it sits
+    far below the sample scale (a Gaussian channel's frame means are ~0.1 of it): without this gain
+    a latency or delay code would use a tenth of its range. A channel whose frame means are all 0
+    keeps gain 1."""
+    if not 0 < percentile <= 100:
+        raise BiospikeError(f"{setting}.frame_percentile must be in (0, 100], got {percentile}")
+    pick = np.unique(np.linspace(0, len(fit_signals) - 1, num=min(len(fit_signals), max_windows)).round().astype(np.int64))
+    a = frame_intensity(fit_signals[pick], fit, tb, bounds, "mean", setting)
+    level = np.percentile(a.reshape(-1, a.shape[2]), percentile, axis=0)
+    return np.where(level > 0, 1.0 / np.where(level > 0, level, 1.0), 1.0)
+
+
 def frame_intensity(signals: np.ndarray, fit: RateScale, tb: TimeBase, bounds: np.ndarray,
-                    frame_value: str, setting: str = "encode.ttfs") -> np.ndarray:
-    """(N, C, L) windows -> (N, F, C') frame intensities in [0, 1] (float32); ``setting`` names
-    the config section in error messages."""
+                    frame_value: str, setting: str = "encode.ttfs", gain: np.ndarray | None = None) -> np.ndarray:
+    """(N, C, L) windows -> (N, F, C') frame intensities in [0, 1] (float32); ``gain`` (C',)
+    rescales the frame means (:func:`fit_frame_gain`) before clipping; ``setting`` names the config
+    section in error messages."""
     if frame_value == "start":
         values = tb.step_values(signals, 1)[..., bounds[:-1]]
         return intensity(values, fit)
@@ -71,12 +89,14 @@ def frame_intensity(signals: np.ndarray, fit: RateScale, tb: TimeBase, bounds: n
                             f"{tb.fs_hz:g} Hz (raise {setting}.frame_steps)")
     starts = np.searchsorted(frame_of_sample, np.arange(len(counts)))
     per_sample = intensity(signals, fit)  # (N, L, C')
-    sums = np.add.reduceat(per_sample, starts, axis=1, dtype=np.float64)
-    return (sums / counts[None, :, None].astype(np.float32)).astype(np.float32)
+    means = np.add.reduceat(per_sample, starts, axis=1, dtype=np.float64) / counts[None, :, None]
+    if gain is not None:
+        means = np.clip(means * np.asarray(gain, dtype=np.float64)[None, None, :], 0.0, 1.0)
+    return means.astype(np.float32)
 
 
 def ttfs_encode(signals: np.ndarray, fit: RateScale, tb: TimeBase, frame_steps: int | None, frame_value: str,
-                cutoff: float) -> tuple[np.ndarray, dict]:
+                cutoff: float, gain: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Spikes (N, T, C') uint8, at most one per channel and frame, and the code's statistics:
     frames per window, the fraction of silent (channel, frame) pairs and the mean first-spike
     offset of the firing ones, in steps."""
@@ -89,7 +109,7 @@ def ttfs_encode(signals: np.ndarray, fit: RateScale, tb: TimeBase, frame_steps: 
     offset_sum = 0
     for w0 in range(0, n_win, _BLOCK):
         w1 = min(n_win, w0 + _BLOCK)
-        a = frame_intensity(signals[w0:w1], fit, tb, bounds, frame_value)
+        a = frame_intensity(signals[w0:w1], fit, tb, bounds, frame_value, gain=gain)
         off = ttfs_offsets(a, frame_len, cutoff)  # (n, F, C')
         win, frame, ch = np.nonzero(off >= 0)
         out[w0 + win, bounds[frame] + off[win, frame, ch], ch] = 1
