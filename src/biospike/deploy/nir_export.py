@@ -207,8 +207,8 @@ def cli(argv: list[str], prog: str = "biospike export") -> int:
     model, meta = load_checkpoint(args.model)
     if getattr(model.arch, "kind", None) != "snn":
         raise BiospikeError("NIR export needs a spiking model (arch kind 'snn')", args.model)
-    if nir_refusal(model.arch):
-        raise BiospikeError(f"cannot export to NIR: {nir_refusal(model.arch)}", args.model)
+    if refusal := nir_refusal(model.arch):
+        raise BiospikeError(f"cannot export to NIR: {refusal}", args.model)
     prov = provenance({"names": dict(ctx.names)}, inputs=[args.model], seed=ctx.seed)
     graph = export_nir(
         model,

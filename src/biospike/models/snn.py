@@ -231,17 +231,20 @@ class SNN(nn.Module):
             return LIFScan.apply(current, a_mem.to(**like), a_syn_neg.to(**like), p.v_leak.to(**like),
                                  p.v_th.to(**like), p.v_reset.to(**like), self.arch.surrogate,
                                  surrogate_alpha(self.arch.surrogate, self.arch.surrogate_alpha))
-        batch, steps, width = current.shape
-        zeros = current.new_zeros(batch, width)
-        state = LIFFeedForwardState(v=zeros + self.arch.v_leak, i=zeros)
+        zeros = current.new_zeros(current.shape[0], current.shape[2])
+        return self._norse_loop(current, layer, lif_feed_forward_step, self.layer_params(layer),
+                                LIFFeedForwardState(v=zeros + self.arch.v_leak, i=zeros))
+
+    def _norse_loop(self, current: torch.Tensor, layer: int, step: Any, params: Any, state: Any) -> torch.Tensor:
+        """Step a norse feed-forward ``step`` function over T from ``state``, adding the recurrent
+        Linear's input from the previous step's spikes: (B, T, H) current -> (B, T, H) spikes."""
+        z = current.new_zeros(current.shape[0], current.shape[2])
         spikes = []
-        z = zeros
-        p = self.layer_params(layer)
-        for t in range(steps):
+        for t in range(current.shape[1]):
             inp = current[:, t]
             if self.rec is not None:
                 inp = inp + self.rec[layer](z)
-            z, state = lif_feed_forward_step(inp, state, p, self.arch.dt_s)
+            z, state = step(inp, state, params, self.arch.dt_s)
             spikes.append(z)
         return torch.stack(spikes, dim=1)
 
@@ -255,18 +258,9 @@ class SNN(nn.Module):
                                   (self.arch.dt_s * p.tau_adapt_inv).to(**like), p.v_leak.to(**like),
                                   p.v_th.to(**like), p.v_reset.to(**like), p.beta.to(**like), self.arch.surrogate,
                                   surrogate_alpha(self.arch.surrogate, self.arch.surrogate_alpha))
-        batch, steps, width = current.shape
-        zeros = current.new_zeros(batch, width)
-        state = LSNNFeedForwardState(v=zeros + self.arch.v_leak, i=zeros, b=zeros + self.arch.v_th)
-        spikes = []
-        z = zeros
-        for t in range(steps):
-            inp = current[:, t]
-            if self.rec is not None:
-                inp = inp + self.rec[layer](z)
-            z, state = lsnn_feed_forward_step(inp, state, p, self.arch.dt_s)
-            spikes.append(z)
-        return torch.stack(spikes, dim=1)
+        zeros = current.new_zeros(current.shape[0], current.shape[2])
+        return self._norse_loop(current, layer, lsnn_feed_forward_step, p,
+                                LSNNFeedForwardState(v=zeros + self.arch.v_leak, i=zeros, b=zeros + self.arch.v_th))
 
     def hidden_layer(self, current: torch.Tensor, layer: int) -> torch.Tensor:
         """The neuron dynamics of hidden layer ``layer`` (row-wise; what a stacked ensemble calls)."""
