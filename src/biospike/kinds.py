@@ -40,6 +40,15 @@ register_model_kind(ModelKind(
     name="ann", label="ANN", color=OKABE_ITO["orange"], order=20, trainer="biospike.train:train_stage",
     fit="biospike.train:fit_on", fit_many="biospike.train:fit_many_on", runs_on=("mcu",),
     description="same-size non-spiking network (leaky integrator + ReLU) on the same spikes"))
+# ANN-to-SNN conversion (biospike.convert): the trained ANN above, no training of its own; its
+# reference models follow the recipe (train an ANN, convert it)
+register_model_kind(ModelKind(
+    name="converted", label="converted SNN", color=OKABE_ITO["purple"], order=25,
+    trainer="biospike.convert:converted_stage", fit="biospike.convert:fit_converted",
+    fit_many="biospike.convert:fit_many_converted", network="snn", spiking=True, nir=True, runs_on=("neuromorphic",),
+    train_settings=(("neuron", "lif"),), from_kinds=("ann",),
+    description="the ANN converted to an integrate-and-fire SNN by data-based weight normalisation and threshold "
+                "balancing (Diehl et al. 2015; Rueckauer et al. 2017), no retraining"))
 register_model_kind(ModelKind(
     name="classical", label="classical", color="#7f7f7f", order=30, trainer="biospike.classical:classical_stage",
     input="windows", checkpoint="model.joblib", attackable=False, torch=False,

@@ -112,6 +112,9 @@ class ModelKind:
     # why NIR cannot express it: listed in deploy.models, the edge stage writes a result that skips
     # it with this reason instead of exporting a silently different graph
     nir_refusal: str | None = None
+    # kinds whose trained checkpoint its trainer reads (the converted SNN converts the ANN): the
+    # workflow makes them first and passes them as ``inputs["from"][kind]``
+    from_kinds: tuple[str, ...] = ()
 
 
 # Okabe & Ito (2008), colour-universal design
@@ -131,6 +134,9 @@ def register_model_kind(kind: ModelKind, replace: bool = False) -> ModelKind:
         raise ValueError(f"model kind {kind.name!r}: input must be 'spikes' or 'windows'")
     if kind.attackable and kind.fit is None:
         raise ValueError(f"model kind {kind.name!r} is attackable but has no fit function for reference models")
+    unknown = [k for k in kind.from_kinds if k not in MODEL_KINDS or k == kind.name]
+    if unknown:
+        raise ValueError(f"model kind {kind.name!r} starts from unregistered (or its own) kinds {unknown}")
     return MODEL_KINDS.register(kind, replace)
 
 

@@ -49,7 +49,8 @@ from biospike.trainset import class_weights
 
 __all__ = ["SATURATED_RATE", "SELECT_MODES", "SILENT_RATE", "TrainResult", "arch_for", "cli", "converged_settings",
            "converged_stage", "firing_rates", "firing_stats", "firing_summary", "fit", "fit_converged", "fit_many",
-           "fit_many_converged", "fit_many_on", "fit_on", "kind_settings", "network_of", "predict_logits", "train_settings", "train_stage"]
+           "fit_many_converged", "fit_many_on", "fit_on", "kind_settings", "network_of", "predict_logits", "StageData",
+           "stage_data", "train_settings", "train_stage", "write_trained"]
 
 log = logging.getLogger("biospike.train")
 
@@ -598,6 +599,44 @@ def firing_summary(stats: Mapping[str, Any], dt_s: float, split: str) -> dict[st
 # --------------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class StageData:
+    """What every train stage reads before it fits: the spikes file, names, seed and the splits'
+    window indices (the training windows after ``train.max_train_windows``)."""
+
+    spikes: Any
+    spikes_path: str
+    windows_path: str | None
+    dataset: str
+    encoding: str
+    seed: int
+    labels: np.ndarray
+    train_idx: np.ndarray
+    train_all: np.ndarray
+    val_idx: np.ndarray
+    test_idx: np.ndarray
+
+
+def stage_data(ctx: Any, inputs: Mapping[str, Any], name: str, cfg: Mapping[str, Any]) -> StageData:
+    """Read ``inputs["spikes"]`` (checked against ``inputs["windows"]`` when given) and choose the
+    windows target ``name`` trains, validates and is tested on; its seed from the root seed."""
+    from biospike.store import read_spikes
+    from biospike.trainset import names_and_seed, require_splits, split_indices, training_windows
+
+    spikes_path, windows_path = inputs["spikes"], inputs.get("windows")
+    spikes = read_spikes(spikes_path)
+    dataset, encoding, seed = names_and_seed(ctx, spikes, name)
+    require_splits(spikes, spikes_path)
+    labels = np.asarray(spikes.labels, dtype=np.int64)
+    train_idx, train_all = training_windows(spikes, cfg, ctx.root_seed(), dataset)
+    if windows_path is not None:
+        _check_windows_match(windows_path, spikes)
+    if len(np.unique(labels[train_idx])) < 2:
+        raise BiospikeError("the training split holds fewer than two classes", spikes_path)
+    return StageData(spikes, str(spikes_path), None if windows_path is None else str(windows_path), dataset, encoding,
+                     seed, labels, train_idx, train_all, split_indices(spikes, "val"), split_indices(spikes, "test"))
+
+
 def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progress: bool = True,
                 target: str | None = None, train_cfg: Mapping[str, Any] | None = None,
                 select: str = "best_val") -> dict[str, Any]:
@@ -605,41 +644,40 @@ def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progres
     against ``inputs["windows"]`` when given); write model.pt, metrics.json, curve.csv.
     ``target`` (a lever variant's name; default the kind) names the outputs and seeds the model,
     ``train_cfg`` replaces the ``train`` settings, ``select`` as in :func:`fit`."""
-    from biospike.models import count_parameters, save_checkpoint
-    from biospike.results import metrics_record, write_target
-    from biospike.store import provenance, read_spikes
-    from biospike.trainset import names_and_seed, require_splits, split_indices, training_windows
-
     start_s = time.perf_counter()
     kind = ctx.name("model")
     name = target or kind
     cfg = dict(train_cfg) if train_cfg is not None else ctx["train"]
-    spikes_path, windows_path = inputs["spikes"], inputs.get("windows")
-    spikes = read_spikes(spikes_path)
-    dataset, encoding, seed = names_and_seed(ctx, spikes, name)
-    require_splits(spikes, spikes_path)
-    labels = np.asarray(spikes.labels, dtype=np.int64)
-    train_idx, train_all = training_windows(spikes, cfg, ctx.root_seed(), dataset)
-    val_idx, test_idx = split_indices(spikes, "val"), split_indices(spikes, "test")
-    if windows_path is not None:
-        _check_windows_match(windows_path, spikes)
-    if len(np.unique(labels[train_idx])) < 2:
-        raise BiospikeError("the training split holds fewer than two classes", spikes_path)
-
-    arch = arch_for(kind, spikes, cfg, index=train_idx)
+    data = stage_data(ctx, inputs, name, cfg)
+    arch = arch_for(kind, data.spikes, cfg, index=data.train_idx)
+    x, labels = data.spikes.spikes, data.labels
     log.info("train %s on %s/%s: %d train (of %d), %d val, %d test windows, T=%d, C=%d, input_scale=%.4g, seed=%d",
-             name, dataset, encoding, len(train_idx), len(train_all), len(val_idx), len(test_idx),
-             spikes.spikes.shape[1], spikes.spikes.shape[2], arch["input_scale"], seed)
-    x = spikes.spikes
-    result = fit(arch, x[train_idx], labels[train_idx], x[val_idx], labels[val_idx], cfg, seed, progress=progress,
-                 select=select)
-    model = result.model
+             name, data.dataset, data.encoding, len(data.train_idx), len(data.train_all), len(data.val_idx),
+             len(data.test_idx), x.shape[1], x.shape[2], arch["input_scale"], data.seed)
+    result = fit(arch, x[data.train_idx], labels[data.train_idx], x[data.val_idx], labels[data.val_idx], cfg,
+                 data.seed, progress=progress, select=select)
+    return write_trained(data, name, kind, cfg, result, outdir, start_s)
 
+
+def write_trained(data: StageData, name: str, kind: str, cfg: Mapping[str, Any], result: TrainResult,
+                  outdir: str | Path, start_s: float, extra_metrics: Mapping[str, Any] | None = None,
+                  extra_inputs: Sequence[str] = ()) -> dict[str, Any]:
+    """Evaluate ``result.model`` on every split (balanced accuracy with bootstrap CIs, firing of a
+    spiking model) and write the target's model.pt, metrics.json (``extra_metrics`` merged in),
+    curve.csv and per_subject.csv; returns the metrics. ``extra_inputs`` are files besides the
+    spikes and windows the model was made from (provenance)."""
+    from biospike.models import count_parameters, save_checkpoint
+    from biospike.results import metrics_record, write_target
+    from biospike.store import provenance
+
+    spikes, seed, x, labels = data.spikes, data.seed, data.spikes.spikes, data.labels
+    model = result.model
     class_names = list(spikes.class_names)
-    splits = {name: evaluate(predict_logits(model, x[idx]), labels[idx], spikes.subject[idx], class_names, index=idx,
-                             n_bootstrap=0 if name == "train" else BOOTSTRAP_N, seed=derive_seed(seed, "utility", name))
-              for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))}
-    eval_split, eval_idx = ("test", test_idx) if len(test_idx) else ("val", val_idx)
+    splits = {split: evaluate(predict_logits(model, x[idx]), labels[idx], spikes.subject[idx], class_names, index=idx,
+                              n_bootstrap=0 if split == "train" else BOOTSTRAP_N,
+                              seed=derive_seed(seed, "utility", split))
+              for split, idx in (("train", data.train_idx), ("val", data.val_idx), ("test", data.test_idx))}
+    eval_split, eval_idx = ("test", data.test_idx) if len(data.test_idx) else ("val", data.val_idx)
     if is_spiking(model):
         firing = firing_summary(firing_stats(model, x[eval_idx]), float(spikes.dt_s), eval_split)
         firing["init_mean_rate_per_step"] = result.init_rates
@@ -648,21 +686,22 @@ def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progres
         firing, errors = None, []
         spikes_per_inference = {"input": float(x[eval_idx].sum()) / max(1, len(eval_idx)), "hidden": None, "total": None}
     metrics = metrics_record(
-        model=name, dataset=dataset, encoding=encoding, class_names=class_names, splits=splits,
-        n_windows={"train": len(train_idx), "train_available": len(train_all), "val": len(val_idx), "test": len(test_idx)},
+        model=name, dataset=data.dataset, encoding=data.encoding, class_names=class_names, splits=splits,
+        n_windows={"train": len(data.train_idx), "train_available": len(data.train_all), "val": len(data.val_idx),
+                   "test": len(data.test_idx)},
         seed=seed, history=result.history, best_epoch=result.best_epoch, stopped_early=result.stopped_early,
         arch=dataclasses.asdict(getattr(model, "_module", model).arch), n_parameters=count_parameters(model),
         firing=firing, spikes_per_inference=spikes_per_inference, errors=errors,
-        time_steps=int(x.shape[1]), dt_s=float(spikes.dt_s))
+        time_steps=int(x.shape[1]), dt_s=float(spikes.dt_s), **dict(extra_metrics or {}))
     meta = {
         "class_names": class_names, "dt_s": float(spikes.dt_s), "channel_names": list(spikes.channel_names),
-        "dataset": dataset, "encoding": encoding, "model": name, "kind": kind, "seed": seed,
-        "train_indices": train_idx.tolist(), "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+        "dataset": data.dataset, "encoding": data.encoding, "model": name, "kind": kind, "seed": seed,
+        "train_indices": data.train_idx.tolist(), "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
         "history": result.history, "encoder": spikes.encoder, "source": spikes.source,
     }
-    inputs_used = [spikes_path] + ([windows_path] if windows_path is not None else [])
-    metrics["provenance"] = provenance({"train": cfg, "model": name, "dataset": dataset, "encoding": encoding},
-                                       inputs=inputs_used, seed=seed)
+    inputs_used = [data.spikes_path] + ([data.windows_path] if data.windows_path is not None else []) + list(extra_inputs)
+    metrics["provenance"] = provenance({"train": dict(cfg), "model": name, "dataset": data.dataset,
+                                        "encoding": data.encoding}, inputs=inputs_used, seed=seed)
     metrics["wall_time_s"] = time.perf_counter() - start_s
     write_target(outdir, metrics, result.history, lambda d: save_checkpoint(d / "model.pt", model, meta))
     return metrics
@@ -685,13 +724,15 @@ def cli(argv: list[str], prog: str) -> int:
     from biospike.config import seed_everything
     from biospike.registry import resolve
 
-    parser = stage_parser(prog, "train a model of one registered kind (snn, alif, dynsnn, ann, classical, ...)", sections=("train",),
+    parser = stage_parser(prog, "train a model of one registered kind (snn, alif, dynsnn, ann, converted, classical, ...)", sections=("train",),
                           names=("dataset", "encoding"))
     parser.add_argument("--input", help="spikes.h5 (kinds that read spikes)")
     parser.add_argument("--windows", help="windows.h5 (kinds that read the raw windows; checked against spikes.h5 otherwise)")
     parser.add_argument("--model", required=True,
                         help=f"model kind ({', '.join(MODEL_KINDS.names())}) or a trained variant of one "
                              "(e.g. convsnn_ep60: trained 60 epochs without early stopping)")
+    parser.add_argument("--from", dest="from_models", action="append", default=[], metavar="KIND=PATH",
+                        help="a trained model the kind starts from (the converted kind: ann=R/.../ann/model.pt)")
     parser.add_argument("--outdir", required=True, help="R/{dataset}/{encoding}/{model}")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
     args = parser.parse_args(argv)
@@ -707,7 +748,11 @@ def cli(argv: list[str], prog: str) -> int:
         trainer = target.lever.trainer
     ctx = load_context(args)
     ctx = dataclasses.replace(ctx, names={**ctx.names, "model": kind.name, "target": target.name})
-    inputs = {"spikes": args.input, "windows": args.windows}
+    inputs = {"spikes": args.input, "windows": args.windows, "from": _from_models(args.from_models)}
+    missing = [k for k in kind.from_kinds if k not in inputs["from"]]
+    if missing:
+        raise BiospikeError(f"--model {args.model} starts from trained {', '.join(missing)}: "
+                            f"pass --from {missing[0]}=R/{{dataset}}/{{encoding}}/{missing[0]}/model.pt")
     if inputs[kind.input] is None:
         raise BiospikeError(f"--{'input' if kind.input == 'spikes' else 'windows'} ({kind.input}) is required for --model {args.model}")
     seed_everything(ctx.derive_seed("train", ctx.names.get("dataset", ""), ctx.names.get("encoding", ""), args.model)
@@ -719,6 +764,18 @@ def cli(argv: list[str], prog: str) -> int:
         raise BiospikeError(f"{problems}; outputs were written for inspection; "
                             f"set train.fail_on_silent: false to accept", Path(args.outdir) / "metrics.json")
     return 0
+
+
+def _from_models(pairs: Sequence[str]) -> dict[str, str]:
+    """``["ann=path", ...]`` -> ``{"ann": "path"}``; a malformed pair or unknown kind is an error."""
+    out = {}
+    for pair in pairs:
+        kind, sep, path = pair.partition("=")
+        if not sep or not path or kind not in MODEL_KINDS:
+            raise BiospikeError(f"--from expects KIND=PATH with a registered kind ({', '.join(MODEL_KINDS.names())}), "
+                                f"got {pair!r}")
+        out[kind] = path
+    return out
 
 
 def _log_summary(metrics: Mapping[str, Any]) -> None:

@@ -193,9 +193,9 @@ def _write(tmp_path: Path, **kwargs) -> tuple[Path, Path]:
     return spikes_path, windows_path
 
 
-def _run(spikes_path: Path, windows_path: Path, outdir: Path, model: str, params: dict) -> int:
+def _run(spikes_path: Path, windows_path: Path, outdir: Path, model: str, params: dict, extra: tuple = ()) -> int:
     argv = ["--params", envelope(train=params, dataset="ds", encoding="enc"), "--windows", str(windows_path), "--model", model,
-            "--outdir", str(outdir), "--no-progress"]
+            "--outdir", str(outdir), "--no-progress", *extra]
     if model != "classical":
         argv += ["--input", str(spikes_path)]
     return cli(argv, "biospike train")

@@ -1,7 +1,8 @@
 """The newer model kinds and encodings through the whole workflow on the tiny demo data: the
 adaptive-threshold SNN (``alif``), the SNN with learned per-neuron constants (``dynsnn``), the
-time-to-first-spike and Poisson-Burst encodings; trained, attacked with reference models,
-exported, simulated (or skipped with the reason where NIR cannot express the model), reported."""
+ANN converted to an SNN (``converted``, made from the ANN's checkpoint), the time-to-first-spike
+and Poisson-Burst encodings; trained, attacked with reference models, exported, simulated (or
+skipped with the reason where NIR cannot express the model), reported."""
 
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ def kinds_run(tmp_path_factory):
     cfg["datasets"] = {"demo_emg": cfg["datasets"]["demo_emg"]}
     cfg["encode"]["encodings"] = ["ttfs", "poisson_burst"]
     cfg["encode"]["ttfs"] = {"frame_steps": 10}
-    cfg["train"]["models"] = ["alif", "dynsnn"]
+    cfg["train"]["models"] = ["alif", "dynsnn", "converted"]  # converted pulls in the ANN it converts
     cfg["privacy"]["enabled"] = False
-    cfg["attack"].update({"targets": ["alif", "dynsnn"], "levels": ["window"], "input_dropout": {"enabled": False}})
-    cfg["deploy"].update({"targets": ["loihi"], "models": ["alif", "dynsnn"]})
+    cfg["attack"].update({"targets": ["alif", "dynsnn", "converted"], "levels": ["window"],
+                          "input_dropout": {"enabled": False}})
+    cfg["deploy"].update({"targets": ["loihi"], "models": ["alif", "dynsnn", "converted"]})
     path = workdir / "kinds.yaml"
     path.write_text(yaml.safe_dump(cfg))
     run_snakemake(workdir, "--cores", "2", configfile=path)
@@ -68,8 +70,30 @@ def test_alif_and_dynsnn_are_trained_attacked_and_costed(kinds_run, encoding):
     assert costed["fits"] is True and costed["per_inference"]["syn_events"] > 0
 
 
+@pytest.mark.parametrize("encoding", ["ttfs", "poisson_burst"])
+def test_converted_snn_is_made_from_the_trained_ann_attacked_and_costed(kinds_run, encoding):
+    import torch
+
+    from biospike.models import load_checkpoint
+
+    ann, _ = load_checkpoint(kinds_run / encoding / "ann" / "model.pt")
+    converted = torch.load(kinds_run / encoding / "converted" / "model.pt", weights_only=True)
+    assert converted["arch"]["kind"] == "snn" and converted["meta"]["kind"] == "converted"
+    scales = json.loads((kinds_run / encoding / "converted" / "metrics.json").read_text())["conversion"]["activation_scales"]
+    # the first layer's weights are the ANN's times one gain per layer (no retraining)
+    ratio = converted["state_dict"]["fc.0.weight"] / ann.fc[0].weight.detach()
+    finite = torch.isfinite(ratio)
+    assert torch.allclose(ratio[finite], ratio[finite].median(), rtol=1e-4) and len(scales) == 1
+    attack = json.loads((kinds_run / encoding / "converted" / "attack" / "summary.json").read_text())
+    assert attack["attacks"] and attack["K"] == 2
+    graph = nir.read(kinds_run / encoding / "converted" / "deploy" / "model.nir")
+    assert "lif0" in graph.nodes
+    costed = json.loads((kinds_run / encoding / "converted" / "deploy" / "loihi.json").read_text())
+    assert costed["fits"] is True
+
+
 def test_report_lists_the_new_kinds(kinds_run):
     summary = json.loads((kinds_run.parent / "summary.json").read_text())
     rows = {(r["encoding"], r["model"]) for r in summary["rows"]}
-    assert rows == {(e, m) for e in ("ttfs", "poisson_burst") for m in ("alif", "dynsnn")}
+    assert rows == {(e, m) for e in ("ttfs", "poisson_burst") for m in ("alif", "dynsnn", "converted")}
     assert (kinds_run.parent / "summary.html").exists()

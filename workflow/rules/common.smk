@@ -93,12 +93,16 @@ def train_inputs(w, kind):
     inputs = {"windows": f"{RESULTS}/{w.dataset}/windows.h5"}
     if kind.input == "spikes":
         inputs["spikes"] = f"{RESULTS}/{w.dataset}/{w.encoding}/spikes.h5"
+    for base in kind.from_kinds:  # trained models it starts from (the converted SNN: the ANN)
+        inputs[f"from_{base}"] = f"{RESULTS}/{w.dataset}/{w.encoding}/{base}/{MODEL_KINDS[base].checkpoint}"
     return inputs
 
 
 def train_io(input):
-    """The command's input options: --input for spikes, --windows for windows."""
+    """The command's input options: --input for spikes, --windows for windows, --from per trained
+    model a kind starts from."""
     opts = f"--windows {input.windows}"
+    opts += "".join(f" --from {key[len('from_'):]}={path}" for key, path in input.items() if key.startswith("from_"))
     return f"--input {input.spikes} {opts}" if "spikes" in input.keys() else opts
 
 
