@@ -14,7 +14,7 @@ curve.csv, privacy.json for DP variants, ``attack/``, ``deploy/``); reference mo
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -25,13 +25,13 @@ from biospike.errors import BiospikeError
 from biospike.registry import LEVERS, MODEL_KINDS
 
 __all__ = ["HARDWARE_DIR", "PLAN_KEYS", "DatasetPlan", "Plan", "build_plan", "dataset_plan", "hardware_kinds",
-           "lever_values", "outputs", "plan_from_json", "plan_to_json", "target_dir", "target_files"]
+           "lever_kinds", "lever_values", "outputs", "plan_from_json", "plan_to_json", "target_dir", "target_files"]
 
 HARDWARE_DIR = Path(__file__).resolve().parents[2] / "config" / "hardware"
 # Config keys that decide *what* is built, not how one job computes: the plan reads them, the
 # stage envelopes leave them out, so adding a model kind or an epsilon reruns no existing job.
-PLAN_KEYS = {"train": ("models", "converged_epochs"), "privacy": ("enabled", "epsilons"), "attack": ("targets", "t_sweep"),
-             "deploy": ("targets", "models")}
+PLAN_KEYS = {"train": ("models", "converged_epochs", "adversarial_weights"), "privacy": ("enabled", "epsilons"), "attack": ("targets", "t_sweep"),
+             "deploy": ("targets", "models"), "defense": ("input_dropout", "threshold_noise", "kinds")}
 
 
 @dataclasses.dataclass
@@ -141,6 +141,25 @@ def lever_values(config: Mapping[str, Any], ds: str, lever: Any) -> list[float]:
     return [float(v) for v in stage_config(config, section, ds).get(key) or []]
 
 
+def lever_kinds(config: Mapping[str, Any], ds: str, lever: Any, models: Sequence[str]) -> list[str]:
+    """The trained kinds a lever varies on dataset ``ds``: those of ``models`` it applies to, and
+    of its ``kinds`` key's list when it has one (the defenses: ``defense.kinds``)."""
+    kinds = [k for k in lever.applies_to if k in models]
+    if lever.kinds is not None:
+        section, key = lever.kinds.split(".")
+        wanted = [str(k) for k in stage_config(config, section, ds).get(key) or []]
+        # levers sharing the key (the defenses) each vary the kinds they apply to; a kind none of them
+        # applies to is a mistake
+        sharing = [lv for lv in LEVERS if lv.kinds == lever.kinds]
+        bad = [k for k in wanted if not any(k in lv.applies_to for lv in sharing)]
+        if bad:
+            names = ", ".join(lv.name for lv in sharing)
+            raise BiospikeError(f"{lever.kinds}: {bad} cannot be wrapped by {names} (they apply to "
+                                f"{', '.join(dict.fromkeys(k for lv in sharing for k in lv.applies_to))})")
+        kinds = [k for k in kinds if k in wanted]
+    return kinds
+
+
 def dataset_plan(config: Mapping[str, Any], ds: str, kinds: Mapping[str, str]) -> DatasetPlan | None:
     """The plan of one dataset (None when it has no encodings: nothing beyond ingestion)."""
     encodings = [str(e) for e in stage_config(config, "encode", ds).get("encodings", [])]
@@ -150,7 +169,7 @@ def dataset_plan(config: Mapping[str, Any], ds: str, kinds: Mapping[str, str]) -
     models = _check_names(train.get("models", ["snn", "ann", "classical"]), f"datasets/{ds}/train/models")
     targets = list(models)
     for lever in LEVERS:
-        targets += [T.lever_target(lever.name, kind, float(v)) for kind in lever.applies_to if kind in models
+        targets += [T.lever_target(lever.name, kind, float(v)) for kind in lever_kinds(config, ds, lever, models)
                     for v in lever_values(config, ds, lever)]
     priv = stage_config(config, "privacy", ds)
     att = stage_config(config, "attack", ds)

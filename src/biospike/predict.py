@@ -74,9 +74,10 @@ def load_trained(path: str | Path) -> TrainedModel:
             raise BiospikeError("this model was trained before models recorded their preprocessing: retrain it", path)
         return TrainedModel(name=payload.get("model", "classical"), kind="classical", source=payload["source"],
                             encoder=None, class_names=list(payload["class_names"]), pipeline=payload, path=path)
-    from biospike.models import load_checkpoint
+    from biospike.defenses import load_defended
 
-    network, meta = load_checkpoint(path)
+    # a model with a query-time defense answers through it, with secret randomness as deployed
+    network, meta = load_defended(path, seed=None)
     if not meta.get("source") or not meta.get("encoder"):
         raise BiospikeError("this model was trained before models recorded their preprocessing and encoder: "
                             "retrain it", path)

@@ -151,7 +151,9 @@ class Lever:
     (DP-SGD at epsilon 1 on the SNN: ``dpsnn_eps1``).
 
     ``stage`` says where the variant is made: ``train`` (its own training rule and model
-    directory, e.g. DP-SGD) or ``query`` (a wrapper applied to the base model when it is queried).
+    directory, e.g. DP-SGD) or ``query`` (the trained base model answering through a query-time
+    defense, :mod:`biospike.defenses`: its rule records the defense in a copy of the base
+    checkpoint, its reference models are the base kind's, wrapped in the defense by the attack).
     ``references`` says how the attacker trains reference models for it: ``matched`` (the lever's
     own recipe, as the threat model demands) and/or ``base`` (the base kind's references).
     """
@@ -181,6 +183,9 @@ class Lever:
     # settings, seeds, progress, desc) -> [(model, info), ...]
     fit_many: str | None = None
     outputs: tuple[str, ...] = ()  # files a variant writes beside checkpoint, metrics, curve, per_subject
+    # where the plan finds the kinds it varies ("section.key": a list; None: every kind of
+    # applies_to that train.models trains)
+    kinds: str | None = None
 
     def target_name(self, kind: str, value: float) -> str:
         """The target name of ``kind`` varied at ``value``: ``{prefix}{kind}_{key}{value:g}``."""
@@ -194,4 +199,7 @@ def register_lever(lever: Lever, replace: bool = False) -> Lever:
     """Register ``lever`` in :data:`LEVERS` after checking its ``stage`` (train or query); returns it."""
     if lever.stage not in ("train", "query"):
         raise ValueError(f"lever {lever.name!r}: stage must be 'train' or 'query'")
+    if lever.stage == "query" and (lever.trainer is None or lever.references != ("base",)):
+        raise ValueError(f"lever {lever.name!r}: a query-time lever needs the trainer that records its defense "
+                         "and uses the base kind's references (references=('base',))")
     return LEVERS.register(lever, replace)

@@ -65,6 +65,9 @@ class Target:
         reason, or a hidden neuron other than the LIF (``train.neuron: alif`` on the snn kind)."""
         if self.kind.nir_refusal:
             return self.kind.nir_refusal
+        if self.lever is not None and self.lever.stage == "query":
+            return (f"the query-time defense of {self.name} (random at every query) is not part of the exported "
+                    f"graph; {self.kind.name} is the network a chip runs")
         neuron = dict(self.kind.train_settings).get("neuron", train_settings.get("neuron", "lif"))
         if self.kind.spiking and neuron != "lif":
             return f"hidden neuron {neuron!r}: NIR has no adaptive-threshold neuron"

@@ -364,3 +364,35 @@ def test_reference_validation_windows_are_out_population_else_any_out_candidate(
     keep = np.array([True, False, False, True, True, True])
     train_idx, val_idx = reference_training_set(pools, keep)
     assert train_idx.tolist() == [0, 3, 4, 5] and val_idx.tolist() == [1, 2]
+
+
+@pytest.mark.slow
+def test_adaptive_attack_wraps_the_references_in_the_targets_defense(world, monkeypatch):
+    """A target answering through a query-time defense: the threat model's attacker wraps its
+    reference models in the same defense (adaptive); the unwrapped references give the
+    non-adaptive comparison beside it."""
+    from biospike import defenses
+    from biospike.models import load_checkpoint
+
+    root = world["root"]
+    overfit, meta = load_checkpoint(root / "snn" / "model.pt")
+    spec = {"name": "threshold_noise", "sd": 0.3}
+    save_checkpoint(root / "qthrsnn_sd0.3" / "model.pt", overfit, {**meta, "defense": spec})
+    wrapped = []
+    real = defenses.defended
+
+    def spy(model, s, seed):
+        out = real(model, s, seed)
+        wrapped.append((model, s))
+        return out
+
+    monkeypatch.setattr(defenses, "defended", spy)
+    out = attack_cli.attack_stage(_ctx(target="qthrsnn_sd0.3"), root / "qthrsnn_sd0.3" / "model.pt",
+                                  root / "spikes.h5", world["refs"], root / "qthrsnn_sd0.3" / "attack")
+    assert out["defense"] == spec and out["K"] == 4
+    assert len(wrapped) == 1 + 4 and all(s == spec for _, s in wrapped)  # the target and every reference
+    comp = out["comparison"]
+    assert comp["adaptive"] is False and comp["K"] == 4 and "without the defense" in comp["reference_kind"]
+    assert set(comp["attacks"]) == set(out["attacks"])
+    # the defended, overfit target still leaks to the attacker who knows the defense
+    assert out["strongest_window"]["auc"] > 0.7

@@ -22,7 +22,7 @@ HARDWARE_DIR = Path(workflow.basedir) / "config" / "hardware"
 HARDWARE_KINDS = P.hardware_kinds(config["deploy"]["targets"], HARDWARE_DIR)
 PLAN = P.build_plan(config, kinds=HARDWARE_KINDS)
 # the dataset keys that override stage sections (not ingestion settings)
-_STAGE_OVERRIDES = ("train", "encode", "privacy", "attack", "external")
+_STAGE_OVERRIDES = ("train", "encode", "privacy", "attack", "defense", "external")
 
 
 def section(name, dataset=None):
@@ -95,6 +95,14 @@ def train_inputs(w, kind):
         inputs["spikes"] = f"{RESULTS}/{w.dataset}/{w.encoding}/spikes.h5"
     for base in kind.from_kinds:  # trained models it starts from (the converted SNN: the ANN)
         inputs[f"from_{base}"] = f"{RESULTS}/{w.dataset}/{w.encoding}/{base}/{MODEL_KINDS[base].checkpoint}"
+    return inputs
+
+
+def lever_train_inputs(w, lever):
+    """A lever variant's inputs: its kind's, and the trained base model for a query-time defense."""
+    inputs = train_inputs(w, MODEL_KINDS[w.kind])
+    if lever.stage == "query":
+        inputs[f"from_{w.kind}"] = f"{RESULTS}/{w.dataset}/{w.encoding}/{w.kind}/{MODEL_KINDS[w.kind].checkpoint}"
     return inputs
 
 

@@ -37,7 +37,8 @@ for _kind in MODEL_KINDS:
 
 
 # Variants of a kind made by a lever with its own train stage (biospike.kinds: e.g. "converged",
-# conv{kind}_ep{N}): one rule per such lever, generated like the kinds' rules. (DP's variants have
+# conv{kind}_ep{N}; the query-time defenses, qdrop{kind}_p{p}, which start from the trained base
+# kind): one rule per such lever, generated like the kinds' rules. (DP's variants have
 # a rule of their own, harden in privacy.smk: it also writes privacy.json.)
 for _lever in (lv for lv in LEVERS if lv.trainer):
     _kinds = [MODEL_KINDS[k] for k in _lever.applies_to]
@@ -46,7 +47,7 @@ for _lever in (lv for lv in LEVERS if lv.trainer):
         name:
             f"train_{_lever.name}"
         input:
-            unpack(lambda w: train_inputs(w, MODEL_KINDS[w.kind])),
+            unpack(lambda w, lever=_lever: lever_train_inputs(w, lever)),
         output:
             model=f"{RESULTS}/{{dataset}}/{{encoding}}/{_lever.prefix}{{kind}}_{_lever.key}{{value}}/{_kinds[0].checkpoint}",
             metrics=f"{RESULTS}/{{dataset}}/{{encoding}}/{_lever.prefix}{{kind}}_{_lever.key}{{value}}/metrics.json",
@@ -56,7 +57,7 @@ for _lever in (lv for lv in LEVERS if lv.trainer):
             kind="|".join(_lever.applies_to),
             value=r"[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?",
         params:
-            cfg=lambda w, lever=_lever: stage_params(("train",), w.dataset, encoding=w.encoding, model=w.kind,
+            cfg=lambda w, lever=_lever: stage_params(("train", *lever.sections), w.dataset, encoding=w.encoding, model=w.kind,
                                                      target=f"{lever.prefix}{w.kind}_{lever.key}{w.value}"),
             io=lambda w, input: train_io(input),
             outdir=lambda w, output: str(Path(output.metrics).parent),

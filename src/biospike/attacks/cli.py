@@ -329,6 +329,17 @@ def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref
 
     refs, keep, reference_group = load_references(ref_files, cand, kind, t_steps)
     refs = [m.to(device) for m in refs]
+    # a query-time defense (biospike.defenses): the target answers through it, and the threat
+    # model's attacker, who knows it, wraps its references in it (adaptive); the same references
+    # without it give the non-adaptive comparison below
+    defense = meta.get("defense")
+    plain_refs = refs
+    if defense:
+        from biospike.defenses import defended
+
+        target = defended(target, defense, derive_seed(root, "defense", dataset, encoding, target_name, "target"))
+        refs = [defended(m, defense, derive_seed(root, "defense", dataset, encoding, target_name, "reference", k))
+                for k, m in enumerate(plain_refs)]
     y_all = np.asarray(spikes.labels, dtype=np.int64)
     query_pos = np.r_[x_pos, z_pos]
     drop = cfg["input_dropout"]
@@ -385,6 +396,7 @@ def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref
         "target_accuracy": {"members": acc_mem, "nonmembers": acc_non, "gap": acc_mem - acc_non},
         "privacy": privacy,
         "split_unit": group_unit,
+        "defense": defense,
         "dp_ceiling_violated": (any(e.get("dp_ceiling", {}).get("violated") for r in results.values() for e in r.values())
                                 if privacy is not None else None),
         "dp_ceiling_fatal_violation": bool(violations) if privacy is not None else None,
@@ -398,6 +410,15 @@ def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref
             "reference_kind": c_group, "K": len(c_refs),
             "note": "the same attacks with reference models not trained like the target (not the threat model's "
                     "attacker, who knows the recipe); shown to make the difference visible",
+            "attacks": c_results, "strongest_window": strongest_of(c_scores, c_results), "details": c_details}
+    elif defense:
+        c_scores, c_details = _scores(names, target_logits, plain_refs, keep, q, cfg)
+        c_results, _ = _evaluate(names, c_scores, labels_x, subjects, window_clusters, window_unit, group_unit, cfg,
+                                 None, (*seed_keys, "comparison"), None)
+        summary["comparison"] = {
+            "reference_kind": f"{reference_group} (without the defense)", "K": len(plain_refs), "adaptive": False,
+            "note": "the non-adaptive attack: the same reference models, not wrapped in the target's defense (an "
+                    "attacker who ignores it); the threat model's attacker knows the defense (the main rows)",
             "attacks": c_results, "strongest_window": strongest_of(c_scores, c_results), "details": c_details}
     inputs = [target_path, spikes_path, *(*ref_files, *compare_ref_files)] + \
         ([privacy_path] if privacy_path else [])

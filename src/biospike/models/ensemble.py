@@ -43,6 +43,8 @@ def stackable(models: Sequence[nn.Module]) -> str | None:
     """None if ``models`` can train as one stack, else the reason they cannot."""
     if not models:
         return "no members"
+    if any(getattr(m, "defense", None) is not None for m in models):
+        return "members answer through a query-time defense (biospike.defenses), each with its own randomness"
     archs = [_arch_dict(m) for m in models]
     shared = [{k: v for k, v in a.items() if k not in MEMBER_FIELDS} for a in archs]
     if any(s != shared[0] for s in shared[1:]):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -222,17 +222,21 @@ class SNN(nn.Module):
                 out.append(c)
         return out
 
-    def lif_layer(self, current: torch.Tensor, layer: int) -> torch.Tensor:
-        """LIF dynamics over time for one layer: input current (B, T, H) -> spikes (B, T, H)."""
+    def lif_layer(self, current: torch.Tensor, layer: int, v_th_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """LIF dynamics over time for one layer: input current (B, T, H) -> spikes (B, T, H).
+        ``v_th_scale`` (B, H) multiplies each window's neuron thresholds (a query-time defense,
+        :mod:`biospike.defenses`; inference only)."""
+        p = self.layer_params(layer)
+        if v_th_scale is not None:
+            p = p._replace(v_th=p.v_th * v_th_scale.to(current.dtype))
         if self.fused:
-            p = self.layer_params(layer)
             a_mem, a_syn_neg = lif_constants(p.tau_mem_inv, p.tau_syn_inv, self.arch.dt_s)
             like = {"dtype": current.dtype, "device": current.device}
             return LIFScan.apply(current, a_mem.to(**like), a_syn_neg.to(**like), p.v_leak.to(**like),
                                  p.v_th.to(**like), p.v_reset.to(**like), self.arch.surrogate,
                                  surrogate_alpha(self.arch.surrogate, self.arch.surrogate_alpha))
         zeros = current.new_zeros(current.shape[0], current.shape[2])
-        return self._norse_loop(current, layer, lif_feed_forward_step, self.layer_params(layer),
+        return self._norse_loop(current, layer, lif_feed_forward_step, p,
                                 LIFFeedForwardState(v=zeros + self.arch.v_leak, i=zeros))
 
     def _norse_loop(self, current: torch.Tensor, layer: int, step: Any, params: Any, state: Any) -> torch.Tensor:
@@ -262,11 +266,14 @@ class SNN(nn.Module):
         return self._norse_loop(current, layer, lsnn_feed_forward_step, p,
                                 LSNNFeedForwardState(v=zeros + self.arch.v_leak, i=zeros, b=zeros + self.arch.v_th))
 
-    def hidden_layer(self, current: torch.Tensor, layer: int) -> torch.Tensor:
-        """The neuron dynamics of hidden layer ``layer`` (row-wise; what a stacked ensemble calls)."""
+    def hidden_layer(self, current: torch.Tensor, layer: int, v_th_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """The neuron dynamics of hidden layer ``layer`` (row-wise; what a stacked ensemble calls);
+        ``v_th_scale`` as in :meth:`lif_layer` (LIF neurons only)."""
         if self.arch.neuron == "alif":
+            if v_th_scale is not None:
+                raise BiospikeError("threshold noise covers LIF neurons; the adaptive-threshold (alif) neuron moves its own")
             return self.alif_layer(current, layer)
-        return self.lif_layer(current, layer)
+        return self.lif_layer(current, layer, v_th_scale)
 
     def readout(self, current: torch.Tensor) -> torch.Tensor:
         """LI readout over time: current (B, T, O) -> membrane voltage (B, T, O)."""
@@ -284,12 +291,14 @@ class SNN(nn.Module):
             volts.append(v)
         return torch.stack(volts, dim=1)
 
-    def forward_trace(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Readout voltages (B, T, O) and every hidden layer's spikes [(B, T, H), ...]."""
+    def forward_trace(self, x: torch.Tensor, v_th_scales: Sequence[torch.Tensor] | None = None
+                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Readout voltages (B, T, O) and every hidden layer's spikes [(B, T, H), ...];
+        ``v_th_scales``: one (B, H) threshold multiplier per hidden layer (:meth:`lif_layer`)."""
         h = x * self.arch.input_scale
         hidden_spikes = []
         for layer, fc in enumerate(self.fc):
-            h = self.hidden_layer(fc(h), layer)
+            h = self.hidden_layer(fc(h), layer, None if v_th_scales is None else v_th_scales[layer])
             hidden_spikes.append(h)
         current = self.out(h)
         if self.arch.output_scale != 1.0:
