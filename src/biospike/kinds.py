@@ -72,3 +72,27 @@ register_lever(Lever(
     name="converged", prefix="conv", key="ep", label="{kind_label} {value} ep.", applies_to=("snn", "ann"),
     fit="biospike.train:fit_converged", fit_many="biospike.train:fit_many_converged",
     trainer="biospike.train:converged_stage", references=("matched",), order=2, values="train.converged_epochs"))
+
+# Privacy-aware training: adversarial regularisation (Nasr et al. 2018), one variant per weight
+# lambda in train.adversarial_weights. The attacker knows the recipe: its reference models are
+# trained with the same regulariser (one by one: each has its own adversary).
+register_lever(Lever(
+    name="advreg", prefix="adv", key="l", label="{kind_label} adv. reg. λ={value}", applies_to=("snn", "ann"),
+    fit="biospike.train:fit_adversarial", trainer="biospike.train:adversarial_stage", references=("matched",),
+    order=5, values="train.adversarial_weights",
+    palette=(OKABE_ITO["green"], OKABE_ITO["black"], OKABE_ITO["purple"])))
+
+# Query-time defenses (biospike.defenses): the trained model answers every query through a random
+# perturbation. The attacker knows the defense: the attack wraps the base kind's reference models
+# in it (adaptive) and reports the unwrapped references beside (non-adaptive).
+_SPIKE_INPUT_KINDS = ("snn", "alif", "dynsnn", "ann", "converted")
+register_lever(Lever(
+    name="qdrop", prefix="qdrop", key="p", label="{kind_label} + query dropout p={value}", applies_to=_SPIKE_INPUT_KINDS,
+    stage="query", trainer="biospike.train:defended_stage", sections=("defense",), references=("base",), order=3,
+    values="defense.input_dropout", kinds="defense.kinds",
+    palette=(OKABE_ITO["yellow"], OKABE_ITO["orange"], OKABE_ITO["vermillion"])))
+register_lever(Lever(
+    name="qthr", prefix="qthr", key="sd", label="{kind_label} + threshold noise σ={value}",
+    applies_to=("snn", "dynsnn", "converted"), stage="query", trainer="biospike.train:defended_stage",
+    sections=("defense",), references=("base",), order=4, values="defense.threshold_noise", kinds="defense.kinds",
+    palette=(OKABE_ITO["sky"], OKABE_ITO["blue"], OKABE_ITO["black"])))

@@ -47,7 +47,8 @@ from biospike.models import (
 )
 from biospike.trainset import class_weights
 
-__all__ = ["SATURATED_RATE", "SELECT_MODES", "SILENT_RATE", "TrainResult", "arch_for", "cli", "converged_settings",
+__all__ = ["SATURATED_RATE", "SELECT_MODES", "SILENT_RATE", "MembershipAdversary", "TrainResult", "adversarial_settings",
+           "adversarial_stage", "arch_for", "cli", "converged_settings", "defended_stage", "fit_adversarial",
            "converged_stage", "firing_rates", "firing_stats", "firing_summary", "fit", "fit_converged", "fit_many",
            "fit_many_converged", "fit_many_on", "fit_on", "kind_settings", "network_of", "predict_logits", "StageData",
            "stage_data", "train_settings", "train_stage", "write_trained"]
@@ -119,6 +120,23 @@ class TrainResult:
     init_rates: list[float] = dataclasses.field(default_factory=list)  # hidden rates before training
 
 
+class MembershipAdversary(nn.Module):
+    """The inference model of adversarial regularisation (Nasr, Shokri & Houmansadr 2018, "Machine
+    learning with membership privacy using adversarial regularization", CCS): from a model's
+    softmax output and the one-hot label, the logit that the window was a training member."""
+
+    def __init__(self, n_classes: int, hidden: int) -> None:
+        super().__init__()
+        self.n_classes = int(n_classes)
+        self.net = nn.Sequential(nn.Linear(2 * self.n_classes, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 1))
+
+    def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Membership logits (B,) of outputs ``logits`` (B, C) with labels ``y`` (B,)."""
+        features = torch.cat([torch.softmax(logits, dim=1), nn.functional.one_hot(y, self.n_classes).to(logits.dtype)], 1)
+        return self.net(features).squeeze(1)
+
+
 def _forward(model: nn.Module, xb: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Logits (= what ``model(x)`` returns) and hidden activity (spikes for the SNN)."""
     volts, hidden = model.forward_trace(xb)
@@ -183,6 +201,22 @@ def fit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     x_train_t = torch.as_tensor(x_train)
     y_train_t = torch.as_tensor(y_train)
     batch_size = int(cfg["batch_size"])
+    adv_cfg = cfg["adversarial"]
+    adv_weight = float(adv_cfg["weight"])
+    if adv_weight > 0:
+        # the min-max game of Nasr et al. 2018: an adversary learns to tell training windows from
+        # reference windows the model never trains on (the validation windows), the model learns
+        # the task while making its members look like those
+        if len(x_val) == 0:
+            raise BiospikeError("adversarial regularisation needs reference windows the model does not train on "
+                                "(the validation split is empty)")
+        with torch.random.fork_rng():
+            torch.manual_seed(derive_seed(seed, "adversary"))
+            adversary = MembershipAdversary(n_classes, int(adv_cfg["attack_hidden"])).to(device)
+        adv_optimizer = torch.optim.Adam(adversary.parameters(), lr=float(adv_cfg["attack_lr"]))
+        ref_rng = np.random.default_rng(derive_seed(seed, "adversary", "batches"))
+        x_ref_t, y_ref_t = torch.as_tensor(x_val), torch.as_tensor(y_val)
+        bce = nn.BCEWithLogitsLoss()
     sample_p = weights[y_train] / weights[y_train].sum() if cfg["class_weighting"] == "sampler" else None
 
     init_rates = firing_rates(model, x_train[: min(len(x_train), 256)]) if snn else []
@@ -199,7 +233,7 @@ def fit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             order = rng.permutation(len(x_train))
         else:
             order = rng.choice(len(x_train), size=len(x_train), replace=True, p=sample_p)
-        loss_sum, n_seen = 0.0, 0
+        loss_sum, n_seen, gain_sum = 0.0, 0, 0.0
         spike_sums: list[float] = []
         for lo in range(0, len(order), batch_size):
             idx = torch.as_tensor(order[lo:lo + batch_size])
@@ -209,6 +243,21 @@ def fit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             loss = criterion(logits, yb)
             if reg_weight > 0:
                 loss = loss + reg_weight * _rate_penalty(hidden, target_rate)
+            if adv_weight > 0:
+                ref = torch.as_tensor(ref_rng.choice(len(x_val), size=len(idx), replace=len(x_val) < len(idx)))
+                xr, yr = x_ref_t[ref].to(device=device, dtype=torch.float32), y_ref_t[ref].to(device)
+                with torch.no_grad():
+                    ref_logits = model(xr)
+                for _ in range(int(adv_cfg["attack_steps"])):  # the adversary's k steps (maximise its gain)
+                    adv_optimizer.zero_grad(set_to_none=True)
+                    adv_loss = (bce(adversary(logits.detach(), yb), torch.ones(len(idx), device=device))
+                                + bce(adversary(ref_logits, yr), torch.zeros(len(idx), device=device)))
+                    adv_loss.backward()
+                    adv_optimizer.step()
+                # the model's step: minimise the task loss plus lambda x the adversary's log-gain on members
+                gain = -nn.functional.softplus(-adversary(logits, yb)).mean()  # mean log h(f(x), y)
+                loss = loss + adv_weight * gain
+                gain_sum += float(gain.detach()) * len(idx)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -218,6 +267,8 @@ def fit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                 rates = [float(h.detach().mean()) * len(idx) for h in hidden]
                 spike_sums = [a + b for a, b in zip(spike_sums, rates, strict=True)] if spike_sums else rates
         row: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum / n_seen}
+        if adv_weight > 0:
+            row["adversary_log_gain"] = gain_sum / n_seen  # log h on members: -> log(1/2) when they blend in
         if len(x_val):
             val_logits = predict_logits(model, x_val)
             val_loss = float(criterion(torch.as_tensor(val_logits, device=device), torch.as_tensor(y_val, device=device)))
@@ -260,6 +311,9 @@ def fit_many(archs: Sequence[dict], xs_train: Sequence[np.ndarray], ys_train: Se
     tolerance, with its own initialisation, data order, class weights, Adam state, early stopping
     and restored best epoch. Members that cannot be stacked (e.g. recurrent SNNs) train one by one."""
     from biospike.models.ensemble import MaskedAdam, StackedNetwork, stack_groups, stackable
+
+    if float(train_settings(cfg)["adversarial"]["weight"]) > 0:
+        raise BiospikeError("adversarial regularisation trains one adversary per model: members train one by one (fit)")
 
     cfg = train_settings(cfg)
     _check_select(select)
@@ -518,6 +572,66 @@ def converged_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, pro
                        train_cfg=converged_settings(ctx["train"], target.value), select="last")
 
 
+def adversarial_settings(train_cfg: Mapping[str, Any], weight: float) -> dict[str, Any]:
+    """The ``train`` settings of an adversarially regularised variant: ``train.adversarial`` with
+    the variant's weight lambda."""
+    cfg = train_settings(train_cfg)
+    if not float(weight) > 0:
+        raise BiospikeError(f"adversarial regularisation needs a weight > 0, got {weight:g}")
+    return {**cfg, "adversarial": {**cfg["adversarial"], "weight": float(weight)}}
+
+
+def fit_adversarial(target: Any, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, settings: Mapping[str, Any],
+                    seed: int, public_idx: np.ndarray | None = None, progress: bool = False) -> tuple[nn.Module, dict]:  # noqa: ARG001
+    """One reference model of an adversarially regularised target (lever ``advreg``): the base kind
+    trained with the target's lambda, its reference windows the reference model's validation windows."""
+    return fit_on(target.kind.name, spikes, train_idx, val_idx, adversarial_settings(settings["train"], target.value),
+                  seed, progress=progress)
+
+
+def adversarial_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progress: bool = True) -> dict[str, Any]:
+    """The train stage of an adversarially regularised target (``ctx.names["target"]``, e.g.
+    ``advsnn_l1``): :func:`train_stage` with ``train.adversarial.weight`` = the target's lambda."""
+    from biospike.targets import parse
+
+    target = parse(ctx.name("target"))
+    return train_stage(ctx, inputs, outdir, progress=progress, target=target.name,
+                       train_cfg=adversarial_settings(ctx["train"], target.value))
+
+
+def defended_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progress: bool = True) -> dict[str, Any]:  # noqa: ARG001
+    """The "train" stage of a query-time defense variant (``ctx.names["target"]``): the trained
+    base model (``inputs["from"][kind]``) with the defense recorded in its checkpoint, evaluated
+    through the defense like any target (utility with CIs, firing under the defense)."""
+    from biospike.defenses import defended, defense_spec
+    from biospike.models import load_checkpoint
+    from biospike.targets import parse
+
+    start_s = time.perf_counter()
+    target = parse(ctx.name("target"))
+    kind = target.kind.name
+    spec = defense_spec(target, ctx["defense"])
+    base_path = (inputs.get("from") or {}).get(kind)
+    if base_path is None:
+        raise BiospikeError(f"{target.name} needs the trained {kind} (--from {kind}=R/{{dataset}}/{{encoding}}/{kind}/model.pt)")
+    cfg = dict(ctx["train"])
+    data = stage_data(ctx, inputs, target.name, cfg)
+    model, meta = load_checkpoint(base_path)
+    trained = np.sort(np.asarray(meta.get("train_indices", []), dtype=np.int64))
+    if not np.array_equal(trained, np.sort(data.train_idx)):
+        raise BiospikeError(f"the {kind} checkpoint trained on other windows than this dataset's training split "
+                            "(stale checkpoint or changed train.max_train_windows)", base_path)
+    wrapped = defended(model, spec, ctx.derive_seed("defense", data.dataset, data.encoding, target.name))
+    log.info("%s: the trained %s answering through %s", target.name, kind, spec)
+    result = TrainResult(model=wrapped, history=list(meta.get("history", [])), best_epoch=int(meta.get("best_epoch", 0)),
+                         epochs_run=int(meta.get("epochs_run", 0)))
+    return write_trained(data, target.name, kind, cfg, result, outdir, start_s,
+                         extra_metrics={"defense": spec | {"base": kind, "note": "utility measured through the defense "
+                                                           "(one stochastic pass per window); curve.csv is the base "
+                                                           "model's training curve"}},
+                         extra_inputs=[str(base_path)], extra_meta={"defense": spec, "base": kind})
+
+
 # --------------------------------------------------------------------------------------------
 # Inference and firing
 # --------------------------------------------------------------------------------------------
@@ -531,6 +645,8 @@ def firing_rates(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> list
 def firing_stats(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> dict[str, Any]:
     """Per hidden layer: mean rate, fraction of neurons that never fire; spikes per inference."""
     plain = getattr(model, "_module", model)
+    # a model answering through a query-time defense fires as it does under the defense
+    net = model if getattr(model, "defense", None) is not None else plain
     device = device_of(plain)
     was_training = plain.training
     plain.eval()
@@ -540,7 +656,7 @@ def firing_stats(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> dict
     with torch.no_grad():
         for xb in batches(x, batch_size):
             input_spikes += float(xb.sum())
-            _, hidden = plain.forward_trace(xb.to(device))
+            _, hidden = net.forward_trace(xb.to(device))
             per_neuron = [h.sum(dim=(0, 1)).double().cpu() for h in hidden]  # spikes per neuron
             sums = [a + b for a, b in zip(sums, per_neuron, strict=True)] if sums else per_neuron
     plain.train(was_training)
@@ -661,11 +777,12 @@ def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progres
 
 def write_trained(data: StageData, name: str, kind: str, cfg: Mapping[str, Any], result: TrainResult,
                   outdir: str | Path, start_s: float, extra_metrics: Mapping[str, Any] | None = None,
-                  extra_inputs: Sequence[str] = ()) -> dict[str, Any]:
+                  extra_inputs: Sequence[str] = (), extra_meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate ``result.model`` on every split (balanced accuracy with bootstrap CIs, firing of a
     spiking model) and write the target's model.pt, metrics.json (``extra_metrics`` merged in),
     curve.csv and per_subject.csv; returns the metrics. ``extra_inputs`` are files besides the
-    spikes and windows the model was made from (provenance)."""
+    spikes and windows the model was made from (provenance); ``extra_meta`` goes into the
+    checkpoint's meta (a query-time defense: ``defense``)."""
     from biospike.models import count_parameters, save_checkpoint
     from biospike.results import metrics_record, write_target
     from biospike.store import provenance
@@ -697,7 +814,7 @@ def write_trained(data: StageData, name: str, kind: str, cfg: Mapping[str, Any],
         "class_names": class_names, "dt_s": float(spikes.dt_s), "channel_names": list(spikes.channel_names),
         "dataset": data.dataset, "encoding": data.encoding, "model": name, "kind": kind, "seed": seed,
         "train_indices": data.train_idx.tolist(), "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-        "history": result.history, "encoder": spikes.encoder, "source": spikes.source,
+        "history": result.history, "encoder": spikes.encoder, "source": spikes.source, **dict(extra_meta or {}),
     }
     inputs_used = [data.spikes_path] + ([data.windows_path] if data.windows_path is not None else []) + list(extra_inputs)
     metrics["provenance"] = provenance({"train": dict(cfg), "model": name, "dataset": data.dataset,
@@ -724,7 +841,8 @@ def cli(argv: list[str], prog: str) -> int:
     from biospike.config import seed_everything
     from biospike.registry import resolve
 
-    parser = stage_parser(prog, "train a model of one registered kind (snn, alif, dynsnn, ann, converted, classical, ...)", sections=("train",),
+    parser = stage_parser(prog, "train a model of one registered kind (snn, alif, dynsnn, ann, converted, classical, ...)",
+                          sections=("train", "defense"),
                           names=("dataset", "encoding"))
     parser.add_argument("--input", help="spikes.h5 (kinds that read spikes)")
     parser.add_argument("--windows", help="windows.h5 (kinds that read the raw windows; checked against spikes.h5 otherwise)")
@@ -749,7 +867,8 @@ def cli(argv: list[str], prog: str) -> int:
     ctx = load_context(args)
     ctx = dataclasses.replace(ctx, names={**ctx.names, "model": kind.name, "target": target.name})
     inputs = {"spikes": args.input, "windows": args.windows, "from": _from_models(args.from_models)}
-    missing = [k for k in kind.from_kinds if k not in inputs["from"]]
+    starts_from = kind.from_kinds + ((kind.name,) if target.lever is not None and target.lever.stage == "query" else ())
+    missing = [k for k in starts_from if k not in inputs["from"]]
     if missing:
         raise BiospikeError(f"--model {args.model} starts from trained {', '.join(missing)}: "
                             f"pass --from {missing[0]}=R/{{dataset}}/{{encoding}}/{missing[0]}/model.pt")

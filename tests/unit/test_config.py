@@ -19,7 +19,7 @@ def test_default_config_validates_and_fills_defaults(default_config):
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "real.yaml", "tiny.yaml", "paper.yaml", "cohort.yaml", "external.yaml",
-                                  "dynamics.yaml"])
+                                  "dynamics.yaml", "levers.yaml"])
 def test_shipped_configs_validate(repo, name):
     path = repo / "config" / name
     if not path.exists():

@@ -278,6 +278,12 @@ def test_levers_add_their_targets_from_their_config_keys():
     assert t.reference_groups() == ["convsnn_ep6"]  # the attacker trains references the same way
     config["privacy"]["enabled"] = False
     assert not any(T.dp_epsilon(x) for x in P.build_plan(config, hardware_dir=REPO / "config" / "hardware")["demo_eeg"].targets)
+    # adversarial regularisation: one variant per weight, references trained the same way
+    config["train"]["adversarial_weights"] = [0.5]
+    dp = P.build_plan(config, hardware_dir=REPO / "config" / "hardware")["demo_eeg"]
+    assert {"advsnn_l0.5", "advann_l0.5"} <= set(dp.targets)
+    t = T.parse("advsnn_l0.5")
+    assert (t.lever.name, t.value, t.label, t.reference_groups()) == ("advreg", 0.5, "SNN adv. reg. λ=0.5", ["advsnn_l0.5"])
 
 
 

@@ -28,7 +28,8 @@ def kinds_run(tmp_path_factory):
     cfg["encode"]["ttfs"] = {"frame_steps": 10}
     cfg["train"]["models"] = ["alif", "dynsnn", "converted"]  # converted pulls in the ANN it converts
     cfg["privacy"]["enabled"] = False
-    cfg["attack"].update({"targets": ["alif", "dynsnn", "converted"], "levels": ["window"],
+    cfg["defense"] = {"input_dropout": [0.3], "jitter_steps": 1, "threshold_noise": [0.2], "kinds": ["converted"]}
+    cfg["attack"].update({"targets": ["alif", "dynsnn", "converted", "qdrop*", "qthr*"], "levels": ["window"],
                           "input_dropout": {"enabled": False}})
     cfg["deploy"].update({"targets": ["loihi"], "models": ["alif", "dynsnn", "converted"]})
     path = workdir / "kinds.yaml"
@@ -92,8 +93,24 @@ def test_converted_snn_is_made_from_the_trained_ann_attacked_and_costed(kinds_ru
     assert costed["fits"] is True
 
 
+def test_query_time_defenses_are_measured_and_attacked_adaptively(kinds_run):
+    from biospike.models import load_checkpoint
+
+    for target, name in (("qdropconverted_p0.3", "input_dropout"), ("qthrconverted_sd0.2", "threshold_noise")):
+        metrics = json.loads((kinds_run / "ttfs" / target / "metrics.json").read_text())
+        assert metrics["defense"]["name"] == name and metrics["defense"]["base"] == "converted"
+        _, meta = load_checkpoint(kinds_run / "ttfs" / target / "model.pt")
+        assert meta["defense"]["name"] == name
+        attack = json.loads((kinds_run / "ttfs" / target / "attack" / "summary.json").read_text())
+        assert attack["defense"]["name"] == name and attack["reference_kind"] == "converted"
+        assert attack["comparison"]["adaptive"] is False and attack["comparison"]["attacks"]
+    # no reference models of their own: the converted kind's serve, wrapped by the attack
+    assert not list((kinds_run / "ttfs" / "refs").glob("q*"))
+
+
 def test_report_lists_the_new_kinds(kinds_run):
     summary = json.loads((kinds_run.parent / "summary.json").read_text())
     rows = {(r["encoding"], r["model"]) for r in summary["rows"]}
-    assert rows == {(e, m) for e in ("ttfs", "poisson_burst") for m in ("alif", "dynsnn", "converted")}
+    assert rows == {(e, m) for e in ("ttfs", "poisson_burst")
+                    for m in ("alif", "dynsnn", "converted", "qdropconverted_p0.3", "qthrconverted_sd0.2")}
     assert (kinds_run.parent / "summary.html").exists()

@@ -4,6 +4,7 @@ cost per task, plus the issue's targets checked one by one.
     python workflow/scripts/results_table.py results/real [--encoding delta]
     python workflow/scripts/results_table.py results/cohort --cohort   # docs/results.md, "Cohorts"
     python workflow/scripts/results_table.py results/dynamics --dynamics   # one row per encoding
+    python workflow/scripts/results_table.py results/levers --levers       # one row per privacy lever
 
 Reads only what the workflow wrote: ``summary.json`` (utility, epsilon, deploy cost, each with
 its source file) and every attacked model's ``attack/summary.json`` (all attacks, window level).
@@ -308,6 +309,77 @@ def dynamics_table(results: Path) -> list[str]:
     return lines
 
 
+def _lever_of(model: str) -> str:
+    """What a target varies: 'none' for the SNN itself, the kind for another kind, else its lever."""
+    from biospike.targets import parse
+
+    t = parse(model)
+    if t.lever is not None:
+        return {"dp": "DP-SGD", "converged": "trained to convergence", "qdrop": "query-time input dropout",
+                "qthr": "query-time threshold noise"}.get(t.lever.name, t.lever.name)
+    return "none" if t.kind.name == "snn" else f"kind: {t.kind.label}"
+
+
+def levers_table(results: Path) -> list[str]:
+    """The privacy-utility-cost view: one row per attacked target (the SNN, each kind, each lever
+    variant) with test balanced accuracy [CI], the strongest window-level attack's AUC and TPR at 1%
+    FPR [CIs] (for a defense: the adaptive attacker's, who knows it; the non-adaptive AUC beside),
+    the edge energy per inference on the first simulated neuromorphic target (a defense runs its
+    base network: that network's figure, marked), and against the SNN: the accuracy lost and the AUC
+    removed per point of accuracy lost."""
+    from biospike.targets import label, parse
+
+    summary = json.loads((results / "summary.json").read_text())
+    hardware = [hw for hw in summary.get("hardware") or [] if hw != "cortex_m4"][:1]
+    by_key = {(r["dataset"], r["encoding"], r["model"]): r for r in summary["rows"]}
+    head = ["task", "encoding", "model", "lever", "bal. acc. [95% CI]", "attack", "AUC [95% CI]", "TPR@1%FPR [95% CI]",
+            "non-adaptive AUC", *(f"{hw} energy / inference: dynamic (total)" for hw in hardware),
+            "Δ acc. vs SNN (points)", "Δ AUC vs SNN", "AUC removed per point lost"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in summary["rows"]:
+        tdir = results / row["dataset"] / row["encoding"] / row["model"]
+        attack_file = tdir / "attack" / "summary.json"
+        if not attack_file.exists():
+            continue
+        att = json.loads(attack_file.read_text())
+        best = strongest_attack(att, "window")
+        cell = att["attacks"][best["attack"]]["window"] if best else {}
+        comp = (att.get("comparison") or {})
+        non_adaptive = (fmt((comp.get("strongest_window") or {}).get("auc"))
+                        if att.get("defense") and comp else "")
+        t = parse(row["model"])
+        energy = []
+        for hw in hardware:
+            dep = (row.get("deploy") or {}).get(hw)
+            note = ""
+            if dep is None and t.lever is not None and t.lever.stage == "query":
+                dep = ((by_key.get((row["dataset"], row["encoding"], t.kind.name)) or {}).get("deploy") or {}).get(hw)
+                note = " (base network)"
+            energy.append(f"{fmt_energy(dep.get('dynamic_energy_j'))} ({fmt_energy(like_for_like_total(dep))}){note}"
+                          if dep and dep.get("fits") else "–")
+        base = by_key.get((row["dataset"], row["encoding"], "snn"))
+        base_att_file = results / row["dataset"] / row["encoding"] / "snn" / "attack" / "summary.json"
+        d_acc = d_auc = per_point = "–"
+        if base is not None and base_att_file.exists() and row["model"] != "snn" and best:
+            base_best = strongest_attack(json.loads(base_att_file.read_text()), "window")
+            acc, acc0 = _num(row.get("balanced_accuracy")), _num(base.get("balanced_accuracy"))
+            if base_best and acc is not None and acc0 is not None:
+                lost = 100 * (acc0 - acc)
+                removed = base_best["auc"] - best["auc"]
+                d_acc, d_auc = f"{-lost:+.1f}", f"{-removed:+.3f}"
+                per_point = f"{removed / lost:.4f}" if lost > 0.5 else ("free" if removed > 0 else "–")
+        lines.append("| " + " | ".join([
+            row["dataset"], row["encoding"], label(row["model"]), _lever_of(row["model"]),
+            _ci_cell(row.get("balanced_accuracy"), row.get("balanced_accuracy_ci")),
+            best["attack"] if best else "–", _ci_cell(cell.get("auc"), cell.get("auc_ci")),
+            _ci_cell(cell.get("tpr_at_1pct_fpr"), cell.get("tpr_at_1pct_fpr_ci")), non_adaptive, *energy,
+            d_acc, d_auc, per_point]) + " |")
+    lines += ["", "AUC removed per point lost: (SNN's strongest AUC - this model's) / (SNN's balanced accuracy - "
+              "this model's, in points); 'free' where the lever lost under half a point and removed AUC. The "
+              "attack of a query-time defense is the adaptive one (references wrapped in the defense)."]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
@@ -316,7 +388,13 @@ def main() -> None:
                         help="the cohort tables: utility with CIs, leakage per model and membership level")
     parser.add_argument("--dynamics", action="store_true",
                         help="one row per encoding and attacked model: utility, leakage, spikes, time, edge cost")
+    parser.add_argument("--levers", action="store_true",
+                        help="the privacy-utility-cost view: one row per attacked model and lever")
     args = parser.parse_args()
+    if args.levers:
+        print("### Privacy levers: utility, leakage and edge cost\n")
+        print("\n".join(levers_table(args.results)) + "\n")
+        return
     if args.dynamics:
         print("### Input dynamics: the same SNN on each encoding\n")
         print("\n".join(dynamics_table(args.results)) + "\n")
