@@ -58,7 +58,7 @@ register_model_kind(ModelKind(
 # trained with the same DP-SGD at the same epsilon ("matched"); the non-private ones ("base") are
 # reported beside them.
 register_lever(Lever(
-    name="dp", prefix="dp", key="eps", label="DP-{kind_label} ε={value}", applies_to=("snn",),
+    name="dp", prefix="dp", key="eps", title="DP-SGD", label="DP-{kind_label} ε={value}", applies_to=("snn",),
     fit="biospike.privacy.cli:dp_fit", sections=("privacy",), references=("matched", "base"), order=1,
     values="privacy.epsilons", enabled="privacy.enabled", outputs=("privacy.json",),
     palette=(OKABE_ITO["vermillion"], OKABE_ITO["purple"], OKABE_ITO["green"], OKABE_ITO["sky"],
@@ -69,7 +69,7 @@ register_lever(Lever(
 # the same recipe (the attacker knows it). Next to the early-stopped targets it tests whether
 # "SNNs leak less" holds at matched test accuracy (docs/attacks.md).
 register_lever(Lever(
-    name="converged", prefix="conv", key="ep", label="{kind_label} {value} ep.", applies_to=("snn", "ann"),
+    name="converged", prefix="conv", key="ep", title="trained to convergence", label="{kind_label} {value} ep.", applies_to=("snn", "ann"),
     fit="biospike.train:fit_converged", fit_many="biospike.train:fit_many_converged",
     trainer="biospike.train:converged_stage", references=("matched",), order=2, values="train.converged_epochs"))
 
@@ -77,7 +77,7 @@ register_lever(Lever(
 # lambda in train.adversarial_weights. The attacker knows the recipe: its reference models are
 # trained with the same regulariser (one by one: each has its own adversary).
 register_lever(Lever(
-    name="advreg", prefix="adv", key="l", label="{kind_label} adv. reg. λ={value}", applies_to=("snn", "ann"),
+    name="advreg", prefix="adv", key="l", title="adversarial regularisation", label="{kind_label} adv. reg. λ={value}", applies_to=("snn", "ann"),
     fit="biospike.train:fit_adversarial", trainer="biospike.train:adversarial_stage", references=("matched",),
     order=5, values="train.adversarial_weights",
     palette=(OKABE_ITO["green"], OKABE_ITO["black"], OKABE_ITO["purple"])))
@@ -87,12 +87,12 @@ register_lever(Lever(
 # in it (adaptive) and reports the unwrapped references beside (non-adaptive).
 _SPIKE_INPUT_KINDS = ("snn", "alif", "dynsnn", "ann", "converted")
 register_lever(Lever(
-    name="qdrop", prefix="qdrop", key="p", label="{kind_label} + query dropout p={value}", applies_to=_SPIKE_INPUT_KINDS,
+    name="qdrop", prefix="qdrop", key="p", title="query-time input dropout", label="{kind_label} + query dropout p={value}", applies_to=_SPIKE_INPUT_KINDS,
     stage="query", trainer="biospike.train:defended_stage", sections=("defense",), references=("base",), order=3,
     values="defense.input_dropout", kinds="defense.kinds",
     palette=(OKABE_ITO["yellow"], OKABE_ITO["orange"], OKABE_ITO["vermillion"])))
 register_lever(Lever(
-    name="qthr", prefix="qthr", key="sd", label="{kind_label} + threshold noise σ={value}",
+    name="qthr", prefix="qthr", key="sd", title="query-time threshold noise", label="{kind_label} + threshold noise σ={value}",
     applies_to=("snn", "dynsnn", "converted"), stage="query", trainer="biospike.train:defended_stage",
     sections=("defense",), references=("base",), order=4, values="defense.threshold_noise", kinds="defense.kinds",
     palette=(OKABE_ITO["sky"], OKABE_ITO["blue"], OKABE_ITO["black"])))

@@ -186,6 +186,7 @@ class Lever:
     # where the plan finds the kinds it varies ("section.key": a list; None: every kind of
     # applies_to that train.models trains)
     kinds: str | None = None
+    title: str = ""  # what the lever does, in the report's lever table ("DP-SGD", "query-time input dropout")
 
     def target_name(self, kind: str, value: float) -> str:
         """The target name of ``kind`` varied at ``value``: ``{prefix}{kind}_{key}{value:g}``."""

@@ -38,7 +38,7 @@ from biospike.errors import BiospikeError
 from biospike.plan import DatasetPlan, Plan, plan_from_json, target_dir
 from biospike.registry import Registry
 from biospike.store import atomic_path, provenance, read_json, write_json
-from biospike.targets import dp_epsilon, label
+from biospike.targets import dp_epsilon, label, parse
 from biospike.units import fmt_num, fmt_si
 
 __all__ = [
@@ -1117,6 +1117,55 @@ def _deploy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]
     return head, body
 
 
+def _levers_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The privacy-utility-cost view: one line per attacked model, what it varies against the SNN
+    (its kind, or its lever: DP, a defense, a training recipe), utility and the strongest attack
+    with their CIs, the non-adaptive AUC of a query-time defense, the energy per inference on the
+    first edge target that runs the spiking models (a defense: its base network's, marked) and the
+    differences to the SNN of the same dataset and encoding. No lines when only one kind of model
+    is attacked (nothing to compare)."""
+    rows = [r for r in summary["rows"] if r.get("attack")]
+    by_key = {(r["dataset"], r["encoding"], r["model"]): r for r in summary["rows"]}
+    titles = {parse(r["model"]).lever_title for r in rows}
+    if len(titles) < 2:
+        return [], []
+    hw = next((h for h in summary.get("hardware", []) for r in rows if h in (r.get("deploy") or {})), None)
+    head = ["dataset", "encoding", "model", "lever", "bal. acc. [95% CI]", "attack AUC [95% CI]", "TPR@1%FPR",
+            "non-adaptive AUC"]
+    head += [f"{hw}: dynamic (total) energy"] if hw else []
+    head += ["Δ bal. acc. vs SNN (points)", "Δ AUC vs SNN"]
+    body = []
+    for r in rows:
+        t = parse(r["model"])
+        defense = t.lever is not None and t.lever.stage == "query"
+        cells = [r["dataset"], r["encoding"], label(r["model"]), t.lever_title,
+                 _with_ci(r["balanced_accuracy"], r.get("balanced_accuracy_ci")),
+                 _with_ci(r["attack_auc"], r.get("attack_auc_ci")), fmt_num(r["attack_tpr_at_1pct_fpr"]),
+                 fmt_num(r.get("comparison_max_attack_auc")) if defense else "–"]
+        if hw:
+            source = by_key.get((r["dataset"], r["encoding"], t.kind.name)) if defense else r
+            d = ((source or {}).get("deploy") or {}).get(hw) or {}
+            cells.append(f"{_known_si(d.get('dynamic_energy_j'), 'J')} ({_known_si(like_for_like_total_j(d), 'J')})"
+                         + (" (base network)" if defense else "") if d.get("fits") else "–")
+        snn = by_key.get((r["dataset"], r["encoding"], "snn"))
+        if snn is None or r["model"] == "snn" or snn.get("attack_auc") is None:
+            cells += ["–", "–"]
+        else:
+            cells += [f"{100 * (r['balanced_accuracy'] - snn['balanced_accuracy']):+.1f}",
+                      f"{r['attack_auc'] - snn['attack_auc']:+.3f}"]
+        body.append(cells)
+    return head, body
+
+
+def _levers_intro() -> str:
+    return ("Every attacked model against the SNN of its dataset and encoding: what it changes (another kind, or a "
+            "lever: DP-SGD, a training recipe, a query-time defense), its utility and the strongest attack with "
+            "their CIs. A query-time defense is attacked adaptively (the attacker's reference models wrapped in the "
+            "same defense); its non-adaptive AUC (references without it) stands beside. Energy: dynamic, and the "
+            "like-for-like total, per inference on the first edge target that runs the spiking models; a defense "
+            "runs its base network. Differences to the SNN: test balanced accuracy in points, strongest-attack AUC.")
+
+
 def _md_table(head: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
@@ -1164,6 +1213,9 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     """The summary as Markdown: main table, edge table, links to every figure, methods draft."""
     parts = ["# biospike summary", "", _intro(summary), "", "## Utility, privacy and leakage", "",
              _md_table(*_main_table(summary)), "", _rule_note(summary)]
+    head, body = _levers_table(summary)
+    if body:
+        parts += ["", "## Privacy levers", "", _levers_intro(), "", _md_table(head, body)]
     head, body = _deploy_table(summary)
     if body:
         parts += ["", "## Edge targets", "", _edge_intro(), "", _md_table(head, body)]
@@ -1227,6 +1279,9 @@ def summary_html(summary: Mapping[str, Any]) -> str:
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>biospike summary</title><style>{style}</style></head><body>",
              "<h1>biospike summary</h1>", f"<p>{inline(_intro(summary))}</p>", "<h2>Utility, privacy and leakage</h2>",
              table(*_main_table(summary)), f"<p class='note'>{inline(_rule_note(summary))}</p>"]
+    head, body = _levers_table(summary)
+    if body:
+        parts += ["<h2>Privacy levers</h2>", f"<p class='note'>{inline(_levers_intro())}</p>", table(head, body)]
     head, body = _deploy_table(summary)
     if body:
         parts += ["<h2>Edge targets</h2>", f"<p class='note'>{inline(_edge_intro())}</p>", table(head, body)]

@@ -45,6 +45,14 @@ class Target:
         return self.lever.label.format(kind_label=self.kind.label, value=f"{self.value:g}")
 
     @property
+    def lever_title(self) -> str:
+        """What the target varies, for the lever tables: "none" for the SNN itself, "kind: <label>"
+        for another kind, else its lever's title (its name when it has none)."""
+        if self.lever is not None:
+            return self.lever.title or self.lever.name
+        return "none" if self.kind.name == "snn" else f"kind: {self.kind.label}"
+
+    @property
     def spiking(self) -> bool:
         """Whether the kind's hidden units spike."""
         return self.kind.spiking

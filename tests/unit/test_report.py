@@ -302,13 +302,16 @@ def test_markdown_and_html_list_every_row(fake):
     # one deploy line per model x edge target, the ANN baseline on the MCU among them
     n_deploy = sum(len(r.get("deploy") or {}) for r in summary["rows"])
     assert any("cortex_m4" in (r.get("deploy") or {}) for r in summary["rows"] if r["model"] == "ann")
-    assert len(main_rows) == len(summary["rows"]) + n_deploy
+    # and one privacy-lever line per attacked model (SNN, ANN, DP-SNN: three things to compare)
+    n_levers = len(report._levers_table(summary)[1])
+    assert n_levers == sum(1 for r in summary["rows"] if r.get("attack")) >= 2 and "## Privacy levers" in md
+    assert len(main_rows) == len(summary["rows"]) + n_deploy + n_levers
     assert f"{summary['rows'][0]['balanced_accuracy']:.3f}" in md
     # the deploy table shows balanced accuracy (quantized, float in brackets), not plain accuracy
     d = summary["rows"][0]["deploy"]["loihi"]
     assert f"{d['quantized_balanced_accuracy']:.3f} ({d['float_balanced_accuracy']:.3f})" in md
     assert f"{d['quantized_accuracy']:.3f}" not in md
-    assert html.count("<tr") == len(summary["rows"]) + n_deploy + 2  # + two header rows
+    assert html.count("<tr") == len(summary["rows"]) + n_deploy + n_levers + 3  # + three header rows
 
 
 def test_unfit_edge_rows_say_why_and_print_no_numbers(fake):
@@ -599,3 +602,31 @@ def test_latency_curve_is_balanced_accuracy(tmp_path):
     fig = figures.plot_latency_accuracy({"dataset": "d", "encodings": ["delta"],
                                          "curves": [{"encoding": "delta", "target": "snn", "hardware": "loihi", **curve}]})
     assert fig.axes[0].get_ylabel().startswith("accuracy")
+
+
+def test_levers_table_compares_every_attacked_model_with_the_snn():
+    """The privacy-utility-cost view: one line per attacked model with what it varies, the
+    non-adaptive AUC only for a query-time defense, its base network's energy (marked), and the
+    differences to the SNN; absent when only one kind of model is attacked."""
+    loihi = {"fits": True, "dynamic_energy_j": 8e-7, "energy_per_inference_j": 5e-2,
+             "energy_total_terms": ["dynamic", "static"]}
+
+    def row(model, bal, auc, deploy=None, comp=None):
+        return {"dataset": "d", "encoding": "e", "model": model, "balanced_accuracy": bal,
+                "balanced_accuracy_ci": [bal - 0.1, bal + 0.1], "attack": "rmia", "attack_auc": auc,
+                "attack_auc_ci": [auc - 0.05, auc + 0.05], "attack_tpr_at_1pct_fpr": 0.02,
+                "comparison_max_attack_auc": comp, "deploy": deploy or {}}
+
+    summary = {"hardware": ["loihi", "cortex_m4"], "rows": [
+        row("snn", 0.75, 0.57, {"loihi": loihi}), row("dpsnn_eps8", 0.74, 0.57, {"loihi": loihi}, comp=0.6),
+        row("qthrsnn_sd0.5", 0.70, 0.53, comp=0.55), row("converted", 0.77, 0.55, {"loihi": loihi}),
+        {**row("classical", 0.7, 0.5), "attack": None}]}
+    head, body = report._levers_table(summary)
+    assert head[-3:] == ["loihi: dynamic (total) energy", "Δ bal. acc. vs SNN (points)", "Δ AUC vs SNN"]
+    assert [b[2] for b in body] == ["SNN", "DP-SNN ε=8", "SNN + threshold noise σ=0.5", "converted SNN"]
+    assert [b[3] for b in body] == ["none", "DP-SGD", "query-time threshold noise", "kind: converted SNN"]
+    snn, dp, qthr, conv = body
+    assert snn[-2:] == ["–", "–"] and dp[7] == "–"  # a DP comparison is not a non-adaptive attack
+    assert qthr[7] == "0.550" and qthr[8] == "800 nJ (50 mJ) (base network)" and qthr[-2:] == ["-5.0", "-0.040"]
+    assert conv[-2:] == ["+2.0", "-0.020"]
+    assert report._levers_table({"hardware": [], "rows": [row("snn", 0.7, 0.6)]}) == ([], [])

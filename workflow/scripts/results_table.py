@@ -309,17 +309,6 @@ def dynamics_table(results: Path) -> list[str]:
     return lines
 
 
-def _lever_of(model: str) -> str:
-    """What a target varies: 'none' for the SNN itself, the kind for another kind, else its lever."""
-    from biospike.targets import parse
-
-    t = parse(model)
-    if t.lever is not None:
-        return {"dp": "DP-SGD", "converged": "trained to convergence", "qdrop": "query-time input dropout",
-                "qthr": "query-time threshold noise"}.get(t.lever.name, t.lever.name)
-    return "none" if t.kind.name == "snn" else f"kind: {t.kind.label}"
-
-
 def levers_table(results: Path) -> list[str]:
     """The privacy-utility-cost view: one row per attacked target (the SNN, each kind, each lever
     variant) with test balanced accuracy [CI], the strongest window-level attack's AUC and TPR at 1%
@@ -369,7 +358,7 @@ def levers_table(results: Path) -> list[str]:
                 d_acc, d_auc = f"{-lost:+.1f}", f"{-removed:+.3f}"
                 per_point = f"{removed / lost:.4f}" if lost > 0.5 else ("free" if removed > 0 else "–")
         lines.append("| " + " | ".join([
-            row["dataset"], row["encoding"], label(row["model"]), _lever_of(row["model"]),
+            row["dataset"], row["encoding"], label(row["model"]), t.lever_title,
             _ci_cell(row.get("balanced_accuracy"), row.get("balanced_accuracy_ci")),
             best["attack"] if best else "–", _ci_cell(cell.get("auc"), cell.get("auc_ci")),
             _ci_cell(cell.get("tpr_at_1pct_fpr"), cell.get("tpr_at_1pct_fpr_ci")), non_adaptive, *energy,
