@@ -8,7 +8,8 @@ Rueckauer et al. 2017, "Conversion of continuous-valued deep networks to efficie
 networks"). No weight is trained again. The result is an ordinary SNN checkpoint, so the attack,
 NIR export, edge simulation and report treat it like the surrogate-trained SNN.
 
-The mapping, exact up to the rate approximation of the spiking non-linearity:
+The mapping (exact for the linear parts; the spiking non-linearity approximates the ReLU, see the
+limits below):
 
 - the ANN's hidden filter ``h_t = d h_{t-1} + (1 - d) I_t`` (``d = exp(-dt / tau_mem)``) becomes
   the LIF's synaptic current: norse's step jumps the current by its input and decays it by
@@ -24,10 +25,14 @@ The mapping, exact up to the rate approximation of the spiking non-linearity:
   filter) and ``readout_tau_mem = dt / (1 - d_out)``, its weights ``W_out lambda_L``: the logits are
   the ANN's, so a membership attack sees outputs on the ANN's scale.
 
-A spike per step at most caps the rate at ``lambda``; the approximation sharpens with the number of
-steps per unit of ANN time. :func:`substep_sweep` measures it: the same ANN converted at
-``dt / k`` and run on each input step held for ``k`` sub-steps (T k steps), against the ANN.
-The deployed model runs at the encoding's step (k = 1) like every other model.
+Limits of the approximation: a spike per step at most caps the rate at ``lambda``; the reset to
+zero fires at ``1 / ceil(lambda / h)`` spikes per step instead of ``h / lambda``; and the membrane
+keeps negative drive that the ReLU would cut, so a neuron pushed below zero starts late when its
+drive turns positive (the long ``tau_mem`` forgets it slowly). The first two shrink with the
+number of steps: :func:`substep_sweep` runs the same ANN converted at ``dt / k``, where one spike
+per sub-step stands for ``lambda k`` of activity, on each input step held for ``k`` sub-steps
+(T k steps), against the ANN. The deployed model runs at the encoding's step (k = 1) like every
+other model.
 """
 
 from __future__ import annotations
@@ -126,7 +131,10 @@ def convert_ann(ann: torch.nn.Module, scales: Sequence[float], tau_mem_s: float 
     snn = SNN(arch)
     previous = 1.0  # the input is not rescaled: the first layer sees the ANN's own input
     with torch.no_grad():
-        for fc_snn, fc_ann, scale in zip(snn.fc, net.fc, scales, strict=True):
+        for fc_snn, fc_ann, layer_scale in zip(snn.fc, net.fc, scales, strict=True):
+            # k sub-steps: one spike per sub-step stands for scale x k of activity, so the rate is
+            # resolved k times finer (the reset to zero loses less of each inter-spike interval)
+            scale = float(layer_scale) * substeps
             gain = keep * tau_mem_s / (dt_s * scale) * arch.v_th
             fc_snn.weight.copy_(fc_ann.weight.double().mul(previous * gain).float())
             if a.bias:

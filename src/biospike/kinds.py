@@ -46,7 +46,7 @@ register_model_kind(ModelKind(
     name="converted", label="converted SNN", color=OKABE_ITO["purple"], order=25,
     trainer="biospike.convert:converted_stage", fit="biospike.convert:fit_converted",
     fit_many="biospike.convert:fit_many_converted", network="snn", spiking=True, nir=True, runs_on=("neuromorphic",),
-    train_settings=(("neuron", "lif"),), from_kinds=("ann",),
+    train_settings=(("neuron", "lif"),), from_kinds=("ann",), train_keys=("convert",),
     description="the ANN converted to an integrate-and-fire SNN by data-based weight normalisation and threshold "
                 "balancing (Diehl et al. 2015; Rueckauer et al. 2017), no retraining"))
 register_model_kind(ModelKind(
@@ -79,6 +79,7 @@ register_lever(Lever(
 register_lever(Lever(
     name="advreg", prefix="adv", key="l", title="adversarial regularisation", label="{kind_label} adv. reg. λ={value}", applies_to=("snn", "ann"),
     fit="biospike.train:fit_adversarial", trainer="biospike.train:adversarial_stage", references=("matched",),
+    train_keys=("adversarial",),
     order=5, values="train.adversarial_weights",
     palette=(OKABE_ITO["green"], OKABE_ITO["black"], OKABE_ITO["purple"])))
 

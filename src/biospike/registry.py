@@ -115,6 +115,9 @@ class ModelKind:
     # kinds whose trained checkpoint its trainer reads (the converted SNN converts the ANN): the
     # workflow makes them first and passes them as ``inputs["from"][kind]``
     from_kinds: tuple[str, ...] = ()
+    # train sub-sections only this kind reads (``convert``): the workflow passes them to its jobs
+    # alone, so tuning them reruns no other model
+    train_keys: tuple[str, ...] = ()
 
 
 # Okabe & Ito (2008), colour-universal design
@@ -187,6 +190,7 @@ class Lever:
     # applies_to that train.models trains)
     kinds: str | None = None
     title: str = ""  # what the lever does, in the report's lever table ("DP-SGD", "query-time input dropout")
+    train_keys: tuple[str, ...] = ()  # train sub-sections only its variants read (as ModelKind.train_keys)
 
     def target_name(self, kind: str, value: float) -> str:
         """The target name of ``kind`` varied at ``value``: ``{prefix}{kind}_{key}{value:g}``."""

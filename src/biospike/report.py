@@ -1129,7 +1129,9 @@ def _levers_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]
     titles = {parse(r["model"]).lever_title for r in rows}
     if len(titles) < 2:
         return [], []
-    hw = next((h for h in summary.get("hardware", []) for r in rows if h in (r.get("deploy") or {})), None)
+    # the first edge target a spiking model runs on (an MCU runs only the ANN)
+    hw = next((h for h in summary.get("hardware", []) for r in rows
+               if parse(r["model"]).kind.spiking and h in (r.get("deploy") or {})), None)
     head = ["dataset", "encoding", "model", "lever", "bal. acc. [95% CI]", "attack AUC [95% CI]", "TPR@1%FPR",
             "non-adaptive AUC"]
     head += [f"{hw}: dynamic (total) energy"] if hw else []

@@ -45,6 +45,11 @@ class Target:
         return self.lever.label.format(kind_label=self.kind.label, value=f"{self.value:g}")
 
     @property
+    def train_keys(self) -> tuple[str, ...]:
+        """The train sub-sections only this target's kind or lever reads (``convert``, ``adversarial``)."""
+        return self.kind.train_keys + (self.lever.train_keys if self.lever is not None else ())
+
+    @property
     def lever_title(self) -> str:
         """What the target varies, for the lever tables: "none" for the SNN itself, "kind: <label>"
         for another kind, else its lever's title (its name when it has none)."""

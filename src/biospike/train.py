@@ -216,6 +216,10 @@ def fit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
         adv_optimizer = torch.optim.Adam(adversary.parameters(), lr=float(adv_cfg["attack_lr"]))
         ref_rng = np.random.default_rng(derive_seed(seed, "adversary", "batches"))
         x_ref_t, y_ref_t = torch.as_tensor(x_val), torch.as_tensor(y_val)
+        # reference windows drawn like the members: class-balanced when the members are resampled
+        # so (else the adversary could learn the label prior instead of membership)
+        ref_w = class_weights(y_val, n_classes)[y_val] if cfg["class_weighting"] == "sampler" else None
+        ref_p = None if ref_w is None else ref_w / ref_w.sum()
         bce = nn.BCEWithLogitsLoss()
     sample_p = weights[y_train] / weights[y_train].sum() if cfg["class_weighting"] == "sampler" else None
 
@@ -244,11 +248,13 @@ def fit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             if reg_weight > 0:
                 loss = loss + reg_weight * _rate_penalty(hidden, target_rate)
             if adv_weight > 0:
-                ref = torch.as_tensor(ref_rng.choice(len(x_val), size=len(idx), replace=len(x_val) < len(idx)))
-                xr, yr = x_ref_t[ref].to(device=device, dtype=torch.float32), y_ref_t[ref].to(device)
-                with torch.no_grad():
-                    ref_logits = model(xr)
                 for _ in range(int(adv_cfg["attack_steps"])):  # the adversary's k steps (maximise its gain)
+                    # a fresh reference batch per step; the members are this step's batch
+                    ref = torch.as_tensor(ref_rng.choice(len(x_val), size=len(idx), replace=ref_p is not None
+                                                         or len(x_val) < len(idx), p=ref_p))
+                    xr, yr = x_ref_t[ref].to(device=device, dtype=torch.float32), y_ref_t[ref].to(device)
+                    with torch.no_grad():
+                        ref_logits = model(xr)
                     adv_optimizer.zero_grad(set_to_none=True)
                     adv_loss = (bce(adversary(logits.detach(), yb), torch.ones(len(idx), device=device))
                                 + bce(adversary(ref_logits, yr), torch.zeros(len(idx), device=device)))

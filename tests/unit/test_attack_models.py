@@ -394,5 +394,7 @@ def test_adaptive_attack_wraps_the_references_in_the_targets_defense(world, monk
     comp = out["comparison"]
     assert comp["adaptive"] is False and comp["K"] == 4 and "without the defense" in comp["reference_kind"]
     assert set(comp["attacks"]) == set(out["attacks"])
+    # the reference-based attacks see other references in the two rows (wrapped, not wrapped)
+    assert any(comp["attacks"][n]["window"]["auc"] != out["attacks"][n]["window"]["auc"] for n in ("lira_online", "rmia"))
     # the defended, overfit target still leaks to the attacker who knows the defense
     assert out["strongest_window"]["auc"] > 0.7

@@ -128,7 +128,8 @@ def test_variant_stage_records_the_defense_and_measures_through_it(tmp_path):
     assert metrics["defense"]["name"] == "input_dropout" and metrics["defense"]["p"] == 0.6
     # measured through the defense: 60 % fewer input spikes reach the network
     ratio = metrics["spikes_per_inference"]["input"] / base_metrics["spikes_per_inference"]["input"]
-    assert ratio == pytest.approx(1.0, abs=1e-9)  # input counted before the defense (what the sensor sends)
+    assert ratio == pytest.approx(1.0, abs=1e-9)  # input counted before the defense (what the sensor sends);
+    # the defense itself shows in the hidden activity
     assert metrics["spikes_per_inference"]["hidden"] < base_metrics["spikes_per_inference"]["hidden"]
     plain, meta = load_checkpoint(out / "model.pt")
     assert meta["defense"] == {"name": "input_dropout", "p": 0.6, "jitter_steps": 0} and meta["base"] == "snn"
@@ -162,6 +163,10 @@ def test_plan_makes_one_variant_per_value_and_kind():
     assert {"qdropsnn_p0.1", "qdropsnn_p0.3", "qdropann_p0.1", "qdropann_p0.3", "qthrsnn_sd0.2"} <= set(dp.targets)
     assert "qthrann_sd0.2" not in dp.targets  # threshold noise needs spiking neurons
     assert dp.references["qdropsnn_p0.1"] == ["snn"] and "qdropsnn_p0.1" not in dp.reference_groups
+    cfg["deploy"]["models"] = ["snn", "qthrsnn_sd0.2"]  # the chip runs the base network, not the defense
+    with pytest.raises(BiospikeError, match="query-time defense is not part of the exported graph"):
+        build_plan(validate_config(cfg), kinds={h: "neuromorphic" for h in cfg["deploy"]["targets"]})
+    cfg["deploy"]["models"] = ["snn"]
     cfg["defense"]["kinds"] = ["classical"]
     with pytest.raises(BiospikeError, match="defense.kinds"):
         build_plan(validate_config(cfg), kinds={h: "neuromorphic" for h in cfg["deploy"]["targets"]})

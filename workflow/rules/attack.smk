@@ -30,7 +30,7 @@ rule reference_shard:
         group="|".join(re.escape(g) for g in _GROUPS),
         s=r"\d+",
     params:
-        cfg=lambda w: stage_params(reference_sections(w.group), w.dataset, only={"attack": _REF_KEYS},
+        cfg=lambda w: stage_params(reference_sections(w.group), w.dataset, only={"attack": _REF_KEYS}, train_for=w.group,
                                    encoding=w.encoding),
         code=lambda w: reference_code(w.group),
     log:

@@ -36,10 +36,20 @@ def section(name, dataset=None):
     return config.get(name)
 
 
-def stage_params(sections, dataset=None, only=None, **names):
+# train sub-sections that only some kinds or levers read (biospike.kinds: train_keys): a job gets
+# them only when its target (train_for) is one of those, so tuning them reruns no other job
+_OWNED_TRAIN_KEYS = {k for kind in MODEL_KINDS for k in kind.train_keys} | {k for lv in LEVERS for k in lv.train_keys}
+
+
+def stage_params(sections, dataset=None, only=None, train_for=None, **names):
     """The shell-quoted envelope of one job: ``sections`` (with ``only`` = {section: keys} keeping
-    just the keys that change the job's result, so tuning another key reruns nothing), names, seed."""
+    just the keys that change the job's result, so tuning another key reruns nothing), names, seed.
+    The train section keeps the sub-sections owned by a kind or lever only for the target
+    ``train_for`` that owns them."""
     settings = {s: section(s, dataset) for s in sections}
+    if "train" in settings:
+        own = set(T.parse(train_for).train_keys) if train_for else set()
+        settings["train"] = {k: v for k, v in settings["train"].items() if k not in _OWNED_TRAIN_KEYS or k in own}
     for s, keys in (only or {}).items():
         settings[s] = {k: settings[s][k] for k in keys}
     return shlex.quote(json.dumps(envelope(settings, {"dataset": dataset, **names}, config["seed"]), sort_keys=True))

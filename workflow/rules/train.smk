@@ -17,7 +17,8 @@ for _kind in MODEL_KINDS:
             curve=f"{RESULTS}/{{dataset}}/{{encoding}}/{_kind.name}/curve.csv",
             per_subject=f"{RESULTS}/{{dataset}}/{{encoding}}/{_kind.name}/per_subject.csv",
         params:
-            cfg=lambda w, kind=_kind.name: stage_params(("train",), w.dataset, encoding=w.encoding, model=kind),
+            cfg=lambda w, kind=_kind.name: stage_params(("train",), w.dataset, train_for=kind, encoding=w.encoding,
+                                                        model=kind),
             io=lambda w, input: train_io(input),
             outdir=lambda w, output: str(Path(output.metrics).parent),
             kind=_kind.name,
@@ -57,7 +58,9 @@ for _lever in (lv for lv in LEVERS if lv.trainer):
             kind="|".join(_lever.applies_to),
             value=r"[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?",
         params:
-            cfg=lambda w, lever=_lever: stage_params(("train", *lever.sections), w.dataset, encoding=w.encoding, model=w.kind,
+            cfg=lambda w, lever=_lever: stage_params(("train", *lever.sections), w.dataset,
+                                                     train_for=f"{lever.prefix}{w.kind}_{lever.key}{w.value}",
+                                                     encoding=w.encoding, model=w.kind,
                                                      target=f"{lever.prefix}{w.kind}_{lever.key}{w.value}"),
             io=lambda w, input: train_io(input),
             outdir=lambda w, output: str(Path(output.metrics).parent),

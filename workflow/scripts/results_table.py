@@ -319,7 +319,10 @@ def levers_table(results: Path) -> list[str]:
     from biospike.targets import label, parse
 
     summary = json.loads((results / "summary.json").read_text())
-    hardware = [hw for hw in summary.get("hardware") or [] if hw != "cortex_m4"][:1]
+    # the first edge target a spiking model runs on (an MCU runs only the ANN)
+    hardware = [next((hw for hw in summary.get("hardware") or [] for r in summary["rows"]
+                      if parse(r["model"]).kind.spiking and hw in (r.get("deploy") or {})), None)]
+    hardware = [hw for hw in hardware if hw is not None]
     by_key = {(r["dataset"], r["encoding"], r["model"]): r for r in summary["rows"]}
     head = ["task", "encoding", "model", "lever", "bal. acc. [95% CI]", "attack", "AUC [95% CI]", "TPR@1%FPR [95% CI]",
             "non-adaptive AUC", *(f"{hw} energy / inference: dynamic (total)" for hw in hardware),
