@@ -49,9 +49,9 @@ import numpy as np
 import torch
 
 from biospike.errors import BiospikeError
-from biospike.models import batches, load_checkpoint, predict_logits
+from biospike.models import batches, predict_logits
 from biospike.models.ann import ANN
-from biospike.models.snn import SNN, SNNArch
+from biospike.models.snn import SNN, SNNArch, spread_indices
 
 __all__ = ["DEFAULT_TAU_MEM_S", "NORMS", "activation_scales", "conversion_settings", "convert_ann", "converted_stage",
            "fit_converted", "fit_many_converted", "substep_input", "substep_sweep"]
@@ -224,9 +224,7 @@ def _converted(ann: torch.nn.Module, x_train: np.ndarray, cfg: Mapping[str, Any]
 
 def _subsample(x: np.ndarray, max_windows: int) -> np.ndarray:
     """At most ``max_windows`` windows spread evenly over ``x`` (deterministic: no seed needed)."""
-    if len(x) <= max_windows:
-        return np.asarray(x)
-    return np.asarray(x[np.linspace(0, len(x) - 1, max_windows).round().astype(np.int64)])
+    return np.asarray(x[spread_indices(len(x), max_windows)])
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,25 +236,15 @@ def converted_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, pro
     """The train stage of the ``converted`` kind: the dataset's trained ANN (``inputs["from"]["ann"]``)
     converted with activation scales from the windows it trained on, evaluated like any target;
     metrics.json gains a ``conversion`` block (scales, settings, the sub-step sweep on the test split)."""
-    from biospike.train import TrainResult, stage_data, write_trained
+    from biospike.train import TrainResult, load_base, stage_data, write_trained
 
     start_s = time.perf_counter()
     kind = ctx.name("model")
     cfg = dict(ctx["train"])
     conv = conversion_settings(cfg)
-    ann_path = (inputs.get("from") or {}).get("ann")
-    if ann_path is None:
-        raise BiospikeError("the converted kind needs the trained ANN (--from ann=R/{dataset}/{encoding}/ann/model.pt)")
     data = stage_data(ctx, inputs, kind, cfg)
-    ann, ann_meta = load_checkpoint(ann_path)
+    ann, ann_meta, ann_path = load_base(inputs, "ann", kind, data)
     _plain_ann(ann)
-    if ann_meta.get("encoding") not in (None, data.encoding) or ann_meta.get("dataset") not in (None, data.dataset):
-        raise BiospikeError(f"the ANN was trained on {ann_meta.get('dataset')}/{ann_meta.get('encoding')}, "
-                            f"not {data.dataset}/{data.encoding}", ann_path)
-    ann_train = np.asarray(ann_meta.get("train_indices", []), dtype=np.int64)
-    if not np.array_equal(np.sort(ann_train), np.sort(data.train_idx)):
-        raise BiospikeError("the ANN checkpoint trained on other windows than this dataset's training split "
-                            "(stale checkpoint or changed train.max_train_windows)", ann_path)
     x, labels = data.spikes.spikes, data.labels
     scales = activation_scales(ann, _subsample(x[np.sort(data.train_idx)], int(conv["max_windows"])), conv["norm"],
                                float(conv["percentile"]))

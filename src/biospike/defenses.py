@@ -119,8 +119,8 @@ def defense_spec(target: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
     """The defense of a query-lever target (``targets.parse(...)``) with the ``defense`` settings."""
     if target.lever is None or target.lever.stage != "query":
         raise BiospikeError(f"{target.name} is not a query-time defense variant")
-    name = {"qdrop": "input_dropout", "qthr": "threshold_noise"}.get(target.lever.name)
-    if name is None:
+    name = (target.lever.values or "").partition(".")[2]  # its values key is the defense's: defense.input_dropout
+    if name not in DEFENSES:
         raise BiospikeError(f"lever {target.lever.name!r} names no defense of biospike.defenses")
     spec = {"name": name, DEFENSES[name]: float(target.value)}
     if name == "input_dropout":

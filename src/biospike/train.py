@@ -50,7 +50,7 @@ from biospike.trainset import class_weights
 __all__ = ["SATURATED_RATE", "SELECT_MODES", "SILENT_RATE", "MembershipAdversary", "TrainResult", "adversarial_settings",
            "adversarial_stage", "arch_for", "cli", "converged_settings", "defended_stage", "fit_adversarial",
            "converged_stage", "firing_rates", "firing_stats", "firing_summary", "fit", "fit_converged", "fit_many",
-           "fit_many_converged", "fit_many_on", "fit_on", "kind_settings", "network_of", "predict_logits", "StageData",
+           "fit_many_converged", "fit_many_on", "fit_on", "kind_settings", "load_base", "network_of", "predict_logits", "StageData",
            "stage_data", "train_settings", "train_stage", "write_trained"]
 
 log = logging.getLogger("biospike.train")
@@ -605,28 +605,40 @@ def adversarial_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, p
                        train_cfg=adversarial_settings(ctx["train"], target.value))
 
 
+def load_base(inputs: Mapping[str, Any], kind: str, target: str, data: StageData) -> tuple[nn.Module, dict, str]:
+    """The trained ``kind`` model that target ``target`` starts from (``inputs["from"][kind]``):
+    (model, meta, path), after checking it was trained on ``data``'s dataset, encoding and
+    training windows (a stale checkpoint is an error naming the file)."""
+    from biospike.models import load_checkpoint
+
+    path = (inputs.get("from") or {}).get(kind)
+    if path is None:
+        raise BiospikeError(f"{target} needs the trained {kind} (--from {kind}=R/{{dataset}}/{{encoding}}/{kind}/model.pt)")
+    model, meta = load_checkpoint(path)
+    if meta.get("encoding") not in (None, data.encoding) or meta.get("dataset") not in (None, data.dataset):
+        raise BiospikeError(f"the {kind} checkpoint was trained on {meta.get('dataset')}/{meta.get('encoding')}, "
+                            f"not {data.dataset}/{data.encoding}", path)
+    trained = np.sort(np.asarray(meta.get("train_indices", []), dtype=np.int64))
+    if not np.array_equal(trained, np.sort(data.train_idx)):
+        raise BiospikeError(f"the {kind} checkpoint trained on other windows than this dataset's training split "
+                            "(stale checkpoint or changed train.max_train_windows)", path)
+    return model, meta, str(path)
+
+
 def defended_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progress: bool = True) -> dict[str, Any]:  # noqa: ARG001
     """The "train" stage of a query-time defense variant (``ctx.names["target"]``): the trained
     base model (``inputs["from"][kind]``) with the defense recorded in its checkpoint, evaluated
     through the defense like any target (utility with CIs, firing under the defense)."""
     from biospike.defenses import defended, defense_spec
-    from biospike.models import load_checkpoint
     from biospike.targets import parse
 
     start_s = time.perf_counter()
     target = parse(ctx.name("target"))
     kind = target.kind.name
     spec = defense_spec(target, ctx["defense"])
-    base_path = (inputs.get("from") or {}).get(kind)
-    if base_path is None:
-        raise BiospikeError(f"{target.name} needs the trained {kind} (--from {kind}=R/{{dataset}}/{{encoding}}/{kind}/model.pt)")
     cfg = dict(ctx["train"])
     data = stage_data(ctx, inputs, target.name, cfg)
-    model, meta = load_checkpoint(base_path)
-    trained = np.sort(np.asarray(meta.get("train_indices", []), dtype=np.int64))
-    if not np.array_equal(trained, np.sort(data.train_idx)):
-        raise BiospikeError(f"the {kind} checkpoint trained on other windows than this dataset's training split "
-                            "(stale checkpoint or changed train.max_train_windows)", base_path)
+    model, meta, base_path = load_base(inputs, kind, target.name, data)
     wrapped = defended(model, spec, ctx.derive_seed("defense", data.dataset, data.encoding, target.name))
     log.info("%s: the trained %s answering through %s", target.name, kind, spec)
     result = TrainResult(model=wrapped, history=list(meta.get("history", [])), best_epoch=int(meta.get("best_epoch", 0)),

@@ -24,15 +24,7 @@ from biospike.models import load_checkpoint, predict_logits
 from biospike.models.ann import ANN, ANNArch
 from biospike.models.snn import SNN
 from biospike.train import fit
-from tests.unit.test_train import _run, _write, make_arch, synthetic
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from tests.unit.test_train import _one_thread, _run, _write, make_arch, synthetic  # noqa: F401 -- autouse fixture
 
 
 def _random_ann(hidden=(32,), n_in=8, n_out=3, seed=0) -> ANN:

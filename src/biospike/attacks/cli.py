@@ -401,25 +401,25 @@ def attack_stage(ctx: Any, target_path: str | Path, spikes_path: str | Path, ref
                                 if privacy is not None else None),
         "dp_ceiling_fatal_violation": bool(violations) if privacy is not None else None,
     }
+    comparison = None
     if compare_ref_files:
         c_refs, c_keep, c_group = load_references(compare_ref_files, cand, kind, t_steps)
-        c_scores, c_details = _scores(names, target_logits, [m.to(device) for m in c_refs], c_keep, q, cfg)
-        c_results, _ = _evaluate(names, c_scores, labels_x, subjects, window_clusters, window_unit, group_unit, cfg,
-                                 None, (*seed_keys, "comparison"), None)
-        summary["comparison"] = {
+        comparison = ([m.to(device) for m in c_refs], c_keep, {
             "reference_kind": c_group, "K": len(c_refs),
             "note": "the same attacks with reference models not trained like the target (not the threat model's "
-                    "attacker, who knows the recipe); shown to make the difference visible",
-            "attacks": c_results, "strongest_window": strongest_of(c_scores, c_results), "details": c_details}
+                    "attacker, who knows the recipe); shown to make the difference visible"})
     elif defense:
-        c_scores, c_details = _scores(names, target_logits, plain_refs, keep, q, cfg)
-        c_results, _ = _evaluate(names, c_scores, labels_x, subjects, window_clusters, window_unit, group_unit, cfg,
-                                 None, (*seed_keys, "comparison"), None)
-        summary["comparison"] = {
+        comparison = (plain_refs, keep, {
             "reference_kind": f"{reference_group} (without the defense)", "K": len(plain_refs), "adaptive": False,
             "note": "the non-adaptive attack: the same reference models, not wrapped in the target's defense (an "
-                    "attacker who ignores it); the threat model's attacker knows the defense (the main rows)",
-            "attacks": c_results, "strongest_window": strongest_of(c_scores, c_results), "details": c_details}
+                    "attacker who ignores it); the threat model's attacker knows the defense (the main rows)"})
+    if comparison is not None:
+        c_refs, c_keep, head = comparison
+        c_scores, c_details = _scores(names, target_logits, c_refs, c_keep, q, cfg)
+        c_results, _ = _evaluate(names, c_scores, labels_x, subjects, window_clusters, window_unit, group_unit, cfg,
+                                 None, (*seed_keys, "comparison"), None)
+        summary["comparison"] = {**head, "attacks": c_results, "strongest_window": strongest_of(c_scores, c_results),
+                                 "details": c_details}
     inputs = [target_path, spikes_path, *(*ref_files, *compare_ref_files)] + \
         ([privacy_path] if privacy_path else [])
     summary["provenance"] = provenance({"attack": cfg, "target": target_name, "time_steps": time_steps},

@@ -45,6 +45,7 @@ from biospike.models.fused import (
 )
 
 __all__ = ["AUTO_DRIVE_RMS", "NEURONS", "NEURON_KEYS", "NORSE_SURROGATES", "TRAINABLE", "NeuronDynamics", "SNN", "SNNArch",
+           "spread_indices",
            "auto_input_scale"]
 
 # hidden neuron models: "lif" (norse's lif_feed_forward_step) and "alif", the adaptive-threshold
@@ -390,14 +391,18 @@ def _getter(arch: Any, arch_cls: type = SNNArch):
     return get
 
 
+def spread_indices(n: int, max_windows: int) -> np.ndarray:
+    """Up to ``max_windows`` indices of ``range(n)`` spread evenly (all of them when n is smaller)."""
+    return np.unique(np.linspace(0, n - 1, num=min(n, max_windows)).round().astype(np.int64))
+
+
 def _pick(x: np.ndarray, max_windows: int) -> torch.Tensor:
     """Up to ``max_windows`` windows spread evenly over ``x``, as float64."""
     from biospike.errors import BiospikeError
 
     if len(x) == 0:
         raise BiospikeError("no training windows to compute input_scale 'auto' from")
-    pick = np.unique(np.linspace(0, len(x) - 1, num=min(len(x), max_windows)).round().astype(np.int64))
-    return torch.as_tensor(np.asarray(x[pick]), dtype=torch.float64)
+    return torch.as_tensor(np.asarray(x[spread_indices(len(x), max_windows)]), dtype=torch.float64)
 
 
 def _solve_scale(power: float, target_rms: float, n_in: int) -> float:
