@@ -83,6 +83,17 @@ register_lever(Lever(
     order=5, values="train.adversarial_weights",
     palette=(OKABE_ITO["green"], OKABE_ITO["black"], OKABE_ITO["purple"])))
 
+# An ensemble of M SNNs with different widths and time constants, averaging their outputs
+# (biospike.snn_ensemble), merged into one SNN so that it is exported and costed like any. The
+# attacker knows the recipe: its references are ensembles trained the same way ("matched"), single
+# SNN references ("base") give the non-adaptive number beside them.
+register_lever(Lever(
+    name="ensemble", prefix="ens", key="m", title="ensemble of SNNs", label="{kind_label} ensemble M={value}",
+    applies_to=("snn", "dynsnn"), fit="biospike.snn_ensemble:fit_ensemble", fit_many="biospike.snn_ensemble:fit_many_ensemble",
+    trainer="biospike.snn_ensemble:ensemble_stage", references=("matched", "base"), train_keys=("ensemble",),
+    order=6, values="train.ensemble_sizes",
+    palette=(OKABE_ITO["sky"], OKABE_ITO["green"], OKABE_ITO["black"])))
+
 # Query-time defenses (biospike.defenses): the trained model answers every query through a random
 # perturbation. The attacker knows the defense: the attack wraps the base kind's reference models
 # in it (adaptive) and reports the unwrapped references beside (non-adaptive).

@@ -1,6 +1,7 @@
 """The newer model kinds and encodings through the whole workflow on the tiny demo data: the
 adaptive-threshold SNN (``alif``), the SNN with learned per-neuron constants (``dynsnn``), the
-ANN converted to an SNN (``converted``, made from the ANN's checkpoint), the time-to-first-spike
+ANN converted to an SNN (``converted``, made from the ANN's checkpoint), an ensemble of two
+``dynsnn`` (``ensdynsnn_m2``, merged into one network), the time-to-first-spike
 and Poisson-Burst encodings; trained, attacked with reference models, exported, simulated (or
 skipped with the reason where NIR cannot express the model), reported."""
 
@@ -27,11 +28,12 @@ def kinds_run(tmp_path_factory):
     cfg["encode"]["encodings"] = ["ttfs", "poisson_burst"]
     cfg["encode"]["ttfs"] = {"frame_steps": 10}
     cfg["train"]["models"] = ["alif", "dynsnn", "converted"]  # converted pulls in the ANN it converts
+    cfg["train"]["ensemble_sizes"] = [2]
     cfg["privacy"]["enabled"] = False
     cfg["defense"] = {"input_dropout": [0.3], "jitter_steps": 1, "threshold_noise": [0.2], "kinds": ["converted"]}
-    cfg["attack"].update({"targets": ["alif", "dynsnn", "converted", "qdrop*", "qthr*"], "levels": ["window"],
+    cfg["attack"].update({"targets": ["alif", "dynsnn", "converted", "ens*", "qdrop*", "qthr*"], "levels": ["window"],
                           "input_dropout": {"enabled": False}})
-    cfg["deploy"].update({"targets": ["loihi"], "models": ["alif", "dynsnn", "converted"]})
+    cfg["deploy"].update({"targets": ["loihi"], "models": ["alif", "dynsnn", "converted", "ensdynsnn_m2"]})
     path = workdir / "kinds.yaml"
     path.write_text(yaml.safe_dump(cfg))
     run_snakemake(workdir, "--cores", "2", configfile=path)
@@ -93,6 +95,24 @@ def test_converted_snn_is_made_from_the_trained_ann_attacked_and_costed(kinds_ru
     assert costed["fits"] is True
 
 
+def test_ensemble_is_merged_attacked_with_reference_ensembles_and_costed(kinds_run):
+    import torch
+
+    metrics = json.loads((kinds_run / "ttfs" / "ensdynsnn_m2" / "metrics.json").read_text())
+    members = metrics["ensemble"]["members"]
+    assert len(members) == 2 and members[0]["seed"] != members[1]["seed"]
+    assert members[1]["tau_mem_s"] == pytest.approx(2 * members[0]["tau_mem_s"])  # the default scales
+    checkpoint = torch.load(kinds_run / "ttfs" / "ensdynsnn_m2" / "model.pt", weights_only=True)
+    assert checkpoint["arch"]["n_hidden"] == [sum(m["hidden"][0] for m in members)]
+    attack = json.loads((kinds_run / "ttfs" / "ensdynsnn_m2" / "attack" / "summary.json").read_text())
+    # the threat model's references are ensembles made the same way; single models are the comparison
+    assert attack["reference_kind"] == "ensdynsnn_m2" and attack["comparison"]["reference_kind"] == "dynsnn"
+    graph = nir.read(kinds_run / "ttfs" / "ensdynsnn_m2" / "deploy" / "model.nir")
+    assert graph.nodes["lif0"].tau_mem.shape == (checkpoint["arch"]["n_hidden"][0],)
+    costed = json.loads((kinds_run / "ttfs" / "ensdynsnn_m2" / "deploy" / "loihi.json").read_text())
+    assert costed["fits"] is True and costed["per_inference"]["syn_events"] > 0
+
+
 def test_query_time_defenses_are_measured_and_attacked_adaptively(kinds_run):
     from biospike.models import load_checkpoint
 
@@ -112,5 +132,5 @@ def test_report_lists_the_new_kinds(kinds_run):
     summary = json.loads((kinds_run.parent / "summary.json").read_text())
     rows = {(r["encoding"], r["model"]) for r in summary["rows"]}
     assert rows == {(e, m) for e in ("ttfs", "poisson_burst")
-                    for m in ("alif", "dynsnn", "converted", "qdropconverted_p0.3", "qthrconverted_sd0.2")}
+                    for m in ("alif", "dynsnn", "converted", "ensdynsnn_m2", "qdropconverted_p0.3", "qthrconverted_sd0.2")}
     assert (kinds_run.parent / "summary.html").exists()
