@@ -486,59 +486,92 @@ def plot_confusion(data: Mapping[str, Any]) -> Figure:
 
 @styled
 def plot_leakage_utility(data: Mapping[str, Any]) -> Figure:
-    """The strongest attack's AUC (y, with its CI) against test balanced accuracy (x, with its
-    subject-bootstrap CI), one point per attacked model in its colour, one marker per encoding;
-    the models of one kind (early-stopped, trained to convergence, DP) joined in order of
-    accuracy, so families can be compared at matched accuracy. AUC 0.5 (no leakage) dashed,
-    chance accuracy dotted."""
+    """The privacy-utility-cost view, three panels, one point per attacked model in its colour,
+    one marker per encoding, 95% CIs as bars: (a) the strongest attack's AUC against test balanced
+    accuracy, the models of one kind (early-stopped, trained to convergence, DP, a defense) joined
+    in order of accuracy, so families can be compared at matched accuracy; (b) its TPR at 1% FPR
+    against the same accuracy; (c) its AUC against the dynamic energy per inference on one edge
+    target (log axis; spiking models the target runs, a query-time defense at its base network's
+    energy, hollow). AUC 0.5 (no leakage) dashed, chance accuracy and TPR = FPR dotted."""
     from biospike.targets import parse
 
-    fig = new_figure(SINGLE_COLUMN_IN, 3.4)
+    hw = data.get("hardware")
+    with_energy = bool(hw) and any(p.get("energy_j") for pts in data["encodings"].values() for p in pts)
+    n_panels = 3 if with_energy else 2
+    fig = new_figure(DOUBLE_COLUMN_IN, 2.9)
     with plt.rc_context(RC):
-        ax = fig.subplots()
+        axes = fig.subplots(1, n_panels)
+    ax_auc, ax_tpr = axes[0], axes[1]
     encs = list(data["encodings"])
     all_targets = sorted({p["target"] for pts in data["encodings"].values() for p in pts})
     handles, labels = [], []
     shown: dict[str, str] = {}
+
+    def draw(ax: Any, p: Mapping[str, Any], x: float, x_ci: Any, y: float, y_ci: Any, marker: str,
+             hollow: bool = False) -> None:
+        c = model_color(p["target"], all_targets)
+        xerr = yerr = None
+        if x_ci:
+            xerr = [[max(0.0, x - x_ci[0])], [max(0.0, x_ci[1] - x)]]
+        if y_ci:
+            yerr = [[max(0.0, y - y_ci[0])], [max(0.0, y_ci[1] - y)]]
+        ax.errorbar(x, y, xerr=xerr, yerr=yerr, color=c, lw=0.7, capsize=1.5, ls="", zorder=2)
+        ax.scatter(x, y, marker=marker, s=30, zorder=3, facecolor="white" if hollow else c,
+                   edgecolor=c if hollow else "white", linewidth=0.9 if hollow else 0.6)
+
     for enc in encs:
         pts = data["encodings"][enc]
         ls, marker = encoding_style(enc, encs)
         for kind in sorted({parse(p["target"]).kind.name for p in pts}):
             fam = sorted((p for p in pts if parse(p["target"]).kind.name == kind), key=lambda p: p["balanced_accuracy"])
             if len(fam) > 1:
-                ax.plot([p["balanced_accuracy"] for p in fam], [p["auc"] for p in fam], color=model_color(kind),
-                        ls=ls, lw=0.8, alpha=0.6, zorder=1)
+                ax_auc.plot([p["balanced_accuracy"] for p in fam], [p["auc"] for p in fam], color=model_color(kind),
+                            ls=ls, lw=0.8, alpha=0.6, zorder=1)
         for p in pts:
-            c = model_color(p["target"], all_targets)
-            xerr = yerr = None
-            if p.get("balanced_accuracy_ci"):
-                lo, hi = p["balanced_accuracy_ci"]
-                xerr = [[max(0.0, p["balanced_accuracy"] - lo)], [max(0.0, hi - p["balanced_accuracy"])]]
-            if p.get("auc_ci"):
-                lo, hi = p["auc_ci"]
-                yerr = [[max(0.0, p["auc"] - lo)], [max(0.0, hi - p["auc"])]]
-            ax.errorbar(p["balanced_accuracy"], p["auc"], xerr=xerr, yerr=yerr, color=c, lw=0.7, capsize=1.5,
-                        ls="", zorder=2)
-            ax.scatter(p["balanced_accuracy"], p["auc"], color=c, marker=marker, s=30, zorder=3, edgecolor="white",
-                       linewidth=0.6)
-            shown.setdefault(p["target"], c)
+            acc, acc_ci = p["balanced_accuracy"], p.get("balanced_accuracy_ci")
+            draw(ax_auc, p, acc, acc_ci, p["auc"], p.get("auc_ci"), marker)
+            if p.get("tpr_at_1pct_fpr") is not None:
+                draw(ax_tpr, p, acc, acc_ci, p["tpr_at_1pct_fpr"], p.get("tpr_ci"), marker)
+            if with_energy and p.get("energy_j"):
+                draw(axes[2], p, p["energy_j"], None, p["auc"], p.get("auc_ci"), marker, hollow=p.get("energy_of_base"))
+            shown.setdefault(p["target"], model_color(p["target"], all_targets))
         if len(encs) > 1:
             handles.append(Line2D([], [], color=KEY_COLOR, ls=ls, marker=marker, mfc="none", mec=KEY_COLOR, ms=5))
             labels.append(f"{enc} encoding")
     for t in sort_targets(shown):
         handles.append(Line2D([], [], ls="", marker="o", mfc=shown[t], mec="white", ms=6))
         labels.append(model_label(t))
-    ax.axhline(0.5, color=CHANCE_COLOR, lw=0.8, ls="--")
+    for ax in (ax_auc, *(axes[2:] if with_energy else ())):
+        ax.axhline(0.5, color=CHANCE_COLOR, lw=0.8, ls="--")
     handles.append(Line2D([], [], color=CHANCE_COLOR, lw=0.8, ls="--"))
     labels.append("AUC 0.5 (no leakage)")
+    ax_tpr.axhline(0.01, color=CHANCE_COLOR, lw=0.8, ls=":")
     if data.get("n_classes"):
-        ax.axvline(1.0 / data["n_classes"], color=CHANCE_COLOR, lw=0.8, ls=":")
+        for ax in (ax_auc, ax_tpr):
+            ax.axvline(1.0 / data["n_classes"], color=CHANCE_COLOR, lw=0.8, ls=":")
         handles.append(Line2D([], [], color=CHANCE_COLOR, lw=0.8, ls=":"))
-        labels.append(f"chance accuracy (1/{data['n_classes']})")
-    ax.set_xlabel("balanced accuracy (test)")
-    ax.set_ylabel(f"attack AUC ({data['level']} level, strongest)")
-    ax.set_title(f"{data['dataset']}: leakage against utility", loc="left")
-    _legend_below(fig, handles, labels, ncol=2)
+        labels.append(f"chance: accuracy 1/{data['n_classes']}, TPR = FPR")
+    ax_auc.set_xlabel("balanced accuracy (test)")
+    ax_auc.set_ylabel(f"attack AUC ({data['level']}, strongest)")
+    ax_auc.set_title(f"(a) {data['dataset']}: leakage vs utility", loc="left")
+    ax_tpr.set_xlabel("balanced accuracy (test)")
+    ax_tpr.set_ylabel("TPR at 1% FPR (same attack)")
+    ax_tpr.set_title("(b) low-FPR leakage vs utility", loc="left")
+    if with_energy:
+        from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
+
+        axes[2].set_xscale("log")
+        # SI-prefixed ticks at 1-2-5 steps: a range under a decade would otherwise crowd minor labels
+        axes[2].xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=5))
+        axes[2].xaxis.set_major_formatter(EngFormatter(unit="J", places=0, sep=" "))
+        axes[2].xaxis.set_minor_formatter(NullFormatter())
+        axes[2].set_xlabel("dynamic energy / inference")
+        axes[2].set_ylabel("attack AUC (strongest)")
+        axes[2].set_title(f"(c) leakage vs cost on {hardware_label(hw)}", loc="left")
+        if any(p.get("energy_of_base") for pts in data["encodings"].values() for p in pts):
+            handles.append(Line2D([], [], ls="", marker="o", mfc="white", mec=KEY_COLOR, ms=5))
+            labels.append("query-time defense: its base network's energy")
+    _legend_below(fig, handles, labels, ncol=3)
     return fig
 
 

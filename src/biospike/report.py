@@ -527,7 +527,8 @@ UTILITY_KEYS = {"balanced_accuracy_ci": "balanced_accuracy_ci", "macro_f1_ci": "
                 "test_n_subjects": "n_subjects", "chance_balanced_accuracy": "chance/balanced_accuracy"}
 ROW_COLUMNS = ("balanced_accuracy", "balanced_accuracy_ci", "macro_f1", "macro_f1_ci", "test_n_windows",
                "test_n_subjects", "chance_balanced_accuracy", "accuracy", "epsilon", "delta", "privacy_unit", "epsilon_valid_for_release",
-               "attack", "attack_auc", "attack_auc_ci", "attack_tpr_at_1pct_fpr", "max_attack_auc", "max_attack_auc_p",
+               "attack", "attack_auc", "attack_auc_ci", "attack_tpr_at_1pct_fpr", "attack_tpr_at_1pct_fpr_ci", "max_attack_auc",
+               "max_attack_auc_p",
                "comparison_reference_kind", "comparison_attack", "comparison_max_attack_auc",
                "comparison_max_attack_auc_p", "spikes_per_inference")
 DEPLOY_COLUMNS = (*DEPLOY_KEYS, "reasons")
@@ -603,6 +604,7 @@ def _put_attacks(row: Row, att: Doc, cfg: Mapping[str, Any]) -> None:
     row.put("attack_auc", att, None if best.auc_ptr is None else (best.auc, best.auc_ptr))
     row.put("attack_auc_ci", att, att.find(make_pointer("attacks", best.name, best.level, "auc_ci")))
     row.put("attack_tpr_at_1pct_fpr", att, None if best.tpr_ptr is None else (best.tpr_at_1pct_fpr, best.tpr_ptr))
+    row.put("attack_tpr_at_1pct_fpr_ci", att, att.find(make_pointer("attacks", best.name, best.level, "tpr_at_1pct_fpr_ci")))
     # absent in summaries written before the permutation test / the comparison existed
     row.put("max_attack_auc", att, att.find("/strongest_window/auc"))
     row.put("max_attack_auc_p", att, att.find("/strongest_window/p_value"))
@@ -1117,13 +1119,16 @@ def _deploy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]
     return head, body
 
 
-def _levers_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+def levers_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The privacy-utility-cost view: one line per attacked model, what it varies against the SNN
     (its kind, or its lever: DP, a defense, a training recipe), utility and the strongest attack
-    with their CIs, the non-adaptive AUC of a query-time defense, the energy per inference on the
-    first edge target that runs the spiking models (a defense: its base network's, marked) and the
-    differences to the SNN of the same dataset and encoding. No lines when only one kind of model
-    is attacked (nothing to compare)."""
+    (AUC, TPR at 1% FPR) with their CIs, the comparison AUC (the attack with references not made
+    like the target: a defense's non-adaptive attack, DP's non-private references, single models
+    for an ensemble), the energy per inference on the first edge target that runs the spiking
+    models (a defense: its base network's, marked) and the differences to the SNN of the same
+    dataset and encoding, with the AUC removed per point of accuracy lost. No lines when only one
+    kind of model is attacked (nothing to compare). ``workflow/scripts/results_table.py --levers``
+    prints the same table."""
     rows = [r for r in summary["rows"] if r.get("attack")]
     by_key = {(r["dataset"], r["encoding"], r["model"]): r for r in summary["rows"]}
     titles = {parse(r["model"]).lever_title for r in rows}
@@ -1132,29 +1137,33 @@ def _levers_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]
     # the first edge target a spiking model runs on (an MCU runs only the ANN)
     hw = next((h for h in summary.get("hardware", []) for r in rows
                if parse(r["model"]).kind.spiking and h in (r.get("deploy") or {})), None)
-    head = ["dataset", "encoding", "model", "lever", "bal. acc. [95% CI]", "attack AUC [95% CI]", "TPR@1%FPR",
-            "non-adaptive AUC"]
+    head = ["dataset", "encoding", "model", "lever", "bal. acc. [95% CI]", "attack", "attack AUC [95% CI]",
+            "TPR@1%FPR [95% CI]", "comparison AUC"]
     head += [f"{hw}: dynamic (total) energy"] if hw else []
-    head += ["Δ bal. acc. vs SNN (points)", "Δ AUC vs SNN"]
+    head += ["Δ bal. acc. vs SNN (points)", "Δ AUC vs SNN", "AUC removed per point lost"]
     body = []
     for r in rows:
         t = parse(r["model"])
         defense = t.lever is not None and t.lever.stage == "query"
         cells = [r["dataset"], r["encoding"], label(r["model"]), t.lever_title,
-                 _with_ci(r["balanced_accuracy"], r.get("balanced_accuracy_ci")),
-                 _with_ci(r["attack_auc"], r.get("attack_auc_ci")), fmt_num(r["attack_tpr_at_1pct_fpr"]),
-                 fmt_num(r.get("comparison_max_attack_auc")) if defense else "–"]
+                 _with_ci(r["balanced_accuracy"], r.get("balanced_accuracy_ci")), r["attack"],
+                 _with_ci(r["attack_auc"], r.get("attack_auc_ci")),
+                 _with_ci(r["attack_tpr_at_1pct_fpr"], r.get("attack_tpr_at_1pct_fpr_ci")),
+                 fmt_num(r.get("comparison_max_attack_auc")) if r.get("comparison_max_attack_auc") is not None else "–"]
         if hw:
             source = by_key.get((r["dataset"], r["encoding"], t.kind.name)) if defense else r
             d = ((source or {}).get("deploy") or {}).get(hw) or {}
             cells.append(f"{_known_si(d.get('dynamic_energy_j'), 'J')} ({_known_si(like_for_like_total_j(d), 'J')})"
                          + (" (base network)" if defense else "") if d.get("fits") else "–")
         snn = by_key.get((r["dataset"], r["encoding"], "snn"))
-        if snn is None or r["model"] == "snn" or snn.get("attack_auc") is None:
-            cells += ["–", "–"]
+        if snn is None or r["model"] == "snn" or None in (snn.get("attack_auc"), snn.get("balanced_accuracy"),
+                                                           r.get("balanced_accuracy")):
+            cells += ["–", "–", "–"]
         else:
-            cells += [f"{100 * (r['balanced_accuracy'] - snn['balanced_accuracy']):+.1f}",
-                      f"{r['attack_auc'] - snn['attack_auc']:+.3f}"]
+            lost = 100 * (snn["balanced_accuracy"] - r["balanced_accuracy"])
+            removed = snn["attack_auc"] - r["attack_auc"]
+            per_point = f"{removed / lost:.4f}" if lost > 0.5 else ("free" if removed > 0 else "–")
+            cells += [f"{-lost:+.1f}", f"{-removed:+.3f}", per_point]
         body.append(cells)
     return head, body
 
@@ -1163,9 +1172,12 @@ def _levers_intro() -> str:
     return ("Every attacked model against the SNN of its dataset and encoding: what it changes (another kind, or a "
             "lever: DP-SGD, a training recipe, a query-time defense), its utility and the strongest attack with "
             "their CIs. A query-time defense is attacked adaptively (the attacker's reference models wrapped in the "
-            "same defense); its non-adaptive AUC (references without it) stands beside. Energy: dynamic, and the "
+            "same defense); the comparison AUC is the attack with references not made like the target (a defense's "
+            "non-adaptive attack, DP's non-private references, single SNNs for an ensemble). Energy: dynamic, and the "
             "like-for-like total, per inference on the first edge target that runs the spiking models; a defense "
-            "runs its base network. Differences to the SNN: test balanced accuracy in points, strongest-attack AUC.")
+            "runs its base network. Differences to the SNN: test balanced accuracy in points, strongest-attack AUC, "
+            "and the AUC removed per point of accuracy lost ('free' where the lever lost under half a point and "
+            "removed AUC).")
 
 
 def _md_table(head: list[str], body: list[list[str]]) -> str:
@@ -1215,7 +1227,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     """The summary as Markdown: main table, edge table, links to every figure, methods draft."""
     parts = ["# biospike summary", "", _intro(summary), "", "## Utility, privacy and leakage", "",
              _md_table(*_main_table(summary)), "", _rule_note(summary)]
-    head, body = _levers_table(summary)
+    head, body = levers_table(summary)
     if body:
         parts += ["", "## Privacy levers", "", _levers_intro(), "", _md_table(head, body)]
     head, body = _deploy_table(summary)
@@ -1281,7 +1293,7 @@ def summary_html(summary: Mapping[str, Any]) -> str:
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>biospike summary</title><style>{style}</style></head><body>",
              "<h1>biospike summary</h1>", f"<p>{inline(_intro(summary))}</p>", "<h2>Utility, privacy and leakage</h2>",
              table(*_main_table(summary)), f"<p class='note'>{inline(_rule_note(summary))}</p>"]
-    head, body = _levers_table(summary)
+    head, body = levers_table(summary)
     if body:
         parts += ["<h2>Privacy levers</h2>", f"<p class='note'>{inline(_levers_intro())}</p>", table(head, body)]
     head, body = _deploy_table(summary)
@@ -1445,24 +1457,49 @@ def _roc_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -
     return out
 
 
+def _energy_source(t: str) -> str:
+    """The target whose edge cost stands for ``t``: a query-time defense runs its base network."""
+    target = parse(t)
+    return target.kind.name if target.lever is not None and target.lever.stage == "query" else t
+
+
 def _leakage_utility_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:
-    """Per encoding and attacked model: test balanced accuracy (with its subject-bootstrap CI)
-    and the strongest attack's AUC (with its CI) by the report's rule -- so that models of
-    different families are compared at matched test accuracy, not at their own."""
+    """The privacy-utility-cost view, per encoding and attacked model: test balanced accuracy
+    (with its subject-bootstrap CI), the strongest attack's AUC and TPR at 1% FPR (with their CIs)
+    by the report's rule -- so that models of different families are compared at matched test
+    accuracy, not at their own -- and the dynamic energy per inference on the first edge target
+    that runs the attacked spiking models (a query-time defense: its base network's)."""
     by, level = cfg["best_attack_by"], cfg["attack_level"]
     out: dict[str, Any] = {"dataset": ds, "level": level, "rule": strongest_attack_rule(by, level), "encodings": {}}
+    docs = _deploy_docs(ds, dp, results)
+
+    def energy(enc: str, t: str, hw: str) -> float | None:
+        doc = docs.get((enc, _energy_source(t), hw))
+        if doc is None or not doc.get(*DEPLOY_KEYS["fits"], what="fits")[0]:
+            return None
+        found = doc.find(*DEPLOY_KEYS["dynamic_energy_j"])
+        return None if found is None else as_number(found[0])
+
+    spiking = [t for t in dp.attacked if parse(t).kind.spiking]
+    hw = next((h for h in dp.hardware for enc in dp.encodings for t in spiking if energy(enc, t, h) is not None), None)
+    out["hardware"] = hw
     for enc in dp.encodings:
         points = []
         for t in dp.attacked:
             tdir = target_dir(results, ds, enc, t)
-            best = strongest_attack(Doc.load(tdir / "attack" / "summary.json"), level, by)
+            doc = Doc.load(tdir / "attack" / "summary.json")
+            best = strongest_attack(doc, level, by)
             metrics = Doc.load(tdir / "metrics.json")
             bal = read_test_metric(metrics, "balanced_accuracy")[0]
             ci = metrics.find(f"{METRICS_TEST}/balanced_accuracy_ci")
             if best is None or as_number(best.auc) is None or bal is None:
                 continue
+            tpr_ci = doc.find(f"/attacks/{best.name}/{level}/tpr_at_1pct_fpr_ci")
             points.append({"target": t, "balanced_accuracy": bal, "balanced_accuracy_ci": ci[0] if ci else None,
-                           "auc": best.auc, "auc_ci": best.auc_ci, "attack": best.name})
+                           "auc": best.auc, "auc_ci": best.auc_ci, "attack": best.name,
+                           "tpr_at_1pct_fpr": as_number(best.tpr_at_1pct_fpr), "tpr_ci": tpr_ci[0] if tpr_ci else None,
+                           "energy_j": energy(enc, t, hw) if hw and parse(t).kind.spiking else None,
+                           "energy_of_base": _energy_source(t) != t})
         out["encodings"][enc] = points
     first = Doc.load(target_dir(results, ds, dp.encodings[0], dp.targets[0]) / "metrics.json")
     out["n_classes"] = len(confusion_of(first)[0])
@@ -1532,10 +1569,11 @@ for _spec in (
                _privacy_inputs, _privacy_utility_data),
     FigureSpec("roc", "5 Membership inference", "attack ROC (log-log) with DP ceilings", lambda dp: bool(dp.attacked),
                _roc_inputs, _roc_data),
-    FigureSpec("leakage_utility", "5 Membership inference", "attack AUC against test accuracy per model",
+    FigureSpec("leakage_utility", "5 Membership inference",
+               "privacy-utility-cost: attack AUC and TPR against test accuracy, AUC against energy",
                lambda dp: len(dp.attacked) >= 2,
                lambda dp, r, ds: _roc_inputs(dp, r, ds) + [d / "metrics.json" for _, t, d in _target_dirs(dp, r, ds)
-                                                          if t in dp.attacked],
+                                                          if t in dp.attacked] + _deploy_inputs(dp, r, ds),
                _leakage_utility_data),
     FigureSpec("attack_vs_T", "5 Membership inference", "attack TPR and AUC vs time steps T",
                lambda dp: bool(dp.t_sweep), lambda dp, r, ds: [r / ds / enc / "t_sweep.json" for enc in dp.t_sweep],

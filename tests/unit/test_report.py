@@ -303,7 +303,7 @@ def test_markdown_and_html_list_every_row(fake):
     n_deploy = sum(len(r.get("deploy") or {}) for r in summary["rows"])
     assert any("cortex_m4" in (r.get("deploy") or {}) for r in summary["rows"] if r["model"] == "ann")
     # and one privacy-lever line per attacked model (SNN, ANN, DP-SNN: three things to compare)
-    n_levers = len(report._levers_table(summary)[1])
+    n_levers = len(report.levers_table(summary)[1])
     assert n_levers == sum(1 for r in summary["rows"] if r.get("attack")) >= 2 and "## Privacy levers" in md
     assert len(main_rows) == len(summary["rows"]) + n_deploy + n_levers
     assert f"{summary['rows'][0]['balanced_accuracy']:.3f}" in md
@@ -605,9 +605,10 @@ def test_latency_curve_is_balanced_accuracy(tmp_path):
 
 
 def test_levers_table_compares_every_attacked_model_with_the_snn():
-    """The privacy-utility-cost view: one line per attacked model with what it varies, the
-    non-adaptive AUC only for a query-time defense, its base network's energy (marked), and the
-    differences to the SNN; absent when only one kind of model is attacked."""
+    """The privacy-utility-cost view: one line per attacked model with what it varies, its TPR CI,
+    the comparison AUC where the attack has one, its base network's energy for a defense (marked),
+    and the differences to the SNN with the AUC removed per point lost; absent when only one kind
+    of model is attacked."""
     loihi = {"fits": True, "dynamic_energy_j": 8e-7, "energy_per_inference_j": 5e-2,
              "energy_total_terms": ["dynamic", "static"]}
 
@@ -615,18 +616,25 @@ def test_levers_table_compares_every_attacked_model_with_the_snn():
         return {"dataset": "d", "encoding": "e", "model": model, "balanced_accuracy": bal,
                 "balanced_accuracy_ci": [bal - 0.1, bal + 0.1], "attack": "rmia", "attack_auc": auc,
                 "attack_auc_ci": [auc - 0.05, auc + 0.05], "attack_tpr_at_1pct_fpr": 0.02,
-                "comparison_max_attack_auc": comp, "deploy": deploy or {}}
+                "attack_tpr_at_1pct_fpr_ci": [0.0, 0.05], "comparison_max_attack_auc": comp, "deploy": deploy or {}}
 
     summary = {"hardware": ["loihi", "cortex_m4"], "rows": [
         row("snn", 0.75, 0.57, {"loihi": loihi}), row("dpsnn_eps8", 0.74, 0.57, {"loihi": loihi}, comp=0.6),
         row("qthrsnn_sd0.5", 0.70, 0.53, comp=0.55), row("converted", 0.77, 0.55, {"loihi": loihi}),
+        row("enssnn_m3", 0.755, 0.56, {"loihi": loihi}, comp=0.58),
         {**row("classical", 0.7, 0.5), "attack": None}]}
-    head, body = report._levers_table(summary)
-    assert head[-3:] == ["loihi: dynamic (total) energy", "Δ bal. acc. vs SNN (points)", "Δ AUC vs SNN"]
-    assert [b[2] for b in body] == ["SNN", "DP-SNN ε=8", "SNN + threshold noise σ=0.5", "converted SNN"]
-    assert [b[3] for b in body] == ["none", "DP-SGD", "query-time threshold noise", "kind: converted SNN"]
-    snn, dp, qthr, conv = body
-    assert snn[-2:] == ["–", "–"] and dp[7] == "–"  # a DP comparison is not a non-adaptive attack
-    assert qthr[7] == "0.550" and qthr[8] == "800 nJ (50 mJ) (base network)" and qthr[-2:] == ["-5.0", "-0.040"]
-    assert conv[-2:] == ["+2.0", "-0.020"]
-    assert report._levers_table({"hardware": [], "rows": [row("snn", 0.7, 0.6)]}) == ([], [])
+    head, body = report.levers_table(summary)
+    assert head[-4:] == ["loihi: dynamic (total) energy", "Δ bal. acc. vs SNN (points)", "Δ AUC vs SNN",
+                         "AUC removed per point lost"]
+    assert [b[2] for b in body] == ["SNN", "DP-SNN ε=8", "SNN + threshold noise σ=0.5", "converted SNN",
+                                    "SNN ensemble M=3"]
+    assert [b[3] for b in body] == ["none", "DP-SGD", "query-time threshold noise", "kind: converted SNN",
+                                    "ensemble of SNNs"]
+    snn, dp, qthr, conv, ens = body
+    assert snn[-3:] == ["–", "–", "–"] and snn[7] == "0.020 [0.000, 0.050]" and snn[8] == "–"
+    assert dp[8] == "0.600" and dp[-1] == "0.0000"  # non-private references' AUC; a point lost, no AUC removed
+    assert qthr[8] == "0.550" and qthr[9] == "800 nJ (50 mJ) (base network)"
+    assert qthr[-3:] == ["-5.0", "-0.040", "0.0080"]
+    assert conv[-3:] == ["+2.0", "-0.020", "free"]  # gained accuracy and removed AUC
+    assert ens[8] == "0.580" and ens[-3:] == ["+0.5", "-0.010", "free"]
+    assert report.levers_table({"hardware": [], "rows": [row("snn", 0.7, 0.6)]}) == ([], [])

@@ -94,32 +94,27 @@ def test_energy_table_has_dynamic_static_total_and_unknowns():
 
 
 def test_levers_table_compares_each_lever_with_the_snn(tmp_path):
-    """One row per attacked target; a defense shows the adaptive AUC, the non-adaptive one beside,
-    and its base network's energy (marked); AUC removed per point of accuracy lost against the SNN."""
-    def attack(auc, defense=None, comp_auc=None):
-        out = {"attacks": {"loss": {"window": {"auc": auc, "auc_ci": [auc - 0.05, auc + 0.05],
-                                               "tpr_at_1pct_fpr": 0.02, "tpr_at_1pct_fpr_ci": [0.0, 0.05]}}},
-               "defense": defense}
-        if comp_auc is not None:
-            out["comparison"] = {"strongest_window": {"auc": comp_auc}}
-        return out
-
+    """The report's lever rows as Markdown: one row per attacked target; a defense shows the
+    adaptive AUC, the non-adaptive one beside, and its base network's energy (marked); AUC removed
+    per point of accuracy lost against the SNN."""
     loihi = {"fits": True, "dynamic_energy_j": 8e-7, "energy_per_inference_j": 2e-3,
              "energy_total_terms": ["dynamic", "static"]}
-    rows = [{"dataset": "emg", "encoding": "rate", "model": "snn", "balanced_accuracy": 0.80,
-             "balanced_accuracy_ci": [0.7, 0.9], "deploy": {"loihi": loihi}},
-            {"dataset": "emg", "encoding": "rate", "model": "qdropsnn_p0.3", "balanced_accuracy": 0.78,
-             "balanced_accuracy_ci": [0.68, 0.88]},
-            {"dataset": "emg", "encoding": "rate", "model": "converted", "balanced_accuracy": 0.81,
-             "balanced_accuracy_ci": [0.7, 0.9], "deploy": {"loihi": {**loihi, "energy_per_inference_j": 3e-3}}},
-            {"dataset": "emg", "encoding": "rate", "model": "classical", "balanced_accuracy": 0.7}]
+
+    def row(model, bal, auc=None, comp=None, deploy=None):
+        out = {"dataset": "emg", "encoding": "rate", "model": model, "balanced_accuracy": bal,
+               "balanced_accuracy_ci": [bal - 0.1, bal + 0.1], "attack": None, "deploy": deploy or {}}
+        if auc is not None:
+            out |= {"attack": "loss", "attack_auc": auc, "attack_auc_ci": [auc - 0.05, auc + 0.05],
+                    "attack_tpr_at_1pct_fpr": 0.02, "attack_tpr_at_1pct_fpr_ci": [0.0, 0.05],
+                    "comparison_max_attack_auc": comp}
+        return out
+
+    rows = [row("snn", 0.80, 0.70, deploy={"loihi": loihi}), row("qdropsnn_p0.3", 0.78, 0.60, comp=0.55),
+            row("converted", 0.81, 0.72, deploy={"loihi": {**loihi, "energy_per_inference_j": 3e-3}}),
+            row("classical", 0.7)]
     (tmp_path / "summary.json").write_text(json.dumps({"rows": rows, "hardware": ["loihi", "cortex_m4"]}))
-    for model, att in (("snn", attack(0.70)), ("qdropsnn_p0.3", attack(0.60, {"name": "input_dropout"}, 0.55)),
-                       ("converted", attack(0.72))):
-        (tmp_path / "emg" / "rate" / model / "attack").mkdir(parents=True)
-        (tmp_path / "emg" / "rate" / model / "attack" / "summary.json").write_text(json.dumps(att))
     lines = rt.levers_table(tmp_path)
-    assert "loihi energy / inference: dynamic (total)" in lines[0] and "cortex_m4" not in lines[0]
+    assert "loihi: dynamic (total) energy" in lines[0] and "cortex_m4" not in lines[0]
     body = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:5]]
     assert [r[2] for r in body] == ["SNN", "SNN + query dropout p=0.3", "converted SNN"]
     snn, qdrop, conv = body
@@ -128,3 +123,5 @@ def test_levers_table_compares_each_lever_with_the_snn(tmp_path):
     assert qdrop[9] == "800 nJ (2 mJ) (base network)"
     assert qdrop[-3:] == ["-2.0", "-0.100", "0.0500"]  # 0.1 AUC removed for 2 points
     assert conv[3] == "kind: converted SNN" and conv[9] == "800 nJ (3 mJ)" and conv[-1] == "–"  # gained accuracy, leaks more
+    (tmp_path / "summary.json").write_text(json.dumps({"rows": rows[:1], "hardware": []}))
+    assert rt.levers_table(tmp_path) == ["(one kind of model attacked: nothing to compare)"]

@@ -310,62 +310,21 @@ def dynamics_table(results: Path) -> list[str]:
 
 
 def levers_table(results: Path) -> list[str]:
-    """The privacy-utility-cost view: one row per attacked target (the SNN, each kind, each lever
-    variant) with test balanced accuracy [CI], the strongest window-level attack's AUC and TPR at 1%
-    FPR [CIs] (for a defense: the adaptive attacker's, who knows it; the non-adaptive AUC beside),
-    the edge energy per inference on the first simulated neuromorphic target (a defense runs its
-    base network: that network's figure, marked), and against the SNN: the accuracy lost and the AUC
-    removed per point of accuracy lost."""
-    from biospike.targets import label, parse
+    """The privacy-utility-cost view of the run's report (``biospike.report.levers_table``, the
+    same rows the report's "Privacy levers" table shows): one row per attacked target (the SNN,
+    each kind, each lever variant) with test balanced accuracy [CI], the strongest attack's AUC and
+    TPR at 1% FPR [CIs] (for a defense: the adaptive attacker's, who knows it), the comparison AUC
+    (a defense's non-adaptive attack, DP's non-private references, single SNNs for an ensemble),
+    the edge energy per inference on the first neuromorphic target that runs the spiking models (a
+    defense runs its base network: that network's figure, marked), and against the SNN: the
+    accuracy lost and the AUC removed per point of accuracy lost."""
+    from biospike.report import levers_table as report_levers_table
 
-    summary = json.loads((results / "summary.json").read_text())
-    # the first edge target a spiking model runs on (an MCU runs only the ANN)
-    hardware = [next((hw for hw in summary.get("hardware") or [] for r in summary["rows"]
-                      if parse(r["model"]).kind.spiking and hw in (r.get("deploy") or {})), None)]
-    hardware = [hw for hw in hardware if hw is not None]
-    by_key = {(r["dataset"], r["encoding"], r["model"]): r for r in summary["rows"]}
-    head = ["task", "encoding", "model", "lever", "bal. acc. [95% CI]", "attack", "AUC [95% CI]", "TPR@1%FPR [95% CI]",
-            "non-adaptive AUC", *(f"{hw} energy / inference: dynamic (total)" for hw in hardware),
-            "Δ acc. vs SNN (points)", "Δ AUC vs SNN", "AUC removed per point lost"]
+    head, body = report_levers_table(json.loads((results / "summary.json").read_text()))
+    if not head:
+        return ["(one kind of model attacked: nothing to compare)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in summary["rows"]:
-        tdir = results / row["dataset"] / row["encoding"] / row["model"]
-        attack_file = tdir / "attack" / "summary.json"
-        if not attack_file.exists():
-            continue
-        att = json.loads(attack_file.read_text())
-        best = strongest_attack(att, "window")
-        cell = att["attacks"][best["attack"]]["window"] if best else {}
-        comp = (att.get("comparison") or {})
-        non_adaptive = (fmt((comp.get("strongest_window") or {}).get("auc"))
-                        if att.get("defense") and comp else "")
-        t = parse(row["model"])
-        energy = []
-        for hw in hardware:
-            dep = (row.get("deploy") or {}).get(hw)
-            note = ""
-            if dep is None and t.lever is not None and t.lever.stage == "query":
-                dep = ((by_key.get((row["dataset"], row["encoding"], t.kind.name)) or {}).get("deploy") or {}).get(hw)
-                note = " (base network)"
-            energy.append(f"{fmt_energy(dep.get('dynamic_energy_j'))} ({fmt_energy(like_for_like_total(dep))}){note}"
-                          if dep and dep.get("fits") else "–")
-        base = by_key.get((row["dataset"], row["encoding"], "snn"))
-        base_att_file = results / row["dataset"] / row["encoding"] / "snn" / "attack" / "summary.json"
-        d_acc = d_auc = per_point = "–"
-        if base is not None and base_att_file.exists() and row["model"] != "snn" and best:
-            base_best = strongest_attack(json.loads(base_att_file.read_text()), "window")
-            acc, acc0 = _num(row.get("balanced_accuracy")), _num(base.get("balanced_accuracy"))
-            if base_best and acc is not None and acc0 is not None:
-                lost = 100 * (acc0 - acc)
-                removed = base_best["auc"] - best["auc"]
-                d_acc, d_auc = f"{-lost:+.1f}", f"{-removed:+.3f}"
-                per_point = f"{removed / lost:.4f}" if lost > 0.5 else ("free" if removed > 0 else "–")
-        lines.append("| " + " | ".join([
-            row["dataset"], row["encoding"], label(row["model"]), t.lever_title,
-            _ci_cell(row.get("balanced_accuracy"), row.get("balanced_accuracy_ci")),
-            best["attack"] if best else "–", _ci_cell(cell.get("auc"), cell.get("auc_ci")),
-            _ci_cell(cell.get("tpr_at_1pct_fpr"), cell.get("tpr_at_1pct_fpr_ci")), non_adaptive, *energy,
-            d_acc, d_auc, per_point]) + " |")
+    lines += ["| " + " | ".join(row) + " |" for row in body]
     lines += ["", "AUC removed per point lost: (SNN's strongest AUC - this model's) / (SNN's balanced accuracy - "
               "this model's, in points); 'free' where the lever lost under half a point and removed AUC. The "
               "attack of a query-time defense is the adaptive one (references wrapped in the defense)."]
