@@ -484,6 +484,23 @@ def plot_confusion(data: Mapping[str, Any]) -> Figure:
 # ---------------------------------------------------------------------------------------------
 
 
+def _energy_axis(ax: Any, energies_j: Sequence[float]) -> None:
+    """An energy axis with SI-prefixed ticks: logarithmic (1-2-5 steps) when the values span a
+    factor of 10 or more, else linear (a log axis over a narrow range crowds its labels)."""
+    from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    lo, hi = min(energies_j), max(energies_j)
+    if hi >= 10 * lo:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=5))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        pad = 0.1 * (hi - lo) if hi > lo else 0.05 * hi
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3, min_n_ticks=2))
+    ax.xaxis.set_major_formatter(EngFormatter(unit="J", places=None, sep=" "))
+
+
 @styled
 def plot_leakage_utility(data: Mapping[str, Any]) -> Figure:
     """The privacy-utility-cost view, three panels, one point per attacked model in its colour,
@@ -516,7 +533,8 @@ def plot_leakage_utility(data: Mapping[str, Any]) -> Figure:
         if y_ci:
             yerr = [[max(0.0, y - y_ci[0])], [max(0.0, y_ci[1] - y)]]
         ax.errorbar(x, y, xerr=xerr, yerr=yerr, color=c, lw=0.7, capsize=1.5, ls="", zorder=2)
-        ax.scatter(x, y, marker=marker, s=30, zorder=3, facecolor="white" if hollow else c,
+        # a hollow marker (a defense at its base network's energy) must not hide the base's point
+        ax.scatter(x, y, marker=marker, s=30, zorder=3 if hollow else 4, facecolor="none" if hollow else c,
                    edgecolor=c if hollow else "white", linewidth=0.9 if hollow else 0.6)
 
     for enc in encs:
@@ -558,13 +576,7 @@ def plot_leakage_utility(data: Mapping[str, Any]) -> Figure:
     ax_tpr.set_ylabel("TPR at 1% FPR (same attack)")
     ax_tpr.set_title("(b) low-FPR leakage vs utility", loc="left")
     if with_energy:
-        from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
-
-        axes[2].set_xscale("log")
-        # SI-prefixed ticks at 1-2-5 steps: a range under a decade would otherwise crowd minor labels
-        axes[2].xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=5))
-        axes[2].xaxis.set_major_formatter(EngFormatter(unit="J", places=0, sep=" "))
-        axes[2].xaxis.set_minor_formatter(NullFormatter())
+        _energy_axis(axes[2], [p["energy_j"] for pts in data["encodings"].values() for p in pts if p.get("energy_j")])
         axes[2].set_xlabel("dynamic energy / inference")
         axes[2].set_ylabel("attack AUC (strongest)")
         axes[2].set_title(f"(c) leakage vs cost on {hardware_label(hw)}", loc="left")
