@@ -24,14 +24,29 @@ from biospike.config import stage_config
 from biospike.errors import BiospikeError
 from biospike.registry import LEVERS, MODEL_KINDS
 
-__all__ = ["HARDWARE_DIR", "PLAN_KEYS", "DatasetPlan", "Plan", "build_plan", "dataset_plan", "hardware_kinds",
+__all__ = ["HARDWARE_DIR", "PLAN_KEYS", "DatasetPlan", "Plan", "build_plan", "dataset_plan", "hardware_kinds", "plan_keys",
            "lever_kinds", "lever_values", "outputs", "plan_from_json", "plan_to_json", "target_dir", "target_files"]
 
 HARDWARE_DIR = Path(__file__).resolve().parents[2] / "config" / "hardware"
 # Config keys that decide *what* is built, not how one job computes: the plan reads them, the
 # stage envelopes leave them out, so adding a model kind or an epsilon reruns no existing job.
-PLAN_KEYS = {"train": ("models", "converged_epochs", "adversarial_weights"), "privacy": ("enabled", "epsilons"), "attack": ("targets", "t_sweep"),
-             "deploy": ("targets", "models"), "defense": ("input_dropout", "threshold_noise", "kinds")}
+# Besides these, every registered lever's values / enabled / kinds keys (plan_keys()).
+PLAN_KEYS = {"train": ("models",), "attack": ("targets", "t_sweep"), "deploy": ("targets", "models")}
+
+
+def plan_keys() -> dict[str, tuple[str, ...]]:
+    """:data:`PLAN_KEYS` with the keys every registered lever's variants are listed by (its
+    ``values``, ``enabled`` and ``kinds``: ``privacy.epsilons``, ``train.ensemble_sizes``, ...), so
+    that a lever added later is a plan key too, with no list to keep in step."""
+    keys = {section: list(names) for section, names in PLAN_KEYS.items()}
+    for lever in LEVERS:
+        for ref in (lever.values, lever.enabled, lever.kinds):
+            if ref:
+                section, key = ref.split(".")
+                keys.setdefault(section, [])
+                if key not in keys[section]:
+                    keys[section].append(key)
+    return {section: tuple(names) for section, names in keys.items()}
 
 
 @dataclasses.dataclass

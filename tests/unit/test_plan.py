@@ -284,6 +284,24 @@ def test_levers_add_their_targets_from_their_config_keys():
     assert {"advsnn_l0.5", "advann_l0.5"} <= set(dp.targets)
     t = T.parse("advsnn_l0.5")
     assert (t.lever.name, t.value, t.label, t.reference_groups()) == ("advreg", 0.5, "SNN adv. reg. λ=0.5", ["advsnn_l0.5"])
+    # an ensemble per M: references ensembles made the same way, single SNNs the comparison
+    config["train"]["ensemble_sizes"] = [3]
+    dp = P.build_plan(config, hardware_dir=REPO / "config" / "hardware")["demo_eeg"]
+    assert "enssnn_m3" in dp.targets and "ensann_m3" not in dp.targets
+    assert T.parse("enssnn_m3").reference_groups() == ["enssnn_m3", "snn"]
+
+
+def test_every_levers_config_keys_are_plan_keys():
+    """What lists a lever's variants decides what is built, not how a job computes: it is left
+    out of every job's parameters (so adding an epsilon or an ensemble size reruns nothing)."""
+    from biospike.kinds import LEVERS
+
+    keys = P.plan_keys()
+    for lever in LEVERS:
+        for ref in filter(None, (lever.values, lever.enabled, lever.kinds)):
+            section, key = ref.split(".")
+            assert key in keys[section], (lever.name, ref)
+    assert {"models", "ensemble_sizes", "adversarial_weights", "converged_epochs"} <= set(keys["train"])
 
 
 

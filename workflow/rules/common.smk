@@ -25,14 +25,17 @@ PLAN = P.build_plan(config, kinds=HARDWARE_KINDS)
 _STAGE_OVERRIDES = ("train", "encode", "privacy", "attack", "defense", "external")
 
 
+_PLAN_KEYS = P.plan_keys()
+
+
 def section(name, dataset=None):
     """A config section as the stage sees it: the dataset's override merged in, the plan's keys
-    left out (biospike.plan.PLAN_KEYS); ``dataset`` is the dataset's own ingestion settings."""
+    left out (biospike.plan.plan_keys()); ``dataset`` is the dataset's own ingestion settings."""
     if name == "dataset":
         return {k: v for k, v in config["datasets"][dataset].items() if k not in _STAGE_OVERRIDES}
     if isinstance(config.get(name), dict):
         settings = stage_config(config, name, dataset)
-        return {k: v for k, v in settings.items() if k not in P.PLAN_KEYS.get(name, ())}
+        return {k: v for k, v in settings.items() if k not in _PLAN_KEYS.get(name, ())}
     return config.get(name)
 
 
