@@ -513,7 +513,11 @@ def plot_leakage_utility(data: Mapping[str, Any]) -> Figure:
     from biospike.targets import parse
 
     hw = data.get("hardware")
-    with_energy = bool(hw) and any(p.get("energy_j") for pts in data["encodings"].values() for p in pts)
+
+    def has_energy(p: Mapping[str, Any]) -> bool:
+        return p.get("energy_j") is not None and p["energy_j"] > 0
+
+    with_energy = bool(hw) and any(has_energy(p) for pts in data["encodings"].values() for p in pts)
     n_panels = 3 if with_energy else 2
     fig = new_figure(DOUBLE_COLUMN_IN, 2.9)
     with plt.rc_context(RC):
@@ -523,6 +527,7 @@ def plot_leakage_utility(data: Mapping[str, Any]) -> Figure:
     all_targets = sorted({p["target"] for pts in data["encodings"].values() for p in pts})
     handles, labels = [], []
     shown: dict[str, str] = {}
+    hollow_drawn = False
 
     def draw(ax: Any, p: Mapping[str, Any], x: float, x_ci: Any, y: float, y_ci: Any, marker: str,
              hollow: bool = False) -> None:
@@ -550,8 +555,9 @@ def plot_leakage_utility(data: Mapping[str, Any]) -> Figure:
             draw(ax_auc, p, acc, acc_ci, p["auc"], p.get("auc_ci"), marker)
             if p.get("tpr_at_1pct_fpr") is not None:
                 draw(ax_tpr, p, acc, acc_ci, p["tpr_at_1pct_fpr"], p.get("tpr_ci"), marker)
-            if with_energy and p.get("energy_j"):
+            if with_energy and has_energy(p):
                 draw(axes[2], p, p["energy_j"], None, p["auc"], p.get("auc_ci"), marker, hollow=p.get("energy_of_base"))
+                hollow_drawn |= bool(p.get("energy_of_base"))
             shown.setdefault(p["target"], model_color(p["target"], all_targets))
         if len(encs) > 1:
             handles.append(Line2D([], [], color=KEY_COLOR, ls=ls, marker=marker, mfc="none", mec=KEY_COLOR, ms=5))
@@ -576,11 +582,11 @@ def plot_leakage_utility(data: Mapping[str, Any]) -> Figure:
     ax_tpr.set_ylabel("TPR at 1% FPR (same attack)")
     ax_tpr.set_title("(b) low-FPR leakage vs utility", loc="left")
     if with_energy:
-        _energy_axis(axes[2], [p["energy_j"] for pts in data["encodings"].values() for p in pts if p.get("energy_j")])
+        _energy_axis(axes[2], [p["energy_j"] for pts in data["encodings"].values() for p in pts if has_energy(p)])
         axes[2].set_xlabel("dynamic energy / inference")
         axes[2].set_ylabel("attack AUC (strongest)")
         axes[2].set_title(f"(c) leakage vs cost on {hardware_label(hw)}", loc="left")
-        if any(p.get("energy_of_base") for pts in data["encodings"].values() for p in pts):
+        if hollow_drawn:
             handles.append(Line2D([], [], ls="", marker="o", mfc="white", mec=KEY_COLOR, ms=5))
             labels.append("query-time defense: its base network's energy")
     _legend_below(fig, handles, labels, ncol=3)

@@ -92,7 +92,8 @@ register_lever(Lever(
     applies_to=("snn", "dynsnn"), fit="biospike.snn_ensemble:fit_ensemble", fit_many="biospike.snn_ensemble:fit_many_ensemble",
     trainer="biospike.snn_ensemble:ensemble_stage", references=("matched", "base"), train_keys=("ensemble",),
     order=6, values="train.ensemble_sizes",
-    palette=(OKABE_ITO["black"], OKABE_ITO["green"], OKABE_ITO["yellow"])))
+    # Paul Tol's muted wine / teal / olive: every Okabe-Ito colour is taken by a kind or lever
+    palette=("#882255", "#44AA99", "#999933")))
 
 # Query-time defenses (biospike.defenses): the trained model answers every query through a random
 # perturbation. The attacker knows the defense: the attack wraps the base kind's reference models

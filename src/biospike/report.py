@@ -46,7 +46,7 @@ __all__ = [
     "LIKE_FOR_LIKE_TERMS", "Row",
     "accuracy_vs_steps", "as_number", "attack_results", "best_attack", "build_summary", "cli", "confusion_of",
     "discover_plan", "figure_entries", "figure_inputs", "figure_kinds", "figure_paths", "find_roc_csv",
-    "like_for_like_total_j", "make_figure", "make_figures", "make_pointer", "methods_facts", "methods_text", "read_curve", "read_roc",
+    "levers_hardware", "levers_table", "like_for_like_total_j", "make_figure", "make_figures", "make_pointer", "methods_facts", "methods_text", "read_curve", "read_roc",
     "read_t_sweep", "read_test_metric", "register_figure", "report_outputs", "require_files", "resolve_pointer",
     "resolve_source", "strongest_attack", "strongest_attack_rule", "summary_html", "summary_inputs",
     "summary_markdown", "write_summary", "write_text",
@@ -1119,6 +1119,19 @@ def _deploy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]
     return head, body
 
 
+def levers_hardware(hardware: Sequence[str], attacked: Sequence[tuple[Any, str]],
+                    fits: Callable[[Any, str, str], bool]) -> str | None:
+    """The edge target the lever views (table and figure) cost on: the first of ``hardware``
+    (config order) that an attacked spiking model fits; ``attacked`` holds (where, target) pairs,
+    ``fits(where, target, hardware)`` says whether it fits, a query-time defense asking for its
+    base network. An MCU runs only the ANN, so it is never chosen."""
+    for h in hardware:
+        for where, t in attacked:
+            if parse(t).kind.spiking and fits(where, _energy_source(t), h):
+                return h
+    return None
+
+
 def levers_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The privacy-utility-cost view: one line per attacked model, what it varies against the SNN
     (its kind, or its lever: DP, a defense, a training recipe), utility and the strongest attack
@@ -1134,11 +1147,11 @@ def levers_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
     titles = {parse(r["model"]).lever_title for r in rows}
     if len(titles) < 2:
         return [], []
-    # the first edge target a spiking model runs on (an MCU runs only the ANN)
-    hw = next((h for h in summary.get("hardware", []) for r in rows
-               if parse(r["model"]).kind.spiking and h in (r.get("deploy") or {})), None)
+    hw = levers_hardware(summary.get("hardware", []), [((r["dataset"], r["encoding"]), r["model"]) for r in rows],
+                         lambda where, t, h: (((by_key.get((*where, t)) or {}).get("deploy") or {}).get(h) or {})
+                         .get("fits") is True)
     head = ["dataset", "encoding", "model", "lever", "bal. acc. [95% CI]", "attack", "attack AUC [95% CI]",
-            "TPR@1%FPR [95% CI]", "comparison AUC"]
+            "TPR@1%FPR [95% CI]", "comparison AUC (window, max)"]
     head += [f"{hw}: dynamic (total) energy"] if hw else []
     head += ["Δ bal. acc. vs SNN (points)", "Δ AUC vs SNN", "AUC removed per point lost"]
     body = []
@@ -1157,12 +1170,13 @@ def levers_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
                          + (" (base network)" if defense else "") if d.get("fits") else "–")
         snn = by_key.get((r["dataset"], r["encoding"], "snn"))
         if snn is None or r["model"] == "snn" or None in (snn.get("attack_auc"), snn.get("balanced_accuracy"),
-                                                           r.get("balanced_accuracy")):
+                                                           r.get("attack_auc"), r.get("balanced_accuracy")):
             cells += ["–", "–", "–"]
         else:
             lost = 100 * (snn["balanced_accuracy"] - r["balanced_accuracy"])
             removed = snn["attack_auc"] - r["attack_auc"]
-            per_point = f"{removed / lost:.4f}" if lost > 0.5 else ("free" if removed > 0 else "–")
+            # a ratio only where accuracy was paid for removed AUC; nothing removed: no ratio
+            per_point = "–" if removed <= 0 else (f"{removed / lost:.4f}" if lost > 0.5 else "free")
             cells += [f"{-lost:+.1f}", f"{-removed:+.3f}", per_point]
         body.append(cells)
     return head, body
@@ -1480,8 +1494,8 @@ def _leakage_utility_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[
         found = doc.find(*DEPLOY_KEYS["dynamic_energy_j"])
         return None if found is None else as_number(found[0])
 
-    spiking = [t for t in dp.attacked if parse(t).kind.spiking]
-    hw = next((h for h in dp.hardware for enc in dp.encodings for t in spiking if energy(enc, t, h) is not None), None)
+    hw = levers_hardware(dp.hardware, [(enc, t) for enc in dp.encodings for t in dp.attacked],
+                         lambda enc, t, h: energy(enc, t, h) is not None)
     out["hardware"] = hw
     for enc in dp.encodings:
         points = []

@@ -53,6 +53,8 @@ def member_settings(train_cfg: Mapping[str, Any], n_members: float) -> list[dict
     if float(n_members) != int(n_members) or int(n_members) < 2:
         raise BiospikeError(f"an ensemble needs a whole number of members >= 2, got {n_members:g}")
     cfg = train_settings(train_cfg)
+    if cfg["neuron"] != "lif":  # refused before M networks are trained, not at the merge
+        raise BiospikeError(f"an SNN ensemble merges LIF members; train.neuron is {cfg['neuron']!r}")
     spec = cfg["ensemble"]
     out = []
     for i in range(int(n_members)):

@@ -632,9 +632,18 @@ def test_levers_table_compares_every_attacked_model_with_the_snn():
                                     "ensemble of SNNs"]
     snn, dp, qthr, conv, ens = body
     assert snn[-3:] == ["–", "–", "–"] and snn[7] == "0.020 [0.000, 0.050]" and snn[8] == "–"
-    assert dp[8] == "0.600" and dp[-1] == "0.0000"  # non-private references' AUC; a point lost, no AUC removed
+    assert dp[8] == "0.600" and dp[-1] == "–"  # non-private references' AUC; a point lost, no AUC removed
     assert qthr[8] == "0.550" and qthr[9] == "800 nJ (50 mJ) (base network)"
     assert qthr[-3:] == ["-5.0", "-0.040", "0.0080"]
     assert conv[-3:] == ["+2.0", "-0.020", "free"]  # gained accuracy and removed AUC
     assert ens[8] == "0.580" and ens[-3:] == ["+0.5", "-0.010", "free"]
     assert report.levers_table({"hardware": [], "rows": [row("snn", 0.7, 0.6)]}) == ([], [])
+    # an attack with a TPR but no AUC, and a lever that loses accuracy and leaks more: no ratio
+    _, body = report.levers_table({"hardware": [], "rows": [row("snn", 0.75, 0.57), {**row("advsnn_l1", 0.7, 0.6)},
+                                                             {**row("ann", 0.7, 0.5), "attack_auc": None}]})
+    assert body[1][-3:] == ["-5.0", "+0.030", "–"] and body[2][-3:] == ["–", "–", "–"]
+    # costed on the first edge target an attacked SNN fits, not on one it does not
+    unfit = {"loihi": {"fits": False}, "speck": {**loihi}}
+    head, _ = report.levers_table({"hardware": ["loihi", "speck"], "rows": [row("snn", 0.75, 0.57, unfit),
+                                                                          row("ann", 0.7, 0.5)]})
+    assert "speck: dynamic (total) energy" in head

@@ -97,6 +97,8 @@ def test_member_settings_scale_width_and_time_constants_cyclically():
     for bad in (1, 2.5):
         with pytest.raises(BiospikeError, match="whole number of members >= 2"):
             member_settings(cfg, bad)
+    with pytest.raises(BiospikeError, match="merges LIF members; train.neuron is 'alif'"):
+        member_settings({**cfg, "neuron": "alif"}, 2)  # before any member trains
 
 
 def test_reference_ensembles_trained_together_equal_ensembles_trained_alone():
