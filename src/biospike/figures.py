@@ -497,7 +497,7 @@ def _energy_axis(ax: Any, energies_j: Sequence[float]) -> None:
     else:
         pad = 0.1 * (hi - lo) if hi > lo else 0.05 * hi
         ax.set_xlim(lo - pad, hi + pad)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=3, min_n_ticks=2))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, min_n_ticks=2))
     ax.xaxis.set_major_formatter(EngFormatter(unit="J", places=None, sep=" "))
 
 
@@ -577,9 +577,9 @@ def plot_leakage_utility(data: Mapping[str, Any]) -> Figure:
         labels.append(f"chance: accuracy 1/{data['n_classes']}, TPR = FPR")
     ax_auc.set_xlabel("balanced accuracy (test)")
     ax_auc.set_ylabel(f"attack AUC ({data['level']}, strongest)")
-    ax_auc.set_title(f"(a) {data['dataset']}: leakage vs utility", loc="left")
+    ax_auc.set_title("(a) leakage vs utility", loc="left")
     ax_tpr.set_xlabel("balanced accuracy (test)")
-    ax_tpr.set_ylabel("TPR at 1% FPR (same attack)")
+    ax_tpr.set_ylabel("TPR at 1% FPR")
     ax_tpr.set_title("(b) low-FPR leakage vs utility", loc="left")
     if with_energy:
         _energy_axis(axes[2], [p["energy_j"] for pts in data["encodings"].values() for p in pts if has_energy(p)])
@@ -589,6 +589,7 @@ def plot_leakage_utility(data: Mapping[str, Any]) -> Figure:
         if hollow_drawn:
             handles.append(Line2D([], [], ls="", marker="o", mfc="white", mec=KEY_COLOR, ms=5))
             labels.append("query-time defense: its base network's energy")
+    fig.suptitle(f"{data['dataset']}: privacy, utility and cost per model")
     _legend_below(fig, handles, labels, ncol=3)
     return fig
 

@@ -17,7 +17,13 @@ from biospike.registry import (
     register_model_kind,
 )
 
-__all__ = ["LEVERS", "MODEL_KINDS"]
+__all__ = ["LEVERS", "MODEL_KINDS", "TOL_MUTED"]
+
+# Lever variants take colours from Paul Tol's muted palette (colour-blind safe) beside the
+# Okabe-Ito ones the kinds use (blue SNN, orange ANN, purple converted, ...), so that the levers
+# of one run (config/levers.yaml: 13 models) get 13 different colours and no variant the SNN's.
+TOL_MUTED = {"indigo": "#332288", "cyan": "#88CCEE", "teal": "#44AA99", "green": "#117733", "olive": "#999933",
+             "sand": "#DDCC77", "rose": "#CC6677", "wine": "#882255", "purple": "#AA4499"}
 
 # The built-in kinds. A new kind registers itself the same way (in its own module, imported here).
 register_model_kind(ModelKind(
@@ -61,8 +67,8 @@ register_lever(Lever(
     name="dp", prefix="dp", key="eps", title="DP-SGD", label="DP-{kind_label} ε={value}", applies_to=("snn",),
     fit="biospike.privacy.cli:dp_fit", sections=("privacy",), references=("matched", "base"), order=1,
     values="privacy.epsilons", enabled="privacy.enabled", outputs=("privacy.json",),
-    palette=(OKABE_ITO["vermillion"], OKABE_ITO["purple"], OKABE_ITO["green"], OKABE_ITO["sky"],
-             OKABE_ITO["yellow"], OKABE_ITO["black"])))
+    palette=(OKABE_ITO["vermillion"], TOL_MUTED["wine"], TOL_MUTED["sand"], OKABE_ITO["yellow"], OKABE_ITO["black"],
+             OKABE_ITO["sky"])))
 
 # Trained to convergence: a fixed number of epochs, the last one kept, no early stopping -- the
 # regime of membership-inference benchmarks, where leakage exists. Its reference models follow
@@ -71,7 +77,8 @@ register_lever(Lever(
 register_lever(Lever(
     name="converged", prefix="conv", key="ep", title="trained to convergence", label="{kind_label} {value} ep.", applies_to=("snn", "ann"),
     fit="biospike.train:fit_converged", fit_many="biospike.train:fit_many_converged",
-    trainer="biospike.train:converged_stage", references=("matched",), order=2, values="train.converged_epochs"))
+    trainer="biospike.train:converged_stage", references=("matched",), order=2, values="train.converged_epochs",
+    palette=(TOL_MUTED["indigo"], TOL_MUTED["cyan"])))
 
 # Privacy-aware training: adversarial regularisation (Nasr et al. 2018), one variant per weight
 # lambda in train.adversarial_weights. The attacker knows the recipe: its reference models are
@@ -81,7 +88,7 @@ register_lever(Lever(
     fit="biospike.train:fit_adversarial", trainer="biospike.train:adversarial_stage", references=("matched",),
     train_keys=("adversarial",),
     order=5, values="train.adversarial_weights",
-    palette=(OKABE_ITO["green"], OKABE_ITO["black"], OKABE_ITO["purple"])))
+    palette=(OKABE_ITO["green"], TOL_MUTED["olive"], OKABE_ITO["black"])))
 
 # An ensemble of M SNNs with different widths and time constants, averaging their outputs
 # (biospike.snn_ensemble), merged into one SNN so that it is exported and costed like any. The
@@ -92,8 +99,7 @@ register_lever(Lever(
     applies_to=("snn", "dynsnn"), fit="biospike.snn_ensemble:fit_ensemble", fit_many="biospike.snn_ensemble:fit_many_ensemble",
     trainer="biospike.snn_ensemble:ensemble_stage", references=("matched", "base"), train_keys=("ensemble",),
     order=6, values="train.ensemble_sizes",
-    # Paul Tol's muted wine / teal / olive: every Okabe-Ito colour is taken by a kind or lever
-    palette=("#882255", "#44AA99", "#999933")))
+    palette=(TOL_MUTED["teal"], TOL_MUTED["green"], TOL_MUTED["purple"])))
 
 # Query-time defenses (biospike.defenses): the trained model answers every query through a random
 # perturbation. The attacker knows the defense: the attack wraps the base kind's reference models
@@ -103,9 +109,9 @@ register_lever(Lever(
     name="qdrop", prefix="qdrop", key="p", title="query-time input dropout", label="{kind_label} + query dropout p={value}", applies_to=_SPIKE_INPUT_KINDS,
     stage="query", trainer="biospike.train:defended_stage", sections=("defense",), references=("base",), order=3,
     values="defense.input_dropout", kinds="defense.kinds",
-    palette=(OKABE_ITO["yellow"], OKABE_ITO["orange"], OKABE_ITO["vermillion"])))
+    palette=(OKABE_ITO["yellow"], TOL_MUTED["purple"], TOL_MUTED["rose"])))
 register_lever(Lever(
     name="qthr", prefix="qthr", key="sd", title="query-time threshold noise", label="{kind_label} + threshold noise σ={value}",
     applies_to=("snn", "dynsnn", "converted"), stage="query", trainer="biospike.train:defended_stage",
     sections=("defense",), references=("base",), order=4, values="defense.threshold_noise", kinds="defense.kinds",
-    palette=(OKABE_ITO["sky"], OKABE_ITO["blue"], OKABE_ITO["black"])))
+    palette=(OKABE_ITO["sky"], OKABE_ITO["black"], TOL_MUTED["green"])))
