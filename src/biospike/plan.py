@@ -206,7 +206,7 @@ def dataset_plan(config: Mapping[str, Any], ds: str, kinds: Mapping[str, str]) -
     if hardware and dep_models:
         for name in targets:
             t = T.parse(name)
-            if name in dep_models and t.lever is not None and t.lever.stage == "query":
+            if name in dep_models and t.query_time:
                 raise BiospikeError(f"deploy.models names {name}: a query-time defense is not part of the exported "
                                     f"graph; the chip runs its base network, list {t.kind.name!r} instead")
             # spiking targets named in deploy.models; non-spiking baselines (the ANN on an MCU)

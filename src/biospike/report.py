@@ -1157,17 +1157,16 @@ def levers_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
     body = []
     for r in rows:
         t = parse(r["model"])
-        defense = t.lever is not None and t.lever.stage == "query"
         cells = [r["dataset"], r["encoding"], label(r["model"]), t.lever_title,
                  _with_ci(r["balanced_accuracy"], r.get("balanced_accuracy_ci")), r["attack"],
                  _with_ci(r["attack_auc"], r.get("attack_auc_ci")),
                  _with_ci(r["attack_tpr_at_1pct_fpr"], r.get("attack_tpr_at_1pct_fpr_ci")),
                  fmt_num(r.get("comparison_max_attack_auc")) if r.get("comparison_max_attack_auc") is not None else "–"]
         if hw:
-            source = by_key.get((r["dataset"], r["encoding"], t.kind.name)) if defense else r
+            source = by_key.get((r["dataset"], r["encoding"], _energy_source(r["model"])))
             d = ((source or {}).get("deploy") or {}).get(hw) or {}
             cells.append(f"{_known_si(d.get('dynamic_energy_j'), 'J')} ({_known_si(like_for_like_total_j(d), 'J')})"
-                         + (" (base network)" if defense else "") if d.get("fits") else "–")
+                         + (" (base network)" if t.query_time else "") if d.get("fits") else "–")
         snn = by_key.get((r["dataset"], r["encoding"], "snn"))
         if snn is None or r["model"] == "snn" or None in (snn.get("attack_auc"), snn.get("balanced_accuracy"),
                                                            r.get("attack_auc"), r.get("balanced_accuracy")):
@@ -1474,7 +1473,7 @@ def _roc_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -
 def _energy_source(t: str) -> str:
     """The target whose edge cost stands for ``t``: a query-time defense runs its base network."""
     target = parse(t)
-    return target.kind.name if target.lever is not None and target.lever.stage == "query" else t
+    return target.kind.name if target.query_time else t
 
 
 def _leakage_utility_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[str, Any]) -> dict:
@@ -1508,7 +1507,7 @@ def _leakage_utility_data(ds: str, dp: DatasetPlan, results: Path, cfg: Mapping[
             ci = metrics.find(f"{METRICS_TEST}/balanced_accuracy_ci")
             if best is None or as_number(best.auc) is None or bal is None:
                 continue
-            tpr_ci = doc.find(f"/attacks/{best.name}/{level}/tpr_at_1pct_fpr_ci")
+            tpr_ci = doc.find(make_pointer("attacks", best.name, best.level, "tpr_at_1pct_fpr_ci"))
             points.append({"target": t, "balanced_accuracy": bal, "balanced_accuracy_ci": ci[0] if ci else None,
                            "auc": best.auc, "auc_ci": best.auc_ci, "attack": best.name,
                            "tpr_at_1pct_fpr": as_number(best.tpr_at_1pct_fpr), "tpr_ci": tpr_ci[0] if tpr_ci else None,

@@ -74,6 +74,9 @@ def member_seed(seed: int, index: int) -> int:
     return derive_seed(seed, "ensemble_member", index)
 
 
+# the per-neuron constant of a learned name (biospike.models.snn.TRAINABLE), as neuron_constants() keys it
+_CONSTANT_KEY = {"tau_mem": "tau_mem_s", "tau_syn": "tau_syn_s", "v_th": "v_th"}
+
 # architecture fields every member must share to be merged into one network
 _SHARED = ("n_in", "n_out", "dt_s", "v_reset", "v_leak", "readout_tau_mem_s", "readout_tau_syn_s", "recurrent", "bias",
            "impl", "neuron", "surrogate", "surrogate_alpha")
@@ -106,11 +109,9 @@ def merge_snns(members: Sequence[nn.Module]) -> nn.Module:
     merged_constants = [{key: np.concatenate([c[layer][key] for c in constants]) for key in constants[0][layer]}
                         for layer in range(n_layers)]
     first = archs[0]
-    scalar = {"tau_mem_s": first.tau_mem_s, "tau_syn_s": first.tau_syn_s, "v_th": first.v_th}
+    # per neuron in the merged network: the constants that differ anywhere from member 1's scalar
     trainable = [name for name in TRAINABLE
-                 if any(not np.allclose(lc[f"{name}_s" if name.startswith("tau") else name],
-                                        scalar[f"{name}_s" if name.startswith("tau") else name], rtol=0, atol=0)
-                        for lc in merged_constants)]
+                 if any(np.any(lc[_CONSTANT_KEY[name]] != getattr(first, _CONSTANT_KEY[name])) for lc in merged_constants)]
     arch = dataclasses.replace(first, n_hidden=[sum(a.n_hidden[la] for a in archs) for la in range(n_layers)],
                                input_scale=1.0, output_scale=1.0, trainable=trainable, trainable_layers=None,
                                kind="snn")
@@ -128,8 +129,7 @@ def merge_snns(members: Sequence[nn.Module]) -> nn.Module:
                 merged.rec[layer].weight.copy_(torch.block_diag(*[p.rec[layer].weight for p in plains]))
             dyn = merged.dynamics[str(layer)] if str(layer) in merged.dynamics else None
             for name in dyn.names if dyn is not None else ():
-                key = f"{name}_s" if name.startswith("tau") else name
-                value = torch.as_tensor(merged_constants[layer][key], dtype=torch.float64)
+                value = torch.as_tensor(merged_constants[layer][_CONSTANT_KEY[name]], dtype=torch.float64)
                 raw = _softplus_inverse(value - first.dt_s if name.startswith("tau") else value)
                 getattr(dyn, f"raw_{name}").copy_(raw.float())
         gains = [p.arch.output_scale / n_members for p in plains]
@@ -163,8 +163,11 @@ def fit_ensemble(target: Any, spikes: Any, train_idx: np.ndarray, val_idx: np.nd
 
     cfgs = member_settings(settings["train"], target.value)
     seeds = [member_seed(seed, i) for i in range(len(cfgs))]
-    fitted = [fit_on(target.kind.name, spikes, train_idx, val_idx, c, s, progress=progress)
-              for c, s in zip(cfgs, seeds, strict=True)]
+    fitted = []
+    for i, (c, s) in enumerate(zip(cfgs, seeds, strict=True)):
+        log.info("%s member %d/%d: hidden %s, tau_mem %.4g s, tau_syn %.4g s, seed %d", target.name, i + 1, len(cfgs),
+                 c["hidden"], c["tau_mem_s"], c["tau_syn_s"], s)
+        fitted.append(fit_on(target.kind.name, spikes, train_idx, val_idx, c, s, progress=progress))
     merged = merge_snns([m for m, _ in fitted])
     return merged, _ensemble_info(fitted, cfgs, seeds, merged)
 
@@ -178,14 +181,15 @@ def fit_many_ensemble(target: Any, spikes: Any, train_idxs: Sequence[np.ndarray]
     from biospike.train import fit_many_on
 
     cfgs = member_settings(settings["train"], target.value)
-    by_member = [fit_many_on(target.kind.name, spikes, train_idxs, val_idxs, c, [member_seed(s, i) for s in seeds],
+    seeds_by_ref = [[member_seed(s, i) for i in range(len(cfgs))] for s in seeds]
+    by_member = [fit_many_on(target.kind.name, spikes, train_idxs, val_idxs, c, [ref[i] for ref in seeds_by_ref],
                              progress=progress, desc=f"{desc} member {i + 1}/{len(cfgs)}")
                  for i, c in enumerate(cfgs)]
     out = []
-    for k, seed in enumerate(seeds):
+    for k, member_seeds in enumerate(seeds_by_ref):
         fitted = [by_member[i][k] for i in range(len(cfgs))]
         merged = merge_snns([m for m, _ in fitted])
-        out.append((merged, _ensemble_info(fitted, cfgs, [member_seed(seed, i) for i in range(len(cfgs))], merged)))
+        out.append((merged, _ensemble_info(fitted, cfgs, member_seeds, merged)))
     return out
 
 
@@ -194,21 +198,14 @@ def ensemble_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, prog
     members trained on the training split (early-stopped on validation, as the base kind), merged,
     evaluated and written like any trained target; ``metrics.json`` lists the members."""
     from biospike.targets import parse
-    from biospike.train import TrainResult, fit_on, stage_data, write_trained
+    from biospike.train import TrainResult, stage_data, write_trained
 
     start_s = time.perf_counter()
     target = parse(ctx.name("target"))
     cfg = dict(ctx["train"])
     data = stage_data(ctx, inputs, target.name, cfg)
-    cfgs = member_settings(cfg, target.value)
-    seeds = [member_seed(data.seed, i) for i in range(len(cfgs))]
-    fitted = []
-    for i, (c, s) in enumerate(zip(cfgs, seeds, strict=True)):
-        log.info("%s member %d/%d: hidden %s, tau_mem %.4g s, tau_syn %.4g s, seed %d", target.name, i + 1, len(cfgs),
-                 c["hidden"], c["tau_mem_s"], c["tau_syn_s"], s)
-        fitted.append(fit_on(target.kind.name, data.spikes, data.train_idx, data.val_idx, c, s, progress=progress))
-    merged = merge_snns([m for m, _ in fitted])
-    info = _ensemble_info(fitted, cfgs, seeds, merged)
+    merged, info = fit_ensemble(target, data.spikes, data.train_idx, data.val_idx, {"train": cfg}, data.seed,
+                                progress=progress)
     result = TrainResult(model=merged, history=info["history"], best_epoch=info["best_epoch"],
                          epochs_run=info["epochs_run"], wall_time_s=info["wall_time_s"])
     return write_trained(data, target.name, target.kind.name, cfg, result, outdir, start_s,

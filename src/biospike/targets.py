@@ -58,6 +58,12 @@ class Target:
         return "none" if self.kind.name == "snn" else f"kind: {self.kind.label}"
 
     @property
+    def query_time(self) -> bool:
+        """Whether the target is a query-time defense: its base kind's trained network answering
+        through a random perturbation (a lever with ``stage: query``, :mod:`biospike.defenses`)."""
+        return self.lever is not None and self.lever.stage == "query"
+
+    @property
     def spiking(self) -> bool:
         """Whether the kind's hidden units spike."""
         return self.kind.spiking
@@ -78,7 +84,7 @@ class Target:
         reason, or a hidden neuron other than the LIF (``train.neuron: alif`` on the snn kind)."""
         if self.kind.nir_refusal:
             return self.kind.nir_refusal
-        if self.lever is not None and self.lever.stage == "query":
+        if self.query_time:
             return (f"the query-time defense of {self.name} (random at every query) is not part of the exported "
                     f"graph; {self.kind.name} is the network a chip runs")
         neuron = dict(self.kind.train_settings).get("neuron", train_settings.get("neuron", "lif"))

@@ -885,7 +885,7 @@ def cli(argv: list[str], prog: str) -> int:
     ctx = load_context(args)
     ctx = dataclasses.replace(ctx, names={**ctx.names, "model": kind.name, "target": target.name})
     inputs = {"spikes": args.input, "windows": args.windows, "from": _from_models(args.from_models)}
-    starts_from = kind.from_kinds + ((kind.name,) if target.lever is not None and target.lever.stage == "query" else ())
+    starts_from = kind.from_kinds + ((kind.name,) if target.query_time else ())
     missing = [k for k in starts_from if k not in inputs["from"]]
     if missing:
         raise BiospikeError(f"--model {args.model} starts from trained {', '.join(missing)}: "
