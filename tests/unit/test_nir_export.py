@@ -86,7 +86,11 @@ def test_export_cli_and_ann_rejected(tmp_path):
     assert main(["export", "--params", json.dumps({"seed": 3}), "--model", str(tmp_path / "snn.pt"),
                  "--output", str(tmp_path / "out" / "model.nir")]) == 0
     meta = graph_metadata(nir.read(tmp_path / "out" / "model.nir"))
-    assert meta["class_names"] == ["a", "b", "c"] and "provenance" in meta
+    assert meta["class_names"] == ["a", "b", "c"] and "provenance" in meta and "importer" not in meta
+    assert main(["export", "--model", str(tmp_path / "snn.pt"), "--output", str(tmp_path / "s.nir"),
+                 "--for-importer", "snntorch"]) == 0
+    meta = graph_metadata(nir.read(tmp_path / "s.nir"))
+    assert meta["importer"] == "snntorch" and meta["class_names"] == ["a", "b", "c"] and "readout_removed" in meta
     ann = build_model({"kind": "ann", "n_in": 10, "n_hidden": [8], "n_out": 3})
     save_checkpoint(tmp_path / "ann.pt", ann, {})
     assert main(["export", "--model", str(tmp_path / "ann.pt"), "--output", str(tmp_path / "a.nir")]) == 2

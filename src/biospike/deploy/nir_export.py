@@ -44,7 +44,8 @@ import numpy as np
 from biospike.errors import BiospikeError
 from biospike.store import SCHEMA_VERSION
 
-__all__ = ["DISCRETISATION", "FORMAT", "cli", "export_nir", "graph_metadata", "nir_refusal", "read_nir", "write_nir"]
+__all__ = ["DISCRETISATION", "FORMAT", "IMPORTERS", "cli", "export_nir", "for_importer", "graph_metadata", "nir_refusal",
+           "read_nir", "write_nir"]
 
 FORMAT = "biospike-snn-nir/1"
 DISCRETISATION = (
@@ -155,6 +156,117 @@ def export_nir(model, channel_names: list[str] | None = None, class_names: list[
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
 
+# Peer importers and what their variant of the graph changes (docs/hardware.md, "NIR in other
+# tools"; tests/unit/test_nir_interop.py runs each importer on it).
+IMPORTERS = {
+    "norse": "input Scale as a diagonal Linear (norse.torch.from_nir has no Scale); load with "
+             "from_nir(graph, dt=<dt_s>); norse drops the CubaLI readout: its output is the last projection",
+    "snntorch": "input Scale as a diagonal Linear; readout removed (import_from_nir has no CubaLI): the output "
+                "is the last projection, metadata 'readout_removed' holds the readout; time axis rescaled to "
+                "snnTorch's fixed step of 1e-4 s; w_in and r re-split (r = tau_mem/dt, w_in = tau_syn/tau_mem), "
+                "the same continuous network",
+    "rockpool": "input Scale as a diagonal Linear; readout removed (from_nir refuses CubaLI); time constants "
+                "chosen so that rockpool's exponential decays equal our forward-Euler ones, r = tau_mem/dt - 1 "
+                "(rockpool infers dt from it), incoming rows scaled for its decayed-current update; rockpool's "
+                "LIFTorch resets by subtraction (ours to v_reset), so spikes agree up to each neuron's first spike",
+}
+SNNTORCH_DT_S = 1e-4  # snnTorch 1.0's import_from_nir hard-codes this step
+
+
+def _rows_scaled(node, factor: np.ndarray):
+    """An Affine/Linear node whose output rows are multiplied by ``factor`` (one per output)."""
+    import nir
+
+    w = (np.asarray(node.weight, np.float64) * factor[:, None]).astype(np.float32)
+    if isinstance(node, nir.Affine):
+        return nir.Affine(weight=w, bias=(np.asarray(node.bias, np.float64) * factor).astype(np.float32))
+    return nir.Linear(weight=w)
+
+
+def _recurrence_as_subgraphs(nodes: dict, edges: list) -> tuple[dict, list]:
+    """Each ``lif <-> rec`` cycle as one 4-node sub-graph (input, CubaLIF, Linear, output): the form
+    rockpool's from_nir maps to a recurrent LIFTorch (a flat cycle it runs a whole sequence late)."""
+    import nir
+
+    nodes, edges = dict(nodes), list(edges)
+    for lif, rec in [(a, b) for a, b in edges if (b, a) in edges and isinstance(nodes.get(a), nir.CubaLIF)]:
+        width = np.array([nodes[lif].tau_mem.size])
+        nodes[lif] = nir.NIRGraph(
+            nodes={"input": nir.Input(input_type=width), "lif": nodes[lif], "rec": nodes.pop(rec),
+                   "output": nir.Output(output_type=width)},
+            edges=[("input", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "output")])
+        edges = [e for e in edges if e not in ((lif, rec), (rec, lif))]
+    return nodes, edges
+
+
+def for_importer(graph, importer: str):
+    """The graph of :func:`export_nir` in the conventions a peer's NIR importer expects.
+
+    NIR nodes are continuous-time; each importer discretises them its own way and supports a
+    subset of nodes (``IMPORTERS`` says what each variant changes). The variant is the same
+    network as far as the importer's neuron allows; where it cannot be (a node the importer lacks,
+    a different reset), the change is recorded in the variant's metadata and in docs/hardware.md,
+    never hidden. Returns a new ``nir.NIRGraph``; ``graph`` is not modified.
+    """
+    import nir
+
+    if importer not in IMPORTERS:
+        raise BiospikeError(f"unknown NIR importer {importer!r}; choose one of {sorted(IMPORTERS)}")
+    meta = graph_metadata(graph)
+    if meta.get("format") != FORMAT:
+        raise BiospikeError(f"not a biospike NIR graph (format {meta.get('format')!r}, expected {FORMAT!r})")
+    dt_s = float(meta["dt_s"])
+    nodes = dict(graph.nodes)
+    edges = list(graph.edges)
+    new_meta = dict(graph.metadata or {})
+    new_meta["importer"] = importer
+    new_meta["importer_convention"] = IMPORTERS[importer]
+    for name, node in list(nodes.items()):
+        if isinstance(node, nir.Scale):  # exact: one non-zero product per row
+            nodes[name] = nir.Linear(weight=np.diag(np.asarray(node.scale, np.float32)))
+    if importer != "norse":
+        readout = nodes.pop("readout")
+        new_meta["readout_removed"] = json.dumps({
+            "node": "CubaLI", "tau_syn_s": readout.tau_syn.tolist(), "tau_mem_s": readout.tau_mem.tolist(),
+            "r": readout.r.tolist(), "w_in": readout.w_in.tolist(), "dt_s": dt_s,
+            "logits": "mean over time steps of the CubaLI voltage driven by the output (the last projection)"})
+        edges = [e for e in edges if "readout" not in e] + [("out", "output")]
+    for name, node in list(nodes.items()):
+        if not isinstance(node, nir.CubaLIF):
+            continue
+        tau_mem, tau_syn = np.asarray(node.tau_mem, np.float64), np.asarray(node.tau_syn, np.float64)
+        if importer in ("snntorch", "rockpool") and not (np.allclose(node.v_leak, 0) and np.allclose(node.v_reset, 0)):
+            raise BiospikeError(f"the {importer} importer needs v_leak = v_reset = 0 (layer {name!r} has "
+                                f"{float(np.mean(node.v_leak))}, {float(np.mean(node.v_reset))})")
+        if importer == "snntorch":
+            # tau dv/dt = -v + r I with I scaled by 1/c and r by c is the same network; snnTorch
+            # needs r = tau_mem/dt and, with its fixed step, time constants in units of 1e-4 s.
+            c = tau_mem / dt_s
+            k = SNNTORCH_DT_S / dt_s
+            nodes[name] = nir.CubaLIF(tau_syn=tau_syn * k, tau_mem=tau_mem * k, r=np.asarray(node.r) * c,
+                                      v_leak=node.v_leak, v_threshold=node.v_threshold, v_reset=node.v_reset,
+                                      w_in=np.asarray(node.w_in) / c, metadata=dict(node.metadata or {}))
+        elif importer == "rockpool":
+            # rockpool: I = beta (I + W x); v = alpha v + I, with alpha = exp(-dt/tau_mem). Ours:
+            # J = (1 - dt/tau_syn) J + W x; v = v + dt/tau_mem (J - v). Equal decays need
+            # tau' = -dt / ln(1 - dt/tau), equal membranes rows of W times (dt/tau_mem)/(1 - dt/tau_syn).
+            tau_mem_r = -dt_s / np.log1p(-dt_s / tau_mem)
+            tau_syn_r = -dt_s / np.log1p(-dt_s / tau_syn)
+            factor = (dt_s / tau_mem) / (1.0 - dt_s / tau_syn)
+            for src, dst in edges:
+                if dst == name:
+                    nodes[src] = _rows_scaled(nodes[src], factor)
+            nodes[name] = nir.CubaLIF(tau_syn=tau_syn_r, tau_mem=tau_mem_r, r=tau_mem_r / dt_s - 1.0,
+                                      v_leak=node.v_leak, v_threshold=node.v_threshold, v_reset=node.v_reset,
+                                      w_in=node.w_in, metadata=dict(node.metadata or {}))
+    if importer == "rockpool":
+        nodes, edges = _recurrence_as_subgraphs(nodes, edges)
+    if importer == "snntorch":
+        new_meta["dt_s"] = SNNTORCH_DT_S
+        new_meta["source_dt_s"] = dt_s
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=new_meta)
+
+
 def write_nir(path: str | Path, graph) -> None:
     """``nir.write`` through a temporary file renamed into place (never a half-written file)."""
     import nir
@@ -202,6 +314,9 @@ def cli(argv: list[str], prog: str = "biospike export") -> int:
                           names=("dataset", "encoding", "target"))
     parser.add_argument("--model", required=True, help="model.pt of a trained SNN")
     parser.add_argument("--output", required=True, help="model.nir to write")
+    parser.add_argument("--for-importer", choices=sorted(IMPORTERS), default=None,
+                        help="write the variant a peer's NIR importer reads (docs/hardware.md, 'NIR in other tools'); "
+                             "default: biospike's own graph, which the edge simulator reads")
     args = parser.parse_args(argv)
     ctx = load_context(args)
     model, meta = load_checkpoint(args.model)
@@ -216,6 +331,8 @@ def cli(argv: list[str], prog: str = "biospike export") -> int:
         class_names=meta.get("class_names"),
         extra_metadata={"provenance": prov},
     )
+    if args.for_importer:
+        graph = for_importer(graph, args.for_importer)
     write_nir(args.output, graph)
     print(f"{prog}: wrote {args.output} ({len(graph.nodes)} nodes, {len(graph.edges)} edges)")
     return 0
