@@ -42,6 +42,15 @@ register_model_kind(ModelKind(
     train_settings=(("trainable", ("tau_mem", "tau_syn", "v_th")),),
     description="the SNN with per-neuron membrane and synaptic time constants and thresholds learned (exported "
                 "to NIR per neuron); not stackable, its reference models train one by one"))
+# Unsupervised STDP features (biospike.stdp), the readout trained with labels: an ordinary recurrent
+# SNN (its recurrent weights are the lateral inhibition), attacked, exported and simulated like any
+register_model_kind(ModelKind(
+    name="stdp", label="STDP-SNN", color=TOL_MUTED["wine"], order=7, trainer="biospike.train:train_stage",
+    fit="biospike.train:fit_on", network="snn", spiking=True, nir=True, runs_on=("neuromorphic",),
+    train_settings=(("learning", "stdp"), ("recurrent", True), ("neuron", "lif"), ("trainable", ())),
+    train_keys=("stdp",),
+    description="hidden layers learned without labels by pair-based STDP (lateral inhibition, weight "
+                "normalisation, homeostasis), frozen; the readout trained with labels"))
 register_model_kind(ModelKind(
     name="ann", label="ANN", color=OKABE_ITO["orange"], order=20, trainer="biospike.train:train_stage",
     fit="biospike.train:fit_on", fit_many="biospike.train:fit_many_on", runs_on=("mcu",),

@@ -118,6 +118,7 @@ class TrainResult:
     stopped_early: bool = False
     wall_time_s: float = 0.0
     init_rates: list[float] = dataclasses.field(default_factory=list)  # hidden rates before training
+    pretrain: dict | None = None  # the unsupervised phase's summary (train.learning stdp)
 
 
 class MembershipAdversary(nn.Module):
@@ -152,8 +153,9 @@ def _rate_penalty(hidden: Sequence[torch.Tensor], target_rate: float) -> torch.T
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Adam's parameter groups: weight decay on the weights, none on learned neuron constants
     (``dynamics.*``: decay would pull their raw values to 0, i.e. tau to dt + ln 2 s)."""
-    dyn = [p for n, p in model.named_parameters() if n.startswith("dynamics.")]
-    rest = [p for n, p in model.named_parameters() if not n.startswith("dynamics.")]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # frozen STDP layers left out
+    dyn = [p for n, p in named if n.startswith("dynamics.")]
+    rest = [p for n, p in named if not n.startswith("dynamics.")]
     return [{"params": rest, "weight_decay": weight_decay}] + ([{"params": dyn, "weight_decay": 0.0}] if dyn else [])
 
 
@@ -186,6 +188,13 @@ def fit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
 
     model = init_model(arch, x_train, seed).to(device)
     snn = is_spiking(model)
+    pretrain = None
+    if cfg["learning"] == "stdp":
+        if not snn:
+            raise BiospikeError("train.learning stdp trains spiking hidden layers; this network does not spike")
+        from biospike.stdp import stdp_pretrain
+
+        pretrain = stdp_pretrain(model, x_train, cfg["stdp"], derive_seed(seed, "stdp"), progress=progress)
     rng = np.random.default_rng(derive_seed(seed, "batches"))
     weights = class_weights(y_train, n_classes)
     loss_weight = torch.as_tensor(weights, dtype=torch.float32, device=device) if cfg["class_weighting"] == "balanced" else None
@@ -306,7 +315,7 @@ def fit(arch: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     model.eval()
     return TrainResult(model=model, history=history, best_epoch=best["epoch"], epochs_run=len(history),
                        stopped_early=stopped_early, wall_time_s=time.perf_counter() - start_s,
-                       init_rates=init_rates)
+                       init_rates=init_rates, pretrain=pretrain)
 
 
 def fit_many(archs: Sequence[dict], xs_train: Sequence[np.ndarray], ys_train: Sequence[np.ndarray],
@@ -323,6 +332,9 @@ def fit_many(archs: Sequence[dict], xs_train: Sequence[np.ndarray], ys_train: Se
 
     cfg = train_settings(cfg)
     _check_select(select)
+    if cfg["learning"] == "stdp":  # the unsupervised phase runs per model
+        return [fit(a, xt, yt, xv, yv, cfg, s, progress=progress, select=select)
+                for a, xt, yt, xv, yv, s in zip(archs, xs_train, ys_train, xs_val, ys_val, seeds, strict=True)]
     n_members = len(archs)
     if not n_members == len(xs_train) == len(ys_train) == len(xs_val) == len(ys_val) == len(seeds):
         raise BiospikeError("fit_many: one architecture, training set, validation set and seed per member")
@@ -517,7 +529,7 @@ def fit_on(kind: str, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, s
         raise BiospikeError("fewer than two classes among the training windows")
     arch = arch_for(kind, spikes, settings, index=train_idx)
     x = spikes.spikes
-    result = fit(arch, x[train_idx], labels[train_idx], x[val_idx], labels[val_idx], dict(settings), seed,
+    result = fit(arch, x[train_idx], labels[train_idx], x[val_idx], labels[val_idx], kind_settings(kind, settings), seed,
                  progress=progress, select=select)
     info = {"arch": arch, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
             "history": result.history, "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
@@ -537,7 +549,7 @@ def fit_many_on(kind: str, spikes: Any, train_idxs: Sequence[np.ndarray], val_id
             raise BiospikeError("fewer than two classes among the training windows")
         archs.append(arch_for(kind, spikes, settings, index=train_idx))
     results = fit_many(archs, [x[i] for i in train_idxs], [labels[i] for i in train_idxs], [x[i] for i in val_idxs],
-                       [labels[i] for i in val_idxs], dict(settings), seeds, progress=progress, desc=desc,
+                       [labels[i] for i in val_idxs], kind_settings(kind, settings), seeds, progress=progress, desc=desc,
                        select=select)
     return [(r.model, {"arch": a, "best_epoch": r.best_epoch, "epochs_run": r.epochs_run, "history": r.history,
                        "n_train": int(len(ti)), "n_val": int(len(vi)), "wall_time_s": r.wall_time_s})
@@ -788,7 +800,9 @@ def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progres
     log.info("train %s on %s/%s: %d train (of %d), %d val, %d test windows, T=%d, C=%d, input_scale=%.4g, seed=%d",
              name, data.dataset, data.encoding, len(data.train_idx), len(data.train_all), len(data.val_idx),
              len(data.test_idx), x.shape[1], x.shape[2], arch["input_scale"], data.seed)
-    result = fit(arch, x[data.train_idx], labels[data.train_idx], x[data.val_idx], labels[data.val_idx], cfg,
+    # the recipe settings the kind fixes (the stdp kind's learning) reach the trainer, not only the arch
+    result = fit(arch, x[data.train_idx], labels[data.train_idx], x[data.val_idx], labels[data.val_idx],
+                 kind_settings(kind, cfg),
                  data.seed, progress=progress, select=select)
     return write_trained(data, name, kind, cfg, result, outdir, start_s)
 
@@ -828,6 +842,8 @@ def write_trained(data: StageData, name: str, kind: str, cfg: Mapping[str, Any],
         arch=dataclasses.asdict(getattr(model, "_module", model).arch), n_parameters=count_parameters(model),
         firing=firing, spikes_per_inference=spikes_per_inference, errors=errors,
         time_steps=int(x.shape[1]), dt_s=float(spikes.dt_s), **dict(extra_metrics or {}))
+    if result.pretrain is not None:
+        metrics["stdp"] = result.pretrain
     meta = {
         "class_names": class_names, "dt_s": float(spikes.dt_s), "channel_names": list(spikes.channel_names),
         "dataset": data.dataset, "encoding": data.encoding, "model": name, "kind": kind, "seed": seed,

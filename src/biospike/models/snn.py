@@ -340,9 +340,22 @@ class SNN(nn.Module):
                     fc.weight.mul_(AUTO_DRIVE_RMS * self.arch.v_th / rms)
             h = self.hidden_layer(fc(h), layer)
         if output_scale:
-            features = self._filtered(h, self.li_p).mean(dim=1)
-            rms = float(features.pow(2).mean().sqrt())
-            self.arch.output_scale = 1.0 / rms if rms > 0 else 1.0
+            self._set_readout_gain(h)
+
+    def _set_readout_gain(self, last_hidden: torch.Tensor) -> None:
+        features = self._filtered(last_hidden, self.li_p).mean(dim=1)
+        rms = float(features.pow(2).mean().sqrt())
+        self.arch.output_scale = 1.0 / rms if rms > 0 else 1.0
+
+    def calibrate_readout_(self, x_calib: np.ndarray, max_windows: int = 256) -> None:
+        """Only the readout gain of :meth:`calibrate_`, on the hidden layers as they are now
+        (after the STDP kind has learned them, their rates differ from the initial ones)."""
+        if len(x_calib) == 0:
+            return
+        pick = np.unique(np.linspace(0, len(x_calib) - 1, num=min(len(x_calib), max_windows)).round().astype(np.int64))
+        with torch.no_grad():
+            _, hidden = self.forward_trace(torch.as_tensor(np.asarray(x_calib[pick]), dtype=torch.float32))
+            self._set_readout_gain(hidden[-1])
 
 
 def auto_input_scale(x: np.ndarray, arch: SNNArch | Mapping[str, Any], max_windows: int = 256) -> float:

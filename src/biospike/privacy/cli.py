@@ -191,6 +191,7 @@ def harden_stage(ctx: Any, spikes_path: str | Path, outdir: str | Path, epsilon:
     start_s = time.perf_counter()
     settings = DPSettings.from_config(ctx["privacy"])
     train_cfg = ctx["train"]
+    _check_learning(train_cfg)
     spikes = read_spikes(spikes_path)
     dataset, encoding = _names(ctx, spikes)
     d = prepare(spikes, train_cfg, settings.unit, ctx.root_seed(), dataset, spikes_path)
@@ -241,6 +242,15 @@ def harden_stage(ctx: Any, spikes_path: str | Path, outdir: str | Path, epsilon:
     return metrics
 
 
+def _check_learning(train_cfg: Mapping[str, Any]) -> None:
+    """DP-SGD trains every layer by gradients: an STDP feature layer would leave the guarantee
+    (its unsupervised updates are not clipped or noised), so refuse rather than drop it silently."""
+    if train_cfg.get("learning", "surrogate") != "surrogate":
+        raise BiospikeError(f"DP-SGD trains the hidden layers by surrogate gradients; train.learning is "
+                            f"{train_cfg['learning']!r} (STDP updates are not privatised): use the stdp model kind "
+                            f"for STDP and keep train.learning surrogate")
+
+
 def dp_fit(target: Any, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, settings: Mapping[str, Any],
            seed: int, public_idx: np.ndarray | None = None, progress: bool = False) -> tuple[Any, dict]:
     """DP-SGD at ``target``'s epsilon on chosen windows: the recipe of a DP target, for the
@@ -254,6 +264,7 @@ def dp_fit(target: Any, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray,
 
     dp_settings = DPSettings.from_config(settings["privacy"])
     train_cfg = settings["train"]
+    _check_learning(train_cfg)
     labels = np.asarray(spikes.labels, dtype=np.int64)
     public = np.sort(np.asarray(public_idx if public_idx is not None else [], dtype=np.int64))
     if len(np.unique(labels[train_idx])) < 2:
@@ -289,6 +300,7 @@ def audit_stage(ctx: Any, spikes_path: str | Path, out_path: str | Path, epsilon
     start_s = time.perf_counter()
     settings = DPSettings.from_config(ctx["privacy"])
     train_cfg = ctx["train"]
+    _check_learning(train_cfg)
     spikes = read_spikes(spikes_path)
     dataset, encoding = _names(ctx, spikes)
     d = prepare(spikes, train_cfg, settings.unit, ctx.root_seed(), dataset, spikes_path)
