@@ -179,13 +179,27 @@ def validate_config(config: dict, source: str | Path = "config", schema_path: Pa
     """
     sch = schema() if schema_path == SCHEMA_PATH else yaml.safe_load(Path(schema_path).read_text())
     config = copy.deepcopy(config)
-    problems = fill_defaults_and_validate(config, sch)
+    problems = fill_defaults_and_validate(config, sch) + _kind_only_settings(config)
     if problems:
         raise BiospikeError(format_problems(problems), source)
     return config
 
 
 Problem = tuple[list, str]
+
+# train settings a model kind sets (ModelKind.train_settings) that a config may not: set globally
+# they would turn every other kind (and its reference models and levers) into that recipe
+KIND_ONLY_TRAIN_KEYS = {"learning": "surrogate"}
+
+
+def _kind_only_settings(config: Mapping[str, Any]) -> list[Problem]:
+    sections = [(["train"], config.get("train") or {})]
+    sections += [(["datasets", name, "train"], (ds or {}).get("train") or {})
+                 for name, ds in (config.get("datasets") or {}).items() if isinstance(ds, Mapping)]
+    return [(path + [key], f"is set by the model kind, not the config (it must stay {default!r}): "
+                           f"list the kind that learns this way in train.models (e.g. stdp)")
+            for path, section in sections if isinstance(section, Mapping)
+            for key, default in KIND_ONLY_TRAIN_KEYS.items() if section.get(key, default) != default]
 
 
 def fill_defaults_and_validate(instance: Any, schema: dict) -> list[Problem]:

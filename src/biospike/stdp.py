@@ -7,7 +7,8 @@ mechanisms keep the features from collapsing onto one pattern, as in Diehl & Coo
 ("Unsupervised learning of digit recognition using spike-timing-dependent plasticity"):
 
 - **lateral inhibition**: every hidden neuron inhibits the others of its layer through the SNN's
-  recurrent weights, ``W_rec = -inhibition (1 - I)`` (a soft winner-take-all), kept at inference;
+  recurrent weights, ``W_rec = -inhibition (1 - I) / (H - 1)`` (a soft winner-take-all; ``inhibition``
+  is what a neuron loses when all the others spike at once), kept at inference;
 - **weight normalisation**: weights stay non-negative and each neuron's incoming weights keep a
   fixed L1 norm, so potentiating one input depresses the others (competition between inputs);
 - **homeostasis**: each neuron's bias moves its firing rate towards ``target_rate_hz`` (an
@@ -83,10 +84,12 @@ def normalise_rows(weight: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
 
 
 def lateral_inhibition(width: int, strength: float) -> torch.Tensor:
-    """(H, H) recurrent weights: each neuron inhibits every other by ``strength``, not itself."""
+    """(H, H) recurrent weights: each neuron inhibits every other one, not itself, by
+    ``strength / (H - 1)``, so that ``strength`` is the current a neuron loses when all the others
+    spike in one step, whatever the width (a per-pair strength would grow with H)."""
     if strength < 0:
         raise BiospikeError(f"train.stdp.inhibition must be >= 0, got {strength}")
-    return -float(strength) * (1.0 - torch.eye(width))
+    return -float(strength) / max(1, width - 1) * (1.0 - torch.eye(width))
 
 
 def feature_similarity(weight: torch.Tensor) -> float:
@@ -119,7 +122,7 @@ def stdp_pretrain(model: Any, x_train: np.ndarray, cfg: Mapping[str, Any], seed:
                             "inhibition) without learned constants: train.recurrent true, train.neuron lif, "
                             "train.trainable []")
     if not arch.bias:
-        raise BiospikeError("STDP homeostasis moves each neuron's bias: train.bias must not be false")
+        raise BiospikeError("STDP homeostasis moves each neuron's bias: the network needs biases (arch bias true)")
     x_train = np.asarray(x_train)
     rng = np.random.default_rng(seed)
     n_use = min(len(x_train), int(cfg["max_windows"]))
@@ -156,8 +159,9 @@ def stdp_pretrain(model: Any, x_train: np.ndarray, cfg: Mapping[str, Any], seed:
             fc.weight.copy_(normalise_rows(torch.rand(fc.weight.shape, generator=gen).to(device), norms))
             sim_before = feature_similarity(fc.weight)
             w_start = fc.weight.clone()
-            rates = []
+            rates: list[float] = []
             for epoch in range(int(cfg["epochs"])):
+                rates = []  # the last epoch's, for the summary
                 order = rng.permutation(n_use)
                 for lo in range(0, n_use, batch_size):
                     xb = x_all[order[lo:lo + batch_size]].to(device=device, dtype=torch.float32)
@@ -174,13 +178,13 @@ def stdp_pretrain(model: Any, x_train: np.ndarray, cfg: Mapping[str, Any], seed:
                     if bar is not None:
                         bar.update(1)
                 log.info("stdp layer %d epoch %d/%d: mean rate %.3g spikes/step (target %.3g), feature "
-                         "similarity %.3f", layer, epoch + 1, int(cfg["epochs"]), rates[-1], target,
+                         "similarity %.3f", layer, epoch + 1, int(cfg["epochs"]), float(np.mean(rates)), target,
                          feature_similarity(fc.weight))
             summary["layers"].append({
                 "layer": layer, "width": int(fc.out_features), "row_l1_norm": norm,
                 "feature_similarity_before": sim_before, "feature_similarity_after": feature_similarity(fc.weight),
                 "relative_weight_change": float((fc.weight - w_start).norm() / w_start.norm().clamp(min=1e-30)),
-                "final_rate_hz": rates[-1] / dt if rates else None,
+                "final_rate_hz": float(np.mean(rates)) / dt if rates else None,  # mean over the last epoch
                 "silent_neurons": None})
         _, hidden = model.forward_trace(x_all[: min(256, n_use)].to(device=device, dtype=torch.float32))
         for row, h in zip(summary["layers"], hidden, strict=True):

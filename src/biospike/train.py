@@ -531,6 +531,8 @@ def fit_on(kind: str, spikes: Any, train_idx: np.ndarray, val_idx: np.ndarray, s
     x = spikes.spikes
     result = fit(arch, x[train_idx], labels[train_idx], x[val_idx], labels[val_idx], kind_settings(kind, settings), seed,
                  progress=progress, select=select)
+    if result.pretrain is not None:  # STDP set the readout gain on its learned features
+        arch = {**arch, "output_scale": float(result.model.arch.output_scale)}
     info = {"arch": arch, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
             "history": result.history, "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
             "wall_time_s": result.wall_time_s}
@@ -804,7 +806,7 @@ def train_stage(ctx: Any, inputs: Mapping[str, Any], outdir: str | Path, progres
     result = fit(arch, x[data.train_idx], labels[data.train_idx], x[data.val_idx], labels[data.val_idx],
                  kind_settings(kind, cfg),
                  data.seed, progress=progress, select=select)
-    return write_trained(data, name, kind, cfg, result, outdir, start_s)
+    return write_trained(data, name, kind, kind_settings(kind, cfg), result, outdir, start_s)
 
 
 def write_trained(data: StageData, name: str, kind: str, cfg: Mapping[str, Any], result: TrainResult,

@@ -100,6 +100,11 @@ def test_for_importer_records_its_changes_and_refuses_what_it_cannot_express():
     assert snn_meta["dt_s"] == 1e-4 and snn_meta["source_dt_s"] == DT_S
     lif = for_importer(graph, "snntorch").nodes["lif0"]
     np.testing.assert_allclose(lif.r, lif.tau_mem / 1e-4)  # snnTorch's r convention
+    assert meta["format"] == "biospike-snn-nir/1+" + importer  # not taken for our own graph
+    with pytest.raises(BiospikeError, match="already the 'snntorch' variant"):
+        for_importer(for_importer(graph, "snntorch"), "rockpool")
+    with pytest.raises(BiospikeError, match="longer than dt"):
+        for_importer(export_nir(nir_test_snn(dt_s=0.005, tau_syn_s=0.005)), "rockpool")
     with pytest.raises(BiospikeError, match="unknown NIR importer"):
         for_importer(graph, "lava")
     with pytest.raises(BiospikeError, match="v_leak = v_reset = 0"):
@@ -216,11 +221,12 @@ def test_snntorch_imports_recurrent_graphs(tmp_path):
 # rockpool 3.1: exact up to the first second spike (LIFTorch resets by subtraction)
 
 
-def _first_second_spike_step(spikes: np.ndarray) -> np.ndarray:
-    """Per sample, the first step at which some neuron has spiked twice (T when none has)."""
-    counts = np.cumsum(spikes > 0, axis=1).max(axis=2)  # (B, T): most spikes of any neuron so far
+def _first_second_spike_step(*layers: np.ndarray) -> np.ndarray:
+    """Per sample, the first step at which some neuron of any layer has fired twice in all (a
+    multi-spike step counts): until then no reset has acted on a membrane that fires again."""
+    counts = np.concatenate([np.cumsum(layer, axis=1) for layer in layers], axis=2).max(axis=2)  # (B, T)
     twice = counts >= 2
-    return np.where(twice.any(1), twice.argmax(1), spikes.shape[1])
+    return np.where(twice.any(1), twice.argmax(1), counts.shape[1])
 
 
 @pytest.mark.parametrize("arch", [ARCHS["feedforward"], ARCHS["recurrent"], ARCHS["scaled"]],
@@ -233,18 +239,19 @@ def test_rockpool_from_nir_agrees_until_the_reset_differs(tmp_path, arch):
     hidden, _, _ = _reference(model, x)
     imported = from_nir(_variant(tmp_path, model, "rockpool"))
     assert imported.lif0.dt == pytest.approx(DT_S)  # inferred from r, as rockpool does
-    record = _hooked(imported, ["lif0"])
+    record = _hooked(imported, ["lif0", "lif1"])
     with torch.no_grad():
         imported(x)
-    theirs = record["lif0"][0].numpy() > 0
-    ours = hidden[0].numpy() > 0
-    # until either network has a neuron spike twice, the reset rule has not acted yet
-    limit = np.minimum(_first_second_spike_step(ours), _first_second_spike_step(theirs))
-    compared = np.arange(ours.shape[1])[None, :] < limit[:, None]
-    assert ours[compared].sum() >= 20  # the compared stretch holds spikes: the test can fail
-    np.testing.assert_array_equal(theirs[compared], ours[compared])
+    theirs = [record[name][0].numpy() for name in ("lif0", "lif1")]  # spike counts per step
+    ours = [h.numpy() for h in hidden]
+    # until either network has a neuron fire twice, no reset rule has acted yet: counts equal
+    limit = np.minimum(_first_second_spike_step(*ours), _first_second_spike_step(*theirs))
+    compared = np.arange(ours[0].shape[1])[None, :] < limit[:, None]
+    assert sum(int(o[compared].sum()) for o in ours) >= 20  # the compared stretch holds spikes
+    for mine, peer in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(peer[compared], mine[compared])
     # pinned: after it, subtractive reset (rockpool) and reset to v_reset (ours) part ways
-    assert (theirs != ours).any()
+    assert any((peer != mine).any() for mine, peer in zip(ours, theirs, strict=True))
 
 
 def test_rockpool_refuses_the_readout(tmp_path):

@@ -66,8 +66,9 @@ def test_rows_are_non_negative_with_fixed_l1_norm_and_dead_rows_revive():
     np.testing.assert_allclose(out.sum(1).numpy(), [2.0, 3.0, 1.0], rtol=1e-6)
     np.testing.assert_allclose(out[0].numpy(), [0.5, 0.0, 1.5], rtol=1e-6)
     np.testing.assert_allclose(out[1].numpy(), [1.0, 1.0, 1.0], rtol=1e-6)
-    inh = lateral_inhibition(4, 0.3)
-    assert torch.all(inh.diagonal() == 0) and torch.all(inh - torch.eye(4) * 0.3 == -0.3)
+    inh = lateral_inhibition(4, 0.3)  # 0.3 lost when the 3 others spike together
+    assert torch.all(inh.diagonal() == 0) and torch.allclose(inh - torch.eye(4) * 0.1, torch.full((4, 4), -0.1))
+    assert lateral_inhibition(64, 6.0).sum(1).allclose(torch.full((64,), -6.0))  # width-independent total
     with pytest.raises(BiospikeError):
         lateral_inhibition(3, -1.0)
 
@@ -102,7 +103,7 @@ def test_unsupervised_phase_specialises_features_and_freezes_them():
     # homeostasis: alive, near the target rate (20 Hz at 1 ms)
     assert layer["silent_neurons"] <= 2 and 5 < layer["final_rate_hz"] < 60
     assert (w >= 0).all() and np.allclose(w.sum(1), layer["row_l1_norm"], rtol=1e-4)
-    rec = model.rec[0].weight.detach()
+    rec = model.rec[0].weight.detach()  # the lateral inhibition, as configured
     assert torch.equal(rec, lateral_inhibition(24, cfg["stdp"]["inhibition"]))
     assert not any(p.requires_grad for m in (*model.fc, *model.rec) for p in m.parameters())
     assert model.out.weight.requires_grad
@@ -124,6 +125,36 @@ def test_fit_trains_the_readout_alone_on_the_stdp_features():
     # references of the stdp kind: fit_many runs the same per-model recipe
     many = fit_many([arch], [x[:180]], [y[:180]], [x[180:]], [y[180:]], cfg, [11], progress=False)
     torch.testing.assert_close(many[0].model.out.weight, result.model.out.weight, rtol=0, atol=0)
+
+
+def test_stdp_checkpoint_reloads_with_its_readout_gain(tmp_path):
+    from biospike.deploy.nir_export import export_nir
+    from biospike.deploy.simulator import network_from_nir, simulate_float
+    from biospike.models import load_checkpoint, predict_logits, save_checkpoint
+
+    x, y = _grouped(n=160)
+    cfg = _cfg(epochs=2)
+    arch = make_arch("snn", x.shape[2], 3, 1e-3, cfg, x[:120])
+    model = fit(arch, x[:120], y[:120], x[120:], y[120:], cfg, seed=2, progress=False).model
+    assert model.arch.output_scale != arch["output_scale"]  # set again on the STDP features
+    save_checkpoint(tmp_path / "m.pt", model, {})
+    loaded, _ = load_checkpoint(tmp_path / "m.pt")
+    np.testing.assert_array_equal(predict_logits(loaded, x[120:]), predict_logits(model, x[120:]))
+    trace = simulate_float(network_from_nir(export_nir(loaded)), x[120:140])
+    np.testing.assert_allclose(trace.logits, predict_logits(model, x[120:140]), atol=1e-5, rtol=0)
+
+
+def test_a_config_may_not_set_the_learning_rule():
+    from biospike.config import load_yaml, validate_config
+
+    cfg = load_yaml("config/config.yaml")
+    validate_config(cfg)
+    with pytest.raises(BiospikeError, match="train/learning"):
+        validate_config({**cfg, "train": {**cfg.get("train", {}), "learning": "stdp"}})
+    name = next(iter(cfg["datasets"]))
+    bad = {**cfg, "datasets": {**cfg["datasets"], name: {**cfg["datasets"][name], "train": {"learning": "stdp"}}}}
+    with pytest.raises(BiospikeError, match="set by the model kind"):
+        validate_config(bad)
 
 
 def test_stdp_refuses_networks_it_cannot_train():

@@ -168,7 +168,7 @@ IMPORTERS = {
     "rockpool": "input Scale as a diagonal Linear; readout removed (from_nir refuses CubaLI); time constants "
                 "chosen so that rockpool's exponential decays equal our forward-Euler ones, r = tau_mem/dt - 1 "
                 "(rockpool infers dt from it), incoming rows scaled for its decayed-current update; rockpool's "
-                "LIFTorch resets by subtraction (ours to v_reset), so spikes agree up to each neuron's first spike",
+                "LIFTorch resets by subtraction (ours to v_reset), so spikes agree until some neuron fires twice",
 }
 SNNTORCH_DT_S = 1e-4  # snnTorch 1.0's import_from_nir hard-codes this step
 
@@ -213,6 +213,8 @@ def for_importer(graph, importer: str):
     if importer not in IMPORTERS:
         raise BiospikeError(f"unknown NIR importer {importer!r}; choose one of {sorted(IMPORTERS)}")
     meta = graph_metadata(graph)
+    if "importer" in meta:
+        raise BiospikeError(f"this graph is already the {meta['importer']!r} variant; convert the plain export")
     if meta.get("format") != FORMAT:
         raise BiospikeError(f"not a biospike NIR graph (format {meta.get('format')!r}, expected {FORMAT!r})")
     dt_s = float(meta["dt_s"])
@@ -221,6 +223,10 @@ def for_importer(graph, importer: str):
     new_meta = dict(graph.metadata or {})
     new_meta["importer"] = importer
     new_meta["importer_convention"] = IMPORTERS[importer]
+    # not our graph any more: the simulator must not take it for one, and its parameters follow
+    # the importer's discretisation, not ours
+    new_meta["format"] = f"{FORMAT}+{importer}"
+    new_meta["discretisation"] = f"as {importer}'s importer discretises NIR; see importer_convention"
     for name, node in list(nodes.items()):
         if isinstance(node, nir.Scale):  # exact: one non-zero product per row
             nodes[name] = nir.Linear(weight=np.diag(np.asarray(node.scale, np.float32)))
@@ -250,6 +256,9 @@ def for_importer(graph, importer: str):
             # rockpool: I = beta (I + W x); v = alpha v + I, with alpha = exp(-dt/tau_mem). Ours:
             # J = (1 - dt/tau_syn) J + W x; v = v + dt/tau_mem (J - v). Equal decays need
             # tau' = -dt / ln(1 - dt/tau), equal membranes rows of W times (dt/tau_mem)/(1 - dt/tau_syn).
+            if np.any(dt_s >= tau_mem) or np.any(dt_s >= tau_syn):
+                raise BiospikeError(f"the rockpool variant needs every time constant longer than dt = {dt_s:g} s "
+                                    f"(layer {name!r}: a decay of 1 - dt/tau = 0 has no exponential equivalent)")
             tau_mem_r = -dt_s / np.log1p(-dt_s / tau_mem)
             tau_syn_r = -dt_s / np.log1p(-dt_s / tau_syn)
             factor = (dt_s / tau_mem) / (1.0 - dt_s / tau_syn)
