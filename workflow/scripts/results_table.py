@@ -117,7 +117,11 @@ def leakage_table(tasks: dict) -> list[str]:
              "|---|---|---|---|---|"]
     for ds, task in tasks.items():
         m = task["models"]
-        order = [k for k in ("snn", "ann") if k in m] + [r["model"] for _, r in _dp_models(m)]
+        dp_names = [r["model"] for _, r in _dp_models(m)]
+        # the early-stopped SNN and ANN first, then every other attacked model (kinds such as stdp,
+        # lever variants), then the DP models by epsilon
+        rest = sorted(k for k in m if k not in ("snn", "ann") and k not in dp_names)
+        order = [k for k in ("snn", "ann") if k in m] + rest + dp_names
         for model in order:
             row = m[model]
             if row.get("strongest") is None:
