@@ -70,6 +70,42 @@ def test_small_model_fits_everywhere(target):
     assert mapping.cores_used >= 1
 
 
+def test_fan_out_output_axons_and_truenorth_splitters():
+    from biospike.deploy.mapping import destination_cores
+
+    net = _net(8, [300, 16])  # 300 neurons: two TrueNorth cores, two Loihi cores of 150 or one
+    tn = load_profile(HW / "truenorth.yaml")
+    m = map_network(net, tn, quantize_network(net, tn).weight_ints)
+    w = quantize_network(net, tn).weight_ints
+    dests = destination_cores(net, w, m.core_of)
+    # every hidden-0 neuron with a non-zero weight into layer 1 reaches layer 1's single core
+    assert dests[net.hidden[0].name].max() == 1 and dests[net.hidden[1].name].max() == 1
+    assert m.details["splitter_neurons"] == 0
+    # recurrent: each neuron also feeds its own layer, split over two cores -> up to 3 destination
+    # cores, each such neuron needs a splitter neuron per destination core
+    rec = _net(8, [300, 16], recurrent=True)
+    q = quantize_network(rec, tn).weight_ints
+    m = map_network(rec, tn, q)
+    d = destination_cores(rec, q, m.core_of)
+    expect = int(sum(int(np.sum(np.where(v > 1, v, 0))) for v in d.values()))
+    assert expect > 300 and m.details["splitter_neurons"] == expect
+    assert m.details["splitter_cores"] == -(-expect // 256) and m.details["splitter_delay_steps"] == 1
+    assert m.cores_used == len({int(c) for c in np.concatenate(list(m.core_of.values()))}) + m.details["splitter_cores"]
+    # output axons per core: counted per source neuron and destination core, checked against the limit
+    loihi = load_profile(HW / "loihi.yaml")
+    ql = quantize_network(rec, loihi).weight_ints
+    ml = map_network(rec, loihi, ql)
+    axons = {}
+    for name, dv in destination_cores(rec, ql, ml.core_of).items():
+        for core, n in zip(ml.core_of[name].tolist(), dv.tolist(), strict=True):
+            axons[core] = axons.get(core, 0) + n
+    assert ml.details["max_output_axons_per_core"] == max(axons.values()) and ml.fits
+    tight = profile_from_dict({**yaml.safe_load((HW / "loihi.yaml").read_text()),
+                               "values": {**loihi.values, "axons_out_per_core": 10}}, "tight.yaml")
+    mt = map_network(rec, tight, ql)
+    assert not mt.fits and any("output axons per core" in r for r in mt.reasons)
+
+
 def test_too_large_models_do_not_fit_with_reasons():
     xylo = load_profile(HW / "xylo_audio2.yaml")
     net = _net(20, [600, 500], n_out=10)

@@ -41,6 +41,7 @@ VALUE_KEYS: dict[str, tuple[str, str]] = {
     "axons_in_per_core": ("int", "distinct presynaptic sources (input axons) one core accepts: fan-in per core"),
     "axons_out_per_core": ("int", "distinct output axons (destination fan-out entries) per core"),
     "axons_per_input": ("int", "axons one presynaptic source occupies (TrueNorth: 2, one per weight sign)"),
+    "targets_per_neuron": ("int", "destination cores one neuron's spike can address (TrueNorth: 1; more need splitter neurons)"),
     "synapses_per_core": ("int", "synapses one core stores"),
     "synapse_memory_bits_per_core": ("int", "synaptic memory per core in bits"),
     "synapse_bits": ("int", "bits one stored synapse takes (weight + index)"),

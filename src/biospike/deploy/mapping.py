@@ -8,6 +8,9 @@ all its sources on every core). DYNAP-CNN/Speck: one layer per core, a layer as 
 convolution needs ``c_in * 2^ceil(log2(c_out))`` kernel entries and ``c_out`` neuron entries
 (sinabs ``DynapcnnLayer.memory_summary``), cores are matched largest-demand first to the
 smallest core that holds the layer. Xylo: one array with input/hidden/output neuron limits.
+Fan-out on many-core targets: one output axon per neuron and destination core, at most
+``axons_out_per_core`` on a core; with ``targets_per_neuron`` (TrueNorth: 1) a neuron feeding more
+cores needs a splitter neuron per destination core, counted with the cores they fill.
 
 A model that does not fit is not an error: the result says ``fits: false`` and lists each
 violated limit as ``"does not fit: <limit> needs X, target has Y"``; the placement is still
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping as MappingABC
 from typing import Any
 
 import numpy as np
@@ -25,7 +29,7 @@ import numpy as np
 from biospike.deploy.hardware import HardwareProfile
 from biospike.deploy.simulator import Network
 
-__all__ = ["Mapping", "map_network"]
+__all__ = ["Mapping", "destination_cores", "map_network"]
 
 
 @dataclasses.dataclass
@@ -104,9 +108,58 @@ def map_network(net: Network, profile: HardwareProfile, weights: dict[str, np.nd
     cores_used = int(np.unique(np.concatenate([c for c in core_of.values()])).size) if core_of else 0
     if cores_used > v["cores"] and not v.get("one_layer_per_core"):
         reasons.append(_no_fit("cores", cores_used, v["cores"]))
+    if not v.get("one_layer_per_core") and core_of:
+        reasons += _fan_out(net, weights, core_of, v, details)
+        cores_used = int(np.unique(np.concatenate([c for c in core_of.values()])).size) + \
+            details.get("splitter_cores", 0)
+        if details.get("splitter_cores") and cores_used > v["cores"]:
+            reasons.append(_no_fit("cores (with splitter cores)", cores_used, v["cores"]))
     dest = _routing(net, core_of, weights, v.get("mesh_width"))
     return Mapping(fits=not reasons, reasons=reasons, cores_used=cores_used, core_of=core_of,
                    dest_packets=dest, details=details)
+
+
+def destination_cores(net: Network, weights: dict[str, np.ndarray], core_of: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per hidden or readout population, the number of distinct cores each of its neurons sends to
+    (over every outgoing projection, its own core included: on-core synapses use an output axon too)."""
+    out: dict[str, np.ndarray] = {}
+    for pop in net.pops:
+        targets = [set() for _ in range(pop.size)]
+        for pr in net.projections:
+            if pr.src != pop.name:
+                continue
+            w = weights[pr.name]
+            dst = core_of[pr.dst]
+            for j in range(pop.size):
+                targets[j].update(np.unique(dst[w[:, j] != 0]).tolist())
+        out[pop.name] = np.array([len(t) for t in targets], np.int64)
+    return out
+
+
+def _fan_out(net: Network, weights: dict[str, np.ndarray], core_of: dict[str, np.ndarray], v: MappingABC,
+             details: dict[str, Any]) -> list[str]:
+    """Fan-out limits: output axons per core (one per source neuron and destination core, as
+    nengo-loihi counts them) and destination cores per neuron (TrueNorth: one; a neuron feeding
+    more cores needs a splitter neuron per destination core, on extra cores)."""
+    reasons: list[str] = []
+    dests = destination_cores(net, weights, core_of)
+    axons: dict[int, int] = {}
+    for name, d in dests.items():
+        for core, n in zip(core_of[name].tolist(), d.tolist(), strict=True):
+            axons[core] = axons.get(core, 0) + n
+    details["max_output_axons_per_core"] = max(axons.values(), default=0)
+    details["max_destination_cores_per_neuron"] = int(max((int(d.max(initial=0)) for d in dests.values()), default=0))
+    if "axons_out_per_core" in v and details["max_output_axons_per_core"] > v["axons_out_per_core"]:
+        reasons.append(_no_fit("output axons per core", details["max_output_axons_per_core"], v["axons_out_per_core"]))
+    limit = v.get("targets_per_neuron")
+    if limit:
+        # a neuron with d > limit destination cores sends to one splitter core whose d neurons
+        # (one per destination core) relay the spike: d extra neurons, one tick later
+        splitters = int(sum(int(np.sum(np.where(d > limit, d, 0))) for d in dests.values()))
+        details["splitter_neurons"] = splitters
+        details["splitter_cores"] = math.ceil(splitters / int(v.get("neurons_per_core", max(splitters, 1)))) if splitters else 0
+        details["splitter_delay_steps"] = 1 if splitters else 0
+    return reasons
 
 
 def _map_chunks(net: Network, profile: HardwareProfile, weights: dict[str, np.ndarray], core_of: dict[str, np.ndarray],
