@@ -91,6 +91,22 @@ def test_fan_out_output_axons_and_truenorth_splitters():
     assert expect > 300 and m.details["splitter_neurons"] == expect
     assert m.details["splitter_cores"] == -(-expect // 256) and m.details["splitter_delay_steps"] == 1
     assert m.cores_used == len({int(c) for c in np.concatenate(list(m.core_of.values()))}) + m.details["splitter_cores"]
+    # the relay is priced: per spike of a relayed neuron, one synaptic event and one spike per
+    # splitter and one packet to the splitter core; every splitter updates every step
+    from biospike.deploy.simulator import count_events, simulate_float
+
+    x = (np.random.default_rng(0).random((4, 30, 8)) < 0.4).astype(np.uint8) * 3
+    trace = simulate_float(rec, x)
+    plain = count_events(rec, trace, x, weights=q, dest_cores=m.dest_packets)
+    relayed = count_events(rec, trace, x, weights=q, dest_cores=m.dest_packets, splitters=m.splitters)
+    pop = rec.hidden[0].name
+    extra = trace.spikes[pop].astype(float) @ m.splitters[pop].astype(float)
+    assert extra.sum() > 0
+    np.testing.assert_allclose(relayed["syn_events"] - plain["syn_events"], extra)
+    np.testing.assert_allclose(relayed["spikes"] - plain["spikes"], extra)
+    np.testing.assert_allclose(relayed["routed"] - plain["routed"],
+                               trace.spikes[pop].astype(float) @ (m.splitters[pop] > 0).astype(float))
+    assert relayed["neuron_updates"][0, 0] - plain["neuron_updates"][0, 0] == m.details["splitter_neurons"]
     # output axons per core: counted per source neuron and destination core, checked against the limit
     loihi = load_profile(HW / "loihi.yaml")
     ql = quantize_network(rec, loihi).weight_ints

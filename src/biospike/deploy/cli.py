@@ -175,7 +175,7 @@ def evaluate_snn_target(net, profile: HardwareProfile, x: np.ndarray, y: np.ndar
     q_trace = _simulate_in_chunks(simulate_int, qnet, x, f"simulate {profile.name} (integer)")
     readout_lsb = qnet.pops[net.readout]["sigma"]
     counts = count_events(net, q_trace, x, weights=qnet.weight_ints, dest_cores=mapping.dest_packets,
-                          hidden_delay=bool(qnet.neuron_model["hidden_delay"]))
+                          hidden_delay=bool(qnet.neuron_model["hidden_delay"]), splitters=mapping.splitters)
     steps = x.shape[1]
     dt = net.dt_s
     per_inf = _per_inference(counts)

@@ -43,6 +43,8 @@ class Mapping:
     core_of: dict[str, np.ndarray]  # population -> core id per neuron
     dest_packets: dict[str, np.ndarray]  # projection -> packets (x mesh hops) one source spike causes
     details: dict[str, Any]
+    # population -> per neuron, the splitter neurons relaying its spike (0: it addresses its cores itself)
+    splitters: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The mapping as a JSON-able dict (fits, reasons, cores used and the details)."""
@@ -108,15 +110,16 @@ def map_network(net: Network, profile: HardwareProfile, weights: dict[str, np.nd
     cores_used = int(np.unique(np.concatenate([c for c in core_of.values()])).size) if core_of else 0
     if cores_used > v["cores"] and not v.get("one_layer_per_core"):
         reasons.append(_no_fit("cores", cores_used, v["cores"]))
+    splitters: dict[str, np.ndarray] = {}
     if not v.get("one_layer_per_core") and core_of:
-        reasons += _fan_out(net, weights, core_of, v, details)
+        reasons += _fan_out(net, weights, core_of, v, details, splitters)
         cores_used = int(np.unique(np.concatenate([c for c in core_of.values()])).size) + \
             details.get("splitter_cores", 0)
         if details.get("splitter_cores") and cores_used > v["cores"]:
             reasons.append(_no_fit("cores (with splitter cores)", cores_used, v["cores"]))
     dest = _routing(net, core_of, weights, v.get("mesh_width"))
     return Mapping(fits=not reasons, reasons=reasons, cores_used=cores_used, core_of=core_of,
-                   dest_packets=dest, details=details)
+                   dest_packets=dest, details=details, splitters=splitters)
 
 
 def destination_cores(net: Network, weights: dict[str, np.ndarray], core_of: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -137,7 +140,7 @@ def destination_cores(net: Network, weights: dict[str, np.ndarray], core_of: dic
 
 
 def _fan_out(net: Network, weights: dict[str, np.ndarray], core_of: dict[str, np.ndarray], v: MappingABC,
-             details: dict[str, Any]) -> list[str]:
+             details: dict[str, Any], splitters: dict[str, np.ndarray]) -> list[str]:
     """Fan-out limits: output axons per core (one per source neuron and destination core, as
     nengo-loihi counts them) and destination cores per neuron (TrueNorth: one; a neuron feeding
     more cores needs a splitter neuron per destination core, on extra cores)."""
@@ -155,10 +158,11 @@ def _fan_out(net: Network, weights: dict[str, np.ndarray], core_of: dict[str, np
     if limit:
         # a neuron with d > limit destination cores sends to one splitter core whose d neurons
         # (one per destination core) relay the spike: d extra neurons, one tick later
-        splitters = int(sum(int(np.sum(np.where(d > limit, d, 0))) for d in dests.values()))
-        details["splitter_neurons"] = splitters
-        details["splitter_cores"] = math.ceil(splitters / int(v.get("neurons_per_core", max(splitters, 1)))) if splitters else 0
-        details["splitter_delay_steps"] = 1 if splitters else 0
+        splitters.update({name: np.where(d > limit, d, 0) for name, d in dests.items()})
+        n_split = int(sum(int(s.sum()) for s in splitters.values()))
+        details["splitter_neurons"] = n_split
+        details["splitter_cores"] = math.ceil(n_split / int(v.get("neurons_per_core", max(n_split, 1)))) if n_split else 0
+        details["splitter_delay_steps"] = 1 if n_split else 0
     return reasons
 
 

@@ -222,7 +222,8 @@ def source_activity(net: Network, trace: Trace, x: np.ndarray, src: str) -> np.n
 
 
 def count_events(net: Network, trace: Trace, x: np.ndarray, weights: dict[str, np.ndarray] | None = None,
-                 dest_cores: dict[str, np.ndarray] | None = None, hidden_delay: bool = False) -> dict[str, np.ndarray]:
+                 dest_cores: dict[str, np.ndarray] | None = None, hidden_delay: bool = False,
+                 splitters: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Per (window, step) event counts, shape (B, T) each.
 
     A spike travelling over a recurrent connection (or, with ``hidden_delay``, over any connection
@@ -232,6 +233,10 @@ def count_events(net: Network, trace: Trace, x: np.ndarray, weights: dict[str, n
     ``weights`` overrides the projection weights (integer weights after quantization: a weight
     rounded to zero is no synapse). ``dest_cores[proj]`` is, per source neuron, the number of
     distinct destination cores (mesh hops included) a spike of that neuron is routed to.
+    ``splitters[pop]`` is, per neuron, the splitter neurons that relay its spike (a chip whose
+    neurons address one core, TrueNorth): each spike then also costs one packet to the splitter
+    core, one synaptic event and one spike per splitter, and every splitter updates every step.
+    The relay's one-step delay is not modelled (the counts per inference are the same).
     """
     batch, steps = x.shape[:2]
     syn = np.zeros((batch, steps))
@@ -250,7 +255,18 @@ def count_events(net: Network, trace: Trace, x: np.ndarray, weights: dict[str, n
     spikes = np.zeros((batch, steps))
     for s in trace.spikes.values():
         spikes += s.sum(axis=2)
-    updates = np.full((batch, steps), float(net.n_neurons))
+    n_splitters = 0
+    for pop, relay in (splitters or {}).items():
+        if not relay.any():
+            continue
+        act = trace.spikes[pop].astype(np.float64, copy=False)
+        relayed = act @ relay.astype(np.float64)
+        syn += relayed
+        spikes += relayed
+        if dest_cores is not None:
+            routed += act @ (relay > 0).astype(np.float64)
+        n_splitters += int(relay.sum())
+    updates = np.full((batch, steps), float(net.n_neurons + n_splitters))
     return {"syn_events": syn, "neuron_updates": updates, "spikes": spikes, "routed": routed,
             "input_events": x.sum(axis=2, dtype=np.float64)}
 
