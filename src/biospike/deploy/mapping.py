@@ -59,6 +59,11 @@ def _core_xy(core: int, width: int) -> tuple[int, int]:
     return core % width, core // width
 
 
+def _target_cores(weight: np.ndarray, dst_cores: np.ndarray) -> list[np.ndarray]:
+    """Per source neuron (column of ``weight``), the distinct cores of its non-zero synapses."""
+    return [np.unique(dst_cores[weight[:, j] != 0]) for j in range(weight.shape[1])]
+
+
 def _routing(net: Network, core_of: dict[str, np.ndarray], weights: dict[str, np.ndarray], mesh_width: int | None,
              input_core: int = 0) -> dict[str, np.ndarray]:
     """Per projection and source neuron: sum over its distinct destination cores of the mesh hops
@@ -67,12 +72,10 @@ def _routing(net: Network, core_of: dict[str, np.ndarray], weights: dict[str, np
     out: dict[str, np.ndarray] = {}
     for pr in net.projections:
         w = weights[pr.name]
-        dst_cores = core_of[pr.dst]
         n_src = w.shape[1]
         src_cores = np.full(n_src, -1) if pr.src == "input" else core_of[pr.src]
         packets = np.zeros(n_src)
-        for j in range(n_src):
-            cores = np.unique(dst_cores[w[:, j] != 0])
+        for j, cores in enumerate(_target_cores(w, core_of[pr.dst])):
             src_core = input_core if src_cores[j] < 0 else src_cores[j]
             if src_cores[j] >= 0:
                 cores = cores[cores != src_core]
@@ -113,8 +116,7 @@ def map_network(net: Network, profile: HardwareProfile, weights: dict[str, np.nd
     splitters: dict[str, np.ndarray] = {}
     if not v.get("one_layer_per_core") and core_of:
         reasons += _fan_out(net, weights, core_of, v, details, splitters)
-        cores_used = int(np.unique(np.concatenate([c for c in core_of.values()])).size) + \
-            details.get("splitter_cores", 0)
+        cores_used += details.get("splitter_cores", 0)
         if details.get("splitter_cores") and cores_used > v["cores"]:
             reasons.append(_no_fit("cores (with splitter cores)", cores_used, v["cores"]))
     dest = _routing(net, core_of, weights, v.get("mesh_width"))
@@ -131,10 +133,8 @@ def destination_cores(net: Network, weights: dict[str, np.ndarray], core_of: dic
         for pr in net.projections:
             if pr.src != pop.name:
                 continue
-            w = weights[pr.name]
-            dst = core_of[pr.dst]
-            for j in range(pop.size):
-                targets[j].update(np.unique(dst[w[:, j] != 0]).tolist())
+            for j, cores in enumerate(_target_cores(weights[pr.name], core_of[pr.dst])):
+                targets[j].update(cores.tolist())
         out[pop.name] = np.array([len(t) for t in targets], np.int64)
     return out
 

@@ -331,7 +331,7 @@ class SNN(nn.Module):
         """
         if len(x_calib) == 0:
             return
-        pick = np.unique(np.linspace(0, len(x_calib) - 1, num=min(len(x_calib), max_windows)).round().astype(np.int64))
+        pick = spread_indices(len(x_calib), max_windows)
         h = torch.as_tensor(np.asarray(x_calib[pick]), dtype=torch.float32) * self.arch.input_scale
         for layer, fc in enumerate(self.fc):
             if layer > 0:
@@ -352,7 +352,7 @@ class SNN(nn.Module):
         (after the STDP kind has learned them, their rates differ from the initial ones)."""
         if len(x_calib) == 0:
             return
-        pick = np.unique(np.linspace(0, len(x_calib) - 1, num=min(len(x_calib), max_windows)).round().astype(np.int64))
+        pick = spread_indices(len(x_calib), max_windows)
         with torch.no_grad():
             _, hidden = self.forward_trace(torch.as_tensor(np.asarray(x_calib[pick]), dtype=torch.float32))
             self._set_readout_gain(hidden[-1])
