@@ -189,7 +189,7 @@ Problem = tuple[list, str]
 
 # train settings a model kind sets (ModelKind.train_settings) that a config may not: set globally
 # they would turn every other kind (and its reference models and levers) into that recipe
-KIND_ONLY_TRAIN_KEYS = {"learning": "surrogate"}
+KIND_ONLY_TRAIN_KEYS = {"learning": "surrogate", "front_end": "linear"}
 
 
 def _kind_only_settings(config: Mapping[str, Any]) -> list[Problem]:
@@ -197,7 +197,7 @@ def _kind_only_settings(config: Mapping[str, Any]) -> list[Problem]:
     sections += [(["datasets", name, "train"], (ds or {}).get("train") or {})
                  for name, ds in (config.get("datasets") or {}).items() if isinstance(ds, Mapping)]
     return [(path + [key], f"is set by the model kind, not the config (it must stay {default!r}): "
-                           f"list the kind that learns this way in train.models (e.g. stdp)")
+                           f"list the kind that does this in train.models (stdp, tconv)")
             for path, section in sections if isinstance(section, Mapping)
             for key, default in KIND_ONLY_TRAIN_KEYS.items() if section.get(key, default) != default]
 

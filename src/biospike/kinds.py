@@ -51,6 +51,15 @@ register_model_kind(ModelKind(
     train_keys=("stdp",),
     description="hidden layers learned without labels by pair-based STDP (lateral inhibition, weight "
                 "normalisation, homeostasis), frozen; the readout trained with labels"))
+# A temporal-kernel front end (biospike.models.snn.TemporalKernel): a causal 1-D convolution over
+# time of the input spikes feeds the first LIF layer; exported to NIR as delayed Linear projections
+register_model_kind(ModelKind(
+    name="tconv", label="SNN + temporal conv", color=OKABE_ITO["vermillion"], order=8,
+    trainer="biospike.train:train_stage", fit="biospike.train:fit_on", fit_many="biospike.train:fit_many_on",
+    network="snn", spiking=True, nir=True, runs_on=("neuromorphic",),
+    train_settings=(("front_end", "temporal_kernel"),), train_keys=("temporal_kernel",),
+    description="the SNN whose first hidden layer is fed by a causal temporal kernel (a 1-D convolution over "
+                "time of the input spike trains, train.temporal_kernel)"))
 register_model_kind(ModelKind(
     name="ann", label="ANN", color=OKABE_ITO["orange"], order=20, trainer="biospike.train:train_stage",
     fit="biospike.train:fit_on", fit_many="biospike.train:fit_many_on", runs_on=("mcu",),

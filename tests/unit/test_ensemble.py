@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -48,13 +50,15 @@ def _assert_same(alone, together):
         assert a.model.arch == b.model.arch  # each member keeps its own input and readout gains
 
 
-@pytest.mark.parametrize("kind", ["snn", "alif", "ann"])
+@pytest.mark.parametrize("kind", ["snn", "alif", "tconv", "ann"])
 @pytest.mark.parametrize("weighting", ["balanced", "sampler"])
 def test_stacked_members_equal_members_trained_alone(kind, weighting):
     cfg = {"epochs": 5, "patience": 2, "batch_size": 16, "hidden": [24], "lr": 0.01, "class_weighting": weighting,
            "rate_reg": {"weight": 0.3, "target_hz": 20.0}, "weight_decay": 1e-4}
     if kind == "alif":  # the SNN with adaptive-threshold neurons (the alif model kind)
         kind, cfg = "snn", {**cfg, "neuron": "alif", "tau_adapt_s": 0.01, "adapt_beta": 0.3}
+    if kind == "tconv":  # the SNN with a temporal-kernel front end (the tconv model kind)
+        kind, cfg = "snn", {**cfg, "front_end": "temporal_kernel", "temporal_kernel": {"steps": 3, "dilation": 2}}
     archs, train, val = _members(kind, cfg)
     assert archs[0].get("neuron", "lif") == cfg.get("neuron", "lif")
     seeds = [101, 102, 103]
@@ -126,8 +130,11 @@ def test_stacked_queries_equal_lone_queries():
 
     archs, train, _ = _members("snn", {"hidden": [12]}, sizes=(30, 30, 30), val_sizes=(0, 0, 0))
     models = [init_model(a, t[0], seed).eval() for a, t, seed in zip(archs, train, (1, 2, 3), strict=True)]
+    kernel = {"hidden": [12], "front_end": "temporal_kernel", "temporal_kernel": {"steps": 4, "dilation": 1}}
+    tk_archs, tk_train, _ = _members("snn", kernel, sizes=(30, 30), val_sizes=(0, 0))
+    tk_models = [init_model(a, t[0], seed).eval() for a, t, seed in zip(tk_archs, tk_train, (1, 2), strict=True)]
     x = _data(50, 99)[0]
-    for n_q, p in ((1, 0.0), (3, 0.1)):
-        together = query_logits_many(models, x, n_q, p, seed=5, batch_size=16)
-        for model, logits in zip(models, together, strict=True):
+    for (n_q, p), group in itertools.product(((1, 0.0), (3, 0.1)), (models, tk_models)):
+        together = query_logits_many(group, x, n_q, p, seed=5, batch_size=16)
+        for model, logits in zip(group, together, strict=True):
             np.testing.assert_allclose(logits, query_logits(model, x, n_q, p, seed=5, batch_size=16), rtol=1e-6, atol=1e-7)

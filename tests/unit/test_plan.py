@@ -190,7 +190,7 @@ def test_a_registered_kind_flows_into_the_plan():
 
 
 def test_registry_errors_list_what_is_registered():
-    with pytest.raises(BiospikeError, match="registered: snn, alif, dynsnn, stdp, ann, converted, classical"):
+    with pytest.raises(BiospikeError, match="registered: snn, alif, dynsnn, stdp, tconv, ann, converted, classical"):
         MODEL_KINDS["svm"]
     from biospike.encode.stage import ENCODINGS
 

@@ -1,7 +1,7 @@
 """The newer model kinds and encodings through the whole workflow on the tiny demo data: the
 adaptive-threshold SNN (``alif``), the SNN with learned per-neuron constants (``dynsnn``), the
 ANN converted to an SNN (``converted``, made from the ANN's checkpoint), the SNN with unsupervised
-STDP features (``stdp``), an ensemble of two
+STDP features (``stdp``), the SNN with a temporal-kernel front end (``tconv``), an ensemble of two
 ``dynsnn`` (``ensdynsnn_m2``, merged into one network), the time-to-first-spike
 and Poisson-Burst encodings; trained, attacked with reference models, exported, simulated (or
 skipped with the reason where NIR cannot express the model), reported."""
@@ -28,13 +28,15 @@ def kinds_run(tmp_path_factory):
     cfg["datasets"] = {"demo_emg": cfg["datasets"]["demo_emg"]}
     cfg["encode"]["encodings"] = ["ttfs", "poisson_burst"]
     cfg["encode"]["ttfs"] = {"frame_steps": 10}
-    cfg["train"]["models"] = ["alif", "dynsnn", "converted", "stdp"]  # converted pulls in the ANN it converts
+    cfg["train"]["models"] = ["alif", "dynsnn", "converted", "stdp", "tconv"]  # converted pulls in the ANN it converts
+    cfg["train"]["temporal_kernel"] = {"steps": 3, "dilation": 2}
     cfg["train"]["ensemble_sizes"] = [2]
     cfg["privacy"]["enabled"] = False
     cfg["defense"] = {"input_dropout": [0.3], "jitter_steps": 1, "threshold_noise": [0.2], "kinds": ["converted"]}
-    cfg["attack"].update({"targets": ["alif", "dynsnn", "converted", "stdp", "ens*", "qdrop*", "qthr*"], "levels": ["window"],
+    cfg["attack"].update({"targets": ["alif", "dynsnn", "converted", "stdp", "tconv", "ens*", "qdrop*", "qthr*"],
+                          "levels": ["window"],
                           "input_dropout": {"enabled": False}})
-    cfg["deploy"].update({"targets": ["loihi"], "models": ["alif", "dynsnn", "converted", "stdp", "ensdynsnn_m2"]})
+    cfg["deploy"].update({"targets": ["loihi"], "models": ["alif", "dynsnn", "converted", "stdp", "tconv", "ensdynsnn_m2"]})
     path = workdir / "kinds.yaml"
     path.write_text(yaml.safe_dump(cfg))
     run_snakemake(workdir, "--cores", "2", configfile=path)
@@ -91,6 +93,26 @@ def test_stdp_snn_is_trained_without_labels_attacked_exported_and_costed(kinds_r
     graph = nir.read(kinds_run / encoding / "stdp" / "deploy" / "model.nir")
     assert ("lif0", "rec0") in graph.edges
     costed = json.loads((kinds_run / encoding / "stdp" / "deploy" / "loihi.json").read_text())
+    assert costed["fits"] is True and costed["per_inference"]["syn_events"] > 0
+
+
+@pytest.mark.parametrize("encoding", ["ttfs", "poisson_burst"])
+def test_temporal_kernel_snn_is_trained_attacked_exported_with_delays_and_costed(kinds_run, encoding):
+    import torch
+
+    checkpoint = torch.load(kinds_run / encoding / "tconv" / "model.pt", weights_only=True)
+    assert (checkpoint["arch"]["kernel_steps"], checkpoint["arch"]["kernel_dilation"]) == (3, 2)
+    n_in = checkpoint["arch"]["n_in"]
+    assert checkpoint["state_dict"]["fc.0.taps.weight"].shape[1] == 3 * n_in
+    metrics = json.loads((kinds_run / encoding / "tconv" / "metrics.json").read_text())
+    assert 0 <= metrics["test"]["balanced_accuracy"] <= 1
+    attack = json.loads((kinds_run / encoding / "tconv" / "attack" / "summary.json").read_text())
+    assert attack["attacks"] and attack["K"] == 2
+    graph = nir.read(kinds_run / encoding / "tconv" / "deploy" / "model.nir")
+    delays = sorted(float(n.delay[0]) for n in graph.nodes.values() if isinstance(n, nir.Delay))
+    dt_s = checkpoint["arch"]["dt_s"]
+    assert delays == pytest.approx([2 * dt_s, 4 * dt_s])
+    costed = json.loads((kinds_run / encoding / "tconv" / "deploy" / "loihi.json").read_text())
     assert costed["fits"] is True and costed["per_inference"]["syn_events"] > 0
 
 
@@ -153,5 +175,6 @@ def test_report_lists_the_new_kinds(kinds_run):
     summary = json.loads((kinds_run.parent / "summary.json").read_text())
     rows = {(r["encoding"], r["model"]) for r in summary["rows"]}
     assert rows == {(e, m) for e in ("ttfs", "poisson_burst")
-                    for m in ("alif", "dynsnn", "converted", "stdp", "ensdynsnn_m2", "qdropconverted_p0.3", "qthrconverted_sd0.2")}
+                    for m in ("alif", "dynsnn", "converted", "stdp", "tconv", "ensdynsnn_m2", "qdropconverted_p0.3",
+                              "qthrconverted_sd0.2")}
     assert (kinds_run.parent / "summary.html").exists()

@@ -5,6 +5,7 @@ cost per task, plus the issue's targets checked one by one.
     python workflow/scripts/results_table.py results/cohort --cohort   # docs/results.md, "Cohorts"
     python workflow/scripts/results_table.py results/dynamics --dynamics   # one row per encoding
     python workflow/scripts/results_table.py results/levers --levers       # one row per privacy lever
+    python workflow/scripts/results_table.py results/zoo --zoo             # every model kind per task
 
 Reads only what the workflow wrote: ``summary.json`` (utility, epsilon, deploy cost, each with
 its source file) and every attacked model's ``attack/summary.json`` (all attacks, window level).
@@ -335,6 +336,44 @@ def levers_table(results: Path) -> list[str]:
     return lines
 
 
+def zoo_table(results: Path, encoding: str) -> list[str]:
+    """One row per task: every trained model kind's test balanced accuracy (validation in
+    parentheses), the spiking kind with the best validation accuracy and its test accuracy, and
+    whether it beats the classical baseline and comes within 2 points of the ANN on the test split.
+    Reads each model's ``metrics.json``; the choice sees validation numbers only."""
+    from biospike.kinds import MODEL_KINDS
+
+    per_task: dict[str, dict[str, dict]] = {}
+    for metrics_file in sorted(results.glob(f"*/{encoding}/*/metrics.json")):
+        kind = metrics_file.parent.name
+        if kind not in MODEL_KINDS:  # variants (DP, converged, ...) are not kinds
+            continue
+        m = json.loads(metrics_file.read_text())
+        per_task.setdefault(metrics_file.parent.parent.parent.name, {})[kind] = m
+    kinds = [k.name for k in sorted(MODEL_KINDS, key=lambda k: k.order)
+             if any(k.name in models for models in per_task.values())]
+    labels = {k.name: k.label for k in MODEL_KINDS}
+    lines = ["| task | " + " | ".join(labels[k] for k in kinds)
+             + " | best spiking kind on validation: test | beats classical | within 2 pts of ANN |",
+             "|---|" + "---|" * len(kinds) + "---|---|---|"]
+
+    def acc(m: dict | None, split: str) -> float | None:
+        return None if m is None else _num((m.get(split) or {}).get("balanced_accuracy"))
+
+    for task, models in per_task.items():
+        cells = [f"{fmt(acc(models.get(k), 'test'))} ({fmt(acc(models.get(k), 'val'))})" if k in models else "–"
+                 for k in kinds]
+        spiking = {k: acc(m, "val") for k, m in models.items() if MODEL_KINDS[k].spiking and acc(m, "val") is not None}
+        best = max(spiking, key=lambda k: (spiking[k], -MODEL_KINDS[k].order)) if spiking else None
+        best_test = acc(models.get(best), "test") if best else None
+        cls, ann = acc(models.get("classical"), "test"), acc(models.get("ann"), "test")
+        beats = "–" if best_test is None or cls is None else ("yes" if best_test > cls else "no") + f" ({best_test - cls:+.3f})"
+        near = "–" if best_test is None or ann is None else ("yes" if best_test >= ann - 0.02 else "no") + f" ({best_test - ann:+.3f})"
+        best_cell = "–" if best is None else f"{labels[best]}: {fmt(best_test)}"
+        lines.append(f"| {task} | " + " | ".join(cells) + f" | {best_cell} | {beats} | {near} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
@@ -345,7 +384,13 @@ def main() -> None:
                         help="one row per encoding and attacked model: utility, leakage, spikes, time, edge cost")
     parser.add_argument("--levers", action="store_true",
                         help="the privacy-utility-cost view: one row per attacked model and lever")
+    parser.add_argument("--zoo", action="store_true",
+                        help="every model kind per task (test, validation), the spiking kind chosen on validation")
     args = parser.parse_args()
+    if args.zoo:
+        print("### Model kinds per task: test balanced accuracy (validation)\n")
+        print("\n".join(zoo_table(args.results, args.encoding)) + "\n")
+        return
     if args.levers:
         print("### Privacy levers: utility, leakage and edge cost\n")
         print("\n".join(levers_table(args.results)) + "\n")

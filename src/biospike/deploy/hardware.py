@@ -54,6 +54,8 @@ VALUE_KEYS: dict[str, tuple[str, str]] = {
     "max_hidden_neurons": ("int", "hidden neurons in total"),
     "supports_recurrence": ("bool", "recurrent (same-layer) connections are possible"),
     "mesh_width": ("int", "cores per mesh row, for hop distances"),
+    "delay_index_bits": ("int", "Loihi: bits a core's synaptic delays and compartment index share (D steps of delay take ceil(log2(D+2)) of them)"),
+    "max_delay_steps": ("int", "longest delay a synapse (or axon) can add, in steps; 0: none (a temporal kernel needs one per tap)"),
     # precision
     "weight_bits": ("int", "signed weight bits"),
     "state_bits": ("int", "signed neuron state bits (membrane and synaptic current)"),

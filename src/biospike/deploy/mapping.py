@@ -105,6 +105,14 @@ def map_network(net: Network, profile: HardwareProfile, weights: dict[str, np.nd
         reasons.append(_no_fit("hidden neurons", n_hidden, v["max_hidden_neurons"]))
     if any(pr.recurrent for pr in net.projections) and v.get("supports_recurrence") is False:
         reasons.append(_no_fit("recurrent connections", 1, 0))
+    longest_delay = max((pr.delay_steps for pr in net.projections), default=0)
+    if longest_delay:  # a temporal kernel's taps: each needs a synapse (or axon) that delays by its steps
+        details["longest_delay_steps"] = longest_delay
+        if "max_delay_steps" not in v:
+            reasons.append(f"delayed synapses (a temporal kernel of up to {longest_delay} steps): whether this target "
+                           "delays a synapse, and by how much, is not known (profile key max_delay_steps)")
+        elif longest_delay > v["max_delay_steps"]:
+            reasons.append(_no_fit("synaptic delay (steps)", longest_delay, v["max_delay_steps"]))
     core_of: dict[str, np.ndarray] = {}
     if v.get("one_layer_per_core"):
         reasons += _map_layer_per_core(net, profile, weights, core_of, details)
@@ -181,6 +189,11 @@ def _map_chunks(net: Network, profile: HardwareProfile, weights: dict[str, np.nd
         nnz_rows = sum(np.count_nonzero(weights[pr.name], axis=1) for pr in incoming) if incoming else np.zeros(pop.size)
         max_row = int(np.max(nnz_rows, initial=0))
         cap = int(v.get("neurons_per_core", pop.size))
+        longest_delay = max((pr.delay_steps for pr in incoming), default=0)
+        if longest_delay and "delay_index_bits" in v:
+            # Loihi: the delay buckets of a core's compartments take bits from their index
+            delay_bits = max(1, math.ceil(math.log2(longest_delay + 2)))
+            cap = min(cap, 2 ** (v["delay_index_bits"] - delay_bits))
         if "synapses_per_core" in v and max_row > 0:
             cap = min(cap, v["synapses_per_core"] // max_row)
         if "synapse_memory_bits_per_core" in v and max_row > 0:

@@ -9,6 +9,11 @@ Graph (names are stable; the simulator relies on the node types and edges only):
     input -> [scale] -> fc0 (Affine|Linear) -> lif0 (CubaLIF) [<-> rec0 (Linear)] -> fc1 -> lif1 ...
           -> out (Affine|Linear) -> readout (CubaLI) -> output
 
+A temporal-kernel front end (the tconv kind) adds, per tap of delay k > 0 steps,
+``[scale] -> delay0_d<k> (Delay, k dt seconds) -> fc0_d<k> (Linear) -> lif0``; fc0 is the tap of
+delay 0 and holds the bias. NIR's Conv1d convolves along an axis of one step's input, not over
+time, so a causal kernel over time is written as these delayed projections: the same sum.
+
 How norse's discrete update maps onto NIR's continuous CubaLIF
 ---------------------------------------------------------------
 NIR (nir.CubaLIF)::
@@ -98,8 +103,11 @@ def export_nir(model, channel_names: list[str] | None = None, class_names: list[
         edges.append(("input", "scale"))
         prev = "scale"
 
-    def projection(name: str, linear, gain: float = 1.0) -> None:
+    def projection(name: str, linear, gain: float = 1.0, weight=None) -> None:
         w, b = _weights(linear)
+        if weight is not None:  # one tap of a temporal kernel: its own (H, C) block; the bias goes with tap 0
+            w = weight.detach().cpu().numpy().astype(np.float32)
+            b = b if name == "fc0" else None
         if gain != 1.0:  # the model scales this projection's output: fold it into the weights
             w = (w * np.float32(gain)).astype(np.float32)
             b = None if b is None else (b * np.float32(gain)).astype(np.float32)
@@ -109,7 +117,20 @@ def export_nir(model, channel_names: list[str] | None = None, class_names: list[
     constants = snn.neuron_constants() if hasattr(snn, "neuron_constants") else None
     for layer, fc in enumerate(snn.fc):
         width = fc.out_features
-        projection(f"fc{layer}", fc)
+        if hasattr(fc, "delays_steps"):  # a temporal kernel: tap k is input -> Delay(k d dt) -> Linear -> lif
+            for k, delay in enumerate(fc.delays_steps):
+                name = f"fc{layer}" if delay == 0 else f"fc{layer}_d{delay}"
+                projection(name, fc, weight=fc.tap_weight(k))
+                if delay == 0:
+                    edges.append((prev, name))
+                else:
+                    nodes[f"delay{layer}_d{delay}"] = nir.Delay(delay=_arr(delay * dt_s, arch.n_in))
+                    edges += [(prev, f"delay{layer}_d{delay}"), (f"delay{layer}_d{delay}", name)]
+                if delay > 0:
+                    edges.append((name, f"lif{layer}"))
+        else:
+            projection(f"fc{layer}", fc)
+            edges.append((prev, f"fc{layer}"))
         c = constants[layer] if constants else {"tau_syn_s": _arr(arch.tau_syn_s, width),
                                                 "tau_mem_s": _arr(arch.tau_mem_s, width), "v_th": _arr(arch.v_th, width)}
         nodes[f"lif{layer}"] = nir.CubaLIF(
@@ -122,7 +143,7 @@ def export_nir(model, channel_names: list[str] | None = None, class_names: list[
             w_in=np.asarray(c["tau_syn_s"], dtype=np.float64) / dt_s,
             metadata={"role": "hidden", "layer": layer},
         )
-        edges += [(prev, f"fc{layer}"), (f"fc{layer}", f"lif{layer}")]
+        edges.append((f"fc{layer}", f"lif{layer}"))
         if snn.rec is not None:
             nodes[f"rec{layer}"] = nir.Linear(weight=_weights(snn.rec[layer])[0])
             edges += [(f"lif{layer}", f"rec{layer}"), (f"rec{layer}", f"lif{layer}")]
@@ -217,6 +238,11 @@ def for_importer(graph, importer: str):
         raise BiospikeError(f"this graph is already the {meta['importer']!r} variant; convert the plain export")
     if meta.get("format") != FORMAT:
         raise BiospikeError(f"not a biospike NIR graph (format {meta.get('format')!r}, expected {FORMAT!r})")
+    delays = [name for name, node in graph.nodes.items() if isinstance(node, nir.Delay)]
+    if delays:  # norse 1.1, snnTorch 1.0 and rockpool 3.1 map no nir.Delay node (tested)
+        raise BiospikeError(f"{importer}'s NIR importer has no Delay node, and this graph's temporal kernel needs "
+                            f"{len(delays)} ({', '.join(delays[:3])}{', ...' if len(delays) > 3 else ''}); "
+                            "only biospike's simulator reads it")
     dt_s = float(meta["dt_s"])
     nodes = dict(graph.nodes)
     edges = list(graph.edges)

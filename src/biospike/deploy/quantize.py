@@ -216,7 +216,7 @@ def calibration_bounds(net: Network, x: np.ndarray) -> dict[str, dict[str, float
     """Largest |synaptic current| and |membrane voltage| per population on calibration windows (float mode)."""
     import torch
 
-    from biospike.deploy.simulator import simulate_float
+    from biospike.deploy.simulator import delayed, simulate_float
 
     trace = simulate_float(net, x)
     bounds: dict[str, dict[str, float]] = {}
@@ -228,6 +228,7 @@ def calibration_bounds(net: Network, x: np.ndarray) -> dict[str, dict[str, float
             src = xt.numpy() if pr.src == "input" else trace.spikes.get(pr.src)
             if src is None:
                 continue
+            src = delayed(src, pr.delay_steps)
             w = pr.weight.astype(np.float64)
             if pr.input_scale is not None:
                 w = w * pr.input_scale[None, :]

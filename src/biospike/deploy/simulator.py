@@ -28,7 +28,7 @@ import numpy as np
 from biospike.errors import BiospikeError
 
 __all__ = ["Network", "Population", "Projection", "Trace", "count_events", "fanout", "network_from_nir",
-           "simulate_float", "simulate_int", "source_activity"]
+           "delayed", "simulate_float", "simulate_int", "source_activity"]
 
 
 @dataclasses.dataclass
@@ -60,6 +60,7 @@ class Projection:
     bias: np.ndarray | None  # float32 (n_dst,)
     input_scale: np.ndarray | None = None  # nir.Scale between input and this projection
     recurrent: bool = False  # source is computed at or after the destination: uses step t-1
+    delay_steps: int = 0  # nir.Delay between input and this projection: delivers x_{t - delay_steps}
 
 
 @dataclasses.dataclass
@@ -94,11 +95,12 @@ class Network:
 
 
 def network_from_nir(graph) -> Network:
-    """Parse a NIR graph of Input/Scale/Affine/Linear/CubaLIF/CubaLI/Output nodes into a Network.
+    """Parse a NIR graph of Input/Scale/Delay/Affine/Linear/CubaLIF/CubaLI/Output nodes into a Network.
 
     Supported: feed-forward chains of populations with any number of incoming projections per
-    population, self-recurrence (a Linear from a population back to itself) and one Output fed by
-    a CubaLI readout. Anything else is a BiospikeError naming the node.
+    population, self-recurrence (a Linear from a population back to itself), delayed input
+    projections (Input [-> Scale] -> Delay -> Linear: a temporal kernel's taps) and one Output fed
+    by a CubaLI readout. Anything else is a BiospikeError naming the node.
     """
     import nir
 
@@ -135,35 +137,51 @@ def network_from_nir(graph) -> Network:
                                     np.asarray(node.tau_syn, np.float64).ravel(), np.asarray(node.tau_mem, np.float64).ravel(),
                                     np.asarray(node.r, np.float64).ravel(), np.asarray(node.w_in, np.float64).ravel(),
                                     np.asarray(node.v_leak, np.float64).ravel())
-        elif not isinstance(node, (nir.Input, nir.Output, nir.Scale, nir.Affine, nir.Linear)):
+        elif not isinstance(node, (nir.Input, nir.Output, nir.Scale, nir.Delay, nir.Affine, nir.Linear)):
             raise BiospikeError(f"NIR node {name!r} of type {type(node).__name__} is not supported by the simulator")
 
-    def source_of(proj_name: str) -> tuple[str, np.ndarray | None]:
+    def delay_of(node_name: str) -> int:
+        """A Delay node's delay in whole steps (one delay for all its elements)."""
+        delay_s = np.asarray(nodes[node_name].delay, np.float64).ravel()
+        steps = np.rint(delay_s / dt_s)
+        if delay_s.size == 0 or np.any(steps != steps[0]) or np.any(np.abs(delay_s - steps * dt_s) > 1e-9 * max(dt_s, 1.0)) \
+                or steps[0] < 1:
+            raise BiospikeError(f"NIR Delay node {node_name!r}: the simulator needs one delay of a whole number (>= 1) "
+                                f"of steps dt_s={dt_s:g} s for every element")
+        return int(steps[0])
+
+    def source_of(proj_name: str) -> tuple[str, np.ndarray | None, int]:
         src = preds[proj_name]
         if len(src) != 1:
             raise BiospikeError(f"NIR projection {proj_name!r} must have exactly one source, has {src}")
         s = src[0]
+        delay = 0
+        if isinstance(nodes[s], nir.Delay):  # only input spikes are delayed (a temporal kernel's taps)
+            delay = delay_of(s)
+            if len(preds[s]) != 1 or not (preds[s][0] == input_name or isinstance(nodes[preds[s][0]], nir.Scale)):
+                raise BiospikeError(f"NIR Delay node {s!r} must be fed by the Input node or its Scale")
+            s = preds[s][0]
         if isinstance(nodes[s], nir.Scale):
             if preds[s] != [input_name]:
                 raise BiospikeError(f"NIR Scale node {s!r} must be fed by the Input node")
-            return "input", np.asarray(nodes[s].scale, np.float64).ravel()
+            return "input", np.asarray(nodes[s].scale, np.float64).ravel(), delay
         if s == input_name:
-            return "input", None
+            return "input", None, delay
         if s not in pops:
             raise BiospikeError(f"NIR projection {proj_name!r} is fed by {s!r}, which is not a neuron population")
-        return s, None
+        return s, None, delay
 
     projections: list[Projection] = []
     for name, node in nodes.items():
         if not isinstance(node, (nir.Affine, nir.Linear)):
             continue
-        src, scale = source_of(name)
+        src, scale, delay = source_of(name)
         dst = succs[name]
         if len(dst) != 1 or dst[0] not in pops:
             raise BiospikeError(f"NIR projection {name!r} must feed exactly one neuron population, feeds {dst}")
         weight = np.asarray(node.weight, np.float32)
         bias = np.asarray(node.bias, np.float32) if isinstance(node, nir.Affine) else None
-        projections.append(Projection(name, src, dst[0], weight, bias, scale))
+        projections.append(Projection(name, src, dst[0], weight, bias, scale, delay_steps=delay))
     for pname in pops:
         for s in preds[pname]:
             if not isinstance(nodes[s], (nir.Affine, nir.Linear)):
@@ -215,10 +233,20 @@ def fanout(weight: np.ndarray) -> np.ndarray:
     return np.count_nonzero(weight, axis=0).astype(np.float64)
 
 
-def source_activity(net: Network, trace: Trace, x: np.ndarray, src: str) -> np.ndarray:
+def delayed(a: np.ndarray, steps: int) -> np.ndarray:
+    """(B, T, n) activity ``a`` delivered ``steps`` steps later (zeros before the window)."""
+    if steps == 0:
+        return a
+    out = np.zeros_like(a)
+    if steps < a.shape[1]:
+        out[:, steps:] = a[:, :-steps]
+    return out
+
+
+def source_activity(net: Network, trace: Trace, x: np.ndarray, src: str, delay_steps: int = 0) -> np.ndarray:
     """(B, T, n) spike counts a projection from ``src`` carries: the input ``x`` or a hidden
-    population's spikes in ``trace``."""
-    return x if src == "input" else trace.spikes[src]
+    population's spikes in ``trace``, ``delay_steps`` later (a delayed projection)."""
+    return delayed(x if src == "input" else trace.spikes[src], delay_steps)
 
 
 def count_events(net: Network, trace: Trace, x: np.ndarray, weights: dict[str, np.ndarray] | None = None,
@@ -243,7 +271,7 @@ def count_events(net: Network, trace: Trace, x: np.ndarray, weights: dict[str, n
     routed = np.zeros((batch, steps))
     for pr in net.projections:
         w = pr.weight if weights is None else weights[pr.name]
-        act = source_activity(net, trace, x, pr.src).astype(np.float64, copy=False)
+        act = source_activity(net, trace, x, pr.src, pr.delay_steps).astype(np.float64, copy=False)
         if pr.recurrent or (hidden_delay and pr.src != "input"):
             syn[:, 1:] += act[:, :-1] @ fanout(w)
             if dest_cores is not None:
@@ -276,6 +304,32 @@ def count_events(net: Network, trace: Trace, x: np.ndarray, weights: dict[str, n
 # --------------------------------------------------------------------------------------------
 
 
+def _tap_groups(incoming: list[Projection]) -> list[list[Projection]]:
+    """The non-recurrent projections into one population, grouped by source (and input scale) in
+    order of delay: a temporal kernel's taps form one group, any other projection a group of one.
+    Only the delay-0 tap may carry a bias; a group without a delay-0 tap is refused."""
+    groups: dict[str, list[Projection]] = {}
+    for pr in incoming:
+        if not pr.recurrent:
+            groups.setdefault(pr.src, []).append(pr)
+    out = []
+    for src, taps in groups.items():
+        taps = sorted(taps, key=lambda t: t.delay_steps)
+        if len(taps) > 1 and (taps[0].delay_steps != 0 or any(t.bias is not None for t in taps[1:])
+                              or len({t.delay_steps for t in taps}) != len(taps)
+                              or any(not np.array_equal(_scale(t), _scale(taps[0])) for t in taps)):
+            raise BiospikeError(f"projections {[t.name for t in taps]} from {src!r}: delayed taps need one undelayed "
+                                "tap (the only one with a bias), distinct delays and one input scale")
+        if len(taps) == 1 and taps[0].delay_steps:
+            raise BiospikeError(f"projection {taps[0].name!r} from {src!r} is delayed with no undelayed tap beside it")
+        out.append(taps)
+    return out
+
+
+def _scale(pr: Projection) -> np.ndarray:
+    return np.ones(1) if pr.input_scale is None else pr.input_scale
+
+
 def _unit(values: np.ndarray) -> bool:
     return bool(np.all(np.abs(values - 1.0) < 1e-9))
 
@@ -293,13 +347,9 @@ def simulate_float(net: Network, x: np.ndarray) -> Trace:
     with torch.no_grad():
         for pop in net.pops:
             current = None
-            recs = []
-            for pr in net.incoming(pop.name):
-                w = torch.as_tensor(pr.weight)
-                b = None if pr.bias is None else torch.as_tensor(pr.bias)
-                if pr.recurrent:
-                    recs.append(w)
-                    continue
+            recs = [torch.as_tensor(pr.weight) for pr in net.incoming(pop.name) if pr.recurrent]
+            for taps in _tap_groups(net.incoming(pop.name)):
+                pr = taps[0]  # delay 0 (a plain projection is a group of one)
                 if pr.src == "input":
                     src = xt
                     if pr.input_scale is not None:
@@ -307,6 +357,13 @@ def simulate_float(net: Network, x: np.ndarray) -> Trace:
                         src = src * float(scale[0]) if np.all(scale == scale[0]) else src * torch.as_tensor(scale, dtype=torch.float32)
                 else:
                     src = outs[pr.src]
+                # a temporal kernel's taps as one product over the delay line, the model's own
+                # TemporalKernel arithmetic: delays k*dilation, weights side by side
+                delays = [t.delay_steps for t in taps]
+                w = torch.as_tensor(np.concatenate([t.weight for t in taps], axis=1) if len(taps) > 1 else pr.weight)
+                b = None if pr.bias is None else torch.as_tensor(pr.bias)
+                if len(taps) > 1:
+                    src = torch.cat([torch.as_tensor(delayed(src.numpy(), d)) for d in delays], dim=2)
                 y = F.linear(src, w, b)
                 current = y if current is None else current + y
             if current is None:
@@ -382,7 +439,7 @@ def simulate_int(qnet, x: np.ndarray) -> Trace:
     lo, hi = qnet.state_min, qnet.state_max
     outs: dict[str, np.ndarray] = {}  # time-major (T, B, n) int64
     saturations = 0
-    delayed = bool(model["hidden_delay"])
+    hidden_delayed = bool(model["hidden_delay"])
     current_syn = model["synapse"] == "current"
     decay_first = model["order"] == "decay_then_input"
     to_value = model["reset"] == "to_value"
@@ -396,7 +453,12 @@ def simulate_int(qnet, x: np.ndarray) -> Trace:
                 recs.append(qw)
                 continue
             src = x_tm if pr.src == "input" else outs[pr.src].astype(np.float64)
-            if delayed and pr.src != "input":  # Xylo: spikes of hidden neurons arrive one step later
+            if pr.delay_steps:  # a temporal kernel's tap (time-major here)
+                shifted = np.zeros_like(src)
+                if pr.delay_steps < steps:
+                    shifted[pr.delay_steps:] = src[:-pr.delay_steps]
+                src = shifted
+            if hidden_delayed and pr.src != "input":  # Xylo: spikes of hidden neurons arrive one step later
                 ff[1:] += src[:-1] @ qw
             else:
                 ff += src @ qw  # exact: integer products and sums stay below 2^53

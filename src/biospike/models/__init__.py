@@ -77,6 +77,9 @@ def make_arch(kind: str, n_in: int, n_out: int, dt_s: float, settings: Mapping[s
                  "trainable_layers": None if cfg["trainable_layers"] is None else list(cfg["trainable_layers"])}
         if arch["neuron"] == "alif":
             arch |= {"tau_adapt_s": float(cfg["tau_adapt_s"]), "adapt_beta": float(cfg["adapt_beta"])}
+        if cfg["front_end"] == "temporal_kernel":
+            arch |= {"kernel_steps": int(cfg["temporal_kernel"]["steps"]),
+                     "kernel_dilation": int(cfg["temporal_kernel"]["dilation"])}
     check_time_constants(arch)
     scale = cfg["input_scale"]
     if scale == "auto":

@@ -83,6 +83,13 @@ class StackedNetwork(nn.Module):
             p.requires_grad_(False)
         self.input_scale = [float(a["input_scale"]) for a in self.archs]
         self.output_scale = [float(a.get("output_scale", 1.0)) for a in self.archs]
+        # a temporal-kernel front end (models.snn.TemporalKernel) is a Linear on the delay line
+        first = self.proto.fc[0]
+        self.kernel = (first.kernel_steps, first.dilation) if hasattr(first, "delays_steps") else None
+
+    def _fc_key(self, layer: int) -> str:
+        """The lone network's state_dict prefix of hidden projection ``layer``."""
+        return "fc.0.taps" if layer == 0 and self.kernel else f"fc.{layer}"
 
     @property
     def width(self) -> int:
@@ -104,6 +111,10 @@ class StackedNetwork(nn.Module):
         (B_k, T, O) and its hidden activity per layer, as the lone network's ``forward_trace``."""
         sizes = [int(x.shape[0]) for x in xs]
         h = [x * self.input_scale[k] for k, x in zip(members, xs, strict=True)]
+        if self.kernel:
+            from biospike.models.snn import delay_embed
+
+            h = [delay_embed(hk, *self.kernel) for hk in h]
         hidden: list[list[torch.Tensor]] = [[] for _ in members]
         for layer in range(self.n_layers):
             current = torch.cat([self._linear(f"fc{layer}", k, hk) for k, hk in zip(members, h, strict=True)])
@@ -123,9 +134,9 @@ class StackedNetwork(nn.Module):
         """Member k's weights as a lone network's ``state_dict``."""
         state = {}
         for layer in range(self.n_layers):
-            state[f"fc.{layer}.weight"] = getattr(self, f"fc{layer}_weight")[k].detach().clone()
+            state[f"{self._fc_key(layer)}.weight"] = getattr(self, f"fc{layer}_weight")[k].detach().clone()
             if self.has_bias:
-                state[f"fc.{layer}.bias"] = getattr(self, f"fc{layer}_bias")[k].detach().clone()
+                state[f"{self._fc_key(layer)}.bias"] = getattr(self, f"fc{layer}_bias")[k].detach().clone()
         state["out.weight"] = self.out_weight[k].detach().clone()
         if self.has_bias:
             state["out.bias"] = self.out_bias[k].detach().clone()
@@ -135,9 +146,9 @@ class StackedNetwork(nn.Module):
         """Set member k's weights from a lone network's ``state_dict`` (e.g. its best epoch)."""
         with torch.no_grad():
             for layer in range(self.n_layers):
-                getattr(self, f"fc{layer}_weight")[k].copy_(state[f"fc.{layer}.weight"])
+                getattr(self, f"fc{layer}_weight")[k].copy_(state[f"{self._fc_key(layer)}.weight"])
                 if self.has_bias:
-                    getattr(self, f"fc{layer}_bias")[k].copy_(state[f"fc.{layer}.bias"])
+                    getattr(self, f"fc{layer}_bias")[k].copy_(state[f"{self._fc_key(layer)}.bias"])
             self.out_weight[k].copy_(state["out.weight"])
             if self.has_bias:
                 self.out_bias[k].copy_(state["out.bias"])

@@ -45,8 +45,7 @@ from biospike.models.fused import (
 )
 
 __all__ = ["AUTO_DRIVE_RMS", "NEURONS", "NEURON_KEYS", "NORSE_SURROGATES", "TRAINABLE", "NeuronDynamics", "SNN", "SNNArch",
-           "spread_indices",
-           "auto_input_scale"]
+           "TemporalKernel", "auto_input_scale", "delay_embed", "spread_indices"]
 
 # hidden neuron models: "lif" (norse's lif_feed_forward_step) and "alif", the adaptive-threshold
 # LIF of norse's LSNN (lsnn_feed_forward_step; Bellec et al. 2018): the threshold b decays to
@@ -82,6 +81,60 @@ class NeuronDynamics(nn.Module):
             return default
         raw = nn.functional.softplus(getattr(self, f"raw_{name}"))
         return raw + self.dt_s if name.startswith("tau") else raw
+
+def delay_embed(x: torch.Tensor, kernel_steps: int, dilation: int) -> torch.Tensor:
+    """The delay line of a causal temporal kernel: (B, T, C) -> (B, T, K*C) whose block k (columns
+    k*C .. (k+1)*C) is ``x`` delayed by ``k * dilation`` steps, zeros before the window starts."""
+    if kernel_steps == 1:
+        return x
+    steps = x.shape[1]
+    pad = (kernel_steps - 1) * dilation
+    padded = nn.functional.pad(x, (0, 0, pad, 0))
+    return torch.cat([padded[:, pad - k * dilation: pad - k * dilation + steps] for k in range(kernel_steps)], dim=2)
+
+
+class TemporalKernel(nn.Module):
+    """A causal 1-D convolution over time of the input spike trains: current_t = b + sum_k W_k
+    x_{t - k*dilation}, k < kernel_steps, every input channel to every neuron (a Conv1d with
+    ``kernel_steps`` taps, left-padded so no step sees the future).
+
+    It is one ``nn.Linear`` on the delay line of :func:`delay_embed` (weight (H, K*C), block k the
+    tap of delay k*dilation), not an ``nn.Conv1d``: Opacus then computes its per-sample gradients
+    as for any Linear on (B, T, ...), and the NIR export and the edge simulator (K delayed Linear
+    projections) reproduce the very same matrix product. Its default initialisation (uniform in
+    +-1/sqrt(K*C)) is a Conv1d's."""
+
+    def __init__(self, n_in: int, n_out: int, kernel_steps: int, dilation: int, bias: bool = True) -> None:
+        super().__init__()
+        if kernel_steps < 1 or dilation < 1:
+            raise BiospikeError(f"temporal kernel of {kernel_steps} steps at dilation {dilation}: both must be >= 1")
+        self.n_in, self.kernel_steps, self.dilation = int(n_in), int(kernel_steps), int(dilation)
+        self.taps = nn.Linear(n_in * kernel_steps, n_out, bias=bias)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.taps.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.taps.bias
+
+    @property
+    def out_features(self) -> int:
+        return self.taps.out_features
+
+    @property
+    def delays_steps(self) -> list[int]:
+        """The delay of each tap, in steps (tap k's weights: ``tap_weight(k)``)."""
+        return [k * self.dilation for k in range(self.kernel_steps)]
+
+    def tap_weight(self, k: int) -> torch.Tensor:
+        """(H, C) weights of the tap delayed by ``k * dilation`` steps."""
+        return self.taps.weight[:, k * self.n_in:(k + 1) * self.n_in]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.taps(delay_embed(x, self.kernel_steps, self.dilation))
+
 
 # the surrogates norse's step functions know (the norse path and recurrent layers run only these)
 NORSE_SURROGATES = ("super", "triangle", "tanh", "circ", "heavi_erfc")
@@ -119,6 +172,8 @@ class SNNArch:
     trainable_layers: list[int] | None = None  # hidden layers whose constants are learned (None: all)
     tau_adapt_s: float = 0.2  # alif: threshold adaptation time constant
     adapt_beta: float = 0.1  # alif: threshold jump per spike (units of v_th's scale)
+    kernel_steps: int = 1  # taps of the temporal kernel on the input (1: a plain Linear; TemporalKernel)
+    kernel_dilation: int = 1  # steps between the temporal kernel's taps
 
     @classmethod
     def from_dict(cls, d: dict) -> SNNArch:
@@ -142,7 +197,8 @@ class SNNArch:
 
 
 class SNN(nn.Module):
-    """Linear -> LIF (xL, optional recurrent Linear) -> Linear -> LI readout; logits = mean_t v_out."""
+    """Linear (or a temporal kernel, :class:`TemporalKernel`) -> LIF (xL, optional recurrent Linear)
+    -> Linear -> LI readout; logits = mean_t v_out."""
 
     def __init__(self, arch: SNNArch) -> None:
         super().__init__()
@@ -164,6 +220,8 @@ class SNN(nn.Module):
         self.dynamics = nn.ModuleDict({str(la): NeuronDynamics(arch.n_hidden[la], arch) for la in layers}
                                       if arch.trainable else {})
         self.fc = nn.ModuleList(nn.Linear(a, b, bias=arch.bias) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        if arch.kernel_steps > 1:  # a temporal-kernel front end (the tconv kind) replaces the first Linear
+            self.fc[0] = TemporalKernel(arch.n_in, arch.n_hidden[0], arch.kernel_steps, arch.kernel_dilation, arch.bias)
         self.rec = nn.ModuleList(nn.Linear(h, h, bias=False) for h in arch.n_hidden) if arch.recurrent else None
         self.out = nn.Linear(sizes[-1], arch.n_out, bias=arch.bias)
         if arch.bias:
