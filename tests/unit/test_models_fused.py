@@ -420,3 +420,13 @@ def test_trainable_dynamics_refused_where_they_cannot_be_right():
         build_model({**arch, "neuron": "alif"})
     with pytest.raises(BiospikeError, match="hidden layers 0..0"):
         build_model({**arch, "trainable_layers": [1]})
+
+
+def test_trainable_time_constant_equal_to_the_step_starts_just_above_it():
+    """tau = dt is a valid LIF (the state decays fully each step); learned, it starts a hair above
+    dt (ECG at 20 ms steps with tau_syn = 20 ms)."""
+    arch = {"kind": "snn", "n_in": 4, "n_hidden": [8], "n_out": 2, "dt_s": 0.02, "tau_syn_s": 0.02, "tau_mem_s": 0.05,
+            "trainable": ["tau_mem", "tau_syn"]}
+    c = build_model(arch).neuron_constants()[0]
+    np.testing.assert_allclose(c["tau_syn_s"], 0.02 * (1 + 1e-3), rtol=1e-5)
+    np.testing.assert_allclose(c["tau_mem_s"], 0.05, rtol=1e-5)

@@ -89,9 +89,11 @@ def time_course(readout: np.ndarray, y: np.ndarray, scale: float, dt_step_s: flo
     return out
 
 
-def fidelity(float_trace, int_trace, scale: float) -> dict[str, Any]:
+def fidelity(float_trace, int_trace, scale: float, compare_values: bool = True) -> dict[str, Any]:
     """How closely the quantized simulation follows the float one: spike agreement per hidden
-    layer, argmax agreement and correlation of the logits (integer readout times ``scale``)."""
+    layer, argmax agreement and correlation of the logits (integer readout times ``scale``);
+    without ``compare_values`` (a spike-count readout, another quantity than the float model's
+    mean voltage) no logit error is reported, only agreement and correlation."""
     per_layer = {}
     for name, ref in float_trace.spikes.items():
         got = int_trace.spikes[name]
@@ -111,7 +113,8 @@ def fidelity(float_trace, int_trace, scale: float) -> dict[str, Any]:
         "layers": per_layer,
         "output_argmax_agreement": agree,
         "logit_correlation": corr,
-        "logit_max_abs_error_relative": float(np.abs(f_logits - q_logits).max() / denom) if f_logits.size else None,
+        "logit_max_abs_error_relative": float(np.abs(f_logits - q_logits).max() / denom)
+        if f_logits.size and compare_values else None,
     }
 
 
@@ -173,7 +176,10 @@ def evaluate_snn_target(net, profile: HardwareProfile, x: np.ndarray, y: np.ndar
     mapping = map_network(net, profile, qnet.weight_ints)
     f_trace = _simulate_in_chunks(simulate_float, net, x, f"simulate float on {profile.name}")
     q_trace = _simulate_in_chunks(simulate_int, qnet, x, f"simulate {profile.name} (integer)")
-    readout_lsb = qnet.pops[net.readout]["sigma"]
+    readout_q = qnet.pops[net.readout]
+    # a spike-count readout's logit (spikes per step) times its threshold is its drive per step
+    spike_count = readout_q.get("readout") == "spike_count"
+    readout_lsb = readout_q["sigma"] * (float(np.max(readout_q["threshold"])) if spike_count else 1.0)
     counts = count_events(net, q_trace, x, weights=qnet.weight_ints, dest_cores=mapping.dest_packets,
                           hidden_delay=bool(qnet.neuron_model["hidden_delay"]), splitters=mapping.splitters)
     steps = x.shape[1]
@@ -207,7 +213,10 @@ def evaluate_snn_target(net, profile: HardwareProfile, x: np.ndarray, y: np.ndar
         "mapping": mapping.details,
         "accuracy": {"float": f_acc, "quantized": q_acc, "n_windows": int(len(y))},
         "balanced_accuracy": {"float": f_bal, "quantized": q_bal, "n_windows": int(len(y))},
-        "fidelity": fidelity(f_trace, q_trace, readout_lsb),
+        "fidelity": fidelity(f_trace, q_trace, readout_lsb, compare_values=not spike_count),
+        "readout": {"decoding": "spike_count" if spike_count else "membrane_mean",
+                    "threshold_int": int(np.max(readout_q["threshold"])) if spike_count else None,
+                    "offset_int_per_step": int(readout_q["readout_offset"]) if spike_count else None},
         "quantization": {**qnet.summary(), "state_saturations": q_trace.saturations},
         "per_inference": {"syn_events": per_inf["syn_events"], "neuron_updates": per_inf["neuron_updates"],
                           "spikes": per_inf["spikes"], "routed_packet_hops": per_inf["routed"],

@@ -94,13 +94,14 @@ TOTAL_TERMS = ("dynamic", "static")
 
 NEURON_MODEL_KEYS = {
     "synapse": ("current", "none"),
-    "decay": ("multiply", "bitshift", "none"),
+    "decay": ("multiply", "bitshift", "linear", "none"),
     "order": ("decay_then_input", "input_then_decay"),
     "reset": ("to_value", "subtract"),
     "bias_target": ("current", "membrane"),
     "hidden_delay": (True, False),
     "shared_shift": (True, False),
     "weights": ("uniform", "ternary_per_neuron"),
+    "readout": ("membrane", "spikes"),
 }
 
 SCHEMA: dict[str, Any] = {
@@ -150,7 +151,7 @@ SCHEMA: dict[str, Any] = {
 
 DEFAULT_NEURON_MODEL = {"synapse": "current", "decay": "multiply", "order": "decay_then_input",
                         "reset": "to_value", "bias_target": "current", "hidden_delay": False,
-                        "shared_shift": False, "weights": "uniform"}
+                        "shared_shift": False, "weights": "uniform", "readout": "membrane"}
 
 
 @dataclasses.dataclass

@@ -72,6 +72,7 @@ class QuantNetwork:
                 k: {"state_lsb": float(p["sigma"]), "gain": float(p["gain"]),
                     "threshold_int": None if p["threshold"] is None else int(np.max(p["threshold"])),
                     "decay_syn": int(np.max(p["d_syn"])), "decay_mem": int(np.max(p["d_mem"])),
+                    "readout": p.get("readout"),
                     "tau_syn_effective_s": float(p["tau_syn_eff_s"]), "tau_mem_effective_s": float(p["tau_mem_eff_s"])}
                 for k, p in self.pops.items()
             },
@@ -87,6 +88,12 @@ def _decay_constants(rate: np.ndarray, mode: str, bits: int, max_dash: int) -> t
         dash = np.clip(np.round(np.log2(1.0 / rate)), 1, max_dash).astype(np.int64)
         return dash, 2.0 ** (-dash.astype(np.float64))
     return np.zeros(rate.shape, np.int64), np.zeros(rate.shape)
+
+
+def real_w_sum(incoming: list[Projection], real_w: dict[str, np.ndarray]) -> np.ndarray:
+    """Per neuron, the summed |gain x weight| of its incoming projections: the largest drive one
+    step can bring when every source spikes (a bound where no calibration windows are given)."""
+    return sum(np.abs(real_w[pr.name]).sum(axis=1) for pr in incoming if not pr.recurrent)
 
 
 def _ternary_rows(w: np.ndarray) -> np.ndarray:
@@ -182,10 +189,35 @@ def quantize_network(net: Network, profile: HardwareProfile, bounds: dict[str, d
             bias_membrane = np.zeros(pop.size, np.int64)
         tau_syn_eff = float(dt / b_q.max()) if b_q.max() > 0 else float("inf")
         tau_mem_eff = float(dt / a_q.max()) if a_q.max() > 0 else float("inf")
+        threshold = None if pop.kind != "lif" else (np.floor(pop.v_threshold / sigma) + 1).astype(np.int64)
+        readout_kind, offset_int = None, 0
+        if pop.kind != "lif" and model.get("readout", "membrane") == "spikes":
+            # spike-count readout: an integrate-and-fire neuron (no leak, reset by subtraction)
+            # whose count over the window is ~ its summed drive / threshold, after a common offset
+            # that lifts every class's drive above zero (a silent neuron cannot rank)
+            readout_kind = "spike_count"
+            drive = (bounds or {}).get(pop.name, {})
+            g = float(np.max(gain))
+            low = g * drive.get("mean_drive_min", 0.0)
+            high = g * drive.get("mean_drive_p99_max", float(np.abs(real_w_sum(incoming, real_w)).max(initial=1.0)) / g)
+            offset = max(0.0, -low)
+            threshold = np.full(pop.size, max(1, round(2.0 * (high + offset) / sigma)), np.int64)
+            offset_int = int(math.ceil(offset / sigma))
+            bias_membrane = bias_membrane + offset_int
+            bias_current = np.zeros(pop.size, np.int64) if model["synapse"] == "none" else bias_current
+            d_mem = np.zeros(pop.size, np.int64)
+            tau_mem_eff = float("inf")
+        elif model["decay"] == "linear":
+            # TrueNorth's linear leak (leak reversal: towards 0) for the exponential decay it
+            # stands in for: lambda = what the exponential removes per step at half threshold
+            ref = threshold if threshold is not None else np.round(np.full(pop.size, bound / sigma))
+            d_mem = np.maximum(1, np.round(a * ref / 2.0)).astype(np.int64)
         pops[pop.name] = {
             "sigma": sigma,
             "gain": float(np.max(gain)),
-            "threshold": None if pop.kind != "lif" else (np.floor(pop.v_threshold / sigma) + 1).astype(np.int64),
+            "threshold": threshold,
+            "readout": readout_kind,
+            "readout_offset": offset_int,  # spike-count readout: the common offset within bias_membrane
             "v_reset": 0 if pop.kind != "lif" else np.round(pop.v_reset / sigma).astype(np.int64),
             "v_leak": np.round(pop.v_leak / sigma).astype(np.int64) if pop.kind == "lif" else np.zeros(pop.size, np.int64),
             "d_syn": d_syn,
@@ -244,4 +276,9 @@ def calibration_bounds(net: Network, x: np.ndarray) -> dict[str, dict[str, float
             max_j = max(max_j, float(np.abs(j).max(initial=0.0)))
         max_v = float(np.abs(trace.readout).max(initial=0.0)) if pop.name == net.readout else float(np.max(np.abs(pop.v_threshold)))
         bounds[pop.name] = {"max_abs_current": max_j, "max_abs_v": max_v}
+        if pop.name == net.readout and len(total):
+            # what a spike-count readout needs: each window's mean drive per step per class
+            mean_drive = total.mean(axis=1)  # (B, O), before the target's gain
+            bounds[pop.name] |= {"mean_drive_min": float(mean_drive.min()),
+                                 "mean_drive_p99_max": float(np.percentile(mean_drive.max(axis=1), 99))}
     return bounds

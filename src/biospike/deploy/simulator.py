@@ -219,12 +219,16 @@ class Trace:
     """What one simulation produced for a batch of windows."""
 
     spikes: dict[str, np.ndarray]  # hidden population -> (B, T, n) spike counts
-    readout: np.ndarray  # (B, T, O) readout voltage (float units in float mode, integer units otherwise)
+    # (B, T, O) readout voltage (float units in float mode, integer units otherwise), or on a
+    # target whose readout spikes (readout_spikes) the readout neurons' spikes
+    readout: np.ndarray
     saturations: int = 0  # integer mode: state values clipped to the state width
+    readout_spikes: bool = False  # logits are spike counts (per step), not mean voltages
 
     @property
     def logits(self) -> np.ndarray:
-        """(B, O) logits: the readout voltage averaged over the steps."""
+        """(B, O) logits: the readout voltage averaged over the steps (a spiking readout: its
+        spike counts per step, the same decision as the counts)."""
         return self.readout.mean(axis=1)
 
 
@@ -294,6 +298,8 @@ def count_events(net: Network, trace: Trace, x: np.ndarray, weights: dict[str, n
         if dest_cores is not None:
             routed += act @ (relay > 0).astype(np.float64)
         n_splitters += int(relay.sum())
+    if trace.readout_spikes:  # a spiking readout's spikes are output events too
+        spikes += trace.readout.sum(axis=2)
     updates = np.full((batch, steps), float(net.n_neurons + n_splitters))
     return {"syn_events": syn, "neuron_updates": updates, "spikes": spikes, "routed": routed,
             "input_events": x.sum(axis=2, dtype=np.float64)}
@@ -422,6 +428,8 @@ def _decay(x: np.ndarray, mode: str, param: np.ndarray, bits: int) -> np.ndarray
     if mode == "bitshift":  # Xylo: x - (x >> dash); a positive state loses at least 1 (xylosim)
         dec = x >> param
         return x - np.where((x > 0) & (dec == 0), 1, dec)
+    if mode == "linear":  # TrueNorth, leak reversal on: x + sgn(x) * lambda, lambda = -param <= 0
+        return x - np.sign(x) * param
     return x
 
 
@@ -443,8 +451,12 @@ def simulate_int(qnet, x: np.ndarray) -> Trace:
     current_syn = model["synapse"] == "current"
     decay_first = model["order"] == "decay_then_input"
     to_value = model["reset"] == "to_value"
+    linear_leak = model["decay"] == "linear"
+    spiking_readout = model.get("readout", "membrane") == "spikes"
     for pop in net.pops:
         qp = qnet.pops[pop.name]
+        # on a spike-only target the readout is an integrate-and-fire neuron whose spikes are counted
+        spiking = pop.kind == "lif" or spiking_readout
         ff = np.zeros((steps, batch, pop.size))
         recs = []
         for pr in net.incoming(pop.name):
@@ -469,6 +481,7 @@ def simulate_int(qnet, x: np.ndarray) -> Trace:
         bias_v = qp["bias_membrane"] if np.any(qp["bias_membrane"]) else None
         i_state = np.zeros((batch, pop.size), np.int64)
         v = np.zeros((batch, pop.size), np.int64) + (qp["v_leak"] if pop.kind == "lif" else 0)
+        subtract = not to_value or pop.kind != "lif"  # a counting readout resets by subtraction
         z = np.zeros((batch, pop.size), np.int64)
         seq = np.empty((steps, batch, pop.size), np.int64)
         th = qp["threshold"]
@@ -488,7 +501,10 @@ def simulate_int(qnet, x: np.ndarray) -> Trace:
                 drive = i_state
             else:
                 drive = inp
-            if v_leak is None:
+            if linear_leak:  # TrueNorth: integrate, then leak (Cassidy et al. 2013's order)
+                base = 0 if v_leak is None else v_leak
+                v = _decay(v + drive - base, "linear", qp["d_mem"], 0) + base
+            elif v_leak is None:
                 v = _decay(v, model["decay"], qp["d_mem"], qnet.decay_bits) + drive
             else:
                 v = _decay(v - v_leak, model["decay"], qp["d_mem"], qnet.decay_bits) + v_leak + drive
@@ -496,9 +512,9 @@ def simulate_int(qnet, x: np.ndarray) -> Trace:
                 v += bias_v
             v, n_sat = _clip(v, lo, hi)
             saturations += n_sat
-            if pop.kind == "lif":
+            if spiking:
                 fired = v >= th
-                if to_value:
+                if not subtract:
                     z = fired.astype(np.int64)
                     if fired.any():
                         v = np.where(fired, qp["v_reset"], v)
@@ -511,7 +527,7 @@ def simulate_int(qnet, x: np.ndarray) -> Trace:
         outs[pop.name] = seq
     spikes = {p.name: np.ascontiguousarray(np.transpose(outs[p.name], (1, 0, 2))) for p in net.hidden}
     readout = np.ascontiguousarray(np.transpose(outs[net.readout], (1, 0, 2))).astype(np.float64)
-    return Trace(spikes=spikes, readout=readout, saturations=int(saturations))
+    return Trace(spikes=spikes, readout=readout, saturations=int(saturations), readout_spikes=spiking_readout)
 
 
 def _clip(x: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, int]:

@@ -68,11 +68,15 @@ class NeuronDynamics(nn.Module):
         super().__init__()
         self.dt_s = float(arch.dt_s)
         self.names = [n for n in TRAINABLE if n in arch.trainable]
-        start = {"tau_mem": arch.tau_mem_s - arch.dt_s, "tau_syn": arch.tau_syn_s - arch.dt_s, "v_th": arch.v_th}
+        # tau = dt exactly (valid: the state decays fully each step) starts a hair above it, as the
+        # parametrisation keeps tau > dt
+        floor = 1e-3 * arch.dt_s
+        start = {"tau_mem": max(arch.tau_mem_s - arch.dt_s, floor), "tau_syn": max(arch.tau_syn_s - arch.dt_s, floor),
+                 "v_th": arch.v_th}
         for name in self.names:
             value = torch.full((width,), float(start[name]), dtype=torch.float64)
             if not bool((value > 0).all()):
-                raise BiospikeError(f"trainable {name}: the starting value must exceed the step dt_s (tau) or 0 (v_th)")
+                raise BiospikeError(f"trainable {name}: the starting value must exceed 0")
             self.register_parameter(f"raw_{name}", nn.Parameter(_softplus_inverse(value).float()))
 
     def value(self, name: str, default: torch.Tensor) -> torch.Tensor:
