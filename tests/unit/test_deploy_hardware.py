@@ -155,3 +155,28 @@ def test_latency_models():
     assert step_time_s(xylo, 1e-3, True, {"cycles": cycles})[0] == 1e-3
     loihi = load_profile(HW / "loihi.yaml")
     assert step_time_s(loihi, 2e-3, True, {})[0] == 2e-3
+
+
+def test_small_populations_share_a_core_within_its_limits():
+    """First-fit packing: a population goes on an open core when neurons, synapses and input axons
+    (summed over the sharers) fit; else on a new core."""
+    loihi = load_profile(HW / "loihi.yaml")
+    small = _net(8, [16])  # 16 hidden + readout: one Loihi core for both
+    m = map_network(small, loihi, quantize_network(small, loihi).weight_ints)
+    assert m.cores_used == 1 and m.details["cores_shared_by_populations"] == 1
+    assert len({int(c) for c in np.concatenate(list(m.core_of.values()))}) == 1
+    # TrueNorth: 256 axons per core, 2 per input; 120 inputs (240 axons) + 16 hidden sources
+    # (32 axons) exceed it, so the readout takes a core of its own; 60 inputs share one
+    tn = load_profile(HW / "truenorth.yaml")
+    for n_in, cores in ((120, 2), (60, 1)):
+        net = _net(n_in, [16])
+        m = map_network(net, tn, quantize_network(net, tn).weight_ints)
+        assert m.cores_used == cores, (n_in, m.cores_used)
+    # neurons and synapses are counted: 1000 + 100 neurons exceed Loihi's 1024 per core, and the
+    # 100 neurons of 1000 synapses each need two cores of synaptic memory (65,536 synapses each);
+    # the 3 readout neurons fit beside the 1000
+    big = _net(8, [1000, 100])
+    m = map_network(big, loihi, quantize_network(big, loihi).weight_ints)
+    core = {name: set(c.tolist()) for name, c in m.core_of.items()}
+    assert m.fits and m.cores_used == 3
+    assert core[big.hidden[0].name] == core[big.readout] == {0} and core[big.hidden[1].name] == {1, 2}

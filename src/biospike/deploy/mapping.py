@@ -178,7 +178,7 @@ def _map_chunks(net: Network, profile: HardwareProfile, weights: dict[str, np.nd
                 details: dict[str, Any]) -> list[str]:
     v = profile.values
     reasons: list[str] = []
-    next_core = 0
+    cores: list[dict[str, Any]] = []  # per open core: what its populations already take
     per_pop = {}
     single_array = "neurons_per_core" not in v  # Xylo: one neuron array, limited by max_* counts only
     for pop in net.pops:
@@ -194,6 +194,7 @@ def _map_chunks(net: Network, profile: HardwareProfile, weights: dict[str, np.nd
             # Loihi: the delay buckets of a core's compartments take bits from their index
             delay_bits = max(1, math.ceil(math.log2(longest_delay + 2)))
             cap = min(cap, 2 ** (v["delay_index_bits"] - delay_bits))
+        neuron_cap = cap  # neurons a core holding this population may hold in all
         if "synapses_per_core" in v and max_row > 0:
             cap = min(cap, v["synapses_per_core"] // max_row)
         if "synapse_memory_bits_per_core" in v and max_row > 0:
@@ -209,12 +210,39 @@ def _map_chunks(net: Network, profile: HardwareProfile, weights: dict[str, np.nd
             continue
         n_cores = math.ceil(pop.size / cap)
         chunk = math.ceil(pop.size / n_cores)
-        core_of[pop.name] = next_core + np.arange(pop.size) // chunk
+        slot = np.arange(pop.size) // chunk
+        core_of[pop.name] = np.empty(pop.size, np.int64)
+        for k in range(n_cores):
+            members = slot == k
+            need = {"neurons": int(members.sum()), "synapses": int(np.sum(nnz_rows[members])), "axons": fan_in,
+                    "neuron_cap": neuron_cap}
+            core_of[pop.name][members] = _place(cores, need, v, pop.name)
         per_pop[pop.name] = {"cores": n_cores, "neurons_per_core": chunk, "fan_in": fan_in,
                              "synapses": int(np.sum(nnz_rows))}
-        next_core += n_cores
     details["populations"] = per_pop
+    details["cores_shared_by_populations"] = sum(len(c["pops"]) > 1 for c in cores)
     return reasons
+
+
+def _place(cores: list[dict[str, Any]], need: dict[str, int], v: MappingABC, pop: str) -> int:
+    """First fit: the first open core with room for ``need`` (neurons within every sharer's
+    neuron cap, synapses within synapse storage, input axons within the fan-in limit; the axons of
+    populations sharing a core add up, as if their sources were distinct), else a new core."""
+    bits = v.get("synapse_bits", v.get("weight_bits", 0))
+    for index, core in enumerate(cores):
+        neurons = core["neurons"] + need["neurons"]
+        synapses = core["synapses"] + need["synapses"]
+        fits = (neurons <= min(core["neuron_cap"], need["neuron_cap"])
+                and ("synapses_per_core" not in v or synapses <= v["synapses_per_core"])
+                and ("synapse_memory_bits_per_core" not in v or synapses * bits <= v["synapse_memory_bits_per_core"])
+                and ("axons_in_per_core" not in v or core["axons"] + need["axons"] <= v["axons_in_per_core"]))
+        if fits and pop not in core["pops"]:
+            core.update(neurons=neurons, synapses=synapses, axons=core["axons"] + need["axons"],
+                        neuron_cap=min(core["neuron_cap"], need["neuron_cap"]))
+            core["pops"].add(pop)
+            return index
+    cores.append({**need, "pops": {pop}})
+    return len(cores) - 1
 
 
 def _map_layer_per_core(net: Network, profile: HardwareProfile, weights: dict[str, np.ndarray],

@@ -90,7 +90,7 @@ def _decay_constants(rate: np.ndarray, mode: str, bits: int, max_dash: int) -> t
     return np.zeros(rate.shape, np.int64), np.zeros(rate.shape)
 
 
-def real_w_sum(incoming: list[Projection], real_w: dict[str, np.ndarray]) -> np.ndarray:
+def _real_w_sum(incoming: list[Projection], real_w: dict[str, np.ndarray]) -> np.ndarray:
     """Per neuron, the summed |gain x weight| of its incoming projections: the largest drive one
     step can bring when every source spikes (a bound where no calibration windows are given)."""
     return sum(np.abs(real_w[pr.name]).sum(axis=1) for pr in incoming if not pr.recurrent)
@@ -199,7 +199,7 @@ def quantize_network(net: Network, profile: HardwareProfile, bounds: dict[str, d
             drive = (bounds or {}).get(pop.name, {})
             g = float(np.max(gain))
             low = g * drive.get("mean_drive_min", 0.0)
-            high = g * drive.get("mean_drive_p99_max", float(np.abs(real_w_sum(incoming, real_w)).max(initial=1.0)) / g)
+            high = g * drive.get("mean_drive_p99_max", float(np.abs(_real_w_sum(incoming, real_w)).max(initial=1.0)) / g)
             offset = max(0.0, -low)
             threshold = np.full(pop.size, max(1, round(2.0 * (high + offset) / sigma)), np.int64)
             offset_int = int(math.ceil(offset / sigma))

@@ -117,14 +117,17 @@ class TemporalKernel(nn.Module):
 
     @property
     def weight(self) -> torch.Tensor:
+        """(H, K*C) weights of all taps side by side (tap k in columns k*C .. (k+1)*C)."""
         return self.taps.weight
 
     @property
     def bias(self) -> torch.Tensor | None:
+        """(H,) bias, added once (it belongs to no tap)."""
         return self.taps.bias
 
     @property
     def out_features(self) -> int:
+        """H, the neurons fed (as ``nn.Linear.out_features``)."""
         return self.taps.out_features
 
     @property
@@ -137,6 +140,7 @@ class TemporalKernel(nn.Module):
         return self.taps.weight[:, k * self.n_in:(k + 1) * self.n_in]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Input spikes (B, T, C) -> current (B, T, H)."""
         return self.taps(delay_embed(x, self.kernel_steps, self.dilation))
 
 
