@@ -336,6 +336,13 @@ def levers_table(results: Path) -> list[str]:
     return lines
 
 
+def _test_with_ci(metrics: dict | None) -> str:
+    """Test balanced accuracy with its 95% bootstrap CI ('n/e' where the test split has one cluster)."""
+    test = (metrics or {}).get("test") or {}
+    ci = test.get("balanced_accuracy_ci")
+    return _ci_cell(test.get("balanced_accuracy"), ci) if ci else f"{fmt(test.get('balanced_accuracy'))} [n/e]"
+
+
 def zoo_table(results: Path, encoding: str) -> list[str]:
     """One row per task: every trained model kind's test balanced accuracy (validation in
     parentheses), the spiking kind with the best validation accuracy and its test accuracy, and
@@ -354,7 +361,7 @@ def zoo_table(results: Path, encoding: str) -> list[str]:
              if any(k.name in models for models in per_task.values())]
     labels = {k.name: k.label for k in MODEL_KINDS}
     lines = ["| task | " + " | ".join(labels[k] for k in kinds)
-             + " | best spiking kind on validation: test | beats classical | within 2 pts of ANN |",
+             + " | best spiking kind on validation: test [95% CI] | beats classical | within 2 pts of ANN |",
              "|---|" + "---|" * len(kinds) + "---|---|---|"]
 
     def acc(m: dict | None, split: str) -> float | None:
@@ -369,7 +376,8 @@ def zoo_table(results: Path, encoding: str) -> list[str]:
         cls, ann = acc(models.get("classical"), "test"), acc(models.get("ann"), "test")
         beats = "–" if best_test is None or cls is None else ("yes" if best_test > cls else "no") + f" ({best_test - cls:+.3f})"
         near = "–" if best_test is None or ann is None else ("yes" if best_test >= ann - 0.02 else "no") + f" ({best_test - ann:+.3f})"
-        best_cell = "–" if best is None else f"{labels[best]}: {fmt(best_test)}"
+        best_cell = ("–" if best is None else
+                     f"{labels[best]}: {_test_with_ci(models.get(best))}; classical {_test_with_ci(models.get('classical'))}")
         lines.append(f"| {task} | " + " | ".join(cells) + f" | {best_cell} | {beats} | {near} |")
     return lines
 
