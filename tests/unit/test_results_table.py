@@ -125,3 +125,26 @@ def test_levers_table_compares_each_lever_with_the_snn(tmp_path):
     assert conv[3] == "kind: converted SNN" and conv[9] == "800 nJ (3 mJ)" and conv[-1] == "–"  # gained accuracy, leaks more
     (tmp_path / "summary.json").write_text(json.dumps({"rows": rows[:1], "hardware": []}))
     assert rt.levers_table(tmp_path) == ["(one kind of model attacked: nothing to compare)"]
+
+
+def test_zoo_table_chooses_the_spiking_kind_on_validation_only(tmp_path):
+    def write(task, kind, val, test, ci=None):
+        d = tmp_path / task / "delta" / kind
+        d.mkdir(parents=True)
+        metrics = {"val": {"balanced_accuracy": val},
+                   "test": {"balanced_accuracy": test, "balanced_accuracy_ci": ci}}
+        (d / "metrics.json").write_text(json.dumps(metrics))
+
+    # tconv is best on test, alif on validation: the table must report alif
+    write("t", "snn", 0.80, 0.70)
+    write("t", "alif", 0.90, 0.72, [0.6, 0.8])
+    write("t", "tconv", 0.85, 0.95)
+    write("t", "ann", 0.95, 0.73)
+    write("t", "classical", 0.70, 0.71, [0.65, 0.77])
+    write("t", "dpsnn_eps8", 0.99, 0.99)  # a variant, not a kind: not a candidate, not a column
+    lines = rt.zoo_table(tmp_path, "delta")
+    assert "dpsnn" not in "\n".join(lines)
+    row = lines[2]
+    assert "ALIF-SNN: 0.720 [0.600, 0.800]; classical 0.710 [0.650, 0.770]" in row
+    assert "| yes (+0.010) | yes (-0.010) |" in row
+    assert "0.950 (0.850)" in row  # every kind's test (validation) cell
