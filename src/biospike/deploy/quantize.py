@@ -209,9 +209,10 @@ def quantize_network(net: Network, profile: HardwareProfile, bounds: dict[str, d
             tau_mem_eff = float("inf")
         elif model["decay"] == "linear":
             # TrueNorth's linear leak (leak reversal: towards 0) for the exponential decay it
-            # stands in for: lambda = what the exponential removes per step at half threshold
-            ref = threshold if threshold is not None else np.round(np.full(pop.size, bound / sigma))
-            d_mem = np.maximum(1, np.round(a * ref / 2.0)).astype(np.int64)
+            # stands in for: lambda = what the exponential removes per step at half threshold.
+            # A readout (no threshold to scale it by) integrates without leak.
+            d_mem = (np.maximum(1, np.round(a * threshold / 2.0)).astype(np.int64) if threshold is not None
+                     else np.zeros(pop.size, np.int64))
         pops[pop.name] = {
             "sigma": sigma,
             "gain": float(np.max(gain)),
