@@ -13,6 +13,9 @@ $(BIN)/biospike: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch is pinned to the CPU build (see README: elsewhere add --extra-index-url for CPU wheels)
 	$(BIN)/pip install --quiet -e '.[test]'
+	# NeuroBench's metrics need only torch and snntorch; its declared dependencies pull torchaudio
+	# (and with it a CUDA torch), so it is installed without them
+	$(BIN)/pip install --quiet --no-deps 'neurobench==2.3.0'
 	touch $@
 
 install: $(BIN)/biospike

@@ -332,6 +332,13 @@ DEPLOY_KEYS = {  # biospike simulate: R/{dataset}/{encoding}/{target}/deploy/{ha
     "quantized_balanced_accuracy": ("/balanced_accuracy/quantized",),
     "float_balanced_accuracy": ("/balanced_accuracy/float",),  # the float model it is compared with
     "cores_used": ("/cores_used",),
+    # NeuroBench's own metrics (biospike.deploy.neurobench), per window, under its names
+    "neurobench_effective_acs": ("/neurobench/metrics/SynapticOperations/Effective_ACs",),
+    "neurobench_effective_macs": ("/neurobench/metrics/SynapticOperations/Effective_MACs",),
+    "neurobench_dense_ops": ("/neurobench/metrics/SynapticOperations/Dense",),
+    "neurobench_activation_sparsity": ("/neurobench/metrics/ActivationSparsity",),
+    "neurobench_connection_sparsity": ("/neurobench/metrics/ConnectionSparsity",),
+    "neurobench_footprint_bytes": ("/neurobench/metrics/Footprint",),
 }
 
 
@@ -1119,6 +1126,30 @@ def _deploy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]
     return head, body
 
 
+def _neurobench_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """One line per spiking model with NeuroBench's metrics (computed by the neurobench package;
+    target-independent, so taken from the first edge target that has them)."""
+    head = ["dataset", "encoding", "model", "Footprint (bytes)", "ConnectionSparsity", "ActivationSparsity",
+            "SynapticOperations: Effective_ACs", "Effective_MACs", "Dense"]
+    body = []
+    for r in summary["rows"]:
+        d = next((d for d in (r.get("deploy") or {}).values() if d.get("neurobench_dense_ops") is not None), None)
+        if d is None:
+            continue
+        body.append([r["dataset"], r["encoding"], label(r["model"]), fmt_num(d["neurobench_footprint_bytes"]),
+                     fmt_num(d["neurobench_connection_sparsity"], 3), fmt_num(d["neurobench_activation_sparsity"], 3),
+                     fmt_num(d["neurobench_effective_acs"], 0), fmt_num(d["neurobench_effective_macs"], 0),
+                     fmt_num(d["neurobench_dense_ops"], 0)])
+    return head, body
+
+
+_NEUROBENCH_INTRO = ("NeuroBench's metrics (Yik et al. 2025), computed by the neurobench package on each spiking "
+                     "model, per window: synaptic operations as accumulates for spike inputs (ACs), multiply-"
+                     "accumulates for multi-spike counts (MACs) and all weights every step (Dense); activation "
+                     "sparsity over hidden layers, steps and windows. MembraneUpdates is not computed: it needs "
+                     "snnTorch neurons stepped per time step (the edge JSONs' neuron_updates count the same).")
+
+
 def levers_hardware(hardware: Sequence[str], attacked: Sequence[tuple[Any, str]],
                     fits: Callable[[Any, str, str], bool]) -> str | None:
     """The edge target the lever views (table and figure) cost on: the first of ``hardware``
@@ -1246,6 +1277,9 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     head, body = _deploy_table(summary)
     if body:
         parts += ["", "## Edge targets", "", _edge_intro(), "", _md_table(head, body)]
+    head, body = _neurobench_table(summary)
+    if body:
+        parts += ["", "## NeuroBench metrics", "", _NEUROBENCH_INTRO, "", _md_table(head, body)]
     figures = summary.get("figures") or {}
     if any(figures.values()):
         parts += ["", "## Figures", ""]
@@ -1312,6 +1346,9 @@ def summary_html(summary: Mapping[str, Any]) -> str:
     head, body = _deploy_table(summary)
     if body:
         parts += ["<h2>Edge targets</h2>", f"<p class='note'>{inline(_edge_intro())}</p>", table(head, body)]
+    head, body = _neurobench_table(summary)
+    if body:
+        parts += ["<h2>NeuroBench metrics</h2>", f"<p class='note'>{inline(_NEUROBENCH_INTRO)}</p>", table(head, body)]
     figures = summary.get("figures") or {}
     if any(figures.values()):
         parts.append("<h2>Figures</h2>")

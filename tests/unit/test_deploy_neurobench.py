@@ -71,3 +71,73 @@ def test_synaptic_events_equal_neurobench(recurrent):
     result = SynapticOperations()(nb_model, preds, (xt, torch.zeros(len(x))))
     nb_total = (result["Effective_ACs"] + result["Effective_MACs"]) * len(x)
     assert ours == pytest.approx(nb_total, rel=0, abs=0.5)
+
+
+def _trained_like(kind_settings: dict | None = None):
+    from biospike.models import init_model, make_arch
+
+    rng = np.random.default_rng(2)
+    x = (rng.random((24, 30, 6)) < 0.25).astype(np.uint8)
+    y = rng.integers(0, 3, 24)
+    arch = make_arch("snn", 6, 3, 1e-3, {"hidden": [16, 8], "tau_mem_s": 0.01, "tau_syn_s": 0.005,
+                                         **(kind_settings or {})}, x)
+    model = init_model(arch, x, seed=3).eval()
+    with torch.no_grad():
+        model.fc[1].weight[model.fc[1].weight.abs() < 0.1] = 0.0  # absent synapses: connection sparsity > 0
+    return model, x, y
+
+
+@pytest.mark.parametrize("settings", [{}, {"front_end": "temporal_kernel", "temporal_kernel": {"steps": 3, "dilation": 2}}])
+def test_neurobench_view_computes_the_snn_logits(settings):
+    from biospike.deploy.neurobench import NeuroBenchView
+
+    model, x, _ = _trained_like(settings)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    with torch.no_grad():
+        # equal up to the rounding of folding the input gain into the first weights
+        torch.testing.assert_close(NeuroBenchView(model)(xt), model(xt), rtol=1e-5, atol=1e-6)
+    view = NeuroBenchView(model)
+    # the SNN's parameters, once: NeuroBench's footprint and parameter count see the network itself
+    assert sum(p.numel() for p in view.parameters()) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.skipif(SynapticOperations is None, reason="neurobench not installed (the Makefile installs it)")
+def test_neurobench_metrics_agree_with_the_simulator_and_the_weights():
+    from biospike.deploy.neurobench import neurobench_metrics
+
+    model, x, y = _trained_like()
+    got = neurobench_metrics(model, x, y)
+    assert got["status"] == "ok" and got["package"].startswith("neurobench ")
+    m = got["metrics"]
+    net = network_from_nir(export_nir(model))
+    trace = simulate_float(net, x)
+    # binary input spikes: every effective operation is an accumulate, per window as our count
+    ours = count_events(net, trace, x)["syn_events"].sum() / len(x)
+    assert m["SynapticOperations"]["Effective_ACs"] == pytest.approx(ours)
+    assert m["SynapticOperations"]["Effective_MACs"] == 0
+    weights = [model.fc[0].weight, model.fc[1].weight, model.out.weight]
+    n_w = sum(w.numel() for w in weights)
+    # NeuroBench rounds it to 4 decimals
+    assert m["ConnectionSparsity"] == pytest.approx(sum(int((w == 0).sum()) for w in weights) / n_w, abs=1e-4)
+    assert m["ConnectionSparsity"] > 0
+    assert m["ParameterCount"] == sum(p.numel() for p in model.parameters())
+    spikes = [trace.spikes[p.name] for p in net.hidden]
+    assert m["ActivationSparsity"] == pytest.approx(1 - sum(float(s.sum()) for s in spikes) / sum(s.size for s in spikes))
+    assert len(got["activation_sparsity_by_hidden_layer"]) == 2
+    assert m["ClassificationAccuracy"] == pytest.approx(float((model(torch.as_tensor(x, dtype=torch.float32)).argmax(1)
+                                                               .numpy() == y).mean()))
+
+
+def test_neurobench_missing_or_recurrent_is_said_not_hidden(monkeypatch):
+    import sys
+
+    from biospike.deploy.neurobench import neurobench_metrics
+
+    model, x, y = _trained_like()
+    for name in ["neurobench", *[k for k in sys.modules if k.startswith("neurobench.")]]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    assert neurobench_metrics(model, x, y)["status"] == "not run"
+    monkeypatch.undo()
+    rec = build_model({"kind": "snn", "n_in": 6, "n_hidden": [8], "n_out": 3, "recurrent": True})
+    out = neurobench_metrics(rec, x, y)
+    assert out["status"] == "not run" and ("recurrent" in out["reason"] or "not installed" in out["reason"])

@@ -647,3 +647,19 @@ def test_levers_table_compares_every_attacked_model_with_the_snn():
     head, _ = report.levers_table({"hardware": ["loihi", "speck"], "rows": [row("snn", 0.75, 0.57, unfit),
                                                                           row("ann", 0.7, 0.5)]})
     assert "speck: dynamic (total) energy" in head
+
+
+def test_neurobench_table_lists_spiking_models_under_neurobench_names():
+    from biospike.report import _neurobench_table
+
+    nb = {"neurobench_footprint_bytes": 6172, "neurobench_connection_sparsity": 0.0161,
+          "neurobench_activation_sparsity": 0.8907, "neurobench_effective_acs": 4893.8,
+          "neurobench_effective_macs": 0.0, "neurobench_dense_ops": 147200.0}
+    summary = {"rows": [
+        {"dataset": "d", "encoding": "delta", "model": "snn", "deploy": {"loihi": {"fits": True, **nb}}},
+        {"dataset": "d", "encoding": "delta", "model": "ann", "deploy": {"cortex_m4": {"fits": True}}},
+    ]}
+    head, body = _neurobench_table(summary)
+    assert "ActivationSparsity" in head and "SynapticOperations: Effective_ACs" in head
+    assert len(body) == 1  # the ANN on the MCU has no NeuroBench metrics
+    assert body[0][3:] == ["6172", "0.016", "0.891", "4894", "0", "147200"]

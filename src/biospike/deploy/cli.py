@@ -170,7 +170,12 @@ def evaluate_snn_target(net, profile: HardwareProfile, x: np.ndarray, y: np.ndar
     """Quantize, map and simulate ``net`` (from NIR) on a neuromorphic ``profile``; all metrics."""
     from biospike.deploy.mapping import map_network
     from biospike.deploy.quantize import calibration_bounds, quantize_network
-    from biospike.deploy.simulator import count_events, simulate_float, simulate_int
+    from biospike.deploy.simulator import (
+        count_events,
+        events_by_layer,
+        simulate_float,
+        simulate_int,
+    )
 
     qnet = quantize_network(net, profile, calibration_bounds(net, x_calib) if len(x_calib) else None)
     mapping = map_network(net, profile, qnet.weight_ints)
@@ -225,6 +230,9 @@ def evaluate_snn_target(net, profile: HardwareProfile, x: np.ndarray, y: np.ndar
                     "per_inference_s": latency_s, "work_per_step": work, "real_time": cfg["real_time"],
                     **compute_latency(fast_step, compute_s, window_s)},
         "energy": {**energy, "per_inference_j": energy["total_j"], "terms": energy_terms(profile)},
+        "per_layer": _per_layer(profile, events_by_layer(net, q_trace, x, weights=qnet.weight_ints,
+                                                         dest_cores=mapping.dest_packets,
+                                                         hidden_delay=bool(qnet.neuron_model["hidden_delay"]))),
         "accuracy_vs_time": course,
     }
     _derived(result, energy, window_s, per_inf["spikes"], compute_s, None if fast is None else fast["total_j"])
@@ -240,6 +248,20 @@ def evaluate_snn_target(net, profile: HardwareProfile, x: np.ndarray, y: np.ndar
     else:
         result["latency"]["time_to_decision_s"] = latency_s
     return result
+
+
+def _per_layer(profile: HardwareProfile, layers: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
+    """Each layer's counts per inference with the dynamic energy they cost on ``profile``
+    (None where the constant is unknown; a chip priced per clock cycle has no per-layer split)."""
+    out = {}
+    for name, c in layers.items():
+        if c["kind"] == "projection":
+            e = energy_j(profile, c["syn_events"], 0.0, c["routed"], 0.0)
+            out[name] = {**c, "synaptic_j": e["synaptic_j"], "routing_j": e["routing_j"]}
+        else:
+            e = energy_j(profile, 0.0, c["neuron_updates"], 0.0, 0.0)
+            out[name] = {**c, "neuron_j": e["neuron_j"]}
+    return out
 
 
 def compute_latency(compute_step_s: float | None, compute_per_inference_s: float | None,
@@ -414,6 +436,9 @@ def simulate_model(model, profile: HardwareProfile | str | Path | dict[str, Any]
     net = network_from_nir(export_nir(model))
     calib = np.zeros((0, *x.shape[1:]), dtype=x.dtype) if x_calib is None else np.asarray(x_calib)
     result = evaluate_snn_target(net, profile, x, y, calib, cfg)
+    from biospike.deploy.neurobench import neurobench_metrics
+
+    result["neurobench"] = neurobench_metrics(model, x, y)
     return {"target": profile.name, "kind": profile.kind, **finite(result), "calibration_windows": int(len(calib))}
 
 
@@ -497,6 +522,10 @@ def simulate_stage(ctx: Any, model_path: str, nir_path: str | None, spikes_path:
         calib = _select(train, cfg["calibration_windows"], seed + 1)
         result = evaluate_snn_target(net, profile, x, y, spikes.spikes[calib], cfg)
         result["calibration_windows"] = int(len(calib))
+        from biospike.deploy.neurobench import neurobench_metrics
+
+        model, _ = load_checkpoint(model_path)
+        result["neurobench"] = neurobench_metrics(model, x, y)
     result = {
         "target": profile.name,
         "title": profile.title,

@@ -28,7 +28,7 @@ import numpy as np
 from biospike.errors import BiospikeError
 
 __all__ = ["Network", "Population", "Projection", "Trace", "count_events", "fanout", "network_from_nir",
-           "delayed", "simulate_float", "simulate_int", "source_activity"]
+           "delayed", "events_by_layer", "simulate_float", "simulate_int", "source_activity"]
 
 
 @dataclasses.dataclass
@@ -303,6 +303,33 @@ def count_events(net: Network, trace: Trace, x: np.ndarray, weights: dict[str, n
     updates = np.full((batch, steps), float(net.n_neurons + n_splitters))
     return {"syn_events": syn, "neuron_updates": updates, "spikes": spikes, "routed": routed,
             "input_events": x.sum(axis=2, dtype=np.float64)}
+
+
+def events_by_layer(net: Network, trace: Trace, x: np.ndarray, weights: dict[str, np.ndarray] | None = None,
+                    dest_cores: dict[str, np.ndarray] | None = None, hidden_delay: bool = False) -> dict[str, dict[str, float]]:
+    """Per-window means of :func:`count_events`' terms split by layer: per projection its
+    synaptic events and routed packets, per population its spikes and neuron updates (splitter
+    relays are not attributed to a layer; their counts stay in the totals)."""
+    steps = x.shape[1]
+    n = max(len(x), 1)
+    out: dict[str, dict[str, float]] = {}
+    for pr in net.projections:
+        w = pr.weight if weights is None else weights[pr.name]
+        act = source_activity(net, trace, x, pr.src, pr.delay_steps).astype(np.float64, copy=False)
+        if pr.recurrent or (hidden_delay and pr.src != "input"):
+            act = act[:, :-1]
+        per_src = act.sum(axis=(0, 1))
+        out[pr.name] = {"kind": "projection", "src": pr.src, "dst": pr.dst,
+                        "syn_events": float(per_src @ fanout(w)) / n,
+                        "routed": float(per_src @ dest_cores[pr.name]) / n if dest_cores is not None else 0.0}
+    for pop in net.pops:
+        if pop.name == net.readout and not trace.readout_spikes:
+            spikes = 0.0
+        else:
+            spikes = float((trace.readout if pop.name == net.readout else trace.spikes[pop.name]).sum()) / n
+        out[pop.name] = {"kind": "population", "neurons": pop.size, "spikes": spikes,
+                         "neuron_updates": float(pop.size * steps)}
+    return out
 
 
 # --------------------------------------------------------------------------------------------
