@@ -11,6 +11,10 @@ optimizer step) and inference samples/s, best of several repetitions on one thre
 - adaptive LIF: ``ours_alif`` (the same model with ``neuron: alif``, fused ALIF scan) against
   ``norse_lsnn`` (``norse.torch.LSNNCell`` stepping over T, the same dynamics), and its cost
   against our LIF (``alif_vs_lif``, issue target: the adaptive neuron trains within 1.5x of the LIF).
+- trainable dynamics: ``ours_dyn`` (the model with ``trainable: [tau_mem, tau_syn, v_th]``, per-neuron
+  constants learned inside the fused scan) against ``norse_dyn`` (norse's ``lif_feed_forward_step``
+  stepping over T with per-neuron ``tau_mem_inv``, ``tau_syn_inv`` and ``v_th`` as ``nn.Parameter``:
+  norse's way of learning them), and its cost against our LIF (``dyn_vs_lif``).
 - snntorch: ``snntorch.Synaptic`` (2nd-order LIF: synaptic current + membrane) stepping over T with the
   Linear inside the loop; readout ``Synaptic`` without reset, its membrane averaged over T.
 
@@ -58,13 +62,48 @@ class SnnTorchLoop(nn.Module):
 TAU_ADAPT_S, ADAPT_BETA = 0.2, 0.1
 
 
-def ours(n_in: int, n_hidden: int, n_out: int, impl: str, neuron: str = "lif") -> nn.Module:
+def ours(n_in: int, n_hidden: int, n_out: int, impl: str, neuron: str = "lif", trainable: tuple = ()) -> nn.Module:
     from biospike.models import build_model
 
     return build_model({"kind": "snn", "n_in": n_in, "n_hidden": [n_hidden], "n_out": n_out, "dt_s": DT_S,
                         "tau_mem_s": TAU_MEM_S, "tau_syn_s": TAU_SYN_S, "readout_tau_mem_s": TAU_MEM_S,
                         "readout_tau_syn_s": TAU_SYN_S, "impl": impl, "neuron": neuron,
-                        "tau_adapt_s": TAU_ADAPT_S, "adapt_beta": ADAPT_BETA})
+                        "tau_adapt_s": TAU_ADAPT_S, "adapt_beta": ADAPT_BETA, "trainable": list(trainable)})
+
+
+class NorseDynLoop(nn.Module):
+    """norse with learned per-neuron LIF constants: ``lif_feed_forward_step`` per step with
+    ``tau_mem_inv``, ``tau_syn_inv`` and ``v_th`` as parameters, Linear inside the loop."""
+
+    def __init__(self, n_in: int, n_hidden: int, n_out: int) -> None:
+        super().__init__()
+        import norse.torch as norse
+
+        self.fc = nn.Linear(n_in, n_hidden)
+        self.out = nn.Linear(n_hidden, n_out)
+        self.tau_mem_inv = nn.Parameter(torch.full((n_hidden,), 1 / TAU_MEM_S))
+        self.tau_syn_inv = nn.Parameter(torch.full((n_hidden,), 1 / TAU_SYN_S))
+        self.v_th = nn.Parameter(torch.ones(n_hidden))
+        self.li = norse.LICell(norse.LIParameters(tau_syn_inv=torch.as_tensor(1 / TAU_SYN_S),
+                                                  tau_mem_inv=torch.as_tensor(1 / TAU_MEM_S)), dt=DT_S)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from norse.torch.functional.lif import (
+            LIFFeedForwardState,
+            LIFParameters,
+            lif_feed_forward_step,
+        )
+
+        p = LIFParameters(tau_syn_inv=self.tau_syn_inv, tau_mem_inv=self.tau_mem_inv, v_th=self.v_th)
+        zeros = x.new_zeros(x.shape[0], self.fc.out_features)
+        s = LIFFeedForwardState(v=zeros, i=zeros)
+        s_li = None
+        volts = []
+        for t in range(x.shape[1]):
+            z, s = lif_feed_forward_step(self.fc(x[:, t]), s, p, DT_S)
+            v, s_li = self.li(self.out(z), s_li)
+            volts.append(v)
+        return torch.stack(volts, dim=1).mean(dim=1)
 
 
 class NorseLSNNLoop(nn.Module):
@@ -137,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         "snntorch": (lambda: SnnTorchLoop(*sizes)) if have("snntorch") else None,
         "ours_alif": lambda: ours(*sizes, impl="fused", neuron="alif"),
         "norse_lsnn": (lambda: NorseLSNNLoop(*sizes)) if have("norse") else None,
+        "ours_dyn": lambda: ours(*sizes, impl="fused", trainable=("tau_mem", "tau_syn", "v_th")),
+        "norse_dyn": (lambda: NorseDynLoop(*sizes)) if have("norse") else None,
     }
     for name, build in builders.items():
         if build is None:
@@ -159,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         row("alif_train_throughput", "samples/s", results["ours_alif"][0],
             {"norse": results["norse_lsnn"][0] if results["norse_lsnn"] else None},
             alif_vs_lif=results["ours_alif"][0] / results["ours"][0]),
+        row("trainable_dynamics_train_throughput", "samples/s", results["ours_dyn"][0],
+            {"norse": results["norse_dyn"][0] if results["norse_dyn"] else None},
+            dyn_vs_lif=results["ours_dyn"][0] / results["ours"][0]),
     ]
     report(rows, args.out)
     return 0
