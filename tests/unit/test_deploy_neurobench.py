@@ -87,7 +87,8 @@ def _trained_like(kind_settings: dict | None = None):
     return model, x, y
 
 
-@pytest.mark.parametrize("settings", [{}, {"front_end": "temporal_kernel", "temporal_kernel": {"steps": 3, "dilation": 2}}])
+@pytest.mark.parametrize("settings", [{}, {"front_end": "temporal_kernel", "temporal_kernel": {"steps": 3, "dilation": 2}},
+                                      {"trainable": ["tau_mem", "tau_syn", "v_th"]}, {"neuron": "alif"}])
 def test_neurobench_view_computes_the_snn_logits(settings):
     from biospike.deploy.neurobench import NeuroBenchView
 

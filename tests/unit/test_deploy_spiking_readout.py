@@ -144,3 +144,19 @@ def test_truenorth_hidden_neurons_leak_linearly():
     assert simulate_int(qnet, x).spikes["lif0"].sum() == 0
     hidden["d_mem"] = np.zeros_like(hidden["d_mem"])
     assert simulate_int(qnet, x).spikes["lif0"].sum() == 1
+
+
+def test_spike_count_readout_needs_calibration_windows_and_no_synaptic_current():
+    from biospike.errors import BiospikeError
+
+    model, x, _ = _trained_like()
+    net = network_from_nir(export_nir(model))
+    from biospike.deploy.cli import simulate_model
+
+    assert quantize_network(net, _spiking_profile()).pops[net.readout]["readout_calibrated"] is False
+    with pytest.raises(BiospikeError, match="decodes spike counts"):
+        simulate_model(model, _spiking_profile(), x, np.zeros(len(x), np.int64))
+    prof = _spiking_profile()
+    prof.neuron_model = {**prof.neuron_model, "synapse": "current"}
+    with pytest.raises(BiospikeError, match="synapse: none"):
+        quantize_network(net, prof, calibration_bounds(net, x))

@@ -204,3 +204,20 @@ def test_loihi_delays_take_compartments_from_the_core():
         assert m.fits, m.reasons
         assert m.details["populations"]["lif0"]["neurons_per_core"] <= per_core
         assert m.details["populations"]["lif0"]["cores"] == -(-300 // per_core)
+
+
+def test_truenorth_ternarises_the_taps_together_and_counts_weight_values():
+    """TrueNorth: one positive and one negative weight per neuron over all feed-forward inputs (4
+    axon types); per-tap ternarisation gave a neuron up to 2K values and still 'fit'."""
+    x = _spikes()
+    net = network_from_nir(export_nir(_trained_like(x)))
+    tn = load_profile(f"{HARDWARE}/truenorth.yaml")
+    q = quantize_network(net, tn, calibration_bounds(net, x))
+    rows = np.concatenate([q.weight_ints[p.name] for p in net.incoming("lif0")], axis=1)
+    assert max(np.unique(r[r != 0]).size for r in rows) <= 2
+    m = map_network(net, tn, q.weight_ints)
+    assert m.details["max_weight_values_per_neuron"] <= 4 and not any("weight values" in r for r in m.reasons)
+    # the limit is checked: per-tap ternary weights (the former quantization) are refused
+    per_tap = {p.name: q.weight_ints[p.name] * (1 + k) for k, p in enumerate(net.incoming("lif0"))}
+    refused = map_network(net, tn, {**q.weight_ints, **per_tap})
+    assert any("distinct weight values of one neuron" in r for r in refused.reasons)

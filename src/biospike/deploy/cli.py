@@ -177,6 +177,9 @@ def evaluate_snn_target(net, profile: HardwareProfile, x: np.ndarray, y: np.ndar
         simulate_int,
     )
 
+    if profile.neuron_model.get("readout") == "spikes" and not len(x_calib):
+        raise BiospikeError(f"{profile.name!r} decodes spike counts, whose offset and threshold come from calibration "
+                            "windows: pass x_calib (simulate_model) or keep deploy.calibration_windows > 0")
     qnet = quantize_network(net, profile, calibration_bounds(net, x_calib) if len(x_calib) else None)
     mapping = map_network(net, profile, qnet.weight_ints)
     f_trace = _simulate_in_chunks(simulate_float, net, x, f"simulate float on {profile.name}")

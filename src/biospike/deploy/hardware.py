@@ -55,6 +55,7 @@ VALUE_KEYS: dict[str, tuple[str, str]] = {
     "supports_recurrence": ("bool", "recurrent (same-layer) connections are possible"),
     "mesh_width": ("int", "cores per mesh row, for hop distances"),
     "delay_index_bits": ("int", "Loihi: bits a core's synaptic delays and compartment index share (D steps of delay take ceil(log2(D+2)) of them)"),
+    "weight_values_per_neuron": ("int", "distinct signed weight values one neuron can hold over its inputs (TrueNorth: 4, one per axon type)"),
     "max_delay_steps": ("int", "longest delay a synapse (or axon) can add, in steps; 0: none (a temporal kernel needs one per tap)"),
     # precision
     "weight_bits": ("int", "signed weight bits"),

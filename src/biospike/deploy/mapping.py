@@ -51,6 +51,15 @@ class Mapping:
         return {"fits": self.fits, "reasons": self.reasons, "cores_used": self.cores_used, **self.details}
 
 
+def _weight_values_per_neuron(net: Network, weights: dict[str, np.ndarray], pop: str) -> int:
+    """The most distinct non-zero weight values any neuron of ``pop`` holds over its inputs."""
+    incoming = [weights[pr.name] for pr in net.incoming(pop)]
+    if not incoming:
+        return 0
+    rows = np.concatenate(incoming, axis=1)
+    return max((np.unique(r[r != 0]).size for r in rows), default=0)
+
+
 def _no_fit(limit: str, needs: float, has: float) -> str:
     return f"does not fit: {limit} needs {needs:g}, target has {has:g}"
 
@@ -105,6 +114,11 @@ def map_network(net: Network, profile: HardwareProfile, weights: dict[str, np.nd
         reasons.append(_no_fit("hidden neurons", n_hidden, v["max_hidden_neurons"]))
     if any(pr.recurrent for pr in net.projections) and v.get("supports_recurrence") is False:
         reasons.append(_no_fit("recurrent connections", 1, 0))
+    if "weight_values_per_neuron" in v:  # TrueNorth: one signed weight per axon type
+        most = max((_weight_values_per_neuron(net, weights, pop.name) for pop in net.pops), default=0)
+        details["max_weight_values_per_neuron"] = most
+        if most > v["weight_values_per_neuron"]:
+            reasons.append(_no_fit("distinct weight values of one neuron", most, v["weight_values_per_neuron"]))
     longest_delay = max((pr.delay_steps for pr in net.projections), default=0)
     if longest_delay:  # a temporal kernel's taps: each needs a synapse (or axon) that delays by its steps
         details["longest_delay_steps"] = longest_delay

@@ -75,6 +75,9 @@ class NeuroBenchView(nn.Module):
         self.dynamics = nn.ModuleList(HiddenDynamics(snn, layer) for layer in range(len(snn.fc)))
         self.out = snn.out
         self.rec = snn.rec
+        # learned per-neuron constants (train.trainable) are parameters of the network too: held
+        # here so that NeuroBench's footprint and parameter count include them
+        self.learned_dynamics = getattr(snn, "dynamics", None)
         self.arch = snn.arch
         self.readout = snn.readout
 

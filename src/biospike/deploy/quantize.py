@@ -37,6 +37,7 @@ import numpy as np
 
 from biospike.deploy.hardware import HardwareProfile
 from biospike.deploy.simulator import Network, Projection
+from biospike.errors import BiospikeError
 
 __all__ = ["QuantNetwork", "calibration_bounds", "quantize_network"]
 
@@ -88,12 +89,6 @@ def _decay_constants(rate: np.ndarray, mode: str, bits: int, max_dash: int) -> t
         dash = np.clip(np.round(np.log2(1.0 / rate)), 1, max_dash).astype(np.int64)
         return dash, 2.0 ** (-dash.astype(np.float64))
     return np.zeros(rate.shape, np.int64), np.zeros(rate.shape)
-
-
-def _real_w_sum(incoming: list[Projection], real_w: dict[str, np.ndarray]) -> np.ndarray:
-    """Per neuron, the summed |gain x weight| of its incoming projections: the largest drive one
-    step can bring when every source spikes (a bound where no calibration windows are given)."""
-    return sum(np.abs(real_w[pr.name]).sum(axis=1) for pr in incoming if not pr.recurrent)
 
 
 def _ternary_rows(w: np.ndarray) -> np.ndarray:
@@ -152,11 +147,19 @@ def quantize_network(net: Network, profile: HardwareProfile, bounds: dict[str, d
             w = pr.weight.astype(np.float64)
             if pr.input_scale is not None:
                 w = w * pr.input_scale[None, :]
-            w = gain[:, None] * w
-            if ternary:
-                w = _ternary_rows(w)
-            real_w[pr.name] = w
-            ideal_sigma[pr.name] = float(np.abs(w).max(initial=0.0)) / qmax
+            real_w[pr.name] = gain[:, None] * w
+        if ternary:
+            # one positive and one negative weight per neuron over all its feed-forward inputs
+            # (a temporal kernel's taps included: TrueNorth has 4 axon types, the recurrent
+            # projection takes the other two), so the feed-forward projections are joined first
+            for group in ([pr for pr in incoming if not pr.recurrent], [pr for pr in incoming if pr.recurrent]):
+                if group:
+                    joint = _ternary_rows(np.concatenate([real_w[pr.name] for pr in group], axis=1))
+                    cuts = np.cumsum([real_w[pr.name].shape[1] for pr in group])[:-1]
+                    for pr, part in zip(group, np.split(joint, cuts, axis=1), strict=True):
+                        real_w[pr.name] = part
+        for pr in incoming:
+            ideal_sigma[pr.name] = float(np.abs(real_w[pr.name]).max(initial=0.0)) / qmax
         # state scale: states must fit, thresholds must fit, shifts must stay within range
         bound = 0.0
         if pop.kind == "lif":
@@ -196,10 +199,17 @@ def quantize_network(net: Network, profile: HardwareProfile, bounds: dict[str, d
             # whose count over the window is ~ its summed drive / threshold, after a common offset
             # that lifts every class's drive above zero (a silent neuron cannot rank)
             readout_kind = "spike_count"
+            if model["synapse"] != "none":
+                raise BiospikeError("a spike-count readout is sized from the per-step input drive, which holds only "
+                                    "without a synaptic current state (synapse: none)")
             drive = (bounds or {}).get(pop.name, {})
             g = float(np.max(gain))
-            low = g * drive.get("mean_drive_min", 0.0)
-            high = g * drive.get("mean_drive_p99_max", float(np.abs(_real_w_sum(incoming, real_w)).max(initial=1.0)) / g)
+            if "mean_drive_min" in drive:
+                low, high = g * drive["mean_drive_min"], g * drive["mean_drive_p99_max"]
+            else:  # no calibration windows (a mapping-only use): the worst case, no offset; the
+                # simulate stage refuses to decode such a readout (deploy.cli.evaluate_snn_target)
+                low = 0.0
+                high = float(sum(np.abs(real_w[pr.name]).sum(axis=1) for pr in incoming if not pr.recurrent).max())
             offset = max(0.0, -low)
             threshold = np.full(pop.size, max(1, round(2.0 * (high + offset) / sigma)), np.int64)
             offset_int = int(math.ceil(offset / sigma))
@@ -218,6 +228,7 @@ def quantize_network(net: Network, profile: HardwareProfile, bounds: dict[str, d
             "gain": float(np.max(gain)),
             "threshold": threshold,
             "readout": readout_kind,
+            "readout_calibrated": readout_kind is None or "mean_drive_min" in (bounds or {}).get(pop.name, {}),
             "readout_offset": offset_int,  # spike-count readout: the common offset within bias_membrane
             "v_reset": 0 if pop.kind != "lif" else np.round(pop.v_reset / sigma).astype(np.int64),
             "v_leak": np.round(pop.v_leak / sigma).astype(np.int64) if pop.kind == "lif" else np.zeros(pop.size, np.int64),

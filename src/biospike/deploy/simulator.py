@@ -347,6 +347,9 @@ def _tap_groups(incoming: list[Projection]) -> list[list[Projection]]:
             groups.setdefault(pr.src, []).append(pr)
     out = []
     for src, taps in groups.items():
+        if all(t.delay_steps == 0 for t in taps):  # no temporal kernel: each projection on its own
+            out.extend([t] for t in taps)
+            continue
         taps = sorted(taps, key=lambda t: t.delay_steps)
         if len(taps) > 1 and (taps[0].delay_steps != 0 or any(t.bias is not None for t in taps[1:])
                               or len({t.delay_steps for t in taps}) != len(taps)
