@@ -21,6 +21,7 @@ from biospike.models import build_model, init_model, make_arch
 from biospike.models.snn import TemporalKernel, delay_embed
 from biospike.privacy.dp import loss_sum
 from biospike.privacy.grad_sample import grad_sample_module
+from tests.unit.test_dp_per_sample import _one_at_a_time
 
 torch.set_num_threads(1)
 HARDWARE = "config/hardware"
@@ -178,19 +179,14 @@ def test_dp_per_sample_gradients_of_the_temporal_kernel():
     x = _spikes(n=5, steps=25, p=0.3)
     model = build_model({**_tconv_arch(x), "input_scale": 6.0})
     xt, y = torch.as_tensor(x), torch.tensor([0, 1, 2, 0, 1])
-    reference = {n: [] for n, _ in model.named_parameters()}
-    for i in range(len(x)):
-        model.zero_grad(set_to_none=True)
-        loss_sum(model(xt[i:i + 1]), y[i:i + 1]).backward()
-        for n, p in model.named_parameters():
-            reference[n].append(p.grad.detach().clone())
+    reference = _one_at_a_time(model, xt, y)  # each sample's gradient alone
     gsm = grad_sample_module(model)
     gsm.zero_grad(set_to_none=True)
     loss_sum(gsm(xt), y).backward()
     for name, p in gsm._module.named_parameters():
         assert p.grad_sample.shape == (len(x), *p.shape), name
-        torch.testing.assert_close(p.grad_sample, torch.stack(reference[name]), rtol=1e-4, atol=1e-6, msg=name)
-    assert float(torch.stack(reference["fc.0.taps.weight"]).abs().sum()) > 0
+        torch.testing.assert_close(p.grad_sample, reference[name], rtol=1e-4, atol=1e-6, msg=name)
+    assert float(reference["fc.0.taps.weight"].abs().sum()) > 0
 
 
 def test_loihi_delays_take_compartments_from_the_core():

@@ -103,11 +103,12 @@ def export_nir(model, channel_names: list[str] | None = None, class_names: list[
         edges.append(("input", "scale"))
         prev = "scale"
 
-    def projection(name: str, linear, gain: float = 1.0, weight=None) -> None:
+    def projection(name: str, linear, gain: float = 1.0, weight=None, with_bias: bool = True) -> None:
         w, b = _weights(linear)
-        if weight is not None:  # one tap of a temporal kernel: its own (H, C) block; the bias goes with tap 0
+        if weight is not None:  # one tap of a temporal kernel: its own (H, C) block
             w = weight.detach().cpu().numpy().astype(np.float32)
-            b = b if name == "fc0" else None
+        if not with_bias:
+            b = None
         if gain != 1.0:  # the model scales this projection's output: fold it into the weights
             w = (w * np.float32(gain)).astype(np.float32)
             b = None if b is None else (b * np.float32(gain)).astype(np.float32)
@@ -120,14 +121,13 @@ def export_nir(model, channel_names: list[str] | None = None, class_names: list[
         if hasattr(fc, "delays_steps"):  # a temporal kernel: tap k is input -> Delay(k d dt) -> Linear -> lif
             for k, delay in enumerate(fc.delays_steps):
                 name = f"fc{layer}" if delay == 0 else f"fc{layer}_d{delay}"
-                projection(name, fc, weight=fc.tap_weight(k))
+                projection(name, fc, weight=fc.tap_weight(k), with_bias=delay == 0)  # the bias: once, undelayed
                 if delay == 0:
-                    edges.append((prev, name))
+                    edges.append((prev, name))  # its edge to lif is every layer's, below
                 else:
-                    nodes[f"delay{layer}_d{delay}"] = nir.Delay(delay=_arr(delay * dt_s, arch.n_in))
-                    edges += [(prev, f"delay{layer}_d{delay}"), (f"delay{layer}_d{delay}", name)]
-                if delay > 0:
-                    edges.append((name, f"lif{layer}"))
+                    delay_node = f"delay{layer}_d{delay}"
+                    nodes[delay_node] = nir.Delay(delay=_arr(delay * dt_s, arch.n_in))
+                    edges += [(prev, delay_node), (delay_node, name), (name, f"lif{layer}")]
         else:
             projection(f"fc{layer}", fc)
             edges.append((prev, f"fc{layer}"))

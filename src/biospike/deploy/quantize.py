@@ -193,7 +193,7 @@ def quantize_network(net: Network, profile: HardwareProfile, bounds: dict[str, d
         tau_syn_eff = float(dt / b_q.max()) if b_q.max() > 0 else float("inf")
         tau_mem_eff = float(dt / a_q.max()) if a_q.max() > 0 else float("inf")
         threshold = None if pop.kind != "lif" else (np.floor(pop.v_threshold / sigma) + 1).astype(np.int64)
-        readout_kind, offset_int = None, 0
+        readout_kind, offset_int, calibrated = None, 0, True
         if pop.kind != "lif" and model.get("readout", "membrane") == "spikes":
             # spike-count readout: an integrate-and-fire neuron (no leak, reset by subtraction)
             # whose count over the window is ~ its summed drive / threshold, after a common offset
@@ -204,7 +204,8 @@ def quantize_network(net: Network, profile: HardwareProfile, bounds: dict[str, d
                                     "without a synaptic current state (synapse: none)")
             drive = (bounds or {}).get(pop.name, {})
             g = float(np.max(gain))
-            if "mean_drive_min" in drive:
+            calibrated = "mean_drive_min" in drive
+            if calibrated:
                 low, high = g * drive["mean_drive_min"], g * drive["mean_drive_p99_max"]
             else:  # no calibration windows (a mapping-only use): the worst case, no offset; the
                 # simulate stage refuses to decode such a readout (deploy.cli.evaluate_snn_target)
@@ -214,7 +215,6 @@ def quantize_network(net: Network, profile: HardwareProfile, bounds: dict[str, d
             threshold = np.full(pop.size, max(1, round(2.0 * (high + offset) / sigma)), np.int64)
             offset_int = int(math.ceil(offset / sigma))
             bias_membrane = bias_membrane + offset_int
-            bias_current = np.zeros(pop.size, np.int64) if model["synapse"] == "none" else bias_current
             d_mem = np.zeros(pop.size, np.int64)
             tau_mem_eff = float("inf")
         elif model["decay"] == "linear":
@@ -228,7 +228,7 @@ def quantize_network(net: Network, profile: HardwareProfile, bounds: dict[str, d
             "gain": float(np.max(gain)),
             "threshold": threshold,
             "readout": readout_kind,
-            "readout_calibrated": readout_kind is None or "mean_drive_min" in (bounds or {}).get(pop.name, {}),
+            "readout_calibrated": calibrated,
             "readout_offset": offset_int,  # spike-count readout: the common offset within bias_membrane
             "v_reset": 0 if pop.kind != "lif" else np.round(pop.v_reset / sigma).astype(np.int64),
             "v_leak": np.round(pop.v_leak / sigma).astype(np.int64) if pop.kind == "lif" else np.zeros(pop.size, np.int64),

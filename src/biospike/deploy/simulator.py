@@ -28,7 +28,7 @@ import numpy as np
 from biospike.errors import BiospikeError
 
 __all__ = ["Network", "Population", "Projection", "Trace", "count_events", "fanout", "network_from_nir",
-           "delayed", "events_by_layer", "simulate_float", "simulate_int", "source_activity"]
+           "delayed", "delivered_activity", "events_by_layer", "simulate_float", "simulate_int", "source_activity"]
 
 
 @dataclasses.dataclass
@@ -237,13 +237,17 @@ def fanout(weight: np.ndarray) -> np.ndarray:
     return np.count_nonzero(weight, axis=0).astype(np.float64)
 
 
-def delayed(a: np.ndarray, steps: int) -> np.ndarray:
-    """(B, T, n) activity ``a`` delivered ``steps`` steps later (zeros before the window)."""
+def delayed(a: np.ndarray, steps: int, axis: int = 1) -> np.ndarray:
+    """Activity ``a`` delivered ``steps`` steps later along its time ``axis`` (1: (B, T, n);
+    0: time-major), zeros before the window."""
     if steps == 0:
         return a
     out = np.zeros_like(a)
-    if steps < a.shape[1]:
-        out[:, steps:] = a[:, :-steps]
+    if steps < a.shape[axis]:
+        src = [slice(None)] * a.ndim
+        dst = [slice(None)] * a.ndim
+        src[axis], dst[axis] = slice(None, -steps), slice(steps, None)
+        out[tuple(dst)] = a[tuple(src)]
     return out
 
 
@@ -251,6 +255,14 @@ def source_activity(net: Network, trace: Trace, x: np.ndarray, src: str, delay_s
     """(B, T, n) spike counts a projection from ``src`` carries: the input ``x`` or a hidden
     population's spikes in ``trace``, ``delay_steps`` later (a delayed projection)."""
     return delayed(x if src == "input" else trace.spikes[src], delay_steps)
+
+
+def delivered_activity(net: Network, trace: Trace, x: np.ndarray, pr: Projection, hidden_delay: bool = False) -> np.ndarray:
+    """(B, T, n) source activity as projection ``pr`` delivers it: its own delay, plus one step on a
+    recurrent connection or (``hidden_delay``, Xylo) on any connection from a hidden population;
+    what arrives after the last step is not delivered within the window."""
+    lag = 1 if pr.recurrent or (hidden_delay and pr.src != "input") else 0
+    return source_activity(net, trace, x, pr.src, pr.delay_steps + lag).astype(np.float64, copy=False)
 
 
 def count_events(net: Network, trace: Trace, x: np.ndarray, weights: dict[str, np.ndarray] | None = None,
@@ -275,12 +287,7 @@ def count_events(net: Network, trace: Trace, x: np.ndarray, weights: dict[str, n
     routed = np.zeros((batch, steps))
     for pr in net.projections:
         w = pr.weight if weights is None else weights[pr.name]
-        act = source_activity(net, trace, x, pr.src, pr.delay_steps).astype(np.float64, copy=False)
-        if pr.recurrent or (hidden_delay and pr.src != "input"):
-            syn[:, 1:] += act[:, :-1] @ fanout(w)
-            if dest_cores is not None:
-                routed[:, 1:] += act[:, :-1] @ dest_cores[pr.name]
-            continue
+        act = delivered_activity(net, trace, x, pr, hidden_delay)
         syn += act @ fanout(w)
         if dest_cores is not None:
             routed += act @ dest_cores[pr.name]
@@ -315,10 +322,7 @@ def events_by_layer(net: Network, trace: Trace, x: np.ndarray, weights: dict[str
     out: dict[str, dict[str, float]] = {}
     for pr in net.projections:
         w = pr.weight if weights is None else weights[pr.name]
-        act = source_activity(net, trace, x, pr.src, pr.delay_steps).astype(np.float64, copy=False)
-        if pr.recurrent or (hidden_delay and pr.src != "input"):
-            act = act[:, :-1]
-        per_src = act.sum(axis=(0, 1))
+        per_src = delivered_activity(net, trace, x, pr, hidden_delay).sum(axis=(0, 1))
         out[pr.name] = {"kind": "projection", "src": pr.src, "dst": pr.dst,
                         "syn_events": float(per_src @ fanout(w)) / n,
                         "routed": float(per_src @ dest_cores[pr.name]) / n if dest_cores is not None else 0.0}
@@ -495,11 +499,7 @@ def simulate_int(qnet, x: np.ndarray) -> Trace:
                 recs.append(qw)
                 continue
             src = x_tm if pr.src == "input" else outs[pr.src].astype(np.float64)
-            if pr.delay_steps:  # a temporal kernel's tap (time-major here)
-                shifted = np.zeros_like(src)
-                if pr.delay_steps < steps:
-                    shifted[pr.delay_steps:] = src[:-pr.delay_steps]
-                src = shifted
+            src = delayed(src, pr.delay_steps, axis=0)  # a temporal kernel's tap (time-major here)
             if hidden_delayed and pr.src != "input":  # Xylo: spikes of hidden neurons arrive one step later
                 ff[1:] += src[:-1] @ qw
             else:
