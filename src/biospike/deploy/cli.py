@@ -463,12 +463,10 @@ def _checkpoint_name(model_path: str) -> str | None:
         return None
 
 
-def _nir_refusal_of(model_path: str) -> str | None:
-    """Why the checkpoint's network cannot be exported to NIR (None: it can)."""
+def _nir_refusal_of(model) -> str | None:
+    """Why the model's network cannot be exported to NIR (None: it can)."""
     from biospike.deploy.nir_export import nir_refusal
-    from biospike.models import load_checkpoint
 
-    model, _ = load_checkpoint(model_path)
     return nir_refusal(model.arch) if getattr(model.arch, "kind", None) == "snn" else None
 
 
@@ -501,11 +499,11 @@ def simulate_stage(ctx: Any, model_path: str, nir_path: str | None, spikes_path:
     x = spikes.spikes[idx]
     y = spikes.labels[idx]
     inputs = [model_path, spikes_path, hardware_path]
-    refusal = _nir_refusal_of(model_path) if profile.kind != "mcu" else None
+    model, _ = load_checkpoint(model_path)  # once: the refusal, the MCU run and NeuroBench read it
+    refusal = _nir_refusal_of(model) if profile.kind != "mcu" else None
     if refusal:
         result = skipped_result(f"not exported to NIR: {refusal}")
     elif profile.kind == "mcu":
-        model, _ = load_checkpoint(model_path)
         if model.arch.kind != "ann":
             raise BiospikeError(f"the MCU target {profile.name!r} runs the ANN baseline: pass an ANN model.pt", model_path)
         result = evaluate_mcu_target(model, profile, x, y, cfg)
@@ -527,7 +525,6 @@ def simulate_stage(ctx: Any, model_path: str, nir_path: str | None, spikes_path:
         result["calibration_windows"] = int(len(calib))
         from biospike.deploy.neurobench import neurobench_metrics
 
-        model, _ = load_checkpoint(model_path)
         result["neurobench"] = neurobench_metrics(model, x, y)
     result = {
         "target": profile.name,
